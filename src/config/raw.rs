@@ -1,0 +1,102 @@
+//! The TOML file as written, before validation. `deny_unknown_fields` turns a typo into an error
+//! that names the key instead of a setting that silently does nothing.
+
+use serde::Deserialize;
+use std::path::PathBuf;
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    pub state_dir: Option<PathBuf>,
+    pub keep_delivered: Option<String>,
+    pub spool_cache_mb: Option<u64>,
+    #[serde(default)]
+    pub account: Vec<RawAccount>,
+    #[serde(default)]
+    pub sink: Vec<RawSink>,
+    #[serde(default)]
+    pub bucket: Vec<RawBucket>,
+    pub indicator: Option<RawIndicator>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAccount {
+    pub name: String,
+    pub host: String,
+    pub port: Option<u16>,
+    pub tls: Option<String>,
+    pub username: String,
+    pub password: Option<String>,
+    pub password_file: Option<PathBuf>,
+    pub credential: Option<String>,
+    pub ca_file: Option<PathBuf>,
+    pub folders: Option<Vec<String>>,
+    pub idle: Option<bool>,
+    pub poll_interval: Option<String>,
+    pub timeout: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSink {
+    pub name: String,
+    pub kind: String,
+    pub url: Option<String>,
+    pub url_file: Option<PathBuf>,
+    pub credential: Option<String>,
+    pub channel_id: Option<String>,
+    pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
+    pub api_base: Option<String>,
+    pub probe_every: Option<String>,
+    pub probe_max: Option<String>,
+    pub timeout: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBucket {
+    pub name: String,
+    pub severity: Option<String>,
+    pub mode: Option<String>,
+    #[serde(default)]
+    pub sinks: Vec<String>,
+    #[serde(default)]
+    pub rules: Vec<RawRule>,
+    pub mention: Option<String>,
+    pub digest_every: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawRule {
+    pub from: Option<String>,
+    pub subject: Option<String>,
+    pub to: Option<String>,
+    pub cc: Option<String>,
+    pub snippet: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawIndicator {
+    pub backend: Option<String>,
+    pub chip: Option<String>,
+    pub led: Option<RawPin>,
+    pub buzzer: Option<RawPin>,
+    pub led2: Option<RawPin>,
+    pub quiet_hours: Option<String>,
+    pub spool_warn: Option<u64>,
+    pub spool_alarm: Option<u64>,
+    pub pending_age_alarm: Option<String>,
+    pub buzzer_repeat: Option<String>,
+    pub trace: Option<PathBuf>,
+}
+
+#[derive(Deserialize, Clone, Copy)]
+#[serde(deny_unknown_fields)]
+pub struct RawPin {
+    pub line: u32,
+    pub active_low: Option<bool>,
+}

@@ -1,0 +1,24 @@
+//! mailbeacon: watches IMAP mailboxes, sorts each new mail into a bucket, keeps every mail in a
+//! crash-safe spool, pushes alerts to Discord with honest retries, and drives a GPIO LED and
+//! buzzer so that a dead push channel or a growing spool can be seen and heard.
+//!
+//! The flow runs one way: [`imap`] fetches, [`triage`] picks a bucket, [`spool`] makes the mail
+//! durable together with the mailbox cursor, [`dispatch`] delivers through a [`discord`] sink,
+//! and every component reports events to [`health`], which the [`indicator`], `status` and the
+//! systemd status line all show.
+
+pub mod cli;
+pub mod config;
+pub mod control;
+pub mod daemon;
+pub mod discord;
+pub mod dispatch;
+pub mod health;
+pub mod imap;
+pub mod indicator;
+pub mod logger;
+pub mod mail;
+pub mod spool;
+pub mod status;
+pub mod text;
+pub mod triage;

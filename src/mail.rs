@@ -1,0 +1,121 @@
+//! Mail as the rest of the agent sees it: the few fields that triage, the spool and Discord
+//! need, read from hostile bytes. Parsing never fails: what cannot be read is left empty and the
+//! reason recorded, so a bad mail is still spooled (in the fallback bucket) rather than lost.
+
+use crate::text::{collapse_whitespace, truncate_chars};
+use mail_parser::{Address, HeaderValue, MessageParser};
+
+/// At most this many characters of body text travel with the item.
+pub const SNIPPET_CHARS: usize = 500;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// `Display Name <addr@host>`, or the bare address.
+    pub from: String,
+    pub to: String,
+    pub cc: String,
+    pub subject: String,
+    /// RFC 3339, from the Date header.
+    pub date: Option<String>,
+    pub message_id: Option<String>,
+    pub snippet: String,
+    /// Why the mail could not be read fully, when it could not.
+    pub parse_error: Option<String>,
+}
+
+impl Summary {
+    pub fn fields(&self) -> crate::triage::Fields<'_> {
+        crate::triage::Fields {
+            from: &self.from,
+            subject: &self.subject,
+            to: &self.to,
+            cc: &self.cc,
+            snippet: &self.snippet,
+        }
+    }
+}
+
+/// Reads what can be read from a raw RFC 5322 message.
+pub fn summarize(raw: &[u8]) -> Summary {
+    let Some(msg) = MessageParser::default().parse(raw) else {
+        return Summary {
+            snippet: fallback_snippet(raw),
+            parse_error: Some("not a parseable RFC 5322 message".into()),
+            ..Summary::default()
+        };
+    };
+    let headers_missing = msg.from().is_none() && msg.subject().is_none() && msg.message_id().is_none();
+    let snippet = msg
+        .body_text(0)
+        .map(|t| collapse_whitespace(&t, SNIPPET_CHARS))
+        .unwrap_or_default();
+    Summary {
+        from: msg.from().map(addresses).unwrap_or_default(),
+        to: msg.to().map(addresses).unwrap_or_default(),
+        cc: msg.cc().map(addresses).unwrap_or_default(),
+        subject: truncate_chars(msg.subject().unwrap_or(""), 998).to_string(),
+        date: msg.date().map(|d| d.to_rfc3339()),
+        message_id: msg.message_id().map(|m| truncate_chars(m, 998).to_string()),
+        parse_error: headers_missing.then(|| "no From, Subject or Message-ID header".to_string()),
+        snippet,
+    }
+}
+
+/// For bytes that are not a message at all: printable text only, bounded.
+fn fallback_snippet(raw: &[u8]) -> String {
+    let head = &raw[..raw.len().min(SNIPPET_CHARS * 4)];
+    collapse_whitespace(&String::from_utf8_lossy(head), SNIPPET_CHARS)
+}
+
+fn addresses(a: &Address<'_>) -> String {
+    let mut out = Vec::new();
+    for addr in a.iter() {
+        let email = addr.address().unwrap_or("");
+        match addr.name() {
+            Some(name) if !name.is_empty() && !email.is_empty() => out.push(format!("{name} <{email}>")),
+            Some(name) if !name.is_empty() => out.push(name.to_string()),
+            _ => out.push(email.to_string()),
+        }
+    }
+    truncate_chars(&out.join(", "), 998).to_string()
+}
+
+/// Keeps `HeaderValue` in the public vocabulary for later rules on arbitrary headers.
+#[allow(dead_code)]
+fn header_text(v: &HeaderValue<'_>) -> Option<String> {
+    v.as_text().map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_usual_fields() {
+        let raw = b"From: \"Stripe\" <receipts@stripe.com>\r\nTo: me@example.net\r\nSubject: =?UTF-8?B?UGF5bWVudCDinJM=?=\r\nDate: Tue, 1 Sep 2026 10:00:00 +0000\r\nMessage-ID: <abc@stripe.com>\r\n\r\nHello\r\n\r\n  world\r\n";
+        let s = summarize(raw);
+        assert_eq!(s.from, "Stripe <receipts@stripe.com>");
+        assert_eq!(s.to, "me@example.net");
+        assert_eq!(s.subject, "Payment \u{2713}");
+        assert_eq!(s.message_id.as_deref(), Some("abc@stripe.com"));
+        assert_eq!(s.date.as_deref(), Some("2026-09-01T10:00:00Z"));
+        assert_eq!(s.snippet, "Hello world");
+        assert_eq!(s.parse_error, None);
+    }
+
+    #[test]
+    fn bad_input_is_summarised_not_refused() {
+        for raw in [&b""[..], b"\0\0\0\xff\xfe", b"no headers at all", b"Subject: \xff\xfe bad\r\n\r\nbody"] {
+            let s = summarize(raw);
+            assert!(s.snippet.chars().count() <= SNIPPET_CHARS);
+        }
+        assert!(summarize(b"").parse_error.is_some());
+    }
+
+    #[test]
+    fn snippet_is_bounded() {
+        let mut raw = b"From: a@b\r\nSubject: long\r\n\r\n".to_vec();
+        raw.extend(std::iter::repeat_n(b'x', 100_000));
+        assert_eq!(summarize(&raw).snippet.chars().count(), SNIPPET_CHARS);
+    }
+}

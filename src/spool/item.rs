@@ -1,0 +1,98 @@
+//! A spooled mail and its delivery record per sink.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
+    Pending,
+    Delivered,
+    Dead,
+}
+
+impl State {
+    pub const ALL: [State; 3] = [State::Pending, State::Delivered, State::Dead];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Pending => "pending",
+            State::Delivered => "delivered",
+            State::Dead => "dead",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<State> {
+        State::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// Where one item stands with one sink.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    pub sink: String,
+    pub state: State,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// Unix seconds of Discord's acknowledgement.
+    pub delivered_at: Option<i64>,
+    pub message_id: Option<String>,
+}
+
+/// A mail as the spool keeps it: enough to render, find and audit it; not the whole body.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Item {
+    pub id: u64,
+    pub bucket: String,
+    pub account: String,
+    pub folder: String,
+    pub uidvalidity: u32,
+    pub uid: u32,
+    pub message_id: Option<String>,
+    pub from: String,
+    pub subject: String,
+    pub date: Option<String>,
+    /// Unix seconds when the item became durable.
+    pub spooled_at: i64,
+    pub snippet: String,
+    #[serde(default)]
+    pub parse_error: Option<String>,
+    /// One per sink of the bucket at spool time. Empty for a `hold` bucket.
+    pub deliveries: Vec<Delivery>,
+}
+
+impl Item {
+    /// Dead if any sink dead-lettered it, pending while any sink still owes it, else delivered.
+    pub fn state(&self) -> State {
+        if self.deliveries.iter().any(|d| d.state == State::Dead) {
+            State::Dead
+        } else if self.deliveries.iter().any(|d| d.state == State::Pending) {
+            State::Pending
+        } else {
+            State::Delivered
+        }
+    }
+
+    pub fn delivery_mut(&mut self, sink: &str) -> Option<&mut Delivery> {
+        self.deliveries.iter_mut().find(|d| d.sink == sink)
+    }
+
+    pub fn delivery(&self, sink: &str) -> Option<&Delivery> {
+        self.deliveries.iter().find(|d| d.sink == sink)
+    }
+}
+
+/// What the IMAP side hands the spool: an item without its id and time yet.
+#[derive(Debug, Clone)]
+pub struct NewItem {
+    pub bucket: String,
+    pub uid: u32,
+    pub summary: crate::mail::Summary,
+    pub sinks: Vec<String>,
+}
+
+/// The per-mailbox cursor: everything at or below `last_uid` is in the spool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cursor {
+    pub uidvalidity: u32,
+    pub last_uid: u32,
+}

@@ -1,0 +1,376 @@
+//! The spool: every mail, in every bucket, made durable before any delivery is attempted.
+//!
+//! # Invariants (DESIGN.md 1–3, in the spool's words)
+//! - `ingest` writes a batch of items *and* the mailbox cursor that covers them in one sled
+//!   transaction, then flushes, and only then returns. The IMAP watcher fetches again only after
+//!   `ingest` returned, so the cursor on disk never points past a mail that is not on disk.
+//! - A delivery leaves `pending` only through `record(.., Update::Delivered)` with Discord's
+//!   message id; that change is flushed before `record` returns.
+//! - Nothing is deleted here except by retention of *delivered* items (a later issue) or an
+//!   operator's explicit `drop`.
+//!
+//! # Layout (one sled database, seven trees)
+//! | tree      | key                                  | value                       |
+//! |-----------|--------------------------------------|-----------------------------|
+//! | `items`   | id (u64 BE)                          | JSON [`Item`]               |
+//! | `queue`   | sink `\0` id                         | empty: a delivery owed      |
+//! | `open`    | bucket `\0` id                       | empty: item still pending   |
+//! | `counts`  | bucket `\0` state                    | u64 BE                      |
+//! | `cursors` | account `\0` folder                  | JSON [`Cursor`]             |
+//! | `seen`    | account `\0` folder `\0` fingerprint | id: for rescans after a UIDVALIDITY change |
+//! Ids come from sled's monotonic id generator, so key order is spool order (oldest first).
+//! `queue` and `open` let a sink find its work and `status` find the oldest pending item
+//! without reading the whole spool; `counts` makes per-bucket totals O(1).
+
+mod item;
+
+pub use item::{Cursor, Delivery, Item, NewItem, State};
+
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
+use sled::Transactional;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpoolError {
+    #[error("spool {path} is in use by another process (a running daemon?)")]
+    Locked { path: PathBuf },
+    #[error("cannot open spool {path}: {source}")]
+    Open { path: PathBuf, source: sled::Error },
+    #[error("spool disk full or read-only: {0}")]
+    DiskFull(std::io::Error),
+    #[error("spool storage error: {0}")]
+    Storage(sled::Error),
+    #[error("spool record {key} does not decode: {reason}")]
+    Corrupt { key: String, reason: String },
+}
+
+impl SpoolError {
+    fn from_sled(e: sled::Error) -> SpoolError {
+        match e {
+            sled::Error::Io(io) if matches!(io.raw_os_error(), Some(28 | 30 | 122)) => SpoolError::DiskFull(io),
+            other => SpoolError::Storage(other),
+        }
+    }
+
+    /// ENOSPC, EROFS, EDQUOT: ingestion must stop and alarm, and resume when space returns.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, SpoolError::DiskFull(_))
+    }
+}
+
+impl From<sled::Error> for SpoolError {
+    fn from(e: sled::Error) -> Self {
+        SpoolError::from_sled(e)
+    }
+}
+
+impl From<TransactionError<SpoolError>> for SpoolError {
+    fn from(e: TransactionError<SpoolError>) -> Self {
+        match e {
+            TransactionError::Abort(e) => e,
+            TransactionError::Storage(e) => SpoolError::from_sled(e),
+        }
+    }
+}
+
+/// How a delivery attempt changes one item for one sink.
+#[derive(Debug, Clone)]
+pub enum Update {
+    Delivered { message_id: String, at: i64 },
+    Failed { error: String },
+    DeadLetter { error: String },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BucketStats {
+    pub name: String,
+    pub pending: u64,
+    pub delivered: u64,
+    pub dead: u64,
+    /// Unix seconds when the oldest pending item was spooled.
+    pub oldest_pending_at: Option<i64>,
+}
+
+#[derive(Clone)]
+pub struct Spool {
+    db: sled::Db,
+    items: sled::Tree,
+    queue: sled::Tree,
+    open: sled::Tree,
+    counts: sled::Tree,
+    cursors: sled::Tree,
+    seen: sled::Tree,
+}
+
+type TxResult<T> = Result<T, ConflictableTransactionError<SpoolError>>;
+
+fn key2(a: &str, b: &[u8]) -> Vec<u8> {
+    let mut k = Vec::with_capacity(a.len() + 1 + b.len());
+    k.extend_from_slice(a.as_bytes());
+    k.push(0);
+    k.extend_from_slice(b);
+    k
+}
+
+fn id_from_suffix(key: &[u8]) -> Option<u64> {
+    let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
+    Some(u64::from_be_bytes(tail))
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, SpoolError> {
+    serde_json::from_slice(bytes).map_err(|e| SpoolError::Corrupt {
+        key: String::from_utf8_lossy(key).escape_debug().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
+    // Serialising our own plain structs to JSON cannot fail (no maps with non-string keys).
+    serde_json::to_vec(value).unwrap_or_default()
+}
+
+/// Fingerprint for recognising a mail again after a UIDVALIDITY change: the Message-ID, or an
+/// FNV-1a hash of what was read when there is none.
+pub fn fingerprint(s: &crate::mail::Summary) -> String {
+    if let Some(id) = &s.message_id {
+        return format!("m:{id}");
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [&s.from, &s.subject, s.date.as_deref().unwrap_or(""), &s.snippet] {
+        for b in part.bytes().chain([0]) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    format!("h:{h:016x}")
+}
+
+impl Spool {
+    /// Opens (or creates) the spool in `dir`. Fails with [`SpoolError::Locked`] when another
+    /// process holds it.
+    pub fn open(dir: &Path, cache_bytes: u64) -> Result<Spool, SpoolError> {
+        std::fs::create_dir_all(dir).map_err(|e| SpoolError::Open { path: dir.to_path_buf(), source: e.into() })?;
+        let db = sled::Config::new()
+            .path(dir)
+            .cache_capacity(cache_bytes)
+            .open()
+            .map_err(|e| match e {
+                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
+                    SpoolError::Locked { path: dir.to_path_buf() }
+                }
+                other => SpoolError::Open { path: dir.to_path_buf(), source: other },
+            })?;
+        let tree = |name: &str| db.open_tree(name);
+        Ok(Spool {
+            items: tree("items")?,
+            queue: tree("queue")?,
+            open: tree("open")?,
+            counts: tree("counts")?,
+            cursors: tree("cursors")?,
+            seen: tree("seen")?,
+            db,
+        })
+    }
+
+    pub fn cursor(&self, account: &str, folder: &str) -> Result<Option<Cursor>, SpoolError> {
+        let key = key2(account, folder.as_bytes());
+        self.cursors.get(&key)?.map(|v| decode(&key, &v)).transpose()
+    }
+
+    /// Every cursor: `(account, folder, cursor)`.
+    pub fn cursors(&self) -> Result<Vec<(String, String, Cursor)>, SpoolError> {
+        let mut out = Vec::new();
+        for kv in self.cursors.iter() {
+            let (k, v) = kv?;
+            let text = String::from_utf8_lossy(&k);
+            let (account, folder) = text.split_once('\0').unwrap_or((&text, ""));
+            out.push((account.to_string(), folder.to_string(), decode(&k, &v)?));
+        }
+        Ok(out)
+    }
+
+    /// Writes `items` and the `cursor` covering them in one transaction and flushes it to disk.
+    /// With `rescan` set (after a UIDVALIDITY change) a mail whose fingerprint is already in the
+    /// spool for this mailbox is skipped. Returns the ids of the items written.
+    pub fn ingest(&self, account: &str, folder: &str, cursor: Cursor, items: &[NewItem], rescan: bool) -> Result<Vec<u64>, SpoolError> {
+        let now = chrono::Utc::now().timestamp();
+        let ids = items.iter().map(|_| self.db.generate_id()).collect::<Result<Vec<_>, _>>()?;
+        let trees = (&self.items, &self.queue, &self.open, &self.counts, &self.cursors, &self.seen);
+        let written = trees.transaction(|(items_t, queue_t, open_t, counts_t, cursors_t, seen_t)| {
+            let mut written = Vec::new();
+            for (new, &id) in items.iter().zip(&ids) {
+                let seen_key = key2(account, &key2(folder, fingerprint(&new.summary).as_bytes()));
+                if rescan && seen_t.get(&seen_key)?.is_some() {
+                    continue;
+                }
+                let item = Item {
+                    id,
+                    bucket: new.bucket.clone(),
+                    account: account.to_string(),
+                    folder: folder.to_string(),
+                    uidvalidity: cursor.uidvalidity,
+                    uid: new.uid,
+                    message_id: new.summary.message_id.clone(),
+                    from: new.summary.from.clone(),
+                    subject: new.summary.subject.clone(),
+                    date: new.summary.date.clone(),
+                    spooled_at: now,
+                    snippet: new.summary.snippet.clone(),
+                    parse_error: new.summary.parse_error.clone(),
+                    deliveries: new
+                        .sinks
+                        .iter()
+                        .map(|s| Delivery { sink: s.clone(), state: State::Pending, attempts: 0, last_error: None, delivered_at: None, message_id: None })
+                        .collect(),
+                };
+                let idb = id.to_be_bytes();
+                items_t.insert(&idb, encode(&item))?;
+                for d in &item.deliveries {
+                    queue_t.insert(key2(&d.sink, &idb), &[])?;
+                }
+                let state = item.state();
+                if state == State::Pending {
+                    open_t.insert(key2(&item.bucket, &idb), &[])?;
+                }
+                bump(counts_t, &item.bucket, state, 1)?;
+                seen_t.insert(seen_key, &idb)?;
+                written.push(id);
+            }
+            cursors_t.insert(key2(account, folder.as_bytes()), encode(&cursor))?;
+            Ok(written)
+        })?;
+        self.db.flush()?;
+        Ok(written)
+    }
+
+    /// Up to `limit` items that `sink` still owes, oldest first.
+    pub fn pending_for(&self, sink: &str, limit: usize) -> Result<Vec<Item>, SpoolError> {
+        let mut out = Vec::new();
+        for kv in self.queue.scan_prefix(key2(sink, &[])) {
+            let (k, _) = kv?;
+            let Some(id) = id_from_suffix(&k) else { continue };
+            if let Some(item) = self.get(id)? {
+                out.push(item);
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn get(&self, id: u64) -> Result<Option<Item>, SpoolError> {
+        let key = id.to_be_bytes();
+        self.items.get(key)?.map(|v| decode(&key, &v)).transpose()
+    }
+
+    /// Applies delivery results of `sink` to items; flushed when any item left `pending`.
+    pub fn record(&self, sink: &str, updates: &[(u64, Update)]) -> Result<(), SpoolError> {
+        let trees = (&self.items, &self.queue, &self.open, &self.counts);
+        let settled = trees.transaction(|(items_t, queue_t, open_t, counts_t)| {
+            let mut settled = false;
+            for (id, update) in updates {
+                let idb = id.to_be_bytes();
+                let Some(bytes) = items_t.get(idb)? else { continue };
+                let mut item: Item = decode(&idb, &bytes).map_err(ConflictableTransactionError::Abort)?;
+                let before = item.state();
+                let Some(d) = item.delivery_mut(sink) else { continue };
+                if d.state != State::Pending {
+                    continue;
+                }
+                d.attempts += 1;
+                match update {
+                    Update::Delivered { message_id, at } => {
+                        d.state = State::Delivered;
+                        d.message_id = Some(message_id.clone());
+                        d.delivered_at = Some(*at);
+                    }
+                    Update::Failed { error } => d.last_error = Some(error.clone()),
+                    Update::DeadLetter { error } => {
+                        d.state = State::Dead;
+                        d.last_error = Some(error.clone());
+                    }
+                }
+                if d.state != State::Pending {
+                    queue_t.remove(key2(sink, &idb))?;
+                    settled = true;
+                }
+                let after = item.state();
+                if after != before {
+                    bump(counts_t, &item.bucket, before, -1)?;
+                    bump(counts_t, &item.bucket, after, 1)?;
+                    if after != State::Pending {
+                        open_t.remove(key2(&item.bucket, &idb))?;
+                    }
+                }
+                items_t.insert(&idb, encode(&item))?;
+            }
+            Ok(settled)
+        })?;
+        if settled {
+            self.db.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Per-bucket totals and the oldest pending item's spool time, from the indexes.
+    pub fn stats(&self, bucket: &str) -> Result<BucketStats, SpoolError> {
+        let count = |state: State| -> Result<u64, SpoolError> {
+            Ok(self
+                .counts
+                .get(key2(bucket, state.as_str().as_bytes()))?
+                .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+                .map_or(0, u64::from_be_bytes))
+        };
+        let oldest = match self.open.scan_prefix(key2(bucket, &[])).next() {
+            Some(kv) => id_from_suffix(&kv?.0).map(|id| self.get(id)).transpose()?.flatten().map(|i| i.spooled_at),
+            None => None,
+        };
+        Ok(BucketStats {
+            name: bucket.to_string(),
+            pending: count(State::Pending)?,
+            delivered: count(State::Delivered)?,
+            dead: count(State::Dead)?,
+            oldest_pending_at: oldest,
+        })
+    }
+
+    /// Every bucket name that has ever held an item, from the counters.
+    pub fn bucket_names(&self) -> Result<Vec<String>, SpoolError> {
+        let mut names: Vec<String> = Vec::new();
+        for kv in self.counts.iter() {
+            let (k, _) = kv?;
+            let name = String::from_utf8_lossy(k.split(|b| *b == 0).next().unwrap_or(&[])).to_string();
+            if names.last() != Some(&name) {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    /// All items in spool order, read lazily: memory stays bounded however large the spool.
+    pub fn iter(&self) -> impl Iterator<Item = Result<Item, SpoolError>> + '_ {
+        self.items.iter().map(|kv| {
+            let (k, v) = kv?;
+            decode(&k, &v)
+        })
+    }
+
+    pub fn flush(&self) -> Result<(), SpoolError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+fn bump(counts: &TransactionalTree, bucket: &str, state: State, delta: i64) -> TxResult<()> {
+    let key = key2(bucket, state.as_str().as_bytes());
+    let current = counts
+        .get(&key)?
+        .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+        .map_or(0, u64::from_be_bytes);
+    let next = current.saturating_add_signed(delta);
+    counts.insert(key, &next.to_be_bytes())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;
