@@ -1,0 +1,149 @@
+//! Turning spooled items into a Discord message that Discord will accept and that cannot ping.
+//!
+//! Mail text is hostile: markdown and mention syntax are escaped, `@` is neutralised with a
+//! zero-width space, every field is cut on a character boundary with a visible "…", and every
+//! request carries `allowed_mentions` that permits nothing except the one mention the bucket
+//! configured (placed by the agent in `content`, never taken from the mail).
+
+use crate::config::{Bucket, Mention, Severity};
+use crate::spool::Item;
+use crate::text::{ellipsize, truncate_chars};
+use serde_json::{json, Value};
+
+pub const MAX_EMBEDS: usize = 10;
+pub const MAX_EMBED_TOTAL: usize = 6000;
+pub const MAX_CONTENT: usize = 2000;
+const TITLE: usize = 256;
+const DESCRIPTION: usize = 4096;
+const FIELD_VALUE: usize = 1024;
+const FOOTER: usize = 2048;
+
+/// How hard to shrink: `Full` first; after a 400, `Small` (title and footer only), then `Plain`
+/// (one line of text content, no embeds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Full,
+    Small,
+    Plain,
+}
+
+/// A ready request body and the items it carries.
+#[derive(Debug, Clone)]
+pub struct Message {
+    pub body: Value,
+    pub ids: Vec<u64>,
+    pub embed_chars: usize,
+}
+
+/// Backslash-escapes markdown, breaks mention syntax, drops control characters.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\\' | '*' | '_' | '~' | '|' | '`' | '>' | '<' | '#' | '-' | '[' | ']' | '(' | ')' | ':' => {
+                out.push('\\');
+                out.push(c);
+            }
+            '@' => out.push_str("@\u{200B}"),
+            // Bidi overrides and other invisible controls could disguise a sender.
+            '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' => {}
+            c if c.is_control() && c != '\n' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `ellipsize` for escaped text: never leaves a dangling backslash that would eat the "…".
+fn cut(escaped: &str, max: usize) -> String {
+    if escaped.chars().count() <= max {
+        return escaped.to_string();
+    }
+    let mut s = truncate_chars(escaped, max.saturating_sub(1)).to_string();
+    let trailing = s.chars().rev().take_while(|c| *c == '\\').count();
+    if trailing % 2 == 1 {
+        s.pop();
+    }
+    s.push('…');
+    s
+}
+
+pub fn colour(severity: Severity) -> u32 {
+    match severity {
+        Severity::P0 => 0xE7_4C_3C,
+        Severity::P1 => 0xE6_7E_22,
+        Severity::P2 => 0xF1_C4_0F,
+        Severity::P3 => 0x95_A5_A6,
+    }
+}
+
+fn embed(item: &Item, severity: Severity, level: Level) -> (Value, usize) {
+    let subject = if item.subject.trim().is_empty() { "(no subject)" } else { &item.subject };
+    let title = cut(&escape(subject), TITLE);
+    let footer = ellipsize(&format!("{} · {}/{} · uid {}", item.bucket, item.account, item.folder, item.uid), FOOTER);
+    let mut chars = title.chars().count() + footer.chars().count();
+    let mut e = json!({ "title": title, "color": colour(severity), "footer": { "text": footer } });
+    if level == Level::Full {
+        let from = cut(&escape(if item.from.is_empty() { "(unknown sender)" } else { &item.from }), FIELD_VALUE);
+        let description = cut(&escape(&item.snippet), DESCRIPTION);
+        chars += "From".len() + from.chars().count() + description.chars().count();
+        e["fields"] = json!([{ "name": "From", "value": from, "inline": false }]);
+        if !description.is_empty() {
+            e["description"] = json!(description);
+        }
+        if let Some(date) = item.date.as_deref().filter(|d| chrono::DateTime::parse_from_rfc3339(d).is_ok()) {
+            e["timestamp"] = json!(date);
+        }
+    }
+    (e, chars)
+}
+
+/// The mention the bucket configured, as (content prefix, allowed_mentions).
+fn mention(bucket: Option<&Bucket>) -> (String, Value) {
+    match bucket.and_then(|b| b.mention.as_ref()) {
+        Some(Mention::Role(id)) => (format!("<@&{id}> "), json!({ "parse": [], "roles": [id] })),
+        Some(Mention::Everyone) => ("@everyone ".to_string(), json!({ "parse": ["everyone"] })),
+        None => (String::new(), json!({ "parse": [] })),
+    }
+}
+
+/// Renders as many of `items` (same bucket, oldest first) as fit in one message: at most 10
+/// embeds and 6,000 embed characters. At least one item is always taken.
+pub fn render(bucket: Option<&Bucket>, items: &[Item], level: Level) -> Message {
+    let severity = bucket.map_or(Severity::P3, |b| b.severity);
+    let name = bucket.map_or_else(|| items.first().map_or("", |i| i.bucket.as_str()).to_string(), |b| b.name.clone());
+    let (ping, allowed) = mention(bucket);
+    if level == Level::Plain {
+        let item = &items[..items.len().min(1)];
+        let line = item.first().map_or(String::new(), |i| format!("{} — {}", escape(&i.from), escape(&i.subject)));
+        let content = cut(&format!("{ping}**{}**: {line}", escape(&name)), MAX_CONTENT);
+        return Message {
+            body: json!({ "content": content, "allowed_mentions": allowed }),
+            ids: item.iter().map(|i| i.id).collect(),
+            embed_chars: 0,
+        };
+    }
+    let mut embeds = Vec::new();
+    let mut ids = Vec::new();
+    let mut total = 0;
+    for item in items.iter().take(MAX_EMBEDS) {
+        let (e, chars) = embed(item, severity, level);
+        if !embeds.is_empty() && total + chars > MAX_EMBED_TOTAL {
+            break;
+        }
+        total += chars;
+        embeds.push(e);
+        ids.push(item.id);
+    }
+    let count = ids.len();
+    let noun = if count == 1 { "mail" } else { "mails" };
+    let content = cut(&format!("{ping}**{}** · {count} new {noun}", escape(&name)), MAX_CONTENT);
+    Message {
+        body: json!({ "content": content, "embeds": embeds, "allowed_mentions": allowed }),
+        ids,
+        embed_chars: total,
+    }
+}
+
+#[cfg(test)]
+mod tests;

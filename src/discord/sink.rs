@@ -1,0 +1,124 @@
+//! The HTTP edge: one [`Sink`] per configured Discord destination. Blocking (ureq), so callers
+//! run it on a blocking thread. Webhooks post with `wait=true` so Discord confirms a saved
+//! message with its id; bots post with a `nonce` + `enforce_nonce` so a repeat after a crash
+//! returns the first message instead of a second one. Probes never post.
+
+use super::classify::{classify, Headers, Outcome, Pace};
+use crate::config::{SinkConfig, SinkTarget};
+use std::time::Duration;
+
+/// What one request produced: its outcome and the pacing its headers ask for.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub outcome: Outcome,
+    pub pace: Pace,
+}
+
+pub trait Sink: Send + Sync {
+    fn name(&self) -> &str;
+    /// Posts one message body; `nonce` identifies it for sinks that support idempotency.
+    fn post(&self, body: &serde_json::Value, nonce: &str) -> Reply;
+    /// Checks that the destination still exists and accepts us, without posting.
+    fn probe(&self) -> Reply;
+}
+
+pub struct HttpSink {
+    config: SinkConfig,
+    agent: ureq::Agent,
+}
+
+const USER_AGENT: &str = concat!("DiscordBot (https://github.com/mailbeacon/mailbeacon, ", env!("CARGO_PKG_VERSION"), ")");
+
+impl HttpSink {
+    pub fn new(config: SinkConfig) -> HttpSink {
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            // Without this, 4xx/5xx arrive as errors without headers, and Retry-After is lost.
+            .http_status_as_error(false)
+            .timeout_global(Some(config.timeout))
+            .timeout_connect(Some(config.timeout.min(Duration::from_secs(10))))
+            .user_agent(USER_AGENT)
+            .build()
+            .into();
+        HttpSink { config, agent }
+    }
+
+    fn secret(&self) -> &str {
+        match &self.config.target {
+            SinkTarget::Webhook(w) => w.token.expose(),
+            SinkTarget::Bot { token, .. } => token.expose(),
+        }
+    }
+
+    /// Error texts from the HTTP stack might echo the URL; the token never leaves.
+    fn scrub(&self, text: String) -> String {
+        let secret = self.secret();
+        if secret.is_empty() {
+            text
+        } else {
+            text.replace(secret, "[redacted]")
+        }
+    }
+
+    fn finish(&self, result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+        let mut response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                return Reply { outcome: Outcome::Transient { reason: self.scrub(format!("network: {e}")) }, pace: Pace::default() };
+            }
+        };
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let headers = Headers {
+            retry_after: header("retry-after"),
+            remaining: header("x-ratelimit-remaining"),
+            reset_after: header("x-ratelimit-reset-after"),
+            scope: header("x-ratelimit-scope"),
+            global: header("x-ratelimit-global"),
+            limit: header("x-ratelimit-limit"),
+        };
+        let status = response.status().as_u16();
+        let body = response.body_mut().with_config().limit(256 * 1024).read_to_vec().unwrap_or_default();
+        let outcome = match classify(status, &headers, &body) {
+            Outcome::Transient { reason } => Outcome::Transient { reason: self.scrub(reason) },
+            Outcome::Dead { reason } => Outcome::Dead { reason: self.scrub(reason) },
+            Outcome::Rejected { reason } => Outcome::Rejected { reason: self.scrub(reason) },
+            other => other,
+        };
+        Reply { outcome, pace: headers.pace() }
+    }
+}
+
+impl Sink for HttpSink {
+    fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    fn post(&self, body: &serde_json::Value, nonce: &str) -> Reply {
+        let request = match &self.config.target {
+            SinkTarget::Webhook(w) => self.agent.post(format!("{}?wait=true", w.expose())),
+            SinkTarget::Bot { api_base, channel_id, token } => self
+                .agent
+                .post(format!("{api_base}/channels/{channel_id}/messages"))
+                .header("Authorization", format!("Bot {}", token.expose())),
+        };
+        let mut body = body.clone();
+        if matches!(self.config.target, SinkTarget::Bot { .. }) {
+            body["nonce"] = serde_json::json!(nonce);
+            body["enforce_nonce"] = serde_json::json!(true);
+        }
+        let text = body.to_string();
+        self.finish(request.header("Content-Type", "application/json").send(text.as_bytes()))
+    }
+
+    fn probe(&self) -> Reply {
+        let request = match &self.config.target {
+            SinkTarget::Webhook(w) => self.agent.get(w.expose()),
+            SinkTarget::Bot { api_base, channel_id, token } => self
+                .agent
+                .get(format!("{api_base}/channels/{channel_id}"))
+                .header("Authorization", format!("Bot {}", token.expose())),
+        };
+        // A probe's 2xx carries the webhook or channel object, whose `id` classifies it as
+        // delivered: alive.
+        self.finish(request.call())
+    }
+}
