@@ -1,1 +1,278 @@
-//! todo
+//! Health: one pure reducer over events from every component, and the pattern it implies.
+//!
+//! Every failure the agent can observe — a dead sink, an IMAP login that keeps failing, a spool
+//! past its thresholds, a full disk — arrives here as an [`Event`] and changes [`Health`]; the
+//! LED/buzzer, `status`, the log and the systemd status line all read the result (invariant 5).
+//! No I/O and no clock: the caller passes `now`.
+
+use crate::spool::{BucketStats, Cursor};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountState {
+    Connecting,
+    Idle,
+    Polling,
+    Backoff,
+    AuthFailed,
+    TlsFailed,
+    Error,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SinkState {
+    Ok,
+    Retrying,
+    RateLimited,
+    Dead,
+}
+
+/// What the LED and buzzer show; worst wins. `Selftest` is shown by the indicator at boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Hash)]
+#[serde(rename_all = "snake_case")]
+pub enum Pattern {
+    Off,
+    Selftest,
+    Ok,
+    Backlog,
+    Dead,
+    Alarm,
+}
+
+impl Pattern {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Pattern::Off => "off",
+            Pattern::Selftest => "selftest",
+            Pattern::Ok => "ok",
+            Pattern::Backlog => "backlog",
+            Pattern::Dead => "dead",
+            Pattern::Alarm => "alarm",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Event {
+    Account { account: String, folder: String, state: AccountState, error: Option<String>, cursor: Option<Cursor> },
+    Sink { name: String, state: SinkState, error: Option<String>, delivered: bool },
+    Spool(Vec<BucketStats>),
+    /// `Some(reason)` while the spool cannot be written (disk full, read-only); `None` once it can.
+    Disk(Option<String>),
+    /// The configuration was (re)loaded: forget accounts and sinks it no longer names.
+    Configured { mailboxes: Vec<(String, String)>, sinks: Vec<String>, thresholds: Thresholds },
+    Stopping,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Thresholds {
+    pub spool_warn: u64,
+    pub spool_alarm: u64,
+    pub pending_age_alarm_s: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccountHealth {
+    pub state: AccountState,
+    pub last_ok: Option<i64>,
+    pub last_error: Option<String>,
+    pub cursor: Option<Cursor>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SinkHealth {
+    pub state: SinkState,
+    pub last_error: Option<String>,
+    pub last_success: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Health {
+    pub accounts: BTreeMap<(String, String), AccountHealth>,
+    pub sinks: BTreeMap<String, SinkHealth>,
+    pub buckets: Vec<BucketStats>,
+    pub disk: Option<String>,
+    pub stopping: bool,
+    pub thresholds: Thresholds,
+}
+
+impl Health {
+    pub fn apply(&mut self, event: Event, now: i64) {
+        match event {
+            Event::Account { account, folder, state, error, cursor } => {
+                let entry = self.accounts.entry((account, folder)).or_insert(AccountHealth { state, last_ok: None, last_error: None, cursor: None });
+                entry.state = state;
+                if state == AccountState::Idle {
+                    entry.last_ok = Some(now);
+                }
+                if error.is_some() {
+                    entry.last_error = error;
+                }
+                if cursor.is_some() {
+                    entry.cursor = cursor;
+                }
+            }
+            Event::Sink { name, state, error, delivered } => {
+                let entry = self.sinks.entry(name).or_insert(SinkHealth { state, last_error: None, last_success: None });
+                entry.state = state;
+                if delivered {
+                    entry.last_success = Some(now);
+                }
+                if error.is_some() {
+                    entry.last_error = error;
+                }
+            }
+            Event::Spool(stats) => self.buckets = stats,
+            Event::Disk(reason) => self.disk = reason,
+            Event::Configured { mailboxes, sinks, thresholds } => {
+                self.accounts.retain(|k, _| mailboxes.contains(k));
+                self.sinks.retain(|k, _| sinks.contains(k));
+                self.thresholds = thresholds;
+            }
+            Event::Stopping => self.stopping = true,
+        }
+    }
+
+    pub fn pending(&self) -> u64 {
+        self.buckets.iter().map(|b| b.pending).sum()
+    }
+
+    fn oldest_pending_age(&self, now: i64) -> Option<i64> {
+        self.buckets.iter().filter_map(|b| b.oldest_pending_at).min().map(|t| now - t)
+    }
+
+    /// The worst condition, as DESIGN.md's table orders them.
+    pub fn pattern(&self, now: i64) -> Pattern {
+        self.reasons(now).first().map_or(Pattern::Ok, |(p, _)| *p)
+    }
+
+    /// Every condition that is not ok, worst first, each with a sentence for people.
+    pub fn reasons(&self, now: i64) -> Vec<(Pattern, String)> {
+        let t = self.thresholds;
+        let mut out = Vec::new();
+        if self.stopping {
+            out.push((Pattern::Off, "stopping".to_string()));
+            return out;
+        }
+        if let Some(reason) = &self.disk {
+            out.push((Pattern::Alarm, format!("spool cannot be written: {reason}")));
+        }
+        let pending = self.pending();
+        if t.spool_alarm > 0 && pending > t.spool_alarm {
+            out.push((Pattern::Alarm, format!("{pending} mails pending (alarm above {})", t.spool_alarm)));
+        }
+        if let Some(age) = self.oldest_pending_age(now).filter(|a| t.pending_age_alarm_s > 0 && *a > t.pending_age_alarm_s) {
+            out.push((Pattern::Alarm, format!("oldest pending mail waits {age} s")));
+        }
+        for (name, s) in &self.sinks {
+            if s.state == SinkState::Dead {
+                out.push((Pattern::Dead, format!("sink {name} dead: {}", s.last_error.as_deref().unwrap_or("unreachable"))));
+            }
+        }
+        for ((account, folder), a) in &self.accounts {
+            if matches!(a.state, AccountState::Backoff | AccountState::AuthFailed | AccountState::TlsFailed | AccountState::Error) {
+                let state = serde_json::to_value(a.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                out.push((Pattern::Dead, format!("imap {account}/{folder} {state}: {}", a.last_error.as_deref().unwrap_or("down"))));
+            }
+        }
+        if t.spool_warn > 0 && pending > t.spool_warn {
+            out.push((Pattern::Backlog, format!("{pending} mails pending")));
+        }
+        for (name, s) in &self.sinks {
+            if matches!(s.state, SinkState::Retrying | SinkState::RateLimited) {
+                out.push((Pattern::Backlog, format!("sink {name} {}", if s.state == SinkState::Retrying { "retrying" } else { "rate limited" })));
+            }
+        }
+        out.sort_by(|a, b| b.0.cmp(&a.0));
+        out
+    }
+
+    /// One line for the systemd status and the journal.
+    pub fn summary(&self, now: i64) -> String {
+        let reasons = self.reasons(now);
+        let pending = self.pending();
+        match reasons.first() {
+            None => format!("ok: {pending} pending, {} sinks, {} mailboxes", self.sinks.len(), self.accounts.len()),
+            Some((p, why)) if reasons.len() == 1 => format!("{}: {why}", p.as_str()),
+            Some((p, why)) => format!("{}: {why} (+{} more)", p.as_str(), reasons.len() - 1),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T: Thresholds = Thresholds { spool_warn: 5, spool_alarm: 10, pending_age_alarm_s: 3600 };
+
+    fn health() -> Health {
+        let mut h = Health::default();
+        h.apply(Event::Configured { mailboxes: vec![("a".into(), "INBOX".into())], sinks: vec!["s".into()], thresholds: T }, 0);
+        h
+    }
+
+    fn sink(state: SinkState) -> Event {
+        Event::Sink { name: "s".into(), state, error: Some("HTTP 403".into()), delivered: false }
+    }
+
+    fn pending(n: u64, oldest: i64) -> Event {
+        Event::Spool(vec![BucketStats { name: "b".into(), pending: n, delivered: 0, dead: 0, oldest_pending_at: Some(oldest) }])
+    }
+
+    #[test]
+    fn nothing_wrong_is_ok() {
+        assert_eq!(health().pattern(0), Pattern::Ok);
+    }
+
+    #[test]
+    fn worst_wins() {
+        let mut h = health();
+        h.apply(sink(SinkState::Retrying), 0);
+        assert_eq!(h.pattern(0), Pattern::Backlog);
+        h.apply(sink(SinkState::Dead), 0);
+        assert_eq!(h.pattern(0), Pattern::Dead);
+        assert!(h.summary(0).contains("sink s dead: HTTP 403"), "{}", h.summary(0));
+        h.apply(pending(11, 0), 0);
+        assert_eq!(h.pattern(0), Pattern::Alarm);
+        h.apply(pending(1, 0), 0);
+        assert_eq!(h.pattern(0), Pattern::Dead);
+        assert_eq!(h.pattern(3601), Pattern::Alarm, "too old");
+        h.apply(Event::Stopping, 0);
+        assert_eq!(h.pattern(0), Pattern::Off);
+    }
+
+    #[test]
+    fn imap_trouble_and_full_disks_show() {
+        let mut h = health();
+        let acct = |state| Event::Account { account: "a".into(), folder: "INBOX".into(), state, error: Some("bad password".into()), cursor: None };
+        h.apply(acct(AccountState::AuthFailed), 0);
+        assert_eq!(h.pattern(0), Pattern::Dead);
+        h.apply(acct(AccountState::Idle), 7);
+        assert_eq!(h.pattern(0), Pattern::Ok);
+        assert_eq!(h.accounts[&("a".into(), "INBOX".into())].last_ok, Some(7));
+        h.apply(Event::Disk(Some("No space left on device".into())), 0);
+        assert_eq!(h.pattern(0), Pattern::Alarm);
+        h.apply(Event::Disk(None), 0);
+        assert_eq!(h.pattern(0), Pattern::Ok);
+    }
+
+    #[test]
+    fn backlog_is_above_the_warn_threshold() {
+        let mut h = health();
+        h.apply(pending(5, 0), 0);
+        assert_eq!(h.pattern(0), Pattern::Ok);
+        h.apply(pending(6, 0), 0);
+        assert_eq!(h.pattern(0), Pattern::Backlog);
+    }
+
+    #[test]
+    fn a_reload_forgets_removed_parts() {
+        let mut h = health();
+        h.apply(sink(SinkState::Dead), 0);
+        h.apply(Event::Configured { mailboxes: vec![], sinks: vec![], thresholds: T }, 0);
+        assert_eq!(h.pattern(0), Pattern::Ok);
+    }
+}
