@@ -1,1 +1,249 @@
-//! todo
+//! Dispatch: one loop per sink that reads owed items from the spool (the outbox) and delivers
+//! them, reacting to each [`Outcome`] as DESIGN.md's table says.
+//!
+//! - Delivered: recorded with Discord's message id, flushed; pace from the rate-limit headers.
+//! - RateLimited: wait `retry_after`; not a failure, no attempt counted.
+//! - Transient: exponential backoff with jitter (1 s doubling to 5 min), forever.
+//! - Dead: stop posting; probe with a non-posting `GET` on a slow, doubling schedule; revive on
+//!   a successful probe (or when a reload starts a new loop, which probes first).
+//! - Rejected: re-render each item smaller, then plain; dead-letter what is still refused.
+//! An item leaves `pending` only on a 2xx with a message id (invariant 3).
+
+use crate::config::Bucket;
+use crate::discord::{render, Level, Outcome, Reply, Scope, Sink};
+use crate::health::{Event, SinkState};
+use crate::spool::{Item, Spool, SpoolError, Update};
+use crate::stop::Stop;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc::UnboundedSender, Notify};
+use tokio::time::{sleep_until, Instant};
+
+/// Backoff after `failures` consecutive transient failures: 1 s doubling to 5 min, scaled by
+/// `jitter` ∈ [0, 1) into [50 %, 100 %) so many agents do not retry in step.
+pub fn backoff(failures: u32, jitter: f64) -> Duration {
+    let exp = failures.saturating_sub(1).min(16);
+    let base = Duration::from_secs(1u64 << exp).min(Duration::from_secs(300));
+    base.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+}
+
+pub struct Dispatcher {
+    pub sink: Arc<dyn Sink>,
+    pub spool: Spool,
+    pub buckets: Arc<Vec<Bucket>>,
+    pub health: UnboundedSender<Event>,
+    /// Rung after new mail is spooled.
+    pub wake: Arc<Notify>,
+    pub probe_every: Duration,
+    pub probe_max: Duration,
+    /// Begin by probing (the sink was dead before a reload).
+    pub start_dead: bool,
+}
+
+/// What the loop does next.
+enum Next {
+    At(Instant),
+    Idle,
+}
+
+struct LoopState {
+    failures: u32,
+    dead: bool,
+    probe_delay: Duration,
+}
+
+impl Dispatcher {
+    fn report(&self, state: SinkState, error: Option<String>, delivered: bool) {
+        let _ = self.health.send(Event::Sink { name: self.sink.name().to_string(), state, error, delivered });
+    }
+
+    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        match tokio::task::spawn_blocking(f).await {
+            Ok(v) => Some(v),
+            Err(e) => {
+                log::error!("sink {}: worker failed: {e}", self.sink.name());
+                None
+            }
+        }
+    }
+
+    pub async fn run(self, stop: Stop) {
+        let name = self.sink.name().to_string();
+        let mut st = LoopState { failures: 0, dead: self.start_dead, probe_delay: self.probe_every };
+        if st.dead {
+            self.report(SinkState::Dead, None, false);
+        }
+        let mut next = Next::At(Instant::now());
+        loop {
+            let woke = tokio::select! {
+                _ = stop.wait() => break,
+                _ = self.wake.notified(), if matches!(next, Next::Idle) => true,
+                _ = sleep_until(match next { Next::At(t) => t, Next::Idle => Instant::now() + Duration::from_secs(30) }) => true,
+            };
+            if !woke || stop.is_stopped() {
+                break;
+            }
+            next = if st.dead { self.probe(&mut st).await } else { self.deliver_some(&mut st).await };
+        }
+        log::info!("sink {name}: stopped");
+    }
+
+    async fn probe(&self, st: &mut LoopState) -> Next {
+        let sink = self.sink.clone();
+        let Some(reply) = self.blocking(move || sink.probe()).await else { return Next::At(Instant::now() + st.probe_delay) };
+        match reply.outcome {
+            Outcome::Delivered { .. } => {
+                log::info!("sink {}: probe succeeded, alive again; draining the backlog", self.sink.name());
+                st.dead = false;
+                st.failures = 0;
+                st.probe_delay = self.probe_every;
+                self.report(SinkState::Ok, None, false);
+                Next::At(Instant::now())
+            }
+            Outcome::RateLimited { retry_after, .. } => Next::At(Instant::now() + retry_after),
+            Outcome::Dead { reason } | Outcome::Transient { reason } | Outcome::Rejected { reason } => {
+                st.probe_delay = (st.probe_delay * 2).min(self.probe_max);
+                log::warn!("sink {}: still dead ({reason}); next probe in {:?}", self.sink.name(), st.probe_delay);
+                self.report(SinkState::Dead, Some(reason), false);
+                Next::At(Instant::now() + st.probe_delay)
+            }
+        }
+    }
+
+    /// Sends one batch (or, after a 400, its items one by one, smaller).
+    async fn deliver_some(&self, st: &mut LoopState) -> Next {
+        let (spool, name) = (self.spool.clone(), self.sink.name().to_string());
+        let batch = match self.blocking(move || spool.pending_for(&name, crate::discord::render::MAX_EMBEDS)).await {
+            Some(Ok(b)) => b,
+            Some(Err(e)) => {
+                log::error!("sink {}: cannot read the spool: {e}", self.sink.name());
+                return Next::At(Instant::now() + Duration::from_secs(5));
+            }
+            None => return Next::At(Instant::now() + Duration::from_secs(5)),
+        };
+        let Some(first) = batch.first() else {
+            if st.failures > 0 {
+                st.failures = 0;
+            }
+            return Next::Idle;
+        };
+        // One message carries one bucket: its colour and mention policy.
+        let bucket_name = first.bucket.clone();
+        let items: Vec<Item> = batch.into_iter().take_while(|i| i.bucket == bucket_name).collect();
+        let bucket = self.buckets.iter().find(|b| b.name == bucket_name);
+        let message = render(bucket, &items, Level::Full);
+        let reply = self.post(&message.body, &message.ids, Level::Full).await;
+        match reply.outcome {
+            Outcome::Rejected { reason } => {
+                log::warn!("sink {}: Discord refused a message of {} mails ({reason}); re-rendering each smaller", self.sink.name(), message.ids.len());
+                let carried: Vec<Item> = items.into_iter().filter(|i| message.ids.contains(&i.id)).collect();
+                self.shrink(st, bucket, carried).await
+            }
+            outcome => self.react(st, outcome, reply.pace, &message.ids).await,
+        }
+    }
+
+    async fn post(&self, body: &serde_json::Value, ids: &[u64], level: Level) -> Reply {
+        let (sink, body) = (self.sink.clone(), body.clone());
+        let nonce = format!("mb{:x}{}", ids.first().copied().unwrap_or(0) ^ ((ids.len() as u64) << 56), level as u8);
+        self.blocking(move || sink.post(&body, &nonce))
+            .await
+            .unwrap_or(Reply { outcome: Outcome::Transient { reason: "worker failed".into() }, pace: Default::default() })
+    }
+
+    async fn shrink(&self, st: &mut LoopState, bucket: Option<&Bucket>, items: Vec<Item>) -> Next {
+        for item in items {
+            let mut refused = String::new();
+            let mut delivered = false;
+            for level in [Level::Small, Level::Plain] {
+                let message = render(bucket, std::slice::from_ref(&item), level);
+                let reply = self.post(&message.body, &message.ids, level).await;
+                match reply.outcome {
+                    Outcome::Rejected { reason } => refused = reason,
+                    outcome => {
+                        let ok = matches!(outcome, Outcome::Delivered { .. });
+                        let next = self.react(st, outcome, reply.pace, &message.ids).await;
+                        if !ok {
+                            return next;
+                        }
+                        delivered = true;
+                        break;
+                    }
+                }
+            }
+            if !delivered {
+                log::error!("sink {}: item {} dead-lettered: Discord refuses even its plain form ({refused})", self.sink.name(), item.id);
+                self.record(vec![(item.id, Update::DeadLetter { error: refused })]).await;
+            }
+        }
+        Next::At(Instant::now())
+    }
+
+    async fn record(&self, updates: Vec<(u64, Update)>) -> bool {
+        let (spool, name) = (self.spool.clone(), self.sink.name().to_string());
+        match self.blocking(move || spool.record(&name, &updates)).await {
+            Some(Ok(())) => true,
+            Some(Err(e)) => {
+                self.spool_trouble(&e);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn spool_trouble(&self, e: &SpoolError) {
+        log::error!("sink {}: cannot record a delivery in the spool: {e}", self.sink.name());
+        if e.is_disk_full() {
+            let _ = self.health.send(Event::Disk(Some(e.to_string())));
+        }
+    }
+
+    async fn react(&self, st: &mut LoopState, outcome: Outcome, pace: crate::discord::Pace, ids: &[u64]) -> Next {
+        let now = Instant::now();
+        let name = self.sink.name();
+        match outcome {
+            Outcome::Delivered { message_id } => {
+                let at = chrono::Utc::now().timestamp();
+                let updates = ids.iter().map(|id| (*id, Update::Delivered { message_id: message_id.clone(), at })).collect();
+                if !self.record(updates).await {
+                    // Discord has the message but the spool could not say so: a repeat is possible
+                    // later, a loss is not. Try again after a pause.
+                    return Next::At(now + Duration::from_secs(5));
+                }
+                log::info!("sink {name}: delivered {} mail(s) as message {message_id}", ids.len());
+                st.failures = 0;
+                self.report(SinkState::Ok, None, true);
+                Next::At(pace.wait.map_or(now, |w| now + w))
+            }
+            Outcome::RateLimited { retry_after, scope } => {
+                log::warn!("sink {name}: rate limited ({scope:?}), waiting {retry_after:?}");
+                let error = (scope == Scope::Banned).then(|| "Discord/Cloudflare ban on this IP (error 1015)".to_string());
+                self.report(SinkState::RateLimited, error, false);
+                Next::At(now + retry_after)
+            }
+            Outcome::Transient { reason } => {
+                st.failures += 1;
+                let wait = backoff(st.failures, fastrand::f64());
+                log::warn!("sink {name}: {reason}; retry {} in {wait:?}", st.failures);
+                self.record(ids.iter().map(|id| (*id, Update::Failed { error: reason.clone() })).collect()).await;
+                self.report(SinkState::Retrying, Some(reason), false);
+                Next::At(now + wait)
+            }
+            Outcome::Dead { reason } => {
+                log::error!("sink {name}: DEAD ({reason}); no more posts, probing every {:?}+; mail keeps spooling", self.probe_every);
+                self.record(ids.iter().map(|id| (*id, Update::Failed { error: reason.clone() })).collect()).await;
+                st.dead = true;
+                st.probe_delay = self.probe_every;
+                self.report(SinkState::Dead, Some(reason), false);
+                Next::At(now + self.probe_every)
+            }
+            Outcome::Rejected { reason } => {
+                self.record(ids.iter().map(|id| (*id, Update::DeadLetter { error: reason.clone() })).collect()).await;
+                Next::At(now)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -20,5 +20,6 @@ pub mod logger;
 pub mod mail;
 pub mod spool;
 pub mod status;
+pub mod stop;
 pub mod text;
 pub mod triage;
