@@ -1,0 +1,200 @@
+//! Connecting to an IMAP server: TCP with timeouts, TLS through rustls (system roots, the
+//! bundled Mozilla roots when the system has none, plus an optional `ca_file`), implicit TLS or
+//! STARTTLS, plaintext only to loopback (validated in the config). Every failure is classified
+//! so health can tell network down, TLS failure and authentication failure apart.
+
+use crate::config::{Account, Tls};
+use crate::health::AccountState;
+use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImapError {
+    #[error("network: {0}")]
+    Network(String),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("login refused: {0}")]
+    Auth(String),
+    #[error("mailbox: {0}")]
+    Mailbox(String),
+    #[error("protocol: {0}")]
+    Protocol(String),
+}
+
+impl ImapError {
+    pub fn state(&self) -> AccountState {
+        match self {
+            ImapError::Network(_) => AccountState::Backoff,
+            ImapError::Tls(_) => AccountState::TlsFailed,
+            ImapError::Auth(_) => AccountState::AuthFailed,
+            ImapError::Mailbox(_) | ImapError::Protocol(_) => AccountState::Error,
+        }
+    }
+
+    /// From the imap crate: I/O problems are network trouble unless rustls raised them.
+    pub fn from_imap(e: imap::Error) -> ImapError {
+        match e {
+            imap::Error::Io(io) => from_io(io),
+            imap::Error::ConnectionLost => ImapError::Network("connection lost".into()),
+            imap::Error::Bye(b) => ImapError::Network(format!("server said BYE: {}", b.information)),
+            other => ImapError::Protocol(other.to_string()),
+        }
+    }
+}
+
+fn from_io(io: std::io::Error) -> ImapError {
+    if let Some(tls) = io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
+        return ImapError::Tls(tls.to_string());
+    }
+    ImapError::Network(io.to_string())
+}
+
+/// The transport under the IMAP session.
+pub enum Stream {
+    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
+    Plain(TcpStream),
+}
+
+impl Stream {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Stream::Tls(s) => s.get_ref(),
+            Stream::Plain(s) => s,
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tls(s) => s.read(buf),
+            Stream::Plain(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match self {
+            Stream::Tls(s) => s.write(buf),
+            Stream::Plain(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match self {
+            Stream::Tls(s) => s.flush(),
+            Stream::Plain(s) => s.flush(),
+        }
+    }
+}
+
+impl imap::extensions::idle::SetReadTimeout for Stream {
+    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> imap::Result<()> {
+        self.tcp().set_read_timeout(timeout).map_err(imap::Error::Io)
+    }
+}
+
+pub type Session = imap::Session<Stream>;
+
+/// The trust anchors: the system store (or the bundled roots when it is empty) plus `ca_file`.
+pub fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, ImapError> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    let (added, _) = roots.add_parsable_certificates(native.certs);
+    if added == 0 {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
+    if let Some(path) = ca_file {
+        let certs = CertificateDer::pem_file_iter(path)
+            .map_err(|e| ImapError::Tls(format!("ca_file {}: {e}", path.display())))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ImapError::Tls(format!("ca_file {}: {e}", path.display())))?;
+        for cert in certs {
+            roots.add(cert).map_err(|e| ImapError::Tls(format!("ca_file {}: {e}", path.display())))?;
+        }
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ImapError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+fn tcp(account: &Account) -> Result<TcpStream, ImapError> {
+    let addrs = (account.host.as_str(), account.port)
+        .to_socket_addrs()
+        .map_err(|e| ImapError::Network(format!("{}: {e}", account.host)))?;
+    let mut last = ImapError::Network(format!("{}: no address", account.host));
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, account.timeout) {
+            Ok(s) => {
+                s.set_read_timeout(Some(account.timeout)).map_err(|e| ImapError::Network(e.to_string()))?;
+                s.set_write_timeout(Some(account.timeout)).map_err(|e| ImapError::Network(e.to_string()))?;
+                return Ok(s);
+            }
+            Err(e) => last = ImapError::Network(format!("{addr}: {e}")),
+        }
+    }
+    Err(last)
+}
+
+fn handshake(account: &Account, config: Arc<rustls::ClientConfig>, mut tcp: TcpStream) -> Result<Stream, ImapError> {
+    let name = ServerName::try_from(account.host.clone()).map_err(|e| ImapError::Tls(format!("{}: {e}", account.host)))?;
+    let mut conn = rustls::ClientConnection::new(config, name).map_err(|e| ImapError::Tls(e.to_string()))?;
+    // Finish the handshake here so a certificate problem is reported as TLS, not as IMAP.
+    while conn.is_handshaking() {
+        conn.complete_io(&mut tcp).map_err(from_io)?;
+    }
+    Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(conn, tcp))))
+}
+
+/// RFC 3501 6.2.1: greeting, `STARTTLS`, tagged OK, then the handshake on the same socket.
+fn starttls(account: &Account, config: Arc<rustls::ClientConfig>, tcp: TcpStream) -> Result<Stream, ImapError> {
+    let mut reader = BufReader::new(tcp.try_clone().map_err(|e| ImapError::Network(e.to_string()))?);
+    let mut line = String::new();
+    reader.read_line(&mut line).map_err(from_io)?;
+    if !line.starts_with("* OK") {
+        return Err(ImapError::Protocol(format!("unexpected greeting: {}", line.trim_end())));
+    }
+    (&tcp).write_all(b"mb0 STARTTLS\r\n").map_err(from_io)?;
+    loop {
+        line.clear();
+        if reader.read_line(&mut line).map_err(from_io)? == 0 {
+            return Err(ImapError::Network("connection closed during STARTTLS".into()));
+        }
+        if let Some(rest) = line.strip_prefix("mb0 ") {
+            if rest.starts_with("OK") {
+                break;
+            }
+            return Err(ImapError::Tls(format!("server refused STARTTLS: {}", rest.trim_end())));
+        }
+    }
+    if !reader.buffer().is_empty() {
+        return Err(ImapError::Protocol("server sent data before the TLS handshake".into()));
+    }
+    handshake(account, config, tcp)
+}
+
+/// Connects, secures and logs in. The password is sent only inside TLS (or to loopback).
+pub fn login(account: &Account, config: &Arc<rustls::ClientConfig>) -> Result<Session, ImapError> {
+    let tcp = tcp(account)?;
+    let (stream, greeted) = match account.tls {
+        Tls::Implicit => (handshake(account, config.clone(), tcp)?, false),
+        Tls::Starttls => (starttls(account, config.clone(), tcp)?, true),
+        Tls::None => (Stream::Plain(tcp), false),
+    };
+    let mut client = imap::Client::new(stream);
+    if !greeted {
+        client.read_greeting().map_err(ImapError::from_imap)?;
+    }
+    client.login(&account.username, account.password.expose()).map_err(|(e, _)| match e {
+        imap::Error::No(no) => ImapError::Auth(no.information),
+        other => ImapError::from_imap(other),
+    })
+}
