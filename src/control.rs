@@ -1,1 +1,120 @@
-//! todo
+//! The control socket: while the daemon runs it owns the spool (sled locks the directory), so
+//! the CLI asks the daemon over `$RUNTIME_DIRECTORY/control.sock` (else `<state_dir>/control.sock`,
+//! mode 0660). Protocol: the client writes one JSON request line; the daemon answers with JSON
+//! lines (one for `status`, one per item for `items`, streamed) and closes.
+
+use crate::config::Config;
+use crate::health::Health;
+use crate::spool::Spool;
+use crate::status::{dump, report, Filter};
+use crate::stop::Stop;
+use serde::{Deserialize, Serialize};
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "cmd", rename_all = "lowercase")]
+pub enum Request {
+    Status,
+    Items { filter: Filter },
+}
+
+pub fn socket_path(config: &Config) -> PathBuf {
+    std::env::var_os("RUNTIME_DIRECTORY")
+        .map(PathBuf::from)
+        // systemd may list several directories separated by ':'; ours is the first.
+        .and_then(|p| p.to_str().and_then(|s| s.split(':').next()).map(PathBuf::from))
+        .unwrap_or_else(|| config.state_dir.clone())
+        .join("control.sock")
+}
+
+/// What request handlers read from the running daemon.
+#[derive(Clone)]
+pub struct Context {
+    pub config: watch::Receiver<Arc<Config>>,
+    pub spool: Spool,
+    pub health: watch::Receiver<Health>,
+}
+
+/// Binds the socket, replacing a stale file from a crashed run.
+pub fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
+    if path.exists() {
+        if UnixStream::connect(path).is_ok() {
+            return Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, format!("{} answers: another daemon runs", path.display())));
+        }
+        std::fs::remove_file(path)?;
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let listener = tokio::net::UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
+    Ok(listener)
+}
+
+pub async fn serve(listener: tokio::net::UnixListener, ctx: Context, stop: Stop) {
+    loop {
+        let accepted = tokio::select! {
+            _ = stop.wait() => break,
+            a = listener.accept() => a,
+        };
+        let stream = match accepted.and_then(|(s, _)| s.into_std()) {
+            Ok(s) => s,
+            Err(e) => {
+                log::warn!("control: accept failed: {e}");
+                continue;
+            }
+        };
+        let ctx = ctx.clone();
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = handle(stream, &ctx) {
+                log::debug!("control: client went away: {e}");
+            }
+        });
+    }
+}
+
+fn handle(stream: UnixStream, ctx: &Context) -> std::io::Result<()> {
+    stream.set_nonblocking(false)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut line = String::new();
+    BufReader::new((&stream).take(64 * 1024)).read_line(&mut line)?;
+    let mut out = BufWriter::new(&stream);
+    match serde_json::from_str::<Request>(&line) {
+        Ok(Request::Status) => {
+            let config = ctx.config.borrow().clone();
+            let health = ctx.health.borrow().clone();
+            match report(&config, Some(&health), &ctx.spool, chrono::Utc::now().timestamp()) {
+                Ok(r) => serde_json::to_writer(&mut out, &r)?,
+                Err(e) => serde_json::to_writer(&mut out, &serde_json::json!({ "error": e.to_string() }))?,
+            }
+            out.write_all(b"\n")?;
+        }
+        Ok(Request::Items { filter }) => {
+            dump(&ctx.spool, &filter, &mut out)?;
+        }
+        Err(e) => {
+            serde_json::to_writer(&mut out, &serde_json::json!({ "error": format!("bad request: {e}") }))?;
+            out.write_all(b"\n")?;
+        }
+    }
+    out.flush()
+}
+
+/// Sends `request` to a running daemon; `None` when nothing answers on the socket.
+pub fn ask(path: &Path, request: &Request) -> Option<std::io::Result<BufReader<UnixStream>>> {
+    let mut stream = UnixStream::connect(path).ok()?;
+    let sent = serde_json::to_vec(request)
+        .map_err(std::io::Error::other)
+        .and_then(|mut line| {
+            line.push(b'\n');
+            stream.write_all(&line)
+        })
+        .map(|_| BufReader::new(stream));
+    Some(sent)
+}

@@ -1,1 +1,313 @@
-//! todo
+//! The daemon: opens the spool, starts the pipeline (one IMAP watcher thread per mailbox, one
+//! dispatch task per sink), the health reducer, the indicator, the control socket and the
+//! systemd notifications, then waits for signals.
+//!
+//! SIGTERM/SIGINT: every worker finishes the unit of work it holds (a spool transaction, an
+//! in-flight POST) and the process exits 0 with the LED off. SIGHUP: the config is re-read; if
+//! valid, the pipeline restarts with it and every sink that was dead is probed at once; if not,
+//! the running configuration stays and the error is logged.
+
+use crate::config::{Backend, Config, ConfigError, IndicatorConfig};
+use crate::control;
+use crate::discord::HttpSink;
+use crate::dispatch::Dispatcher;
+use crate::health::{Event, Health, Pattern, SinkState, Thresholds};
+use crate::imap::{tls_config, Watcher};
+use crate::indicator::{cdev, sim, Indicator, Logical};
+use crate::spool::{Spool, SpoolError};
+use crate::stop::Stop;
+use std::collections::HashSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Spool(#[from] SpoolError),
+    #[error("indicator: {0}")]
+    Gpio(#[from] cdev::GpioError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+pub fn spool_dir(config: &Config) -> std::path::PathBuf {
+    config.state_dir.join("spool")
+}
+
+/// Runs the daemon in the foreground until SIGTERM.
+pub fn run(config_path: &Path) -> Result<(), RunError> {
+    let config = Config::load(config_path)?;
+    let spool = Spool::open(&spool_dir(&config), config.spool_cache_bytes)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    runtime.block_on(serve(config, spool))
+}
+
+fn thresholds(c: &IndicatorConfig) -> Thresholds {
+    Thresholds { spool_warn: c.spool_warn, spool_alarm: c.spool_alarm, pending_age_alarm_s: c.pending_age_alarm.as_secs() as i64 }
+}
+
+fn configured(config: &Config) -> Event {
+    Event::Configured {
+        mailboxes: config.accounts.iter().flat_map(|a| a.folders.iter().map(|f| (a.name.clone(), f.clone()))).collect(),
+        sinks: config.sinks.iter().map(|s| s.name.clone()).collect(),
+        thresholds: thresholds(&config.indicator),
+    }
+}
+
+fn notify(states: &[sd_notify::NotifyState]) {
+    if std::env::var_os("NOTIFY_SOCKET").is_some() {
+        if let Err(e) = sd_notify::notify(states) {
+            log::warn!("systemd notify failed: {e}");
+        }
+    }
+}
+
+async fn serve(mut config: Config, spool: Spool) -> Result<(), RunError> {
+    let mut sigterm = signal(SignalKind::terminate())?;
+    let mut sigint = signal(SignalKind::interrupt())?;
+    let mut sighup = signal(SignalKind::hangup())?;
+    let services = Stop::new();
+    let (health_tx, health_rx) = unbounded_channel();
+    let (snapshot_tx, snapshot_rx) = watch::channel(Health::default());
+    let (pattern_tx, pattern_rx) = watch::channel(Pattern::Ok);
+    let _ = health_tx.send(configured(&config));
+    let health_task = tokio::spawn(health_actor(health_rx, snapshot_tx, pattern_tx));
+    let indicator = start_indicator(&config.indicator, pattern_rx, services.clone())?;
+    let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
+    let socket = control::socket_path(&config);
+    let listener = control::bind(&socket)?;
+    let ctx = control::Context { config: config_rx.clone(), spool: spool.clone(), health: snapshot_rx.clone() };
+    tokio::spawn(control::serve(listener, ctx, services.clone()));
+    tokio::spawn(spool_stats(config_rx, spool.clone(), health_tx.clone(), services.clone()));
+    let mut pipeline = Pipeline::start(&config, &spool, &health_tx, &HashSet::new());
+    notify(&[sd_notify::NotifyState::Ready]);
+    log::info!(
+        "mailbeacon {} running: {} mailbox(es), {} sink(s), spool {}, control socket {}",
+        env!("CARGO_PKG_VERSION"),
+        config.accounts.iter().map(|a| a.folders.len()).sum::<usize>(),
+        config.sinks.len(),
+        spool_dir(&config).display(),
+        socket.display()
+    );
+    loop {
+        tokio::select! {
+            _ = sigterm.recv() => break,
+            _ = sigint.recv() => break,
+            _ = sighup.recv() => {
+                notify(&[sd_notify::NotifyState::Reloading]);
+                match Config::load(&config.path) {
+                    Err(e) => log::error!("reload refused, the running configuration stays: {e}"),
+                    Ok(new) => {
+                        if new.state_dir != config.state_dir || new.indicator.backend != config.indicator.backend || new.indicator.led != config.indicator.led {
+                            log::warn!("reload: state_dir and indicator pins take effect only after a restart");
+                        }
+                        let dead: HashSet<String> = snapshot_rx.borrow().sinks.iter().filter(|(_, s)| s.state == SinkState::Dead).map(|(n, _)| n.clone()).collect();
+                        pipeline.stop().await;
+                        let _ = health_tx.send(configured(&new));
+                        pipeline = Pipeline::start(&new, &spool, &health_tx, &dead);
+                        log::info!("configuration reloaded; probing dead sinks now: {dead:?}");
+                        config = new;
+                        let _ = config_tx.send(Arc::new(config.clone()));
+                    }
+                }
+                notify(&[sd_notify::NotifyState::Ready]);
+            }
+        }
+    }
+    log::info!("stopping: finishing the work in hand");
+    notify(&[sd_notify::NotifyState::Stopping]);
+    pipeline.stop().await;
+    let _ = health_tx.send(Event::Stopping);
+    services.trigger();
+    let _ = indicator.await;
+    health_task.abort();
+    let _ = std::fs::remove_file(&socket);
+    spool.flush()?;
+    log::info!("stopped cleanly");
+    Ok(())
+}
+
+/// Applies events to the health state and publishes the result: snapshot for `status`,
+/// pattern for the indicator, one line for the journal and systemd when it changes.
+async fn health_actor(mut events: UnboundedReceiver<Event>, snapshot: watch::Sender<Health>, pattern: watch::Sender<Pattern>) {
+    let mut health = Health::default();
+    let mut last = String::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            ev = events.recv() => match ev {
+                Some(ev) => health.apply(ev, chrono::Utc::now().timestamp()),
+                None => break,
+            },
+            _ = tick.tick() => {}
+        }
+        let now = chrono::Utc::now().timestamp();
+        while let Ok(ev) = events.try_recv() {
+            health.apply(ev, now);
+        }
+        let p = health.pattern(now);
+        pattern.send_if_modified(|old| std::mem::replace(old, p) != p);
+        let summary = health.summary(now);
+        if summary != last {
+            match p {
+                Pattern::Dead | Pattern::Alarm => log::error!("health: {summary}"),
+                Pattern::Backlog => log::warn!("health: {summary}"),
+                _ => log::info!("health: {summary}"),
+            }
+            notify(&[sd_notify::NotifyState::Status(&summary)]);
+            last = summary;
+        }
+        snapshot.send_if_modified(|old| {
+            let changed = *old != health;
+            if changed {
+                *old = health.clone();
+            }
+            changed
+        });
+    }
+}
+
+/// Feeds per-bucket totals to health twice a second (ages grow even when nothing happens).
+async fn spool_stats(config: watch::Receiver<Arc<Config>>, spool: Spool, health: UnboundedSender<Event>, stop: Stop) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    loop {
+        tokio::select! {
+            _ = stop.wait() => break,
+            _ = tick.tick() => {}
+        }
+        let (c, s) = (config.borrow().clone(), spool.clone());
+        match tokio::task::spawn_blocking(move || crate::status::bucket_stats(&c, &s)).await {
+            Ok(Ok(stats)) => {
+                let _ = health.send(Event::Spool(stats));
+            }
+            Ok(Err(e)) => log::error!("spool: cannot read totals: {e}"),
+            Err(_) => {}
+        }
+    }
+}
+
+fn start_indicator(c: &IndicatorConfig, patterns: watch::Receiver<Pattern>, stop: Stop) -> Result<JoinHandle<()>, RunError> {
+    let done = async move { stop.wait().await };
+    Ok(match &c.backend {
+        Backend::Cdev { chip } => {
+            let mut gpio = cdev::open_chip(chip)?;
+            let led = cdev::output(&mut gpio, chip, c.led.line, c.led.active_low, "led")?;
+            let led2 = c.led2.map(|p| cdev::output(&mut gpio, chip, p.line, p.active_low, "led2")).transpose()?;
+            let buzzer = c.buzzer.map(|p| cdev::output(&mut gpio, chip, p.line, p.active_low, "buzzer")).transpose()?;
+            log::info!("indicator: GPIO chip {chip}, led line {}{}", c.led.line, c.buzzer.map_or(String::new(), |b| format!(", buzzer line {}", b.line)));
+            let ind = Indicator::new(
+                Logical::new(led, c.led.active_low, "led"),
+                led2.map(|p| Logical::new(p, c.led2.is_some_and(|x| x.active_low), "led2")),
+                buzzer.map(|p| Logical::new(p, c.buzzer.is_some_and(|x| x.active_low), "buzzer")),
+                c.quiet_hours,
+                c.buzzer_repeat,
+            );
+            tokio::spawn(async move {
+                // Dropping the returned pins releases the lines.
+                drop(ind.run(patterns, done).await);
+            })
+        }
+        Backend::Sim { .. } | Backend::None => {
+            let trace = match &c.backend {
+                Backend::Sim { trace: Some(path) } => Some(sim::open_trace(path)?),
+                _ => None,
+            };
+            let pin = |name| sim::SimPin::new(name, trace.clone());
+            let ind = Indicator::new(
+                Logical::new(pin("led"), false, "led"),
+                c.led2.map(|_| Logical::new(pin("led2"), false, "led2")),
+                c.buzzer.map(|_| Logical::new(pin("buzzer"), false, "buzzer")),
+                c.quiet_hours,
+                c.buzzer_repeat,
+            );
+            tokio::spawn(async move {
+                drop(ind.run(patterns, done).await);
+            })
+        }
+    })
+}
+
+/// The workers built from one configuration; replaced whole on reload.
+struct Pipeline {
+    stop: Stop,
+    watchers: Vec<std::thread::JoinHandle<()>>,
+    dispatchers: Vec<JoinHandle<()>>,
+}
+
+impl Pipeline {
+    fn start(config: &Config, spool: &Spool, health: &UnboundedSender<Event>, dead: &HashSet<String>) -> Pipeline {
+        let stop = Stop::new();
+        let buckets = Arc::new(config.buckets.clone());
+        let triage = Arc::new(config.triage());
+        let mut wakes = Vec::new();
+        let mut dispatchers = Vec::new();
+        for s in &config.sinks {
+            let wake = Arc::new(Notify::new());
+            wakes.push(wake.clone());
+            let d = Dispatcher {
+                sink: Arc::new(HttpSink::new(s.clone())),
+                spool: spool.clone(),
+                buckets: buckets.clone(),
+                health: health.clone(),
+                wake,
+                probe_every: s.probe_every,
+                probe_max: s.probe_max,
+                start_dead: dead.contains(&s.name),
+            };
+            dispatchers.push(tokio::spawn(d.run(stop.clone())));
+        }
+        let mut watchers = Vec::new();
+        for a in &config.accounts {
+            let tls = match tls_config(a.ca_file.as_deref()) {
+                Ok(t) => t,
+                Err(e) => {
+                    log::error!("imap {}: {e}", a.name);
+                    for f in &a.folders {
+                        let _ = health.send(Event::Account { account: a.name.clone(), folder: f.clone(), state: e.state(), error: Some(e.to_string()), cursor: None });
+                    }
+                    continue;
+                }
+            };
+            for folder in &a.folders {
+                let w = Watcher {
+                    account: a.clone(),
+                    folder: folder.clone(),
+                    spool: spool.clone(),
+                    triage: triage.clone(),
+                    buckets: buckets.clone(),
+                    health: health.clone(),
+                    wakes: wakes.clone(),
+                    tls: tls.clone(),
+                };
+                let s = stop.clone();
+                match std::thread::Builder::new().name(format!("imap {}/{folder}", a.name)).spawn(move || w.run(s)) {
+                    Ok(h) => watchers.push(h),
+                    Err(e) => log::error!("imap {}/{folder}: cannot start a thread: {e}", a.name),
+                }
+            }
+        }
+        Pipeline { stop, watchers, dispatchers }
+    }
+
+    /// Signals every worker and waits until each finished the unit of work it held.
+    async fn stop(self) {
+        self.stop.trigger();
+        for d in self.dispatchers {
+            let _ = d.await;
+        }
+        let watchers = self.watchers;
+        let _ = tokio::task::spawn_blocking(move || {
+            for w in watchers {
+                let _ = w.join();
+            }
+        })
+        .await;
+    }
+}

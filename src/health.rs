@@ -6,10 +6,10 @@
 //! No I/O and no clock: the caller passes `now`.
 
 use crate::spool::{BucketStats, Cursor};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AccountState {
     Connecting,
@@ -21,7 +21,7 @@ pub enum AccountState {
     Error,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SinkState {
     Ok,
@@ -31,7 +31,7 @@ pub enum SinkState {
 }
 
 /// What the LED and buzzer show; worst wins. `Selftest` is shown by the indicator at boot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "snake_case")]
 pub enum Pattern {
     Off,

@@ -1,1 +1,6 @@
-fn main() {}
+//! `mailbeacon`: parse the command line, run, exit with DESIGN.md's codes. Everything else lives
+//! in the library.
+
+fn main() {
+    std::process::exit(mailbeacon::cli::main());
+}
