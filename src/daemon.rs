@@ -44,9 +44,21 @@ pub fn spool_dir(config: &Config) -> std::path::PathBuf {
 /// Runs the daemon in the foreground until SIGTERM.
 pub fn run(config_path: &Path) -> Result<(), RunError> {
     let config = Config::load(config_path)?;
-    let spool = Spool::open(&spool_dir(&config), config.spool_cache_bytes)?;
+    let spool = open_spool(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(serve(config, spool))
+}
+
+/// Opens the spool, waiting up to 10 s while another process holds it: a `status` or `spool`
+/// command run while the daemon starts holds the lock only for a moment.
+fn open_spool(config: &Config) -> Result<Spool, SpoolError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        match Spool::open(&spool_dir(config), config.spool_cache_bytes) {
+            Err(SpoolError::Locked { .. }) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            other => return other,
+        }
+    }
 }
 
 fn thresholds(c: &IndicatorConfig) -> Thresholds {

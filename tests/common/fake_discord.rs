@@ -1,0 +1,987 @@
+#![allow(dead_code)]
+//! A faithful fake of Discord's webhook HTTP API on 127.0.0.1:0 (see shared/notes/discord.md).
+//!
+//! Routes (`/api/v10/...` and the version-less form of copied webhook URLs `/api/...`):
+//! - `POST /api/v10/webhooks/{id}/{token}[?wait=true][&thread_id=..]` — executes the webhook:
+//!   200 + message JSON with `wait=true`, 204 without a body otherwise.
+//! - `GET /api/v10/webhooks/{id}/{token}` — the webhook object.
+//!
+//! Unknown webhook id → 404/10015; known id with a wrong token → 401/50027 (like Discord).
+//! Every response carries `X-RateLimit-*` headers (informational; real 429s only come from
+//! `Behaviour::RateLimited`). The bucket hash is per route and shared by all webhooks, like
+//! Discord, so pacing has to be keyed on (bucket, webhook id).
+
+use serde_json::{json, Map, Value};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Rate-limit window shown in the headers: 5 requests per 2 s per (route, webhook).
+pub const RL_LIMIT: u32 = 5;
+pub const RL_WINDOW: Duration = Duration::from_secs(2);
+/// Bucket hashes (same for every webhook, like Discord).
+pub const BUCKET_EXECUTE: &str = "1e3f5c0a2b9d47a8c6e1f0d2b3a49587";
+pub const BUCKET_GET: &str = "7a1c9e2d4b6f08a3c5e7d9f1b2a4c6e8";
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum Behaviour {
+    /// POST → 200 with the message JSON (204 without `wait=true`).
+    Ok,
+    /// Every POST answers `http` with `{"message", "code"}`; GET too when `http` is 401/403/404.
+    Status { http: u16, code: u32 },
+    /// Every Nth valid POST (N, 2N, ...) answers 500; the others succeed. 0 = never.
+    FlakyEvery(u32),
+    /// The first POST after this is set, and every POST within `retry_after` seconds of it,
+    /// answers 429; after that the webhook goes back to `Ok` (once).
+    RateLimited {
+        retry_after: f64,
+        scope: &'static str,
+        global: bool,
+    },
+}
+
+/// One request as received, with the status it was answered with.
+#[derive(Clone, Debug)]
+pub struct Request {
+    pub method: String,
+    pub path: String,
+    /// Query string without `?` ("" if none).
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    /// The body parsed as JSON, `Value::Null` if it is not JSON.
+    pub body: Value,
+    pub status: u16,
+    /// The raw body (lossy UTF-8).
+    pub raw_body: String,
+    /// When the request was handled.
+    pub at: Instant,
+}
+
+impl Request {
+    /// First header with this name (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// Value of a query parameter.
+    pub fn query_param(&self, name: &str) -> Option<&str> {
+        self.query
+            .split('&')
+            .filter_map(|kv| kv.split_once('=').or(Some((kv, ""))))
+            .find(|(k, _)| *k == name)
+            .map(|(_, v)| v)
+    }
+
+    /// Whether the path used the explicit `/api/v10/` prefix.
+    pub fn is_v10(&self) -> bool {
+        self.path.starts_with("/api/v10/")
+    }
+
+    /// Titles of the embeds in the body (embeds without a title are skipped).
+    pub fn embed_titles(&self) -> Vec<String> {
+        embed_titles(&self.body)
+    }
+}
+
+struct Hook {
+    id: String,
+    token: String,
+    name: String,
+    channel_id: String,
+    behaviour: Behaviour,
+    flaky_count: u32,
+    rate_limited_until: Option<Instant>,
+}
+
+struct Window {
+    start: Instant,
+    count: u32,
+}
+
+struct State {
+    hooks: Vec<Hook>,
+    requests: Vec<Request>,
+    next_message: u64,
+    next_channel: u64,
+    windows: HashMap<(String, &'static str), Window>,
+}
+
+pub struct FakeDiscord {
+    base: String,
+    state: Arc<Mutex<State>>,
+    server: Option<Arc<tiny_http::Server>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl FakeDiscord {
+    pub fn start() -> FakeDiscord {
+        let server = Arc::new(
+            tiny_http::Server::http("127.0.0.1:0").expect("fake discord: bind 127.0.0.1:0"),
+        );
+        let addr = server
+            .server_addr()
+            .to_ip()
+            .expect("fake discord: IP listener");
+        let state = Arc::new(Mutex::new(State {
+            hooks: Vec::new(),
+            requests: Vec::new(),
+            next_message: 1_300_000_000_000_000_000,
+            next_channel: 1_200_000_000_000_000_000,
+            windows: HashMap::new(),
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (server, state, stop) = (server.clone(), state.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("fake-discord".into())
+                .spawn(move || loop {
+                    match server.recv() {
+                        Ok(rq) => {
+                            if stop.load(Ordering::SeqCst) {
+                                break;
+                            }
+                            serve(&state, rq);
+                        }
+                        Err(_) => {
+                            if stop.load(Ordering::SeqCst) {
+                                break;
+                            }
+                        }
+                    }
+                })
+                .expect("fake discord: spawn server thread")
+        };
+        FakeDiscord {
+            base: format!("http://{addr}"),
+            state,
+            server: Some(server),
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// "http://127.0.0.1:PORT"
+    pub fn base(&self) -> String {
+        self.base.clone()
+    }
+
+    /// Registers webhook (id, token) — re-registering an id replaces its token (a rotated
+    /// token: the old one then gets 401/50027) — and returns its URL in the copied-from-Discord
+    /// form without API version: "{base}/api/webhooks/{id}/{token}".
+    pub fn webhook(&self, id: &str, token: &str, b: Behaviour) -> String {
+        let mut st = lock(&self.state);
+        st.hooks.retain(|h| h.id != id && h.token != token);
+        let channel_id = st.next_channel.to_string();
+        st.next_channel += 1 << 22;
+        st.hooks.push(Hook {
+            id: id.to_string(),
+            token: token.to_string(),
+            name: format!("mailbeacon-test-{id}"),
+            channel_id,
+            behaviour: b,
+            flaky_count: 0,
+            rate_limited_until: None,
+        });
+        format!("{}/api/webhooks/{id}/{token}", self.base)
+    }
+
+    /// Changes the behaviour of the webhook with this token (resets Flaky/RateLimited state).
+    pub fn set_behaviour(&self, token: &str, b: Behaviour) {
+        let mut st = lock(&self.state);
+        let h = st
+            .hooks
+            .iter_mut()
+            .find(|h| h.token == token)
+            .unwrap_or_else(|| panic!("fake discord: no webhook with token {token:?}"));
+        h.behaviour = b;
+        h.flaky_count = 0;
+        h.rate_limited_until = None;
+    }
+
+    /// The current behaviour of the webhook with this token (RateLimited turns into Ok once
+    /// its window is over).
+    pub fn behaviour(&self, token: &str) -> Option<Behaviour> {
+        lock(&self.state)
+            .hooks
+            .iter()
+            .find(|h| h.token == token)
+            .map(|h| h.behaviour.clone())
+    }
+
+    /// Deletes the webhook: from now on it answers 404/10015 like a deleted Discord webhook.
+    pub fn delete_webhook(&self, token: &str) {
+        lock(&self.state).hooks.retain(|h| h.token != token);
+    }
+
+    /// Every request received, in order.
+    pub fn requests(&self) -> Vec<Request> {
+        lock(&self.state).requests.clone()
+    }
+
+    /// POSTs whose path has `{token}` as a segment, in order.
+    pub fn posts_to(&self, token: &str) -> Vec<Request> {
+        lock(&self.state)
+            .requests
+            .iter()
+            .filter(|r| r.method == "POST" && r.path.split('/').any(|seg| seg == token))
+            .cloned()
+            .collect()
+    }
+
+    /// Titles of every embed (that has a title) in every acknowledged (2xx) POST to this
+    /// token, in order.
+    pub fn delivered_titles(&self, token: &str) -> Vec<String> {
+        self.posts_to(token)
+            .iter()
+            .filter(|r| (200..300).contains(&r.status))
+            .flat_map(|r| embed_titles(&r.body))
+            .collect()
+    }
+
+    /// Waits up to `timeout` until `cond(self)` holds; returns whether it did.
+    pub fn wait_until(
+        &self,
+        timeout: Duration,
+        mut cond: impl FnMut(&FakeDiscord) -> bool,
+    ) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if cond(self) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for FakeDiscord {
+    /// Stops the server thread and closes the listening socket (waits until the port refuses
+    /// connections). Keep-alive connections a client still holds are not answered any more.
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        if let Some(server) = self.server.take() {
+            server.unblock();
+            if let Some(t) = self.thread.take() {
+                let _ = t.join();
+            }
+            let addr = server.server_addr().to_ip();
+            drop(server); // tiny_http closes the listener from its accept thread
+            if let Some(addr) = addr {
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while Instant::now() < deadline
+                    && std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200))
+                        .is_ok()
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ handling
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn embed_titles(body: &Value) -> Vec<String> {
+    body.get("embeds")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e.get("title").and_then(Value::as_str))
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+struct Reply {
+    status: u16,
+    body: Option<Value>,
+    headers: Vec<(String, String)>,
+}
+
+impl Reply {
+    fn json(status: u16, body: Value) -> Reply {
+        Reply {
+            status,
+            body: Some(body),
+            headers: Vec::new(),
+        }
+    }
+    fn error(status: u16, code: u32) -> Reply {
+        let mut body = json!({ "message": error_message(status, code), "code": code });
+        if code == 50035 {
+            body["errors"] = json!({});
+        }
+        Reply::json(status, body)
+    }
+    fn form_errors(errors: Value) -> Reply {
+        Reply::json(
+            400,
+            json!({ "message": "Invalid Form Body", "code": 50035, "errors": errors }),
+        )
+    }
+}
+
+fn error_message(status: u16, code: u32) -> String {
+    match code {
+        10003 => "Unknown Channel".into(),
+        10015 => "Unknown Webhook".into(),
+        20028 => {
+            "The write action you are performing on the channel has hit the write rate limit".into()
+        }
+        40005 => "Request entity too large".into(),
+        40333 => "internal network error".into(),
+        50001 => "Missing Access".into(),
+        50006 => "Cannot send an empty message".into(),
+        50013 => "Missing Permissions".into(),
+        50027 => "Invalid Webhook Token".into(),
+        50035 => "Invalid Form Body".into(),
+        50109 => "The request body contains invalid JSON.".into(),
+        130000 => "API resource is currently overloaded. Try again later.".into(),
+        _ => {
+            let reason = match status {
+                400 => "Bad Request",
+                401 => "Unauthorized",
+                403 => "Forbidden",
+                404 => "Not Found",
+                405 => "Method Not Allowed",
+                413 => "Payload Too Large",
+                429 => "Too Many Requests",
+                500 => "Internal Server Error",
+                502 => "Bad Gateway",
+                503 => "Service Unavailable",
+                504 => "Gateway Timeout",
+                _ => "Error",
+            };
+            format!("{status}: {reason}")
+        }
+    }
+}
+
+fn epoch_secs() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+fn serve(state: &Arc<Mutex<State>>, mut rq: tiny_http::Request) {
+    let method = rq.method().as_str().to_ascii_uppercase();
+    let url = rq.url().to_string();
+    let (path, query) = match url.split_once('?') {
+        Some((p, q)) => (p.to_string(), q.to_string()),
+        None => (url.clone(), String::new()),
+    };
+    let headers: Vec<(String, String)> = rq
+        .headers()
+        .iter()
+        .map(|h| {
+            (
+                h.field.as_str().as_str().to_string(),
+                h.value.as_str().to_string(),
+            )
+        })
+        .collect();
+    let mut raw = Vec::new();
+    let _ = rq.as_reader().read_to_end(&mut raw);
+    let raw_body = String::from_utf8_lossy(&raw).to_string();
+    let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+
+    let reply = {
+        let mut st = lock(state);
+        let reply = handle(&mut st, &method, &path, &query, &headers, &raw);
+        st.requests.push(Request {
+            method,
+            path,
+            query,
+            headers,
+            body,
+            status: reply.status,
+            raw_body,
+            at: Instant::now(),
+        });
+        reply
+    };
+
+    let data = match (&reply.body, reply.status) {
+        (_, 204) | (None, _) => Vec::new(),
+        (Some(v), _) => serde_json::to_vec(v).unwrap_or_default(),
+    };
+    let mut resp = tiny_http::Response::from_data(data)
+        .with_status_code(reply.status)
+        .with_chunked_threshold(usize::MAX);
+    if reply.body.is_some() && reply.status != 204 {
+        resp.add_header(header("Content-Type", "application/json"));
+    }
+    for (k, v) in &reply.headers {
+        resp.add_header(header(k, v));
+    }
+    let _ = rq.respond(resp);
+}
+
+fn header(k: &str, v: &str) -> tiny_http::Header {
+    tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("valid header")
+}
+
+/// Splits `/api[/v10]/webhooks/{id}/{token}` into (id, token).
+fn parse_webhook_path(path: &str) -> Option<(String, String)> {
+    let rest = path
+        .strip_prefix("/api/v10/webhooks/")
+        .or_else(|| path.strip_prefix("/api/webhooks/"))?;
+    let mut it = rest.split('/');
+    let id = it.next()?;
+    let token = it.next()?;
+    if it.next().is_some() || id.is_empty() || token.is_empty() {
+        return None;
+    }
+    Some((id.to_string(), token.to_string()))
+}
+
+fn handle(
+    st: &mut State,
+    method: &str,
+    path: &str,
+    query: &str,
+    headers: &[(String, String)],
+    raw: &[u8],
+) -> Reply {
+    let Some((id, token)) = parse_webhook_path(path) else {
+        return Reply::error(404, 0);
+    };
+    let route: &'static str = match method {
+        "POST" => BUCKET_EXECUTE,
+        "GET" => BUCKET_GET,
+        _ => {
+            return Reply::error(405, 0);
+        }
+    };
+    let now = Instant::now();
+    let rl = rate_headers(st, &id, route, now);
+
+    let mut reply = match st.hooks.iter().position(|h| h.id == id) {
+        None => Reply::error(404, 10015),
+        Some(i) if st.hooks[i].token != token => Reply::error(401, 50027),
+        Some(i) if method == "GET" => get_webhook(&st.hooks[i]),
+        Some(i) => {
+            let wait = query
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .any(|(k, v)| k == "wait" && v.eq_ignore_ascii_case("true"));
+            let thread_id = query
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .find(|(k, _)| *k == "thread_id")
+                .map(|(_, v)| v.to_string());
+            execute(st, i, headers, raw, wait, thread_id, now)
+        }
+    };
+    // Rate-limit headers on every answer; a 429 overrides Remaining/Reset-After itself.
+    for (k, v) in rl {
+        if !reply
+            .headers
+            .iter()
+            .any(|(hk, _)| hk.eq_ignore_ascii_case(&k))
+        {
+            reply.headers.push((k, v));
+        }
+    }
+    reply
+}
+
+fn rate_headers(
+    st: &mut State,
+    id: &str,
+    bucket: &'static str,
+    now: Instant,
+) -> Vec<(String, String)> {
+    let w = st
+        .windows
+        .entry((id.to_string(), bucket))
+        .or_insert(Window {
+            start: now,
+            count: 0,
+        });
+    if now.duration_since(w.start) >= RL_WINDOW {
+        w.start = now;
+        w.count = 0;
+    }
+    w.count += 1;
+    let remaining = RL_LIMIT.saturating_sub(w.count);
+    let reset_after = (RL_WINDOW.saturating_sub(now.duration_since(w.start))).as_secs_f64();
+    vec![
+        ("X-RateLimit-Limit".into(), RL_LIMIT.to_string()),
+        ("X-RateLimit-Remaining".into(), remaining.to_string()),
+        (
+            "X-RateLimit-Reset".into(),
+            format!("{:.3}", epoch_secs() + reset_after),
+        ),
+        (
+            "X-RateLimit-Reset-After".into(),
+            format!("{reset_after:.3}"),
+        ),
+        ("X-RateLimit-Bucket".into(), bucket.to_string()),
+    ]
+}
+
+fn get_webhook(h: &Hook) -> Reply {
+    if let Behaviour::Status { http, code } = h.behaviour {
+        if matches!(http, 401 | 403 | 404) {
+            return Reply::error(http, code);
+        }
+    }
+    Reply::json(
+        200,
+        json!({
+            "id": h.id,
+            "token": h.token,
+            "name": h.name,
+            "channel_id": h.channel_id,
+            "guild_id": "1100000000000000000",
+            "application_id": null,
+            "avatar": null,
+            "type": 1,
+        }),
+    )
+}
+
+fn execute(
+    st: &mut State,
+    i: usize,
+    headers: &[(String, String)],
+    raw: &[u8],
+    wait: bool,
+    thread_id: Option<String>,
+    now: Instant,
+) -> Reply {
+    // 1. An active rate limit.
+    if let Behaviour::RateLimited {
+        retry_after,
+        scope,
+        global,
+    } = st.hooks[i].behaviour.clone()
+    {
+        let h = &mut st.hooks[i];
+        let first = h.rate_limited_until.is_none();
+        if first {
+            h.rate_limited_until = Some(now + Duration::from_secs_f64(retry_after.max(0.0)));
+        }
+        let until = h.rate_limited_until.expect("set above");
+        if now < until || first {
+            let left = until.saturating_duration_since(now).as_secs_f64();
+            let left = (left * 1000.0).round() / 1000.0;
+            let mut r = Reply::json(
+                429,
+                json!({
+                    "message": "You are being rate limited.",
+                    "retry_after": left,
+                    "global": global,
+                }),
+            );
+            r.headers
+                .push(("Retry-After".into(), (left.ceil() as u64).to_string()));
+            r.headers
+                .push(("X-RateLimit-Scope".into(), scope.to_string()));
+            if global {
+                r.headers.push(("X-RateLimit-Global".into(), "true".into()));
+            }
+            r.headers.push(("X-RateLimit-Remaining".into(), "0".into()));
+            r.headers
+                .push(("X-RateLimit-Reset-After".into(), format!("{left:.3}")));
+            r.headers.push((
+                "X-RateLimit-Reset".into(),
+                format!("{:.3}", epoch_secs() + left),
+            ));
+            return r;
+        }
+        h.behaviour = Behaviour::Ok;
+        h.rate_limited_until = None;
+    }
+
+    // 2. A configured failure.
+    if let Behaviour::Status { http, code } = st.hooks[i].behaviour {
+        return Reply::error(http, code);
+    }
+
+    // 3. Validation like Discord's.
+    let ct_ok = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("content-type")
+            && v.trim()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+    });
+    if !ct_ok {
+        return Reply::form_errors(json!({ "_errors": [{
+            "code": "CONTENT_TYPE_INVALID",
+            "message": "Expected \"Content-Type\" header to be one of {'application/json', 'application/x-www-form-urlencoded', 'multipart/form-data'}."
+        }]}));
+    }
+    let body: Value = match serde_json::from_slice(raw) {
+        Ok(v) => v,
+        Err(_) => return Reply::error(400, 50109),
+    };
+    if let Err(r) = validate(&body) {
+        return r;
+    }
+
+    // 4. Flakiness (counted over valid POSTs).
+    if let Behaviour::FlakyEvery(n) = st.hooks[i].behaviour {
+        let h = &mut st.hooks[i];
+        h.flaky_count += 1;
+        if n > 0 && h.flaky_count % n == 0 {
+            return Reply::error(500, 0);
+        }
+    }
+
+    // 5. Success.
+    let msg_id = st.next_message;
+    st.next_message += 1 << 22;
+    if !wait {
+        return Reply {
+            status: 204,
+            body: None,
+            headers: Vec::new(),
+        };
+    }
+    let h = &st.hooks[i];
+    let embeds: Vec<Value> = body
+        .get("embeds")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|mut e| {
+            if let Some(o) = e.as_object_mut() {
+                o.entry("type").or_insert(json!("rich"));
+            }
+            e
+        })
+        .collect();
+    let username = body
+        .get("username")
+        .and_then(Value::as_str)
+        .unwrap_or(&h.name)
+        .to_string();
+    Reply::json(
+        200,
+        json!({
+            "id": msg_id.to_string(),
+            "type": 0,
+            "content": body.get("content").and_then(Value::as_str).unwrap_or(""),
+            "channel_id": thread_id.unwrap_or_else(|| h.channel_id.clone()),
+            "author": { "id": h.id, "username": username, "avatar": null, "discriminator": "0000", "bot": true },
+            "attachments": [],
+            "embeds": embeds,
+            "mentions": [],
+            "mention_roles": [],
+            "pinned": false,
+            "mention_everyone": false,
+            "tts": false,
+            "timestamp": chrono_like_now(),
+            "edited_timestamp": null,
+            "flags": 0,
+            "components": [],
+            "webhook_id": h.id,
+        }),
+    )
+}
+
+fn chrono_like_now() -> String {
+    // Seconds since the epoch as an ISO-8601 UTC timestamp (civil-from-days algorithm).
+    let secs = epoch_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.000000+00:00",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+// ------------------------------------------------------------------ validation
+
+fn push_err(errors: &mut Map<String, Value>, path: &[&str], code: &str, message: String) {
+    let mut cur = errors;
+    for seg in path {
+        let next = cur
+            .entry(seg.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !next.is_object() {
+            *next = Value::Object(Map::new());
+        }
+        cur = next.as_object_mut().unwrap();
+    }
+    let list = cur
+        .entry("_errors")
+        .or_insert_with(|| Value::Array(Vec::new()));
+    if let Some(a) = list.as_array_mut() {
+        a.push(json!({ "code": code, "message": message }));
+    }
+}
+
+/// Checks a string field: type and max length. Returns its length (0 if absent).
+fn check_str(
+    errors: &mut Map<String, Value>,
+    obj: &Value,
+    key: &str,
+    path: &[&str],
+    max: usize,
+    required: bool,
+) -> usize {
+    let mut p: Vec<&str> = path.to_vec();
+    p.push(key);
+    match obj.get(key) {
+        None | Some(Value::Null) => {
+            if required {
+                push_err(
+                    errors,
+                    &p,
+                    "BASE_TYPE_REQUIRED",
+                    "This field is required".into(),
+                );
+            }
+            0
+        }
+        Some(Value::String(s)) => {
+            let n = s.chars().count();
+            if required && s.trim().is_empty() {
+                push_err(
+                    errors,
+                    &p,
+                    "BASE_TYPE_REQUIRED",
+                    "This field is required".into(),
+                );
+            }
+            if n > max {
+                push_err(
+                    errors,
+                    &p,
+                    "BASE_TYPE_MAX_LENGTH",
+                    format!("Must be {max} or fewer in length."),
+                );
+            }
+            n
+        }
+        Some(_) => {
+            push_err(
+                errors,
+                &p,
+                "STRING_TYPE_CONVERT",
+                "Could not interpret value as string.".into(),
+            );
+            0
+        }
+    }
+}
+
+fn validate(body: &Value) -> Result<(), Reply> {
+    if !body.is_object() {
+        return Err(Reply::form_errors(json!({ "_errors": [{
+            "code": "DICT_TYPE_CONVERT", "message": "Only dictionaries may be used in a DictType"
+        }]})));
+    }
+    let mut errors = Map::new();
+
+    check_str(&mut errors, body, "content", &[], 2000, false);
+
+    if let Some(u) = body.get("username") {
+        match u.as_str() {
+            Some(s) => {
+                let n = s.chars().count();
+                let lower = s.to_lowercase();
+                if !(1..=80).contains(&n) {
+                    push_err(
+                        &mut errors,
+                        &["username"],
+                        "BASE_TYPE_BAD_LENGTH",
+                        "Must be between 1 and 80 in length.".into(),
+                    );
+                }
+                for bad in ["discord", "clyde"] {
+                    if lower.contains(bad) {
+                        push_err(
+                            &mut errors,
+                            &["username"],
+                            "USERNAME_INVALID_CONTAINS",
+                            format!("Username cannot contain \"{bad}\""),
+                        );
+                    }
+                }
+                if matches!(lower.trim(), "everyone" | "here") {
+                    push_err(
+                        &mut errors,
+                        &["username"],
+                        "USERNAME_INVALID",
+                        "Username is invalid".into(),
+                    );
+                }
+            }
+            None if u.is_null() => {}
+            None => push_err(
+                &mut errors,
+                &["username"],
+                "STRING_TYPE_CONVERT",
+                "Could not interpret value as string.".into(),
+            ),
+        }
+    }
+
+    let mut n_embeds = 0;
+    match body.get("embeds") {
+        None | Some(Value::Null) => {}
+        Some(Value::Array(embeds)) => {
+            n_embeds = embeds.len();
+            if embeds.len() > 10 {
+                push_err(
+                    &mut errors,
+                    &["embeds"],
+                    "BASE_TYPE_MAX_LENGTH",
+                    "Must be 10 or fewer in length.".into(),
+                );
+            }
+            let mut total = 0usize;
+            for (i, e) in embeds.iter().enumerate() {
+                let idx = i.to_string();
+                let p: [&str; 2] = ["embeds", &idx];
+                if !e.is_object() {
+                    push_err(
+                        &mut errors,
+                        &p,
+                        "DICT_TYPE_CONVERT",
+                        "Only dictionaries may be used in a DictType".into(),
+                    );
+                    continue;
+                }
+                total += check_str(&mut errors, e, "title", &p, 256, false);
+                total += check_str(&mut errors, e, "description", &p, 4096, false);
+                if let Some(url) = e.get("url").and_then(Value::as_str) {
+                    let ok = (url.starts_with("http://") || url.starts_with("https://"))
+                        && !url.contains(char::is_whitespace)
+                        && url.len() > "https://".len();
+                    if !ok {
+                        push_err(
+                            &mut errors,
+                            &["embeds", &idx, "url"],
+                            "URL_TYPE_INVALID_URL",
+                            "Not a well formed URL.".into(),
+                        );
+                    }
+                }
+                if let Some(c) = e.get("color") {
+                    let ok = c.is_null() || c.as_u64().map(|v| v <= 0xFF_FF_FF).unwrap_or(false);
+                    if !ok {
+                        push_err(
+                            &mut errors,
+                            &["embeds", &idx, "color"],
+                            "NUMBER_TYPE_COERCE",
+                            format!("Value \"{c}\" is not int."),
+                        );
+                    }
+                }
+                if let Some(ts) = e.get("timestamp") {
+                    if !ts.is_null() && !ts.is_string() {
+                        push_err(
+                            &mut errors,
+                            &["embeds", &idx, "timestamp"],
+                            "DATE_TIME_TYPE_PARSE",
+                            format!("Could not parse {ts}. Should be ISO8601."),
+                        );
+                    }
+                }
+                if let Some(f) = e.get("footer").filter(|f| !f.is_null()) {
+                    total += check_str(
+                        &mut errors,
+                        f,
+                        "text",
+                        &["embeds", &idx, "footer"],
+                        2048,
+                        true,
+                    );
+                }
+                if let Some(a) = e.get("author").filter(|a| !a.is_null()) {
+                    total += check_str(
+                        &mut errors,
+                        a,
+                        "name",
+                        &["embeds", &idx, "author"],
+                        256,
+                        true,
+                    );
+                }
+                match e.get("fields") {
+                    None | Some(Value::Null) => {}
+                    Some(Value::Array(fields)) => {
+                        if fields.len() > 25 {
+                            push_err(
+                                &mut errors,
+                                &["embeds", &idx, "fields"],
+                                "BASE_TYPE_MAX_LENGTH",
+                                "Must be 25 or fewer in length.".into(),
+                            );
+                        }
+                        for (j, f) in fields.iter().enumerate() {
+                            let jdx = j.to_string();
+                            let fp: [&str; 4] = ["embeds", &idx, "fields", &jdx];
+                            total += check_str(&mut errors, f, "name", &fp, 256, true);
+                            total += check_str(&mut errors, f, "value", &fp, 1024, true);
+                        }
+                    }
+                    Some(_) => push_err(
+                        &mut errors,
+                        &["embeds", &idx, "fields"],
+                        "BASE_TYPE_LIST",
+                        "Must be an array.".into(),
+                    ),
+                }
+            }
+            if total > 6000 {
+                push_err(
+                    &mut errors,
+                    &["embeds"],
+                    "MAX_EMBED_SIZE_EXCEEDED",
+                    "Embed size exceeds maximum size of 6000".into(),
+                );
+            }
+        }
+        Some(_) => push_err(
+            &mut errors,
+            &["embeds"],
+            "BASE_TYPE_LIST",
+            "Must be an array.".into(),
+        ),
+    }
+
+    if !errors.is_empty() {
+        return Err(Reply::form_errors(Value::Object(errors)));
+    }
+    let has_content = body
+        .get("content")
+        .and_then(Value::as_str)
+        .map(|c| !c.trim().is_empty())
+        .unwrap_or(false);
+    if !has_content && n_embeds == 0 {
+        return Err(Reply::error(400, 50006));
+    }
+    Ok(())
+}

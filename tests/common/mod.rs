@@ -1,0 +1,3 @@
+pub mod dovecot;
+pub mod fake_discord;
+pub mod daemon;
