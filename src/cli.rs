@@ -14,7 +14,11 @@ use std::path::{Path, PathBuf};
 pub const EX_CONFIG: i32 = 78;
 
 #[derive(Parser)]
-#[command(name = "mailbeacon", version, about = "Watches IMAP, spools every mail, pushes to Discord, and shows a dead channel on a LED")]
+#[command(
+    name = "mailbeacon",
+    version,
+    about = "Watches IMAP, spools every mail, pushes to Discord, and shows a dead channel on a LED"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -23,7 +27,12 @@ struct Cli {
 #[derive(clap::Args)]
 struct ConfigArg {
     /// The configuration file.
-    #[arg(long, short, env = "MAILBEACON_CONFIG", default_value = "/etc/mailbeacon/mailbeacon.toml")]
+    #[arg(
+        long,
+        short,
+        env = "MAILBEACON_CONFIG",
+        default_value = "/etc/mailbeacon/mailbeacon.toml"
+    )]
     config: PathBuf,
 }
 
@@ -92,13 +101,23 @@ struct Failure {
 
 impl From<RunError> for Failure {
     fn from(e: RunError) -> Self {
-        let code = if matches!(e, RunError::Config(_)) { EX_CONFIG } else { 1 };
-        Failure { code, message: e.to_string() }
+        let code = if matches!(e, RunError::Config(_)) {
+            EX_CONFIG
+        } else {
+            1
+        };
+        Failure {
+            code,
+            message: e.to_string(),
+        }
     }
 }
 
 fn fail(message: impl Into<String>) -> Failure {
-    Failure { code: 1, message: message.into() }
+    Failure {
+        code: 1,
+        message: message.into(),
+    }
 }
 
 pub fn main() -> i32 {
@@ -126,7 +145,10 @@ pub fn main() -> i32 {
 }
 
 fn load(path: &Path) -> Result<Config, Failure> {
-    Config::load(path).map_err(|e| Failure { code: EX_CONFIG, message: e.to_string() })
+    Config::load(path).map_err(|e| Failure {
+        code: EX_CONFIG,
+        message: e.to_string(),
+    })
 }
 
 /// Opens the spool directly when no daemon answers; a lock held by a silent process is an error.
@@ -143,13 +165,20 @@ fn open_offline(config: &Config) -> Result<Spool, Failure> {
 
 fn check(path: &Path, probe: bool) -> Result<(), Failure> {
     let config = load(path)?;
-    println!("ok   config {} ({} account(s), {} sink(s), {} bucket(s))", path.display(), config.accounts.len(), config.sinks.len(), config.buckets.len());
+    println!(
+        "ok   config {} ({} account(s), {} sink(s), {} bucket(s))",
+        path.display(),
+        config.accounts.len(),
+        config.sinks.len(),
+        config.buckets.len()
+    );
     if !probe {
         return Ok(());
     }
     let mut failed = 0;
     for a in &config.accounts {
-        let session = crate::imap::tls_config(a.ca_file.as_deref()).and_then(|tls| crate::imap::login(a, &tls));
+        let session = crate::imap::tls_config(a.ca_file.as_deref())
+            .and_then(|tls| crate::imap::login(a, &tls));
         match session {
             Err(e) => {
                 failed += 1;
@@ -158,10 +187,19 @@ fn check(path: &Path, probe: bool) -> Result<(), Failure> {
             Ok(mut s) => {
                 for f in &a.folders {
                     match s.examine(f) {
-                        Ok(m) => println!("ok   imap {}/{f}: {} message(s), uidvalidity {}", a.name, m.exists, m.uid_validity.unwrap_or(0)),
+                        Ok(m) => println!(
+                            "ok   imap {}/{f}: {} message(s), uidvalidity {}",
+                            a.name,
+                            m.exists,
+                            m.uid_validity.unwrap_or(0)
+                        ),
                         Err(e) => {
                             failed += 1;
-                            println!("FAIL imap {}/{f}: {}", a.name, crate::imap::ImapError::from_imap(e));
+                            println!(
+                                "FAIL imap {}/{f}: {}",
+                                a.name,
+                                crate::imap::ImapError::from_imap(e)
+                            );
                         }
                     }
                 }
@@ -172,8 +210,12 @@ fn check(path: &Path, probe: bool) -> Result<(), Failure> {
     for s in &config.sinks {
         match HttpSink::new(s.clone()).probe().outcome {
             Outcome::Delivered { .. } => println!("ok   sink {} answers", s.name),
-            Outcome::RateLimited { retry_after, .. } => println!("ok   sink {} rate limited for {retry_after:?}", s.name),
-            Outcome::Dead { reason } | Outcome::Transient { reason } | Outcome::Rejected { reason } => {
+            Outcome::RateLimited { retry_after, .. } => {
+                println!("ok   sink {} rate limited for {retry_after:?}", s.name)
+            }
+            Outcome::Dead { reason }
+            | Outcome::Transient { reason }
+            | Outcome::Rejected { reason } => {
                 failed += 1;
                 println!("FAIL sink {}: {reason}", s.name);
             }
@@ -187,26 +229,52 @@ fn check(path: &Path, probe: bool) -> Result<(), Failure> {
 
 fn status(path: &Path, json: bool) -> Result<(), Failure> {
     let config = load(path)?;
-    let report: status::StatusReport = match control::ask(&control::socket_path(&config), &Request::Status) {
-        Some(reply) => {
-            let mut line = String::new();
-            reply.and_then(|mut r| r.read_line(&mut line)).map_err(|e| fail(format!("daemon: {e}")))?;
-            serde_json::from_str(&line).map_err(|_| fail(format!("daemon answered: {}", line.trim())))?
-        }
-        None => status::report(&config, None, &open_offline(&config)?, chrono::Utc::now().timestamp()).map_err(|e| fail(e.to_string()))?,
+    let report: status::StatusReport =
+        match control::ask(&control::socket_path(&config), &Request::Status) {
+            Some(reply) => {
+                let mut line = String::new();
+                reply
+                    .and_then(|mut r| r.read_line(&mut line))
+                    .map_err(|e| fail(format!("daemon: {e}")))?;
+                serde_json::from_str(&line)
+                    .map_err(|_| fail(format!("daemon answered: {}", line.trim())))?
+            }
+            None => status::report(
+                &config,
+                None,
+                &open_offline(&config)?,
+                chrono::Utc::now().timestamp(),
+            )
+            .map_err(|e| fail(e.to_string()))?,
+        };
+    let text = if json {
+        serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
+    } else {
+        status::table(&report)
     };
-    let text = if json { serde_json::to_string_pretty(&report).unwrap_or_default() + "\n" } else { status::table(&report) };
-    std::io::stdout().write_all(text.as_bytes()).map_err(|e| fail(e.to_string()))
+    std::io::stdout()
+        .write_all(text.as_bytes())
+        .map_err(|e| fail(e.to_string()))
 }
 
 /// Calls `each` for every matching record, from the daemon or from the spool itself.
-fn records(config: &Config, filter: Filter, each: &mut dyn FnMut(DumpRecord) -> std::io::Result<()>) -> Result<(), Failure> {
-    match control::ask(&control::socket_path(config), &Request::Items { filter: filter.clone() }) {
+fn records(
+    config: &Config,
+    filter: Filter,
+    each: &mut dyn FnMut(DumpRecord) -> std::io::Result<()>,
+) -> Result<(), Failure> {
+    match control::ask(
+        &control::socket_path(config),
+        &Request::Items {
+            filter: filter.clone(),
+        },
+    ) {
         Some(reply) => {
             let reader = reply.map_err(|e| fail(format!("daemon: {e}")))?;
             for line in reader.lines() {
                 let line = line.map_err(|e| fail(format!("daemon: {e}")))?;
-                let rec: DumpRecord = serde_json::from_str(&line).map_err(|_| fail(format!("daemon answered: {}", line.trim())))?;
+                let rec: DumpRecord = serde_json::from_str(&line)
+                    .map_err(|_| fail(format!("daemon answered: {}", line.trim())))?;
                 each(rec).map_err(|e| fail(e.to_string()))?;
             }
         }
@@ -230,7 +298,10 @@ fn filter_of(args: &FilterArgs) -> Filter {
         StateArg::Dead => Some(State::Dead),
         StateArg::All => None,
     };
-    Filter { bucket: args.bucket.clone(), state }
+    Filter {
+        bucket: args.bucket.clone(),
+        state,
+    }
 }
 
 fn spool(action: SpoolAction) -> Result<(), Failure> {
@@ -247,7 +318,9 @@ fn spool(action: SpoolAction) -> Result<(), Failure> {
         SpoolAction::Ls(args) => {
             let config = load(&args.config.config)?;
             writeln!(out, "{}", status::ls_header()).map_err(|e| fail(e.to_string()))?;
-            records(&config, filter_of(&args), &mut |r| writeln!(out, "{}", status::ls_row(&r)))
+            records(&config, filter_of(&args), &mut |r| {
+                writeln!(out, "{}", status::ls_row(&r))
+            })
         }
         SpoolAction::Show { id, config } => {
             let config = load(&config.config)?;
@@ -260,7 +333,11 @@ fn spool(action: SpoolAction) -> Result<(), Failure> {
                 }
                 Ok(())
             })?;
-            if found { Ok(()) } else { Err(fail(format!("no item {id} in the spool"))) }
+            if found {
+                Ok(())
+            } else {
+                Err(fail(format!("no item {id} in the spool")))
+            }
         }
     };
     out.flush().map_err(|e| fail(e.to_string()))?;

@@ -28,7 +28,11 @@ pub fn socket_path(config: &Config) -> PathBuf {
     std::env::var_os("RUNTIME_DIRECTORY")
         .map(PathBuf::from)
         // systemd may list several directories separated by ':'; ours is the first.
-        .and_then(|p| p.to_str().and_then(|s| s.split(':').next()).map(PathBuf::from))
+        .and_then(|p| {
+            p.to_str()
+                .and_then(|s| s.split(':').next())
+                .map(PathBuf::from)
+        })
         .unwrap_or_else(|| config.state_dir.clone())
         .join("control.sock")
 }
@@ -45,7 +49,10 @@ pub struct Context {
 pub fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
     if path.exists() {
         if UnixStream::connect(path).is_ok() {
-            return Err(std::io::Error::new(std::io::ErrorKind::AddrInUse, format!("{} answers: another daemon runs", path.display())));
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AddrInUse,
+                format!("{} answers: another daemon runs", path.display()),
+            ));
         }
         std::fs::remove_file(path)?;
     }
@@ -89,9 +96,16 @@ fn handle(stream: UnixStream, ctx: &Context) -> std::io::Result<()> {
         Ok(Request::Status) => {
             let config = ctx.config.borrow().clone();
             let health = ctx.health.borrow().clone();
-            match report(&config, Some(&health), &ctx.spool, chrono::Utc::now().timestamp()) {
+            match report(
+                &config,
+                Some(&health),
+                &ctx.spool,
+                chrono::Utc::now().timestamp(),
+            ) {
                 Ok(r) => serde_json::to_writer(&mut out, &r)?,
-                Err(e) => serde_json::to_writer(&mut out, &serde_json::json!({ "error": e.to_string() }))?,
+                Err(e) => {
+                    serde_json::to_writer(&mut out, &serde_json::json!({ "error": e.to_string() }))?
+                }
             }
             out.write_all(b"\n")?;
         }
@@ -99,7 +113,10 @@ fn handle(stream: UnixStream, ctx: &Context) -> std::io::Result<()> {
             dump(&ctx.spool, &filter, &mut out)?;
         }
         Err(e) => {
-            serde_json::to_writer(&mut out, &serde_json::json!({ "error": format!("bad request: {e}") }))?;
+            serde_json::to_writer(
+                &mut out,
+                &serde_json::json!({ "error": format!("bad request: {e}") }),
+            )?;
             out.write_all(b"\n")?;
         }
     }

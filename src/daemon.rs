@@ -45,7 +45,10 @@ pub fn spool_dir(config: &Config) -> std::path::PathBuf {
 pub fn run(config_path: &Path) -> Result<(), RunError> {
     let config = Config::load(config_path)?;
     let spool = open_spool(&config)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
     runtime.block_on(serve(config, spool))
 }
 
@@ -55,19 +58,29 @@ fn open_spool(config: &Config) -> Result<Spool, SpoolError> {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         match Spool::open(&spool_dir(config), config.spool_cache_bytes) {
-            Err(SpoolError::Locked { .. }) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(100)),
+            Err(SpoolError::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(100))
+            }
             other => return other,
         }
     }
 }
 
 fn thresholds(c: &IndicatorConfig) -> Thresholds {
-    Thresholds { spool_warn: c.spool_warn, spool_alarm: c.spool_alarm, pending_age_alarm_s: c.pending_age_alarm.as_secs() as i64 }
+    Thresholds {
+        spool_warn: c.spool_warn,
+        spool_alarm: c.spool_alarm,
+        pending_age_alarm_s: c.pending_age_alarm.as_secs() as i64,
+    }
 }
 
 fn configured(config: &Config) -> Event {
     Event::Configured {
-        mailboxes: config.accounts.iter().flat_map(|a| a.folders.iter().map(|f| (a.name.clone(), f.clone()))).collect(),
+        mailboxes: config
+            .accounts
+            .iter()
+            .flat_map(|a| a.folders.iter().map(|f| (a.name.clone(), f.clone())))
+            .collect(),
         sinks: config.sinks.iter().map(|s| s.name.clone()).collect(),
         thresholds: thresholds(&config.indicator),
     }
@@ -95,15 +108,28 @@ async fn serve(mut config: Config, spool: Spool) -> Result<(), RunError> {
     let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
     let socket = control::socket_path(&config);
     let listener = control::bind(&socket)?;
-    let ctx = control::Context { config: config_rx.clone(), spool: spool.clone(), health: snapshot_rx.clone() };
+    let ctx = control::Context {
+        config: config_rx.clone(),
+        spool: spool.clone(),
+        health: snapshot_rx.clone(),
+    };
     tokio::spawn(control::serve(listener, ctx, services.clone()));
-    tokio::spawn(spool_stats(config_rx, spool.clone(), health_tx.clone(), services.clone()));
+    tokio::spawn(spool_stats(
+        config_rx,
+        spool.clone(),
+        health_tx.clone(),
+        services.clone(),
+    ));
     let mut pipeline = Pipeline::start(&config, &spool, &health_tx, &HashSet::new());
     notify(&[sd_notify::NotifyState::Ready]);
     log::info!(
         "mailbeacon {} running: {} mailbox(es), {} sink(s), spool {}, control socket {}",
         env!("CARGO_PKG_VERSION"),
-        config.accounts.iter().map(|a| a.folders.len()).sum::<usize>(),
+        config
+            .accounts
+            .iter()
+            .map(|a| a.folders.len())
+            .sum::<usize>(),
         config.sinks.len(),
         spool_dir(&config).display(),
         socket.display()
@@ -148,7 +174,11 @@ async fn serve(mut config: Config, spool: Spool) -> Result<(), RunError> {
 
 /// Applies events to the health state and publishes the result: snapshot for `status`,
 /// pattern for the indicator, one line for the journal and systemd when it changes.
-async fn health_actor(mut events: UnboundedReceiver<Event>, snapshot: watch::Sender<Health>, pattern: watch::Sender<Pattern>) {
+async fn health_actor(
+    mut events: UnboundedReceiver<Event>,
+    snapshot: watch::Sender<Health>,
+    pattern: watch::Sender<Pattern>,
+) {
     let mut health = Health::default();
     let mut last = String::new();
     let mut tick = tokio::time::interval(Duration::from_secs(1));
@@ -187,7 +217,12 @@ async fn health_actor(mut events: UnboundedReceiver<Event>, snapshot: watch::Sen
 }
 
 /// Feeds per-bucket totals to health twice a second (ages grow even when nothing happens).
-async fn spool_stats(config: watch::Receiver<Arc<Config>>, spool: Spool, health: UnboundedSender<Event>, stop: Stop) {
+async fn spool_stats(
+    config: watch::Receiver<Arc<Config>>,
+    spool: Spool,
+    health: UnboundedSender<Event>,
+    stop: Stop,
+) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
         tokio::select! {
@@ -205,15 +240,30 @@ async fn spool_stats(config: watch::Receiver<Arc<Config>>, spool: Spool, health:
     }
 }
 
-fn start_indicator(c: &IndicatorConfig, patterns: watch::Receiver<Pattern>, stop: Stop) -> Result<JoinHandle<()>, RunError> {
+fn start_indicator(
+    c: &IndicatorConfig,
+    patterns: watch::Receiver<Pattern>,
+    stop: Stop,
+) -> Result<JoinHandle<()>, RunError> {
     let done = async move { stop.wait().await };
     Ok(match &c.backend {
         Backend::Cdev { chip } => {
             let mut gpio = cdev::open_chip(chip)?;
             let led = cdev::output(&mut gpio, chip, c.led.line, c.led.active_low, "led")?;
-            let led2 = c.led2.map(|p| cdev::output(&mut gpio, chip, p.line, p.active_low, "led2")).transpose()?;
-            let buzzer = c.buzzer.map(|p| cdev::output(&mut gpio, chip, p.line, p.active_low, "buzzer")).transpose()?;
-            log::info!("indicator: GPIO chip {chip}, led line {}{}", c.led.line, c.buzzer.map_or(String::new(), |b| format!(", buzzer line {}", b.line)));
+            let led2 = c
+                .led2
+                .map(|p| cdev::output(&mut gpio, chip, p.line, p.active_low, "led2"))
+                .transpose()?;
+            let buzzer = c
+                .buzzer
+                .map(|p| cdev::output(&mut gpio, chip, p.line, p.active_low, "buzzer"))
+                .transpose()?;
+            log::info!(
+                "indicator: GPIO chip {chip}, led line {}{}",
+                c.led.line,
+                c.buzzer
+                    .map_or(String::new(), |b| format!(", buzzer line {}", b.line))
+            );
             let ind = Indicator::new(
                 Logical::new(led, c.led.active_low, "led"),
                 led2.map(|p| Logical::new(p, c.led2.is_some_and(|x| x.active_low), "led2")),
@@ -235,7 +285,8 @@ fn start_indicator(c: &IndicatorConfig, patterns: watch::Receiver<Pattern>, stop
             let ind = Indicator::new(
                 Logical::new(pin("led"), false, "led"),
                 c.led2.map(|_| Logical::new(pin("led2"), false, "led2")),
-                c.buzzer.map(|_| Logical::new(pin("buzzer"), false, "buzzer")),
+                c.buzzer
+                    .map(|_| Logical::new(pin("buzzer"), false, "buzzer")),
                 c.quiet_hours,
                 c.buzzer_repeat,
             );
@@ -254,7 +305,12 @@ struct Pipeline {
 }
 
 impl Pipeline {
-    fn start(config: &Config, spool: &Spool, health: &UnboundedSender<Event>, dead: &HashSet<String>) -> Pipeline {
+    fn start(
+        config: &Config,
+        spool: &Spool,
+        health: &UnboundedSender<Event>,
+        dead: &HashSet<String>,
+    ) -> Pipeline {
         let stop = Stop::new();
         let buckets = Arc::new(config.buckets.clone());
         let triage = Arc::new(config.triage());
@@ -282,7 +338,13 @@ impl Pipeline {
                 Err(e) => {
                     log::error!("imap {}: {e}", a.name);
                     for f in &a.folders {
-                        let _ = health.send(Event::Account { account: a.name.clone(), folder: f.clone(), state: e.state(), error: Some(e.to_string()), cursor: None });
+                        let _ = health.send(Event::Account {
+                            account: a.name.clone(),
+                            folder: f.clone(),
+                            state: e.state(),
+                            error: Some(e.to_string()),
+                            cursor: None,
+                        });
                     }
                     continue;
                 }
@@ -299,13 +361,20 @@ impl Pipeline {
                     tls: tls.clone(),
                 };
                 let s = stop.clone();
-                match std::thread::Builder::new().name(format!("imap {}/{folder}", a.name)).spawn(move || w.run(s)) {
+                match std::thread::Builder::new()
+                    .name(format!("imap {}/{folder}", a.name))
+                    .spawn(move || w.run(s))
+                {
                     Ok(h) => watchers.push(h),
                     Err(e) => log::error!("imap {}/{folder}: cannot start a thread: {e}", a.name),
                 }
             }
         }
-        Pipeline { stop, watchers, dispatchers }
+        Pipeline {
+            stop,
+            watchers,
+            dispatchers,
+        }
     }
 
     /// Signals every worker and waits until each finished the unit of work it held.

@@ -7,6 +7,7 @@
 //! - Dead: stop posting; probe with a non-posting `GET` on a slow, doubling schedule; revive on
 //!   a successful probe (or when a reload starts a new loop, which probes first).
 //! - Rejected: re-render each item smaller, then plain; dead-letter what is still refused.
+//!
 //! An item leaves `pending` only on a 2xx with a message id (invariant 3).
 
 use crate::config::Bucket;
@@ -54,10 +55,18 @@ struct LoopState {
 
 impl Dispatcher {
     fn report(&self, state: SinkState, error: Option<String>, delivered: bool) {
-        let _ = self.health.send(Event::Sink { name: self.sink.name().to_string(), state, error, delivered });
+        let _ = self.health.send(Event::Sink {
+            name: self.sink.name().to_string(),
+            state,
+            error,
+            delivered,
+        });
     }
 
-    async fn blocking<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+    async fn blocking<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
         match tokio::task::spawn_blocking(f).await {
             Ok(v) => Some(v),
             Err(e) => {
@@ -69,7 +78,11 @@ impl Dispatcher {
 
     pub async fn run(self, stop: Stop) {
         let name = self.sink.name().to_string();
-        let mut st = LoopState { failures: 0, dead: self.start_dead, probe_delay: self.probe_every };
+        let mut st = LoopState {
+            failures: 0,
+            dead: self.start_dead,
+            probe_delay: self.probe_every,
+        };
         if st.dead {
             self.report(SinkState::Dead, None, false);
         }
@@ -83,17 +96,26 @@ impl Dispatcher {
             if !woke || stop.is_stopped() {
                 break;
             }
-            next = if st.dead { self.probe(&mut st).await } else { self.deliver_some(&mut st).await };
+            next = if st.dead {
+                self.probe(&mut st).await
+            } else {
+                self.deliver_some(&mut st).await
+            };
         }
         log::info!("sink {name}: stopped");
     }
 
     async fn probe(&self, st: &mut LoopState) -> Next {
         let sink = self.sink.clone();
-        let Some(reply) = self.blocking(move || sink.probe()).await else { return Next::At(Instant::now() + st.probe_delay) };
+        let Some(reply) = self.blocking(move || sink.probe()).await else {
+            return Next::At(Instant::now() + st.probe_delay);
+        };
         match reply.outcome {
             Outcome::Delivered { .. } => {
-                log::info!("sink {}: probe succeeded, alive again; draining the backlog", self.sink.name());
+                log::info!(
+                    "sink {}: probe succeeded, alive again; draining the backlog",
+                    self.sink.name()
+                );
                 st.dead = false;
                 st.failures = 0;
                 st.probe_delay = self.probe_every;
@@ -101,9 +123,15 @@ impl Dispatcher {
                 Next::At(Instant::now())
             }
             Outcome::RateLimited { retry_after, .. } => Next::At(Instant::now() + retry_after),
-            Outcome::Dead { reason } | Outcome::Transient { reason } | Outcome::Rejected { reason } => {
+            Outcome::Dead { reason }
+            | Outcome::Transient { reason }
+            | Outcome::Rejected { reason } => {
                 st.probe_delay = (st.probe_delay * 2).min(self.probe_max);
-                log::warn!("sink {}: still dead ({reason}); next probe in {:?}", self.sink.name(), st.probe_delay);
+                log::warn!(
+                    "sink {}: still dead ({reason}); next probe in {:?}",
+                    self.sink.name(),
+                    st.probe_delay
+                );
                 self.report(SinkState::Dead, Some(reason), false);
                 Next::At(Instant::now() + st.probe_delay)
             }
@@ -113,7 +141,10 @@ impl Dispatcher {
     /// Sends one batch (or, after a 400, its items one by one, smaller).
     async fn deliver_some(&self, st: &mut LoopState) -> Next {
         let (spool, name) = (self.spool.clone(), self.sink.name().to_string());
-        let batch = match self.blocking(move || spool.pending_for(&name, crate::discord::render::MAX_EMBEDS)).await {
+        let batch = match self
+            .blocking(move || spool.pending_for(&name, crate::discord::render::MAX_EMBEDS))
+            .await
+        {
             Some(Ok(b)) => b,
             Some(Err(e)) => {
                 log::error!("sink {}: cannot read the spool: {e}", self.sink.name());
@@ -129,14 +160,20 @@ impl Dispatcher {
         };
         // One message carries one bucket: its colour and mention policy.
         let bucket_name = first.bucket.clone();
-        let items: Vec<Item> = batch.into_iter().take_while(|i| i.bucket == bucket_name).collect();
+        let items: Vec<Item> = batch
+            .into_iter()
+            .take_while(|i| i.bucket == bucket_name)
+            .collect();
         let bucket = self.buckets.iter().find(|b| b.name == bucket_name);
         let message = render(bucket, &items, Level::Full);
         let reply = self.post(&message.body, &message.ids, Level::Full).await;
         match reply.outcome {
             Outcome::Rejected { reason } => {
                 log::warn!("sink {}: Discord refused a message of {} mails ({reason}); re-rendering each smaller", self.sink.name(), message.ids.len());
-                let carried: Vec<Item> = items.into_iter().filter(|i| message.ids.contains(&i.id)).collect();
+                let carried: Vec<Item> = items
+                    .into_iter()
+                    .filter(|i| message.ids.contains(&i.id))
+                    .collect();
                 self.shrink(st, bucket, carried).await
             }
             outcome => self.react(st, outcome, reply.pace, &message.ids).await,
@@ -145,10 +182,19 @@ impl Dispatcher {
 
     async fn post(&self, body: &serde_json::Value, ids: &[u64], level: Level) -> Reply {
         let (sink, body) = (self.sink.clone(), body.clone());
-        let nonce = format!("mb{:x}{}", ids.first().copied().unwrap_or(0) ^ ((ids.len() as u64) << 56), level as u8);
+        let nonce = format!(
+            "mb{:x}{}",
+            ids.first().copied().unwrap_or(0) ^ ((ids.len() as u64) << 56),
+            level as u8
+        );
         self.blocking(move || sink.post(&body, &nonce))
             .await
-            .unwrap_or(Reply { outcome: Outcome::Transient { reason: "worker failed".into() }, pace: Default::default() })
+            .unwrap_or(Reply {
+                outcome: Outcome::Transient {
+                    reason: "worker failed".into(),
+                },
+                pace: Default::default(),
+            })
     }
 
     async fn shrink(&self, st: &mut LoopState, bucket: Option<&Bucket>, items: Vec<Item>) -> Next {
@@ -173,7 +219,8 @@ impl Dispatcher {
             }
             if !delivered {
                 log::error!("sink {}: item {} dead-lettered: Discord refuses even its plain form ({refused})", self.sink.name(), item.id);
-                self.record(vec![(item.id, Update::DeadLetter { error: refused })]).await;
+                self.record(vec![(item.id, Update::DeadLetter { error: refused })])
+                    .await;
             }
         }
         Next::At(Instant::now())
@@ -192,32 +239,56 @@ impl Dispatcher {
     }
 
     fn spool_trouble(&self, e: &SpoolError) {
-        log::error!("sink {}: cannot record a delivery in the spool: {e}", self.sink.name());
+        log::error!(
+            "sink {}: cannot record a delivery in the spool: {e}",
+            self.sink.name()
+        );
         if e.is_disk_full() {
             let _ = self.health.send(Event::Disk(Some(e.to_string())));
         }
     }
 
-    async fn react(&self, st: &mut LoopState, outcome: Outcome, pace: crate::discord::Pace, ids: &[u64]) -> Next {
+    async fn react(
+        &self,
+        st: &mut LoopState,
+        outcome: Outcome,
+        pace: crate::discord::Pace,
+        ids: &[u64],
+    ) -> Next {
         let now = Instant::now();
         let name = self.sink.name();
         match outcome {
             Outcome::Delivered { message_id } => {
                 let at = chrono::Utc::now().timestamp();
-                let updates = ids.iter().map(|id| (*id, Update::Delivered { message_id: message_id.clone(), at })).collect();
+                let updates = ids
+                    .iter()
+                    .map(|id| {
+                        (
+                            *id,
+                            Update::Delivered {
+                                message_id: message_id.clone(),
+                                at,
+                            },
+                        )
+                    })
+                    .collect();
                 if !self.record(updates).await {
                     // Discord has the message but the spool could not say so: a repeat is possible
                     // later, a loss is not. Try again after a pause.
                     return Next::At(now + Duration::from_secs(5));
                 }
-                log::info!("sink {name}: delivered {} mail(s) as message {message_id}", ids.len());
+                log::info!(
+                    "sink {name}: delivered {} mail(s) as message {message_id}",
+                    ids.len()
+                );
                 st.failures = 0;
                 self.report(SinkState::Ok, None, true);
                 Next::At(pace.wait.map_or(now, |w| now + w))
             }
             Outcome::RateLimited { retry_after, scope } => {
                 log::warn!("sink {name}: rate limited ({scope:?}), waiting {retry_after:?}");
-                let error = (scope == Scope::Banned).then(|| "Discord/Cloudflare ban on this IP (error 1015)".to_string());
+                let error = (scope == Scope::Banned)
+                    .then(|| "Discord/Cloudflare ban on this IP (error 1015)".to_string());
                 self.report(SinkState::RateLimited, error, false);
                 Next::At(now + retry_after)
             }
@@ -225,20 +296,56 @@ impl Dispatcher {
                 st.failures += 1;
                 let wait = backoff(st.failures, fastrand::f64());
                 log::warn!("sink {name}: {reason}; retry {} in {wait:?}", st.failures);
-                self.record(ids.iter().map(|id| (*id, Update::Failed { error: reason.clone() })).collect()).await;
+                self.record(
+                    ids.iter()
+                        .map(|id| {
+                            (
+                                *id,
+                                Update::Failed {
+                                    error: reason.clone(),
+                                },
+                            )
+                        })
+                        .collect(),
+                )
+                .await;
                 self.report(SinkState::Retrying, Some(reason), false);
                 Next::At(now + wait)
             }
             Outcome::Dead { reason } => {
                 log::error!("sink {name}: DEAD ({reason}); no more posts, probing every {:?}+; mail keeps spooling", self.probe_every);
-                self.record(ids.iter().map(|id| (*id, Update::Failed { error: reason.clone() })).collect()).await;
+                self.record(
+                    ids.iter()
+                        .map(|id| {
+                            (
+                                *id,
+                                Update::Failed {
+                                    error: reason.clone(),
+                                },
+                            )
+                        })
+                        .collect(),
+                )
+                .await;
                 st.dead = true;
                 st.probe_delay = self.probe_every;
                 self.report(SinkState::Dead, Some(reason), false);
                 Next::At(now + self.probe_every)
             }
             Outcome::Rejected { reason } => {
-                self.record(ids.iter().map(|id| (*id, Update::DeadLetter { error: reason.clone() })).collect()).await;
+                self.record(
+                    ids.iter()
+                        .map(|id| {
+                            (
+                                *id,
+                                Update::DeadLetter {
+                                    error: reason.clone(),
+                                },
+                            )
+                        })
+                        .collect(),
+                )
+                .await;
                 Next::At(now)
             }
         }

@@ -57,13 +57,28 @@ impl Pattern {
 
 #[derive(Debug, Clone)]
 pub enum Event {
-    Account { account: String, folder: String, state: AccountState, error: Option<String>, cursor: Option<Cursor> },
-    Sink { name: String, state: SinkState, error: Option<String>, delivered: bool },
+    Account {
+        account: String,
+        folder: String,
+        state: AccountState,
+        error: Option<String>,
+        cursor: Option<Cursor>,
+    },
+    Sink {
+        name: String,
+        state: SinkState,
+        error: Option<String>,
+        delivered: bool,
+    },
     Spool(Vec<BucketStats>),
     /// `Some(reason)` while the spool cannot be written (disk full, read-only); `None` once it can.
     Disk(Option<String>),
     /// The configuration was (re)loaded: forget accounts and sinks it no longer names.
-    Configured { mailboxes: Vec<(String, String)>, sinks: Vec<String>, thresholds: Thresholds },
+    Configured {
+        mailboxes: Vec<(String, String)>,
+        sinks: Vec<String>,
+        thresholds: Thresholds,
+    },
     Stopping,
 }
 
@@ -102,8 +117,22 @@ pub struct Health {
 impl Health {
     pub fn apply(&mut self, event: Event, now: i64) {
         match event {
-            Event::Account { account, folder, state, error, cursor } => {
-                let entry = self.accounts.entry((account, folder)).or_insert(AccountHealth { state, last_ok: None, last_error: None, cursor: None });
+            Event::Account {
+                account,
+                folder,
+                state,
+                error,
+                cursor,
+            } => {
+                let entry = self
+                    .accounts
+                    .entry((account, folder))
+                    .or_insert(AccountHealth {
+                        state,
+                        last_ok: None,
+                        last_error: None,
+                        cursor: None,
+                    });
                 entry.state = state;
                 if state == AccountState::Idle {
                     entry.last_ok = Some(now);
@@ -115,8 +144,17 @@ impl Health {
                     entry.cursor = cursor;
                 }
             }
-            Event::Sink { name, state, error, delivered } => {
-                let entry = self.sinks.entry(name).or_insert(SinkHealth { state, last_error: None, last_success: None });
+            Event::Sink {
+                name,
+                state,
+                error,
+                delivered,
+            } => {
+                let entry = self.sinks.entry(name).or_insert(SinkHealth {
+                    state,
+                    last_error: None,
+                    last_success: None,
+                });
                 entry.state = state;
                 if delivered {
                     entry.last_success = Some(now);
@@ -127,7 +165,11 @@ impl Health {
             }
             Event::Spool(stats) => self.buckets = stats,
             Event::Disk(reason) => self.disk = reason,
-            Event::Configured { mailboxes, sinks, thresholds } => {
+            Event::Configured {
+                mailboxes,
+                sinks,
+                thresholds,
+            } => {
                 self.accounts.retain(|k, _| mailboxes.contains(k));
                 self.sinks.retain(|k, _| sinks.contains(k));
                 self.thresholds = thresholds;
@@ -141,7 +183,11 @@ impl Health {
     }
 
     fn oldest_pending_age(&self, now: i64) -> Option<i64> {
-        self.buckets.iter().filter_map(|b| b.oldest_pending_at).min().map(|t| now - t)
+        self.buckets
+            .iter()
+            .filter_map(|b| b.oldest_pending_at)
+            .min()
+            .map(|t| now - t)
     }
 
     /// The worst condition, as DESIGN.md's table orders them.
@@ -162,20 +208,47 @@ impl Health {
         }
         let pending = self.pending();
         if t.spool_alarm > 0 && pending > t.spool_alarm {
-            out.push((Pattern::Alarm, format!("{pending} mails pending (alarm above {})", t.spool_alarm)));
+            out.push((
+                Pattern::Alarm,
+                format!("{pending} mails pending (alarm above {})", t.spool_alarm),
+            ));
         }
-        if let Some(age) = self.oldest_pending_age(now).filter(|a| t.pending_age_alarm_s > 0 && *a > t.pending_age_alarm_s) {
+        if let Some(age) = self
+            .oldest_pending_age(now)
+            .filter(|a| t.pending_age_alarm_s > 0 && *a > t.pending_age_alarm_s)
+        {
             out.push((Pattern::Alarm, format!("oldest pending mail waits {age} s")));
         }
         for (name, s) in &self.sinks {
             if s.state == SinkState::Dead {
-                out.push((Pattern::Dead, format!("sink {name} dead: {}", s.last_error.as_deref().unwrap_or("unreachable"))));
+                out.push((
+                    Pattern::Dead,
+                    format!(
+                        "sink {name} dead: {}",
+                        s.last_error.as_deref().unwrap_or("unreachable")
+                    ),
+                ));
             }
         }
         for ((account, folder), a) in &self.accounts {
-            if matches!(a.state, AccountState::Backoff | AccountState::AuthFailed | AccountState::TlsFailed | AccountState::Error) {
-                let state = serde_json::to_value(a.state).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
-                out.push((Pattern::Dead, format!("imap {account}/{folder} {state}: {}", a.last_error.as_deref().unwrap_or("down"))));
+            if matches!(
+                a.state,
+                AccountState::Backoff
+                    | AccountState::AuthFailed
+                    | AccountState::TlsFailed
+                    | AccountState::Error
+            ) {
+                let state = serde_json::to_value(a.state)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string))
+                    .unwrap_or_default();
+                out.push((
+                    Pattern::Dead,
+                    format!(
+                        "imap {account}/{folder} {state}: {}",
+                        a.last_error.as_deref().unwrap_or("down")
+                    ),
+                ));
             }
         }
         if t.spool_warn > 0 && pending > t.spool_warn {
@@ -183,10 +256,20 @@ impl Health {
         }
         for (name, s) in &self.sinks {
             if matches!(s.state, SinkState::Retrying | SinkState::RateLimited) {
-                out.push((Pattern::Backlog, format!("sink {name} {}", if s.state == SinkState::Retrying { "retrying" } else { "rate limited" })));
+                out.push((
+                    Pattern::Backlog,
+                    format!(
+                        "sink {name} {}",
+                        if s.state == SinkState::Retrying {
+                            "retrying"
+                        } else {
+                            "rate limited"
+                        }
+                    ),
+                ));
             }
         }
-        out.sort_by(|a, b| b.0.cmp(&a.0));
+        out.sort_by_key(|r| std::cmp::Reverse(r.0));
         out
     }
 
@@ -195,7 +278,11 @@ impl Health {
         let reasons = self.reasons(now);
         let pending = self.pending();
         match reasons.first() {
-            None => format!("ok: {pending} pending, {} sinks, {} mailboxes", self.sinks.len(), self.accounts.len()),
+            None => format!(
+                "ok: {pending} pending, {} sinks, {} mailboxes",
+                self.sinks.len(),
+                self.accounts.len()
+            ),
             Some((p, why)) if reasons.len() == 1 => format!("{}: {why}", p.as_str()),
             Some((p, why)) => format!("{}: {why} (+{} more)", p.as_str(), reasons.len() - 1),
         }
@@ -206,20 +293,42 @@ impl Health {
 mod tests {
     use super::*;
 
-    const T: Thresholds = Thresholds { spool_warn: 5, spool_alarm: 10, pending_age_alarm_s: 3600 };
+    const T: Thresholds = Thresholds {
+        spool_warn: 5,
+        spool_alarm: 10,
+        pending_age_alarm_s: 3600,
+    };
 
     fn health() -> Health {
         let mut h = Health::default();
-        h.apply(Event::Configured { mailboxes: vec![("a".into(), "INBOX".into())], sinks: vec!["s".into()], thresholds: T }, 0);
+        h.apply(
+            Event::Configured {
+                mailboxes: vec![("a".into(), "INBOX".into())],
+                sinks: vec!["s".into()],
+                thresholds: T,
+            },
+            0,
+        );
         h
     }
 
     fn sink(state: SinkState) -> Event {
-        Event::Sink { name: "s".into(), state, error: Some("HTTP 403".into()), delivered: false }
+        Event::Sink {
+            name: "s".into(),
+            state,
+            error: Some("HTTP 403".into()),
+            delivered: false,
+        }
     }
 
     fn pending(n: u64, oldest: i64) -> Event {
-        Event::Spool(vec![BucketStats { name: "b".into(), pending: n, delivered: 0, dead: 0, oldest_pending_at: Some(oldest) }])
+        Event::Spool(vec![BucketStats {
+            name: "b".into(),
+            pending: n,
+            delivered: 0,
+            dead: 0,
+            oldest_pending_at: Some(oldest),
+        }])
     }
 
     #[test]
@@ -234,7 +343,11 @@ mod tests {
         assert_eq!(h.pattern(0), Pattern::Backlog);
         h.apply(sink(SinkState::Dead), 0);
         assert_eq!(h.pattern(0), Pattern::Dead);
-        assert!(h.summary(0).contains("sink s dead: HTTP 403"), "{}", h.summary(0));
+        assert!(
+            h.summary(0).contains("sink s dead: HTTP 403"),
+            "{}",
+            h.summary(0)
+        );
         h.apply(pending(11, 0), 0);
         assert_eq!(h.pattern(0), Pattern::Alarm);
         h.apply(pending(1, 0), 0);
@@ -247,7 +360,13 @@ mod tests {
     #[test]
     fn imap_trouble_and_full_disks_show() {
         let mut h = health();
-        let acct = |state| Event::Account { account: "a".into(), folder: "INBOX".into(), state, error: Some("bad password".into()), cursor: None };
+        let acct = |state| Event::Account {
+            account: "a".into(),
+            folder: "INBOX".into(),
+            state,
+            error: Some("bad password".into()),
+            cursor: None,
+        };
         h.apply(acct(AccountState::AuthFailed), 0);
         assert_eq!(h.pattern(0), Pattern::Dead);
         h.apply(acct(AccountState::Idle), 7);
@@ -272,7 +391,14 @@ mod tests {
     fn a_reload_forgets_removed_parts() {
         let mut h = health();
         h.apply(sink(SinkState::Dead), 0);
-        h.apply(Event::Configured { mailboxes: vec![], sinks: vec![], thresholds: T }, 0);
+        h.apply(
+            Event::Configured {
+                mailboxes: vec![],
+                sinks: vec![],
+                thresholds: T,
+            },
+            0,
+        );
         assert_eq!(h.pattern(0), Pattern::Ok);
     }
 }

@@ -14,7 +14,8 @@ struct Logger {
 impl Log for Logger {
     fn enabled(&self, m: &Metadata) -> bool {
         let ours = m.target().starts_with("mailbeacon");
-        m.level() <= self.level && (ours || m.level() <= Level::Warn || self.level == LevelFilter::Trace)
+        m.level() <= self.level
+            && (ours || m.level() <= Level::Warn || self.level == LevelFilter::Trace)
     }
 
     fn log(&self, r: &Record) {
@@ -40,7 +41,10 @@ impl Log for Logger {
 }
 
 pub fn init() {
-    let level = std::env::var("MAILBEACON_LOG").ok().and_then(|l| l.parse().ok()).unwrap_or(LevelFilter::Info);
+    let level = std::env::var("MAILBEACON_LOG")
+        .ok()
+        .and_then(|l| l.parse().ok())
+        .unwrap_or(LevelFilter::Info);
     let journal = std::env::var_os("JOURNAL_STREAM").is_some();
     if log::set_logger(Box::leak(Box::new(Logger { level, journal }))).is_ok() {
         log::set_max_level(level);

@@ -44,7 +44,8 @@ pub fn summarize(raw: &[u8]) -> Summary {
             ..Summary::default()
         };
     };
-    let headers_missing = msg.from().is_none() && msg.subject().is_none() && msg.message_id().is_none();
+    let headers_missing =
+        msg.from().is_none() && msg.subject().is_none() && msg.message_id().is_none();
     let snippet = msg
         .body_text(0)
         .map(|t| collapse_whitespace(&t, SNIPPET_CHARS))
@@ -72,7 +73,9 @@ fn addresses(a: &Address<'_>) -> String {
     for addr in a.iter() {
         let email = addr.address().unwrap_or("");
         match addr.name() {
-            Some(name) if !name.is_empty() && !email.is_empty() => out.push(format!("{name} <{email}>")),
+            Some(name) if !name.is_empty() && !email.is_empty() => {
+                out.push(format!("{name} <{email}>"))
+            }
             Some(name) if !name.is_empty() => out.push(name.to_string()),
             _ => out.push(email.to_string()),
         }
@@ -105,7 +108,12 @@ mod tests {
 
     #[test]
     fn bad_input_is_summarised_not_refused() {
-        for raw in [&b""[..], b"\0\0\0\xff\xfe", b"no headers at all", b"Subject: \xff\xfe bad\r\n\r\nbody"] {
+        for raw in [
+            &b""[..],
+            b"\0\0\0\xff\xfe",
+            b"no headers at all",
+            b"Subject: \xff\xfe bad\r\n\r\nbody",
+        ] {
             let s = summarize(raw);
             assert!(s.snippet.chars().count() <= SNIPPET_CHARS);
         }

@@ -9,7 +9,9 @@ use serde::{Deserialize, Serialize};
 
 /// RFC 3339 UTC for unix seconds.
 pub fn rfc3339(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0).map_or_else(String::new, |d| d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+    chrono::DateTime::from_timestamp(t, 0).map_or_else(String::new, |d| {
+        d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    })
 }
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
@@ -67,14 +69,22 @@ pub fn bucket_stats(config: &Config, spool: &Spool) -> Result<Vec<BucketStats>, 
 }
 
 /// The report; `health` is the daemon's live view, `None` when no daemon runs.
-pub fn report(config: &Config, health: Option<&Health>, spool: &Spool, now: i64) -> Result<StatusReport, SpoolError> {
+pub fn report(
+    config: &Config,
+    health: Option<&Health>,
+    spool: &Spool,
+    now: i64,
+) -> Result<StatusReport, SpoolError> {
     let stats = bucket_stats(config, spool)?;
     let cursors = spool.cursors()?;
     let mut accounts = Vec::new();
     for a in &config.accounts {
         for folder in &a.folders {
             let live = health.and_then(|h| h.accounts.get(&(a.name.clone(), folder.clone())));
-            let cursor = cursors.iter().find(|(n, f, _)| n == &a.name && f == folder).map(|c| c.2);
+            let cursor = cursors
+                .iter()
+                .find(|(n, f, _)| n == &a.name && f == folder)
+                .map(|c| c.2);
             accounts.push(AccountStatus {
                 name: a.name.clone(),
                 folder: folder.clone(),
@@ -113,11 +123,19 @@ pub fn report(config: &Config, health: Option<&Health>, spool: &Spool, now: i64)
         Some(h) => (h.pattern(now), h.summary(now)),
         None => (Pattern::Off, "agent not running".to_string()),
     };
-    Ok(StatusReport { running: health.is_some(), summary, accounts, sinks, buckets, indicator: IndicatorStatus { pattern } })
+    Ok(StatusReport {
+        running: health.is_some(),
+        summary,
+        accounts,
+        sinks,
+        buckets,
+        indicator: IndicatorStatus { pattern },
+    })
 }
 
 fn opt<T: std::fmt::Display>(v: &Option<T>) -> String {
-    v.as_ref().map_or_else(|| "-".to_string(), |x| x.to_string())
+    v.as_ref()
+        .map_or_else(|| "-".to_string(), |x| x.to_string())
 }
 
 fn json_name<T: Serialize>(v: &Option<T>) -> String {
@@ -129,18 +147,51 @@ fn json_name<T: Serialize>(v: &Option<T>) -> String {
 
 /// The human table.
 pub fn table(r: &StatusReport) -> String {
-    let mut out = format!("mailbeacon: {} — LED {}\n", r.summary, r.indicator.pattern.as_str());
-    out.push_str(&format!("\n{:<24} {:<12} {:>10} {:>8}  {}\n", "MAILBOX", "STATE", "UIDVALID", "LASTUID", "LAST ERROR"));
+    let mut out = format!(
+        "mailbeacon: {} — LED {}\n",
+        r.summary,
+        r.indicator.pattern.as_str()
+    );
+    out.push_str(&format!(
+        "\n{:<24} {:<12} {:>10} {:>8}  {}\n",
+        "MAILBOX", "STATE", "UIDVALID", "LASTUID", "LAST ERROR"
+    ));
     for a in &r.accounts {
-        out.push_str(&format!("{:<24} {:<12} {:>10} {:>8}  {}\n", format!("{}/{}", a.name, a.folder), json_name(&a.state), opt(&a.uidvalidity), opt(&a.last_uid), opt(&a.last_error)));
+        out.push_str(&format!(
+            "{:<24} {:<12} {:>10} {:>8}  {}\n",
+            format!("{}/{}", a.name, a.folder),
+            json_name(&a.state),
+            opt(&a.uidvalidity),
+            opt(&a.last_uid),
+            opt(&a.last_error)
+        ));
     }
-    out.push_str(&format!("\n{:<24} {:<12} {:<21}  {}\n", "SINK", "STATE", "LAST SUCCESS", "LAST ERROR"));
+    out.push_str(&format!(
+        "\n{:<24} {:<12} {:<21}  {}\n",
+        "SINK", "STATE", "LAST SUCCESS", "LAST ERROR"
+    ));
     for s in &r.sinks {
-        out.push_str(&format!("{:<24} {:<12} {:<21}  {}\n", s.name, json_name(&s.state), opt(&s.last_success), opt(&s.last_error)));
+        out.push_str(&format!(
+            "{:<24} {:<12} {:<21}  {}\n",
+            s.name,
+            json_name(&s.state),
+            opt(&s.last_success),
+            opt(&s.last_error)
+        ));
     }
-    out.push_str(&format!("\n{:<24} {:>8} {:>10} {:>6} {:>12}\n", "BUCKET", "PENDING", "DELIVERED", "DEAD", "OLDEST (s)"));
+    out.push_str(&format!(
+        "\n{:<24} {:>8} {:>10} {:>6} {:>12}\n",
+        "BUCKET", "PENDING", "DELIVERED", "DEAD", "OLDEST (s)"
+    ));
     for b in &r.buckets {
-        out.push_str(&format!("{:<24} {:>8} {:>10} {:>6} {:>12}\n", b.name, b.pending, b.delivered, b.dead, opt(&b.oldest_pending_age_s)));
+        out.push_str(&format!(
+            "{:<24} {:>8} {:>10} {:>6} {:>12}\n",
+            b.name,
+            b.pending,
+            b.delivered,
+            b.dead,
+            opt(&b.oldest_pending_age_s)
+        ));
     }
     out
 }
@@ -172,13 +223,20 @@ pub struct DumpRecord {
 impl From<Item> for DumpRecord {
     fn from(i: Item) -> DumpRecord {
         let state = i.state();
-        let mut ids: Vec<String> = i.deliveries.iter().filter_map(|d| d.message_id.clone()).collect();
+        let mut ids: Vec<String> = i
+            .deliveries
+            .iter()
+            .filter_map(|d| d.message_id.clone())
+            .collect();
         ids.dedup();
         DumpRecord {
             state,
             attempts: i.deliveries.iter().map(|d| d.attempts).sum(),
             last_error: i.deliveries.iter().rev().find_map(|d| d.last_error.clone()),
-            delivered_at: (state == State::Delivered).then(|| i.deliveries.iter().filter_map(|d| d.delivered_at).max()).flatten().map(rfc3339),
+            delivered_at: (state == State::Delivered)
+                .then(|| i.deliveries.iter().filter_map(|d| d.delivered_at).max())
+                .flatten()
+                .map(rfc3339),
             discord_message_ids: ids,
             id: i.id,
             bucket: i.bucket,
@@ -208,7 +266,8 @@ pub struct Filter {
 
 impl Filter {
     pub fn accepts(&self, i: &Item) -> bool {
-        self.bucket.as_ref().is_none_or(|b| *b == i.bucket) && self.state.is_none_or(|s| s == i.state())
+        self.bucket.as_ref().is_none_or(|b| *b == i.bucket)
+            && self.state.is_none_or(|s| s == i.state())
     }
 }
 
@@ -231,9 +290,21 @@ pub fn dump(spool: &Spool, filter: &Filter, out: &mut dyn std::io::Write) -> std
 pub fn ls_row(r: &DumpRecord) -> String {
     let subject = crate::text::ellipsize(&r.subject.replace(['\n', '\r', '\t'], " "), 48);
     let from = crate::text::ellipsize(&r.from, 32);
-    format!("{:>20}  {:<10} {:<9} {:>3}  {:<20}  {:<32}  {}", r.id, r.bucket, r.state.as_str(), r.attempts, r.spooled_at, from, subject)
+    format!(
+        "{:>20}  {:<10} {:<9} {:>3}  {:<20}  {:<32}  {}",
+        r.id,
+        r.bucket,
+        r.state.as_str(),
+        r.attempts,
+        r.spooled_at,
+        from,
+        subject
+    )
 }
 
 pub fn ls_header() -> String {
-    format!("{:>20}  {:<10} {:<9} {:>3}  {:<20}  {:<32}  {}", "ID", "BUCKET", "STATE", "TRY", "SPOOLED", "FROM", "SUBJECT")
+    format!(
+        "{:>20}  {:<10} {:<9} {:>3}  {:<20}  {:<32}  {}",
+        "ID", "BUCKET", "STATE", "TRY", "SPOOLED", "FROM", "SUBJECT"
+    )
 }

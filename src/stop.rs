@@ -19,7 +19,10 @@ impl Default for Stop {
 
 impl Stop {
     pub fn new() -> Stop {
-        Stop { flag: Arc::new((Mutex::new(false), Condvar::new())), tx: Arc::new(watch::channel(false).0) }
+        Stop {
+            flag: Arc::new((Mutex::new(false), Condvar::new())),
+            tx: Arc::new(watch::channel(false).0),
+        }
     }
 
     pub fn trigger(&self) {
@@ -65,6 +68,9 @@ mod tests {
         stop.trigger();
         assert!(t.join().unwrap());
         assert!(stop.is_stopped());
-        tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(stop.wait());
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(stop.wait());
     }
 }

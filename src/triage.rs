@@ -93,18 +93,31 @@ mod tests {
             vec![
                 (
                     "vip".into(),
-                    vec![Rule { from: re("(?i)boss@corp\\.example"), ..Rule::default() }],
+                    vec![Rule {
+                        from: re("(?i)boss@corp\\.example"),
+                        ..Rule::default()
+                    }],
                 ),
                 (
                     "stripe".into(),
                     vec![
-                        Rule { from: re("@stripe\\.com>?$"), ..Rule::default() },
-                        Rule { subject: re("(?i)payment"), ..Rule::default() },
+                        Rule {
+                            from: re("@stripe\\.com>?$"),
+                            ..Rule::default()
+                        },
+                        Rule {
+                            subject: re("(?i)payment"),
+                            ..Rule::default()
+                        },
                     ],
                 ),
                 (
                     "both".into(),
-                    vec![Rule { from: re("a@b"), subject: re("hello"), ..Rule::default() }],
+                    vec![Rule {
+                        from: re("a@b"),
+                        subject: re("hello"),
+                        ..Rule::default()
+                    }],
                 ),
                 ("unknown".into(), vec![]),
             ],
@@ -115,20 +128,39 @@ mod tests {
     #[test]
     fn first_matching_bucket_wins_in_file_order() {
         let t = table();
-        let mail = Fields { from: "Boss <boss@corp.example>", subject: "Payment due", ..Fields::default() };
+        let mail = Fields {
+            from: "Boss <boss@corp.example>",
+            subject: "Payment due",
+            ..Fields::default()
+        };
         assert_eq!(t.bucket_for(&mail), "vip");
-        let mail = Fields { from: "Stripe <receipts@stripe.com>", ..Fields::default() };
+        let mail = Fields {
+            from: "Stripe <receipts@stripe.com>",
+            ..Fields::default()
+        };
         assert_eq!(t.bucket_for(&mail), "stripe");
-        let mail = Fields { from: "x@y", subject: "Your PAYMENT", ..Fields::default() };
+        let mail = Fields {
+            from: "x@y",
+            subject: "Your PAYMENT",
+            ..Fields::default()
+        };
         assert_eq!(t.bucket_for(&mail), "stripe");
     }
 
     #[test]
     fn a_rule_needs_every_named_field() {
         let t = table();
-        let only_from = Fields { from: "a@b", subject: "bye", ..Fields::default() };
+        let only_from = Fields {
+            from: "a@b",
+            subject: "bye",
+            ..Fields::default()
+        };
         assert_eq!(t.bucket_for(&only_from), "unknown");
-        let both = Fields { from: "a@b", subject: "hello there", ..Fields::default() };
+        let both = Fields {
+            from: "a@b",
+            subject: "hello there",
+            ..Fields::default()
+        };
         assert_eq!(t.bucket_for(&both), "both");
     }
 

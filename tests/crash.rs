@@ -43,19 +43,33 @@ sinks = ["flaky"]
 
 #[test]
 fn sigkill_at_random_moments_loses_nothing() {
-    let kills: usize = std::env::var("MAILBEACON_KILLS").ok().and_then(|k| k.parse().ok()).unwrap_or(12);
+    let kills: usize = std::env::var("MAILBEACON_KILLS")
+        .ok()
+        .and_then(|k| k.parse().ok())
+        .unwrap_or(12);
     let mails: usize = (kills * 5).max(40);
     let dovecot = Dovecot::start();
     let discord = FakeDiscord::start();
     let url = discord.webhook("300", "flakyTOKEN", Behaviour::FlakyEvery(3));
     let dir = temp_dir("crash");
     let mut daemon = Daemon::start(&dir, &config(&dir, &dovecot, &url));
-    wait_until(Duration::from_secs(20), "the mailbox to be watched", || daemon.status()["accounts"][0]["state"] == "idle");
+    wait_until(Duration::from_secs(20), "the mailbox to be watched", || {
+        daemon.status()["accounts"][0]["state"] == "idle"
+    });
 
     let feeder = std::thread::scope(|scope| {
         let feeder = scope.spawn(|| {
             for i in 0..mails {
-                dovecot.deliver("alice", "INBOX", &mail("Sender <s@example.org>", &format!("Crash mail {i:03}"), "x", &format!("crash{i}@example.org")));
+                dovecot.deliver(
+                    "alice",
+                    "INBOX",
+                    &mail(
+                        "Sender <s@example.org>",
+                        &format!("Crash mail {i:03}"),
+                        "x",
+                        &format!("crash{i}@example.org"),
+                    ),
+                );
                 std::thread::sleep(Duration::from_millis(fastrand::u64(20..120)));
             }
         });
@@ -68,10 +82,14 @@ fn sigkill_at_random_moments_loses_nothing() {
     });
     feeder.expect("feeder");
 
-    wait_until(Duration::from_secs(120), "every mail spooled and delivered", || {
-        let dump = daemon.dump();
-        dump.len() >= mails && dump.iter().all(|r| r["state"] == "delivered")
-    });
+    wait_until(
+        Duration::from_secs(120),
+        "every mail spooled and delivered",
+        || {
+            let dump = daemon.dump();
+            dump.len() >= mails && dump.iter().all(|r| r["state"] == "delivered")
+        },
+    );
     let dump = daemon.dump();
     assert_eq!(dump.len(), mails, "each mail spooled exactly once");
     let titles = discord.delivered_titles("flakyTOKEN");
@@ -92,12 +110,33 @@ fn sigkill_at_random_moments_loses_nothing() {
 #[test]
 #[ignore = "run as a child process by ingest_is_on_disk_when_it_returns"]
 fn ingest_child() {
-    let Some(dir) = std::env::var_os("MB_INGEST_CHILD") else { return };
+    let Some(dir) = std::env::var_os("MB_INGEST_CHILD") else {
+        return;
+    };
     let spool = Spool::open(std::path::Path::new(&dir), 1 << 20).expect("open");
     let items: Vec<NewItem> = (1..=20)
-        .map(|uid| NewItem { bucket: "b".into(), uid, summary: Summary { subject: format!("m{uid}"), ..Summary::default() }, sinks: vec!["s".into()] })
+        .map(|uid| NewItem {
+            bucket: "b".into(),
+            uid,
+            summary: Summary {
+                subject: format!("m{uid}"),
+                ..Summary::default()
+            },
+            sinks: vec!["s".into()],
+        })
         .collect();
-    spool.ingest("home", "INBOX", Cursor { uidvalidity: 9, last_uid: 20 }, &items, false).expect("ingest");
+    spool
+        .ingest(
+            "home",
+            "INBOX",
+            Cursor {
+                uidvalidity: 9,
+                last_uid: 20,
+            },
+            &items,
+            false,
+        )
+        .expect("ingest");
     println!("INGESTED");
     std::thread::sleep(Duration::from_secs(60));
 }
@@ -107,7 +146,13 @@ fn ingest_is_on_disk_when_it_returns() {
     for round in 0..5 {
         let dir = temp_dir(&format!("ingest-{round}"));
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "ingest_child", "--include-ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "ingest_child",
+                "--include-ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env("MB_INGEST_CHILD", &dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -117,13 +162,26 @@ fn ingest_is_on_disk_when_it_returns() {
         let mut line = String::new();
         while !line.contains("INGESTED") {
             line.clear();
-            assert!(out.read_line(&mut line).unwrap() > 0, "child ended before ingesting");
+            assert!(
+                out.read_line(&mut line).unwrap() > 0,
+                "child ended before ingesting"
+            );
         }
         // Killed the instant ingest returned: no chance for sled's background flush.
         child.kill().unwrap();
         child.wait().unwrap();
         let spool = Spool::open(&dir, 1 << 20).unwrap();
-        assert_eq!(spool.cursor("home", "INBOX").unwrap(), Some(Cursor { uidvalidity: 9, last_uid: 20 }));
-        assert_eq!(spool.iter().count(), 20, "round {round}: the cursor covers items that are not on disk");
+        assert_eq!(
+            spool.cursor("home", "INBOX").unwrap(),
+            Some(Cursor {
+                uidvalidity: 9,
+                last_uid: 20
+            })
+        );
+        assert_eq!(
+            spool.iter().count(),
+            20,
+            "round {round}: the cursor covers items that are not on disk"
+        );
     }
 }

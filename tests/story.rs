@@ -78,7 +78,10 @@ fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
 }
 
 fn now() -> f64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64()
 }
 
 #[test]
@@ -86,46 +89,115 @@ fn a_403_webhook_loses_nothing_and_is_seen_at_once() {
     let dovecot = Dovecot::start();
     let discord = FakeDiscord::start();
     let alerts = discord.webhook("100", "alertsTOKEN", Behaviour::Ok);
-    let noise_old = discord.webhook("200", "noiseOLDTOKEN", Behaviour::Status { http: 403, code: 50013 });
+    let noise_old = discord.webhook(
+        "200",
+        "noiseOLDTOKEN",
+        Behaviour::Status {
+            http: 403,
+            code: 50013,
+        },
+    );
     let dir = temp_dir("story");
     let mut daemon = Daemon::start(&dir, &config(&dir, &dovecot, &alerts, &noise_old));
-    wait_until(Duration::from_secs(20), "the mailbox to be watched", || daemon.status()["accounts"][0]["state"] == "idle");
+    wait_until(Duration::from_secs(20), "the mailbox to be watched", || {
+        daemon.status()["accounts"][0]["state"] == "idle"
+    });
 
     // Twenty unclassified mails and two Stripe receipts arrive.
     for i in 0..20 {
-        dovecot.deliver("alice", "INBOX", &mail("Newsletter <news@example.org>", &format!("Story mail {i:02}"), "Hello", &format!("story{i}@example.org")));
+        dovecot.deliver(
+            "alice",
+            "INBOX",
+            &mail(
+                "Newsletter <news@example.org>",
+                &format!("Story mail {i:02}"),
+                "Hello",
+                &format!("story{i}@example.org"),
+            ),
+        );
     }
-    dovecot.deliver("alice", "INBOX", &mail("Stripe <receipts@stripe.com>", "Receipt one", "paid", "r1@stripe.com"));
-    dovecot.deliver("alice", "INBOX", &mail("Billing <x@example.com>", "Payment failed", "card", "r2@example.com"));
+    dovecot.deliver(
+        "alice",
+        "INBOX",
+        &mail(
+            "Stripe <receipts@stripe.com>",
+            "Receipt one",
+            "paid",
+            "r1@stripe.com",
+        ),
+    );
+    dovecot.deliver(
+        "alice",
+        "INBOX",
+        &mail(
+            "Billing <x@example.com>",
+            "Payment failed",
+            "card",
+            "r2@example.com",
+        ),
+    );
 
     // Nothing is lost: all 22 are in the spool; the 20 wait in `pending`.
-    wait_until(Duration::from_secs(30), "22 mails in the spool", || daemon.dump().len() == 22);
-    wait_until(Duration::from_secs(30), "the noise sink to be dead", || daemon.sink_state("noise") == "dead");
+    wait_until(Duration::from_secs(30), "22 mails in the spool", || {
+        daemon.dump().len() == 22
+    });
+    wait_until(Duration::from_secs(30), "the noise sink to be dead", || {
+        daemon.sink_state("noise") == "dead"
+    });
     let dead_seen_at = now();
     let dump = daemon.dump();
     let unknown: Vec<_> = dump.iter().filter(|r| r["bucket"] == "unknown").collect();
     assert_eq!(unknown.len(), 20);
-    assert!(unknown.iter().all(|r| r["state"] == "pending"), "a failed POST never marks delivered");
-    assert!(unknown.iter().any(|r| r["last_error"].as_str().unwrap_or("").contains("403")));
+    assert!(
+        unknown.iter().all(|r| r["state"] == "pending"),
+        "a failed POST never marks delivered"
+    );
+    assert!(unknown
+        .iter()
+        .any(|r| r["last_error"].as_str().unwrap_or("").contains("403")));
     let status = daemon.status();
     assert_eq!(status["indicator"]["pattern"], "dead", "{status}");
-    let noise = status["sinks"].as_array().unwrap().iter().find(|s| s["name"] == "noise").unwrap().clone();
-    assert!(noise["last_error"].as_str().unwrap().contains("50013"), "{noise}");
-    assert!(!status.to_string().contains("noiseOLDTOKEN"), "no secret in status");
+    let noise = status["sinks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == "noise")
+        .unwrap()
+        .clone();
+    assert!(
+        noise["last_error"].as_str().unwrap().contains("50013"),
+        "{noise}"
+    );
+    assert!(
+        !status.to_string().contains("noiseOLDTOKEN"),
+        "no secret in status"
+    );
 
     // Other sinks keep working meanwhile: the Stripe bucket reached its channel.
-    wait_until(Duration::from_secs(20), "stripe mail delivered", || discord.delivered_titles("alertsTOKEN").len() == 2);
+    wait_until(Duration::from_secs(20), "stripe mail delivered", || {
+        discord.delivered_titles("alertsTOKEN").len() == 2
+    });
 
     // The LED shows the dead pattern (4 Hz) and the buzzer chirped.
     std::thread::sleep(Duration::from_millis(1500));
     let edges = daemon.trace_edges();
-    assert!(blinks(&edges, "led", dead_seen_at - 1.0, 125.0, 250.0, 4), "LED does not blink fast: {edges:?}");
-    assert!(edges.iter().filter(|e| e.1 == "buzzer" && e.2 == 1).count() >= 2, "boot chirp and dead chirp: {edges:?}");
+    assert!(
+        blinks(&edges, "led", dead_seen_at - 1.0, 125.0, 250.0, 4),
+        "LED does not blink fast: {edges:?}"
+    );
+    assert!(
+        edges.iter().filter(|e| e.1 == "buzzer" && e.2 == 1).count() >= 2,
+        "boot chirp and dead chirp: {edges:?}"
+    );
 
     // The dead webhook was not hammered: one post, then slow probes only (not one per mail per poll).
     std::thread::sleep(Duration::from_secs(3));
     let posts = discord.posts_to("noiseOLDTOKEN").len();
-    let all = discord.requests().iter().filter(|r| r.path.contains("noiseOLDTOKEN")).count();
+    let all = discord
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("noiseOLDTOKEN"))
+        .count();
     assert!(posts <= 2, "{posts} posts to a dead webhook");
     assert!(all <= 6, "{all} requests to a dead webhook");
 
@@ -133,46 +205,90 @@ fn a_403_webhook_loses_nothing_and_is_seen_at_once() {
     let noise_new = discord.webhook("201", "noiseNEWTOKEN", Behaviour::Ok);
     write(&dir, "noise.url", &format!("{noise_new}\n"));
     daemon.signal(libc::SIGHUP);
-    wait_until(Duration::from_secs(30), "the backlog to drain", || daemon.dump().iter().all(|r| r["state"] == "delivered"));
+    wait_until(Duration::from_secs(30), "the backlog to drain", || {
+        daemon.dump().iter().all(|r| r["state"] == "delivered")
+    });
 
     // Every mail arrived exactly once, at the right sink.
     let titles = discord.delivered_titles("noiseNEWTOKEN");
     for i in 0..20 {
         let t = format!("Story mail {i:02}");
-        assert_eq!(titles.iter().filter(|x| **x == t).count(), 1, "{t} in {titles:?}");
+        assert_eq!(
+            titles.iter().filter(|x| **x == t).count(),
+            1,
+            "{t} in {titles:?}"
+        );
     }
     assert_eq!(titles.len(), 20);
     let mut stripe = discord.delivered_titles("alertsTOKEN");
     stripe.sort();
     assert_eq!(stripe, vec!["Payment failed", "Receipt one"]);
     assert!(discord.delivered_titles("noiseOLDTOKEN").is_empty());
-    assert!(discord.posts_to("noiseNEWTOKEN").len() <= 4, "a backlog of 20 drains in batches");
-    assert!(discord.requests().iter().all(|r| r.path.starts_with("/api/v10/")), "URLs normalised to v10");
+    assert!(
+        discord.posts_to("noiseNEWTOKEN").len() <= 4,
+        "a backlog of 20 drains in batches"
+    );
+    assert!(
+        discord
+            .requests()
+            .iter()
+            .all(|r| r.path.starts_with("/api/v10/")),
+        "URLs normalised to v10"
+    );
     for p in discord.posts_to("noiseNEWTOKEN") {
-        assert_eq!(p.body["allowed_mentions"], serde_json::json!({ "parse": [] }));
+        assert_eq!(
+            p.body["allowed_mentions"],
+            serde_json::json!({ "parse": [] })
+        );
         assert_eq!(p.query_param("wait"), Some("true"));
     }
     let dump = daemon.dump();
-    assert!(dump.iter().all(|r| r["discord_message_ids"].as_array().is_some_and(|a| a.len() == 1)));
-    wait_until(Duration::from_secs(5), "status to show the sink alive", || daemon.sink_state("noise") == "ok");
+    assert!(dump.iter().all(|r| r["discord_message_ids"]
+        .as_array()
+        .is_some_and(|a| a.len() == 1)));
+    wait_until(
+        Duration::from_secs(5),
+        "status to show the sink alive",
+        || daemon.sink_state("noise") == "ok",
+    );
 
     // Mail on the server was only peeked at.
     for uid in dovecot.uids("alice", "INBOX") {
-        assert!(!dovecot.is_seen("alice", "INBOX", uid), "uid {uid} marked \\Seen");
+        assert!(
+            !dovecot.is_seen("alice", "INBOX", uid),
+            "uid {uid} marked \\Seen"
+        );
     }
 
     // SIGTERM: clean exit 0, LED off at the end.
     daemon.signal(libc::SIGTERM);
     assert_eq!(daemon.wait_exit(Duration::from_secs(15)), Some(0));
-    let last_led = daemon.trace_edges().into_iter().filter(|e| e.1 == "led").next_back().unwrap();
+    let last_led = daemon
+        .trace_edges()
+        .into_iter()
+        .rfind(|e| e.1 == "led")
+        .unwrap();
     assert_eq!(last_led.2, 0, "LED ends off");
     let log = daemon.log_text();
-    assert!(!log.contains("noiseOLDTOKEN") && !log.contains("noiseNEWTOKEN") && !log.contains("secret\n"), "secrets in the log");
+    assert!(
+        !log.contains("noiseOLDTOKEN")
+            && !log.contains("noiseNEWTOKEN")
+            && !log.contains("secret\n"),
+        "secrets in the log"
+    );
 
     // With the daemon gone, the CLI reads the spool itself.
     let out = cli(&daemon.config, &["status", "--json"]);
     assert!(out.status.success());
     let offline: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(offline["indicator"]["pattern"], "off");
-    assert_eq!(offline["buckets"].as_array().unwrap().iter().map(|b| b["delivered"].as_u64().unwrap()).sum::<u64>(), 22);
+    assert_eq!(
+        offline["buckets"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|b| b["delivered"].as_u64().unwrap())
+            .sum::<u64>(),
+        22
+    );
 }

@@ -12,23 +12,37 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     let mut total = Duration::ZERO;
     let mut rest = text;
     while !rest.is_empty() {
-        let digits = rest.find(|c: char| !c.is_ascii_digit()).unwrap_or(rest.len());
+        let digits = rest
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(rest.len());
         if digits == 0 {
-            return Err(format!("{text:?} is not a duration: expected a number before the unit"));
+            return Err(format!(
+                "{text:?} is not a duration: expected a number before the unit"
+            ));
         }
         let number: u64 = rest[..digits]
             .parse()
             .map_err(|_| format!("{text:?}: number too large"))?;
         rest = &rest[digits..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit()).unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
         let seconds_per_unit = match &rest[..unit_len] {
             "ms" => None,
             "s" => Some(1),
             "m" => Some(60),
             "h" => Some(3600),
             "d" => Some(86_400),
-            "" => return Err(format!("{text:?} has no unit: write \"{number}s\" or \"{number}m\"")),
-            other => return Err(format!("{text:?}: unknown unit {other:?} (use ms, s, m, h or d)")),
+            "" => {
+                return Err(format!(
+                    "{text:?} has no unit: write \"{number}s\" or \"{number}m\""
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "{text:?}: unknown unit {other:?} (use ms, s, m, h or d)"
+                ))
+            }
         };
         let part = match seconds_per_unit {
             None => Duration::from_millis(number),

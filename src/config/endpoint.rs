@@ -35,15 +35,24 @@ impl WebhookUrl {
         if !id.chars().all(|c| c.is_ascii_digit()) {
             return Err(format!("{origin}/…: webhook id must be numeric"));
         }
-        if token.is_empty() || !token.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
-            return Err(format!("{origin}/…/webhooks/{id}/…: malformed webhook token"));
+        if token.is_empty()
+            || !token
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(format!(
+                "{origin}/…/webhooks/{id}/…: malformed webhook token"
+            ));
         }
         // Everything before `api` stays (a reverse proxy may live under a prefix).
         let prefix_end = segments[..at]
             .iter()
             .position(|s| *s == "api")
             .unwrap_or(at);
-        let prefix: String = segments[..prefix_end].iter().map(|s| format!("/{s}")).collect();
+        let prefix: String = segments[..prefix_end]
+            .iter()
+            .map(|s| format!("/{s}"))
+            .collect();
         Ok(WebhookUrl {
             origin: format!("{origin}{prefix}"),
             id: id.to_string(),
@@ -53,7 +62,12 @@ impl WebhookUrl {
 
     /// The normalised URL with the token, for the request line only.
     pub fn expose(&self) -> String {
-        format!("{}/api/v10/webhooks/{}/{}", self.origin, self.id, self.token.expose())
+        format!(
+            "{}/api/v10/webhooks/{}/{}",
+            self.origin,
+            self.id,
+            self.token.expose()
+        )
     }
 }
 
@@ -89,7 +103,11 @@ fn split_origin(raw: &str) -> Result<(String, &str), String> {
     match scheme {
         "https" => {}
         "http" if is_loopback(host_of(authority)) => {}
-        "http" => return Err(format!("{origin}: plain http is allowed only to a loopback host; use https://")),
+        "http" => {
+            return Err(format!(
+                "{origin}: plain http is allowed only to a loopback host; use https://"
+            ))
+        }
         other => return Err(format!("unsupported URL scheme {other:?}; use https://")),
     }
     Ok((origin, &rest[authority_end..]))
@@ -117,7 +135,10 @@ mod tests {
     #[test]
     fn copied_webhook_urls_get_the_api_version() {
         let w = WebhookUrl::parse("https://discord.com/api/webhooks/123/abc-DEF_9").unwrap();
-        assert_eq!(w.expose(), "https://discord.com/api/v10/webhooks/123/abc-DEF_9");
+        assert_eq!(
+            w.expose(),
+            "https://discord.com/api/v10/webhooks/123/abc-DEF_9"
+        );
         let w = WebhookUrl::parse("https://discord.com/api/v9/webhooks/123/tok?wait=true").unwrap();
         assert_eq!(w.expose(), "https://discord.com/api/v10/webhooks/123/tok");
         let w = WebhookUrl::parse("http://127.0.0.1:8080/api/webhooks/1/t").unwrap();

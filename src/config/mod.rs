@@ -67,7 +67,11 @@ pub struct Account {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SinkTarget {
     Webhook(WebhookUrl),
-    Bot { api_base: String, channel_id: String, token: Secret },
+    Bot {
+        api_base: String,
+        channel_id: String,
+        token: Secret,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,8 +151,10 @@ impl Config {
             key: key.to_string(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| err("(file)", format!("cannot read: {e}")))?;
-        let raw: RawConfig = toml::from_str(&text).map_err(|e| err(&toml_key(&e, &text), toml_reason(&e)))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| err("(file)", format!("cannot read: {e}")))?;
+        let raw: RawConfig =
+            toml::from_str(&text).map_err(|e| err(&toml_key(&e, &text), toml_reason(&e)))?;
         Loader { path }.config(raw)
     }
 
@@ -159,7 +165,10 @@ impl Config {
             .find(|b| b.rules.is_empty())
             .map_or_else(String::new, |b| b.name.clone());
         Triage::new(
-            self.buckets.iter().map(|b| (b.name.clone(), b.rules.clone())).collect(),
+            self.buckets
+                .iter()
+                .map(|b| (b.name.clone(), b.rules.clone()))
+                .collect(),
             fallback,
         )
     }
@@ -177,7 +186,12 @@ impl Config {
 fn toml_key(e: &toml::de::Error, text: &str) -> String {
     e.span().map_or_else(
         || "(syntax)".to_string(),
-        |span| format!("line {}", text[..span.start.min(text.len())].lines().count().max(1)),
+        |span| {
+            format!(
+                "line {}",
+                text[..span.start.min(text.len())].lines().count().max(1)
+            )
+        },
     )
 }
 
@@ -191,10 +205,19 @@ struct Loader<'a> {
 
 impl Loader<'_> {
     fn err(&self, key: impl fmt::Display, reason: impl Into<String>) -> ConfigError {
-        ConfigError { file: self.path.to_path_buf(), key: key.to_string(), reason: reason.into() }
+        ConfigError {
+            file: self.path.to_path_buf(),
+            key: key.to_string(),
+            reason: reason.into(),
+        }
     }
 
-    fn duration(&self, key: &str, value: Option<&str>, default: &str) -> Result<Duration, ConfigError> {
+    fn duration(
+        &self,
+        key: &str,
+        value: Option<&str>,
+        default: &str,
+    ) -> Result<Duration, ConfigError> {
         let d = parse_duration(value.unwrap_or(default)).map_err(|r| self.err(key, r))?;
         if d.is_zero() {
             return Err(self.err(key, "must be longer than zero"));
@@ -213,13 +236,35 @@ impl Loader<'_> {
         if raw.sink.is_empty() {
             return Err(self.err("sink", "at least one [[sink]] is needed"));
         }
-        let accounts = raw.account.into_iter().enumerate().map(|(i, a)| self.account(i, a)).collect::<Result<Vec<_>, _>>()?;
-        unique(accounts.iter().map(|a| a.name.as_str())).map_err(|n| self.err("account.name", format!("{n:?} is used twice")))?;
-        let sinks = raw.sink.into_iter().enumerate().map(|(i, s)| self.sink(i, s)).collect::<Result<Vec<_>, _>>()?;
-        unique(sinks.iter().map(|s| s.name.as_str())).map_err(|n| self.err("sink.name", format!("{n:?} is used twice")))?;
-        let buckets = raw.bucket.into_iter().enumerate().map(|(i, b)| self.bucket(i, b, &sinks)).collect::<Result<Vec<_>, _>>()?;
-        unique(buckets.iter().map(|b| b.name.as_str())).map_err(|n| self.err("bucket.name", format!("{n:?} is used twice")))?;
-        let fallbacks: Vec<&str> = buckets.iter().filter(|b| b.rules.is_empty()).map(|b| b.name.as_str()).collect();
+        let accounts = raw
+            .account
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| self.account(i, a))
+            .collect::<Result<Vec<_>, _>>()?;
+        unique(accounts.iter().map(|a| a.name.as_str()))
+            .map_err(|n| self.err("account.name", format!("{n:?} is used twice")))?;
+        let sinks = raw
+            .sink
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| self.sink(i, s))
+            .collect::<Result<Vec<_>, _>>()?;
+        unique(sinks.iter().map(|s| s.name.as_str()))
+            .map_err(|n| self.err("sink.name", format!("{n:?} is used twice")))?;
+        let buckets = raw
+            .bucket
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| self.bucket(i, b, &sinks))
+            .collect::<Result<Vec<_>, _>>()?;
+        unique(buckets.iter().map(|b| b.name.as_str()))
+            .map_err(|n| self.err("bucket.name", format!("{n:?} is used twice")))?;
+        let fallbacks: Vec<&str> = buckets
+            .iter()
+            .filter(|b| b.rules.is_empty())
+            .map(|b| b.name.as_str())
+            .collect();
         if fallbacks.len() != 1 {
             return Err(self.err(
                 "bucket.rules",
@@ -229,7 +274,11 @@ impl Loader<'_> {
         Ok(Config {
             path: self.path.to_path_buf(),
             state_dir,
-            keep_delivered: self.duration("keep_delivered", raw.keep_delivered.as_deref(), "30d")?,
+            keep_delivered: self.duration(
+                "keep_delivered",
+                raw.keep_delivered.as_deref(),
+                "30d",
+            )?,
             spool_cache_bytes: raw.spool_cache_mb.unwrap_or(16) * 1024 * 1024,
             accounts,
             sinks,
@@ -252,7 +301,8 @@ impl Loader<'_> {
         };
         let password = self.secret(&key("password"), a.password, a.password_file, a.credential)?;
         if let Some(ca) = &a.ca_file {
-            std::fs::metadata(ca).map_err(|e| self.err(key("ca_file"), format!("{}: {e}", ca.display())))?;
+            std::fs::metadata(ca)
+                .map_err(|e| self.err(key("ca_file"), format!("{}: {e}", ca.display())))?;
         }
         let folders = a.folders.unwrap_or_else(|| vec!["INBOX".to_string()]);
         if folders.is_empty() || folders.iter().any(|f| f.trim().is_empty()) {
@@ -269,7 +319,11 @@ impl Loader<'_> {
             ca_file: a.ca_file,
             folders,
             idle: a.idle.unwrap_or(true),
-            poll_interval: self.duration(&key("poll_interval"), a.poll_interval.as_deref(), "15m")?,
+            poll_interval: self.duration(
+                &key("poll_interval"),
+                a.poll_interval.as_deref(),
+                "15m",
+            )?,
             timeout: self.duration(&key("timeout"), a.timeout.as_deref(), "60s")?,
             host: a.host,
             name: a.name,
@@ -277,24 +331,43 @@ impl Loader<'_> {
     }
 
     /// Exactly one of inline value, file, or systemd credential.
-    fn secret(&self, key: &str, inline: Option<String>, file: Option<PathBuf>, credential: Option<String>) -> Result<Secret, ConfigError> {
-        let base = key.trim_end_matches("password").trim_end_matches("url").trim_end_matches("token");
+    fn secret(
+        &self,
+        key: &str,
+        inline: Option<String>,
+        file: Option<PathBuf>,
+        credential: Option<String>,
+    ) -> Result<Secret, ConfigError> {
+        let base = key
+            .trim_end_matches("password")
+            .trim_end_matches("url")
+            .trim_end_matches("token");
         match (inline, file, credential) {
             (Some(v), None, None) if !v.is_empty() => Ok(Secret::new(v)),
             (None, Some(path), None) => self.secret_file(&format!("{key}_file"), &path),
             (None, None, Some(name)) => {
-                let dir = std::env::var_os("CREDENTIALS_DIRECTORY")
-                    .ok_or_else(|| self.err(format!("{base}credential"), "CREDENTIALS_DIRECTORY is not set (use LoadCredential= in the unit)"))?;
+                let dir = std::env::var_os("CREDENTIALS_DIRECTORY").ok_or_else(|| {
+                    self.err(
+                        format!("{base}credential"),
+                        "CREDENTIALS_DIRECTORY is not set (use LoadCredential= in the unit)",
+                    )
+                })?;
                 self.secret_file(&format!("{base}credential"), &Path::new(&dir).join(name))
             }
-            (None, None, None) => Err(self.err(key, format!("missing: set {key}, {key}_file or credential"))),
+            (None, None, None) => {
+                Err(self.err(key, format!("missing: set {key}, {key}_file or credential")))
+            }
             (Some(_), None, None) => Err(self.err(key, "must not be empty")),
-            _ => Err(self.err(key, format!("set only one of {key}, {key}_file, credential"))),
+            _ => Err(self.err(
+                key,
+                format!("set only one of {key}, {key}_file, credential"),
+            )),
         }
     }
 
     fn secret_file(&self, key: &str, path: &Path) -> Result<Secret, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| self.err(key, format!("{}: {}", path.display(), e.kind())))?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| self.err(key, format!("{}: {}", path.display(), e.kind())))?;
         let value = text.trim_end_matches(['\r', '\n']);
         if value.is_empty() {
             return Err(self.err(key, format!("{} is empty", path.display())));
@@ -310,24 +383,38 @@ impl Loader<'_> {
         let target = match s.kind.as_str() {
             "webhook" => {
                 let url = self.secret(&key("url"), s.url, s.url_file, s.credential)?;
-                SinkTarget::Webhook(WebhookUrl::parse(url.expose()).map_err(|r| self.err(key("url"), r))?)
+                SinkTarget::Webhook(
+                    WebhookUrl::parse(url.expose()).map_err(|r| self.err(key("url"), r))?,
+                )
             }
             "bot" => {
-                let channel_id = s.channel_id.ok_or_else(|| self.err(key("channel_id"), "missing (a bot sink posts to one channel)"))?;
+                let channel_id = s.channel_id.ok_or_else(|| {
+                    self.err(
+                        key("channel_id"),
+                        "missing (a bot sink posts to one channel)",
+                    )
+                })?;
                 if channel_id.is_empty() || !channel_id.chars().all(|c| c.is_ascii_digit()) {
                     return Err(self.err(key("channel_id"), "must be a numeric Discord id"));
                 }
-                let base = s.api_base.as_deref().unwrap_or("https://discord.com/api/v10");
+                let base = s
+                    .api_base
+                    .as_deref()
+                    .unwrap_or("https://discord.com/api/v10");
                 SinkTarget::Bot {
                     api_base: endpoint::api_base(base).map_err(|r| self.err(key("api_base"), r))?,
                     channel_id,
                     token: self.secret(&key("token"), s.token, s.token_file, s.credential)?,
                 }
             }
-            other => return Err(self.err(key("kind"), format!("{other:?} is not one of webhook, bot"))),
+            other => {
+                return Err(self.err(key("kind"), format!("{other:?} is not one of webhook, bot")))
+            }
         };
         let probe_every = self.duration(&key("probe_every"), s.probe_every.as_deref(), "1m")?;
-        let probe_max = self.duration(&key("probe_max"), s.probe_max.as_deref(), "30m")?.max(probe_every);
+        let probe_max = self
+            .duration(&key("probe_max"), s.probe_max.as_deref(), "30m")?
+            .max(probe_every);
         Ok(SinkConfig {
             target,
             probe_every,
@@ -347,13 +434,23 @@ impl Loader<'_> {
             "P1" => Severity::P1,
             "P2" => Severity::P2,
             "P3" => Severity::P3,
-            other => return Err(self.err(key("severity"), format!("{other:?} is not one of P0, P1, P2, P3"))),
+            other => {
+                return Err(self.err(
+                    key("severity"),
+                    format!("{other:?} is not one of P0, P1, P2, P3"),
+                ))
+            }
         };
         let mode = match b.mode.as_deref().unwrap_or("push") {
             "push" => Mode::Push,
             "digest" => Mode::Digest,
             "hold" => Mode::Hold,
-            other => return Err(self.err(key("mode"), format!("{other:?} is not one of push, digest, hold"))),
+            other => {
+                return Err(self.err(
+                    key("mode"),
+                    format!("{other:?} is not one of push, digest, hold"),
+                ))
+            }
         };
         for s in &b.sinks {
             if !sinks.iter().any(|k| &k.name == s) {
@@ -361,29 +458,66 @@ impl Loader<'_> {
             }
         }
         if b.sinks.is_empty() && mode != Mode::Hold {
-            return Err(self.err(key("sinks"), "list at least one sink (or set mode = \"hold\")"));
+            return Err(self.err(
+                key("sinks"),
+                "list at least one sink (or set mode = \"hold\")",
+            ));
         }
         let mention = match b.mention.as_deref() {
             None => None,
             Some("everyone") if severity == Severity::P0 => Some(Mention::Everyone),
-            Some("everyone") => return Err(self.err(key("mention"), "\"everyone\" is allowed only for severity P0")),
+            Some("everyone") => {
+                return Err(self.err(
+                    key("mention"),
+                    "\"everyone\" is allowed only for severity P0",
+                ))
+            }
             Some(m) => match m.strip_prefix("role:") {
-                Some(id) if !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()) => Some(Mention::Role(id.to_string())),
-                _ => return Err(self.err(key("mention"), format!("{m:?} is not \"role:ID\" or \"everyone\""))),
+                Some(id) if !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()) => {
+                    Some(Mention::Role(id.to_string()))
+                }
+                _ => {
+                    return Err(self.err(
+                        key("mention"),
+                        format!("{m:?} is not \"role:ID\" or \"everyone\""),
+                    ))
+                }
             },
         };
-        let rules = b.rules.into_iter().enumerate().map(|(r, rule)| self.rule(&key(&format!("rules[{r}]")), rule)).collect::<Result<Vec<_>, _>>()?;
+        let rules = b
+            .rules
+            .into_iter()
+            .enumerate()
+            .map(|(r, rule)| self.rule(&key(&format!("rules[{r}]")), rule))
+            .collect::<Result<Vec<_>, _>>()?;
         let digest_every = match mode {
-            Mode::Digest => Some(self.duration(&key("digest_every"), b.digest_every.as_deref(), "1h")?),
+            Mode::Digest => {
+                Some(self.duration(&key("digest_every"), b.digest_every.as_deref(), "1h")?)
+            }
             _ => None,
         };
-        Ok(Bucket { name: b.name, severity, mode, sinks: b.sinks, rules, mention, digest_every })
+        Ok(Bucket {
+            name: b.name,
+            severity,
+            mode,
+            sinks: b.sinks,
+            rules,
+            mention,
+            digest_every,
+        })
     }
 
     fn rule(&self, key: &str, r: RawRule) -> Result<Rule, ConfigError> {
         let re = |field: &str, value: Option<String>| -> Result<Option<Regex>, ConfigError> {
             value
-                .map(|v| Regex::new(&v).map_err(|e| self.err(format!("{key}.{field}"), format!("regex does not compile: {e}"))))
+                .map(|v| {
+                    Regex::new(&v).map_err(|e| {
+                        self.err(
+                            format!("{key}.{field}"),
+                            format!("regex does not compile: {e}"),
+                        )
+                    })
+                })
                 .transpose()
         };
         let rule = Rule {
@@ -394,7 +528,10 @@ impl Loader<'_> {
             snippet: re("snippet", r.snippet)?,
         };
         if rule.is_empty() {
-            return Err(self.err(key, "a rule must name at least one of from, subject, to, cc, snippet"));
+            return Err(self.err(
+                key,
+                "a rule must name at least one of from, subject, to, cc, snippet",
+            ));
         }
         Ok(rule)
     }
@@ -408,18 +545,33 @@ impl Loader<'_> {
             "none" => Backend::None,
             other => return Err(self.err("indicator.backend", format!("{other:?} is not one of cdev, sim, none"))),
         };
-        let pin = |p: RawPin| Pin { line: p.line, active_low: p.active_low.unwrap_or(false) };
+        let pin = |p: RawPin| Pin {
+            line: p.line,
+            active_low: p.active_low.unwrap_or(false),
+        };
         let led = match (r.led, &backend) {
             (Some(p), _) => pin(p),
-            (None, Backend::Cdev { .. }) => return Err(self.err("indicator.led", "missing: led = { line = 17 }")),
-            (None, _) => Pin { line: 17, active_low: false },
+            (None, Backend::Cdev { .. }) => {
+                return Err(self.err("indicator.led", "missing: led = { line = 17 }"))
+            }
+            (None, _) => Pin {
+                line: 17,
+                active_low: false,
+            },
         };
         let spool_warn = r.spool_warn.unwrap_or(50);
         let spool_alarm = r.spool_alarm.unwrap_or(500);
         if spool_warn >= spool_alarm {
-            return Err(self.err("indicator.spool_warn", format!("must be below spool_alarm ({spool_alarm})")));
+            return Err(self.err(
+                "indicator.spool_warn",
+                format!("must be below spool_alarm ({spool_alarm})"),
+            ));
         }
-        let quiet_hours = r.quiet_hours.as_deref().map(|q| parse_quiet_hours(q).map_err(|e| self.err("indicator.quiet_hours", e))).transpose()?;
+        let quiet_hours = r
+            .quiet_hours
+            .as_deref()
+            .map(|q| parse_quiet_hours(q).map_err(|e| self.err("indicator.quiet_hours", e)))
+            .transpose()?;
         Ok(IndicatorConfig {
             backend,
             led,
@@ -428,8 +580,16 @@ impl Loader<'_> {
             quiet_hours,
             spool_warn,
             spool_alarm,
-            pending_age_alarm: self.duration("indicator.pending_age_alarm", r.pending_age_alarm.as_deref(), "6h")?,
-            buzzer_repeat: self.duration("indicator.buzzer_repeat", r.buzzer_repeat.as_deref(), "15m")?,
+            pending_age_alarm: self.duration(
+                "indicator.pending_age_alarm",
+                r.pending_age_alarm.as_deref(),
+                "6h",
+            )?,
+            buzzer_repeat: self.duration(
+                "indicator.buzzer_repeat",
+                r.buzzer_repeat.as_deref(),
+                "15m",
+            )?,
         })
     }
 }

@@ -3,7 +3,9 @@ use std::io::Write;
 
 fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
-    std::fs::File::create(&p).and_then(|mut f| f.write_all(text.as_bytes())).unwrap();
+    std::fs::File::create(&p)
+        .and_then(|mut f| f.write_all(text.as_bytes()))
+        .unwrap();
     p
 }
 
@@ -49,30 +51,71 @@ fn loads_the_design_example_shape() {
     assert_eq!(c.accounts[0].folders, vec!["INBOX"]);
     assert_eq!(c.accounts[0].poll_interval, Duration::from_secs(900));
     assert_eq!(c.triage().fallback(), "unknown");
-    let SinkTarget::Webhook(w) = &c.sinks[0].target else { panic!() };
+    let SinkTarget::Webhook(w) = &c.sinks[0].target else {
+        panic!()
+    };
     assert_eq!(w.expose(), "https://discord.com/api/v10/webhooks/1/tok");
 }
 
 #[test]
 fn errors_name_file_key_and_reason() {
-    let e = load("typo", &GOOD.replace("severity = \"P2\"", "severty = \"P2\"")).unwrap_err();
-    assert!(e.to_string().contains("c.toml") && e.to_string().contains("severty"), "{e}");
+    let e = load(
+        "typo",
+        &GOOD.replace("severity = \"P2\"", "severty = \"P2\""),
+    )
+    .unwrap_err();
+    assert!(
+        e.to_string().contains("c.toml") && e.to_string().contains("severty"),
+        "{e}"
+    );
     let e = load("regex", &GOOD.replace("(?i)payment", "(unclosed")).unwrap_err();
-    assert!(e.key.contains("rules[1].subject") && e.reason.contains("regex"), "{e}");
-    let e = load("sink", &GOOD.replace("sinks = [\"alerts\"]\nrules", "sinks = [\"nope\"]\nrules")).unwrap_err();
+    assert!(
+        e.key.contains("rules[1].subject") && e.reason.contains("regex"),
+        "{e}"
+    );
+    let e = load(
+        "sink",
+        &GOOD.replace("sinks = [\"alerts\"]\nrules", "sinks = [\"nope\"]\nrules"),
+    )
+    .unwrap_err();
     assert!(e.key.contains("sinks") && e.reason.contains("nope"), "{e}");
-    let e = load("fallback", &GOOD.replace("name = \"unknown\"", "name = \"unknown\"\nrules = [{ subject = 'x' }]")).unwrap_err();
+    let e = load(
+        "fallback",
+        &GOOD.replace(
+            "name = \"unknown\"",
+            "name = \"unknown\"\nrules = [{ subject = 'x' }]",
+        ),
+    )
+    .unwrap_err();
     assert!(e.reason.contains("exactly one bucket"), "{e}");
-    let e = load("plain", &GOOD.replace("username", "tls = \"none\"\nusername")).unwrap_err();
+    let e = load(
+        "plain",
+        &GOOD.replace("username", "tls = \"none\"\nusername"),
+    )
+    .unwrap_err();
     assert!(e.reason.contains("loopback"), "{e}");
 }
 
 #[test]
 fn secrets_never_reach_errors() {
-    let e = load("http", &GOOD.replace("https://discord.com/api/webhooks/1/tok", "http://evil.example/api/webhooks/1/SECRETTOKEN")).unwrap_err();
+    let e = load(
+        "http",
+        &GOOD.replace(
+            "https://discord.com/api/webhooks/1/tok",
+            "http://evil.example/api/webhooks/1/SECRETTOKEN",
+        ),
+    )
+    .unwrap_err();
     assert!(!e.to_string().contains("SECRETTOKEN"), "{e}");
-    let e = load("twice", &GOOD.replace("password_file", "password = \"SECRETPW\"\npassword_file")).unwrap_err();
-    assert!(!e.to_string().contains("SECRETPW") && e.reason.contains("only one"), "{e}");
+    let e = load(
+        "twice",
+        &GOOD.replace("password_file", "password = \"SECRETPW\"\npassword_file"),
+    )
+    .unwrap_err();
+    assert!(
+        !e.to_string().contains("SECRETPW") && e.reason.contains("only one"),
+        "{e}"
+    );
     let c = load("dbg", GOOD).unwrap();
     assert!(!format!("{c:?}").contains("pw-from-file") && !format!("{c:?}").contains("/tok"));
 }
@@ -81,6 +124,10 @@ fn secrets_never_reach_errors() {
 fn quiet_hours_and_thresholds() {
     assert_eq!(parse_quiet_hours("22:00-07:00"), Ok((1320, 420)));
     assert!(parse_quiet_hours("25:00-07:00").is_err());
-    let e = load("thr", &format!("{GOOD}\n[indicator]\nspool_warn = 10\nspool_alarm = 5\n")).unwrap_err();
+    let e = load(
+        "thr",
+        &format!("{GOOD}\n[indicator]\nspool_warn = 10\nspool_alarm = 5\n"),
+    )
+    .unwrap_err();
     assert!(e.key.contains("spool_warn"), "{e}");
 }

@@ -16,14 +16,25 @@ pub enum Scope {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
-    Delivered { message_id: String },
-    RateLimited { retry_after: Duration, scope: Scope },
+    Delivered {
+        message_id: String,
+    },
+    RateLimited {
+        retry_after: Duration,
+        scope: Scope,
+    },
     /// Network, timeout, 5xx: back off and retry, forever.
-    Transient { reason: String },
+    Transient {
+        reason: String,
+    },
     /// Gone, unauthorised, forbidden: stop posting, probe slowly.
-    Dead { reason: String },
+    Dead {
+        reason: String,
+    },
     /// The API refused this payload: re-render smaller, then dead-letter.
-    Rejected { reason: String },
+    Rejected {
+        reason: String,
+    },
 }
 
 /// The rate-limit headers of an answer (all optional).
@@ -45,9 +56,14 @@ pub struct Pace {
 
 impl Headers {
     pub fn pace(&self) -> Pace {
-        let remaining = self.remaining.as_deref().and_then(|r| r.trim().parse::<u64>().ok());
+        let remaining = self
+            .remaining
+            .as_deref()
+            .and_then(|r| r.trim().parse::<u64>().ok());
         let reset = self.reset_after.as_deref().and_then(seconds);
-        Pace { wait: if remaining == Some(0) { reset } else { None } }
+        Pace {
+            wait: if remaining == Some(0) { reset } else { None },
+        }
     }
 }
 
@@ -62,7 +78,10 @@ fn seconds(s: &str) -> Option<Duration> {
 /// Classifies an HTTP answer. `body` is the raw response body (may be HTML, empty, or huge).
 pub fn classify(status: u16, headers: &Headers, body: &[u8]) -> Outcome {
     let json: Option<serde_json::Value> = serde_json::from_slice(body).ok();
-    let code = json.as_ref().and_then(|j| j.get("code")).and_then(|c| c.as_u64());
+    let code = json
+        .as_ref()
+        .and_then(|j| j.get("code"))
+        .and_then(|c| c.as_u64());
     let message = json
         .as_ref()
         .and_then(|j| j.get("message"))
@@ -75,10 +94,18 @@ pub fn classify(status: u16, headers: &Headers, body: &[u8]) -> Outcome {
         (None, None) => format!("HTTP {status}"),
     };
     match status {
-        200..=299 => match json.as_ref().and_then(|j| j.get("id")).and_then(|i| i.as_str()) {
-            Some(id) if !id.is_empty() => Outcome::Delivered { message_id: id.to_string() },
+        200..=299 => match json
+            .as_ref()
+            .and_then(|j| j.get("id"))
+            .and_then(|i| i.as_str())
+        {
+            Some(id) if !id.is_empty() => Outcome::Delivered {
+                message_id: id.to_string(),
+            },
             // 204 or a body without id: Discord did not confirm a saved message (no wait=true?).
-            _ => Outcome::Transient { reason: format!("HTTP {status} without a message id") },
+            _ => Outcome::Transient {
+                reason: format!("HTTP {status} without a message id"),
+            },
         },
         429 => rate_limited(headers, json.as_ref(), body),
         401 | 403 | 404 => Outcome::Dead { reason },
@@ -91,26 +118,38 @@ pub fn classify(status: u16, headers: &Headers, body: &[u8]) -> Outcome {
 }
 
 fn rate_limited(headers: &Headers, json: Option<&serde_json::Value>, body: &[u8]) -> Outcome {
-    let from_body = json.and_then(|j| j.get("retry_after")).and_then(|r| r.as_f64());
+    let from_body = json
+        .and_then(|j| j.get("retry_after"))
+        .and_then(|r| r.as_f64());
     let retry_after = from_body
         .filter(|v| v.is_finite() && *v >= 0.0)
         .map(|v| Duration::from_secs_f64(v.min(86_400.0)))
         .or_else(|| headers.retry_after.as_deref().and_then(seconds))
         .unwrap_or(Duration::from_secs(5));
     let body_global = json.and_then(|j| j.get("global")).and_then(|g| g.as_bool()) == Some(true);
-    let no_rate_headers = headers.limit.is_none() && headers.scope.is_none() && headers.remaining.is_none();
-    let html_ban = String::from_utf8_lossy(&body[..body.len().min(4096)]).contains("error code: 1015");
-    let json_ban = json.and_then(|j| j.get("code")).and_then(|c| c.as_u64()) == Some(0) && no_rate_headers;
+    let no_rate_headers =
+        headers.limit.is_none() && headers.scope.is_none() && headers.remaining.is_none();
+    let html_ban =
+        String::from_utf8_lossy(&body[..body.len().min(4096)]).contains("error code: 1015");
+    let json_ban =
+        json.and_then(|j| j.get("code")).and_then(|c| c.as_u64()) == Some(0) && no_rate_headers;
     let scope = if html_ban || json_ban {
         Scope::Banned
-    } else if body_global || headers.global.as_deref() == Some("true") || headers.scope.as_deref() == Some("global") {
+    } else if body_global
+        || headers.global.as_deref() == Some("true")
+        || headers.scope.as_deref() == Some("global")
+    {
         Scope::Global
     } else if headers.scope.as_deref() == Some("shared") {
         Scope::Shared
     } else {
         Scope::User
     };
-    let retry_after = if scope == Scope::Banned { retry_after.max(Duration::from_secs(60)) } else { retry_after };
+    let retry_after = if scope == Scope::Banned {
+        retry_after.max(Duration::from_secs(60))
+    } else {
+        retry_after
+    };
     Outcome::RateLimited { retry_after, scope }
 }
 
@@ -119,65 +158,140 @@ mod tests {
     use super::*;
 
     fn h() -> Headers {
-        Headers { limit: Some("5".into()), remaining: Some("4".into()), ..Headers::default() }
+        Headers {
+            limit: Some("5".into()),
+            remaining: Some("4".into()),
+            ..Headers::default()
+        }
     }
 
     #[test]
     fn success_needs_a_message_id() {
-        assert_eq!(classify(200, &h(), br#"{"id":"123","channel_id":"9"}"#), Outcome::Delivered { message_id: "123".into() });
-        assert!(matches!(classify(204, &h(), b""), Outcome::Transient { .. }));
+        assert_eq!(
+            classify(200, &h(), br#"{"id":"123","channel_id":"9"}"#),
+            Outcome::Delivered {
+                message_id: "123".into()
+            }
+        );
+        assert!(matches!(
+            classify(204, &h(), b""),
+            Outcome::Transient { .. }
+        ));
     }
 
     #[test]
     fn gone_forbidden_and_unauthorised_are_dead() {
         for (status, body) in [
-            (403, &br#"{"message":"Missing Permissions","code":50013}"#[..]),
+            (
+                403,
+                &br#"{"message":"Missing Permissions","code":50013}"#[..],
+            ),
             (404, br#"{"message":"Unknown Webhook","code":10015}"#),
             (401, br#"{"message":"Invalid Webhook Token","code":50027}"#),
             (403, b"<html>forbidden</html>"),
             (400, br#"{"message":"Unknown Channel","code":10003}"#),
         ] {
-            assert!(matches!(classify(status, &h(), body), Outcome::Dead { .. }), "{status}");
+            assert!(
+                matches!(classify(status, &h(), body), Outcome::Dead { .. }),
+                "{status}"
+            );
         }
-        let Outcome::Dead { reason } = classify(403, &h(), br#"{"message":"Missing Permissions","code":50013}"#) else { panic!() };
+        let Outcome::Dead { reason } = classify(
+            403,
+            &h(),
+            br#"{"message":"Missing Permissions","code":50013}"#,
+        ) else {
+            panic!()
+        };
         assert_eq!(reason, "HTTP 403 (code 50013: Missing Permissions)");
     }
 
     #[test]
     fn refused_payloads_are_rejected_and_server_trouble_is_transient() {
-        assert!(matches!(classify(400, &h(), br#"{"message":"Invalid Form Body","code":50035,"errors":{}}"#), Outcome::Rejected { .. }));
+        assert!(matches!(
+            classify(
+                400,
+                &h(),
+                br#"{"message":"Invalid Form Body","code":50035,"errors":{}}"#
+            ),
+            Outcome::Rejected { .. }
+        ));
         assert!(matches!(classify(413, &h(), b""), Outcome::Rejected { .. }));
         for s in [500, 502, 503, 504, 408] {
-            assert!(matches!(classify(s, &h(), b"oops"), Outcome::Transient { .. }), "{s}");
+            assert!(
+                matches!(classify(s, &h(), b"oops"), Outcome::Transient { .. }),
+                "{s}"
+            );
         }
     }
 
     #[test]
     fn rate_limits_prefer_the_body_float_and_keep_their_scope() {
-        let hdr = Headers { retry_after: Some("2".into()), scope: Some("shared".into()), limit: Some("5".into()), ..Headers::default() };
+        let hdr = Headers {
+            retry_after: Some("2".into()),
+            scope: Some("shared".into()),
+            limit: Some("5".into()),
+            ..Headers::default()
+        };
         assert_eq!(
-            classify(429, &hdr, br#"{"message":"You are being rate limited.","retry_after":1.25,"global":false}"#),
-            Outcome::RateLimited { retry_after: Duration::from_millis(1250), scope: Scope::Shared }
+            classify(
+                429,
+                &hdr,
+                br#"{"message":"You are being rate limited.","retry_after":1.25,"global":false}"#
+            ),
+            Outcome::RateLimited {
+                retry_after: Duration::from_millis(1250),
+                scope: Scope::Shared
+            }
         );
-        let hdr = Headers { retry_after: Some("3".into()), limit: Some("5".into()), ..Headers::default() };
-        assert_eq!(classify(429, &hdr, b"not json"), Outcome::RateLimited { retry_after: Duration::from_secs(3), scope: Scope::User });
+        let hdr = Headers {
+            retry_after: Some("3".into()),
+            limit: Some("5".into()),
+            ..Headers::default()
+        };
+        assert_eq!(
+            classify(429, &hdr, b"not json"),
+            Outcome::RateLimited {
+                retry_after: Duration::from_secs(3),
+                scope: Scope::User
+            }
+        );
         assert!(matches!(
             classify(429, &h(), br#"{"retry_after":0.5,"global":true}"#),
-            Outcome::RateLimited { scope: Scope::Global, .. }
+            Outcome::RateLimited {
+                scope: Scope::Global,
+                ..
+            }
         ));
     }
 
     #[test]
     fn a_cloudflare_ban_is_recognised() {
-        assert!(matches!(classify(429, &Headers::default(), b"<html>error code: 1015</html>"), Outcome::RateLimited { scope: Scope::Banned, .. }));
-        let Outcome::RateLimited { scope, retry_after } = classify(429, &Headers::default(), br#"{"message":"x","retry_after":1,"code":0}"#) else { panic!() };
+        assert!(matches!(
+            classify(429, &Headers::default(), b"<html>error code: 1015</html>"),
+            Outcome::RateLimited {
+                scope: Scope::Banned,
+                ..
+            }
+        ));
+        let Outcome::RateLimited { scope, retry_after } = classify(
+            429,
+            &Headers::default(),
+            br#"{"message":"x","retry_after":1,"code":0}"#,
+        ) else {
+            panic!()
+        };
         assert_eq!(scope, Scope::Banned);
         assert!(retry_after >= Duration::from_secs(60));
     }
 
     #[test]
     fn pacing_waits_only_when_nothing_remains() {
-        let hdr = Headers { remaining: Some("0".into()), reset_after: Some("1.5".into()), ..Headers::default() };
+        let hdr = Headers {
+            remaining: Some("0".into()),
+            reset_after: Some("1.5".into()),
+            ..Headers::default()
+        };
         assert_eq!(hdr.pace().wait, Some(Duration::from_millis(1500)));
         assert_eq!(h().pace().wait, None);
     }

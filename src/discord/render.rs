@@ -40,7 +40,8 @@ pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         match c {
-            '\\' | '*' | '_' | '~' | '|' | '`' | '>' | '<' | '#' | '-' | '[' | ']' | '(' | ')' | ':' => {
+            '\\' | '*' | '_' | '~' | '|' | '`' | '>' | '<' | '#' | '-' | '[' | ']' | '(' | ')'
+            | ':' => {
                 out.push('\\');
                 out.push(c);
             }
@@ -78,20 +79,41 @@ pub fn colour(severity: Severity) -> u32 {
 }
 
 fn embed(item: &Item, severity: Severity, level: Level) -> (Value, usize) {
-    let subject = if item.subject.trim().is_empty() { "(no subject)" } else { &item.subject };
+    let subject = if item.subject.trim().is_empty() {
+        "(no subject)"
+    } else {
+        &item.subject
+    };
     let title = cut(&escape(subject), TITLE);
-    let footer = ellipsize(&format!("{} · {}/{} · uid {}", item.bucket, item.account, item.folder, item.uid), FOOTER);
+    let footer = ellipsize(
+        &format!(
+            "{} · {}/{} · uid {}",
+            item.bucket, item.account, item.folder, item.uid
+        ),
+        FOOTER,
+    );
     let mut chars = title.chars().count() + footer.chars().count();
     let mut e = json!({ "title": title, "color": colour(severity), "footer": { "text": footer } });
     if level == Level::Full {
-        let from = cut(&escape(if item.from.is_empty() { "(unknown sender)" } else { &item.from }), FIELD_VALUE);
+        let from = cut(
+            &escape(if item.from.is_empty() {
+                "(unknown sender)"
+            } else {
+                &item.from
+            }),
+            FIELD_VALUE,
+        );
         let description = cut(&escape(&item.snippet), DESCRIPTION);
         chars += "From".len() + from.chars().count() + description.chars().count();
         e["fields"] = json!([{ "name": "From", "value": from, "inline": false }]);
         if !description.is_empty() {
             e["description"] = json!(description);
         }
-        if let Some(date) = item.date.as_deref().filter(|d| chrono::DateTime::parse_from_rfc3339(d).is_ok()) {
+        if let Some(date) = item
+            .date
+            .as_deref()
+            .filter(|d| chrono::DateTime::parse_from_rfc3339(d).is_ok())
+        {
             e["timestamp"] = json!(date);
         }
     }
@@ -111,11 +133,16 @@ fn mention(bucket: Option<&Bucket>) -> (String, Value) {
 /// embeds and 6,000 embed characters. At least one item is always taken.
 pub fn render(bucket: Option<&Bucket>, items: &[Item], level: Level) -> Message {
     let severity = bucket.map_or(Severity::P3, |b| b.severity);
-    let name = bucket.map_or_else(|| items.first().map_or("", |i| i.bucket.as_str()).to_string(), |b| b.name.clone());
+    let name = bucket.map_or_else(
+        || items.first().map_or("", |i| i.bucket.as_str()).to_string(),
+        |b| b.name.clone(),
+    );
     let (ping, allowed) = mention(bucket);
     if level == Level::Plain {
         let item = &items[..items.len().min(1)];
-        let line = item.first().map_or(String::new(), |i| format!("{} — {}", escape(&i.from), escape(&i.subject)));
+        let line = item.first().map_or(String::new(), |i| {
+            format!("{} — {}", escape(&i.from), escape(&i.subject))
+        });
         let content = cut(&format!("{ping}**{}**: {line}", escape(&name)), MAX_CONTENT);
         return Message {
             body: json!({ "content": content, "allowed_mentions": allowed }),
@@ -137,7 +164,10 @@ pub fn render(bucket: Option<&Bucket>, items: &[Item], level: Level) -> Message 
     }
     let count = ids.len();
     let noun = if count == 1 { "mail" } else { "mails" };
-    let content = cut(&format!("{ping}**{}** · {count} new {noun}", escape(&name)), MAX_CONTENT);
+    let content = cut(
+        &format!("{ping}**{}** · {count} new {noun}", escape(&name)),
+        MAX_CONTENT,
+    );
     Message {
         body: json!({ "content": content, "embeds": embeds, "allowed_mentions": allowed }),
         ids,

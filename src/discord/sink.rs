@@ -27,7 +27,11 @@ pub struct HttpSink {
     agent: ureq::Agent,
 }
 
-const USER_AGENT: &str = concat!("DiscordBot (https://github.com/mailbeacon/mailbeacon, ", env!("CARGO_PKG_VERSION"), ")");
+const USER_AGENT: &str = concat!(
+    "DiscordBot (https://github.com/mailbeacon/mailbeacon, ",
+    env!("CARGO_PKG_VERSION"),
+    ")"
+);
 
 impl HttpSink {
     pub fn new(config: SinkConfig) -> HttpSink {
@@ -63,10 +67,21 @@ impl HttpSink {
         let mut response = match result {
             Ok(r) => r,
             Err(e) => {
-                return Reply { outcome: Outcome::Transient { reason: self.scrub(format!("network: {e}")) }, pace: Pace::default() };
+                return Reply {
+                    outcome: Outcome::Transient {
+                        reason: self.scrub(format!("network: {e}")),
+                    },
+                    pace: Pace::default(),
+                };
             }
         };
-        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_string);
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
         let headers = Headers {
             retry_after: header("retry-after"),
             remaining: header("x-ratelimit-remaining"),
@@ -76,14 +91,28 @@ impl HttpSink {
             limit: header("x-ratelimit-limit"),
         };
         let status = response.status().as_u16();
-        let body = response.body_mut().with_config().limit(256 * 1024).read_to_vec().unwrap_or_default();
+        let body = response
+            .body_mut()
+            .with_config()
+            .limit(256 * 1024)
+            .read_to_vec()
+            .unwrap_or_default();
         let outcome = match classify(status, &headers, &body) {
-            Outcome::Transient { reason } => Outcome::Transient { reason: self.scrub(reason) },
-            Outcome::Dead { reason } => Outcome::Dead { reason: self.scrub(reason) },
-            Outcome::Rejected { reason } => Outcome::Rejected { reason: self.scrub(reason) },
+            Outcome::Transient { reason } => Outcome::Transient {
+                reason: self.scrub(reason),
+            },
+            Outcome::Dead { reason } => Outcome::Dead {
+                reason: self.scrub(reason),
+            },
+            Outcome::Rejected { reason } => Outcome::Rejected {
+                reason: self.scrub(reason),
+            },
             other => other,
         };
-        Reply { outcome, pace: headers.pace() }
+        Reply {
+            outcome,
+            pace: headers.pace(),
+        }
     }
 }
 
@@ -95,7 +124,11 @@ impl Sink for HttpSink {
     fn post(&self, body: &serde_json::Value, nonce: &str) -> Reply {
         let request = match &self.config.target {
             SinkTarget::Webhook(w) => self.agent.post(format!("{}?wait=true", w.expose())),
-            SinkTarget::Bot { api_base, channel_id, token } => self
+            SinkTarget::Bot {
+                api_base,
+                channel_id,
+                token,
+            } => self
                 .agent
                 .post(format!("{api_base}/channels/{channel_id}/messages"))
                 .header("Authorization", format!("Bot {}", token.expose())),
@@ -106,13 +139,21 @@ impl Sink for HttpSink {
             body["enforce_nonce"] = serde_json::json!(true);
         }
         let text = body.to_string();
-        self.finish(request.header("Content-Type", "application/json").send(text.as_bytes()))
+        self.finish(
+            request
+                .header("Content-Type", "application/json")
+                .send(text.as_bytes()),
+        )
     }
 
     fn probe(&self) -> Reply {
         let request = match &self.config.target {
             SinkTarget::Webhook(w) => self.agent.get(w.expose()),
-            SinkTarget::Bot { api_base, channel_id, token } => self
+            SinkTarget::Bot {
+                api_base,
+                channel_id,
+                token,
+            } => self
                 .agent
                 .get(format!("{api_base}/channels/{channel_id}"))
                 .header("Authorization", format!("Bot {}", token.expose())),

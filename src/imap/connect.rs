@@ -40,7 +40,9 @@ impl ImapError {
         match e {
             imap::Error::Io(io) => from_io(io),
             imap::Error::ConnectionLost => ImapError::Network("connection lost".into()),
-            imap::Error::Bye(b) => ImapError::Network(format!("server said BYE: {}", b.information)),
+            imap::Error::Bye(b) => {
+                ImapError::Network(format!("server said BYE: {}", b.information))
+            }
             other => ImapError::Protocol(other.to_string()),
         }
     }
@@ -94,14 +96,18 @@ impl Write for Stream {
 
 impl imap::extensions::idle::SetReadTimeout for Stream {
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> imap::Result<()> {
-        self.tcp().set_read_timeout(timeout).map_err(imap::Error::Io)
+        self.tcp()
+            .set_read_timeout(timeout)
+            .map_err(imap::Error::Io)
     }
 }
 
 pub type Session = imap::Session<Stream>;
 
 /// The trust anchors: the system store (or the bundled roots when it is empty) plus `ca_file`.
-pub fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::ClientConfig>, ImapError> {
+pub fn tls_config(
+    ca_file: Option<&std::path::Path>,
+) -> Result<Arc<rustls::ClientConfig>, ImapError> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     let (added, _) = roots.add_parsable_certificates(native.certs);
@@ -114,7 +120,9 @@ pub fn tls_config(ca_file: Option<&std::path::Path>) -> Result<Arc<rustls::Clien
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ImapError::Tls(format!("ca_file {}: {e}", path.display())))?;
         for cert in certs {
-            roots.add(cert).map_err(|e| ImapError::Tls(format!("ca_file {}: {e}", path.display())))?;
+            roots
+                .add(cert)
+                .map_err(|e| ImapError::Tls(format!("ca_file {}: {e}", path.display())))?;
         }
     }
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -134,8 +142,10 @@ fn tcp(account: &Account) -> Result<TcpStream, ImapError> {
     for addr in addrs {
         match TcpStream::connect_timeout(&addr, account.timeout) {
             Ok(s) => {
-                s.set_read_timeout(Some(account.timeout)).map_err(|e| ImapError::Network(e.to_string()))?;
-                s.set_write_timeout(Some(account.timeout)).map_err(|e| ImapError::Network(e.to_string()))?;
+                s.set_read_timeout(Some(account.timeout))
+                    .map_err(|e| ImapError::Network(e.to_string()))?;
+                s.set_write_timeout(Some(account.timeout))
+                    .map_err(|e| ImapError::Network(e.to_string()))?;
                 return Ok(s);
             }
             Err(e) => last = ImapError::Network(format!("{addr}: {e}")),
@@ -144,9 +154,15 @@ fn tcp(account: &Account) -> Result<TcpStream, ImapError> {
     Err(last)
 }
 
-fn handshake(account: &Account, config: Arc<rustls::ClientConfig>, mut tcp: TcpStream) -> Result<Stream, ImapError> {
-    let name = ServerName::try_from(account.host.clone()).map_err(|e| ImapError::Tls(format!("{}: {e}", account.host)))?;
-    let mut conn = rustls::ClientConnection::new(config, name).map_err(|e| ImapError::Tls(e.to_string()))?;
+fn handshake(
+    account: &Account,
+    config: Arc<rustls::ClientConfig>,
+    mut tcp: TcpStream,
+) -> Result<Stream, ImapError> {
+    let name = ServerName::try_from(account.host.clone())
+        .map_err(|e| ImapError::Tls(format!("{}: {e}", account.host)))?;
+    let mut conn =
+        rustls::ClientConnection::new(config, name).map_err(|e| ImapError::Tls(e.to_string()))?;
     // Finish the handshake here so a certificate problem is reported as TLS, not as IMAP.
     while conn.is_handshaking() {
         conn.complete_io(&mut tcp).map_err(from_io)?;
@@ -155,28 +171,45 @@ fn handshake(account: &Account, config: Arc<rustls::ClientConfig>, mut tcp: TcpS
 }
 
 /// RFC 3501 6.2.1: greeting, `STARTTLS`, tagged OK, then the handshake on the same socket.
-fn starttls(account: &Account, config: Arc<rustls::ClientConfig>, tcp: TcpStream) -> Result<Stream, ImapError> {
-    let mut reader = BufReader::new(tcp.try_clone().map_err(|e| ImapError::Network(e.to_string()))?);
+fn starttls(
+    account: &Account,
+    config: Arc<rustls::ClientConfig>,
+    tcp: TcpStream,
+) -> Result<Stream, ImapError> {
+    let mut reader = BufReader::new(
+        tcp.try_clone()
+            .map_err(|e| ImapError::Network(e.to_string()))?,
+    );
     let mut line = String::new();
     reader.read_line(&mut line).map_err(from_io)?;
     if !line.starts_with("* OK") {
-        return Err(ImapError::Protocol(format!("unexpected greeting: {}", line.trim_end())));
+        return Err(ImapError::Protocol(format!(
+            "unexpected greeting: {}",
+            line.trim_end()
+        )));
     }
     (&tcp).write_all(b"mb0 STARTTLS\r\n").map_err(from_io)?;
     loop {
         line.clear();
         if reader.read_line(&mut line).map_err(from_io)? == 0 {
-            return Err(ImapError::Network("connection closed during STARTTLS".into()));
+            return Err(ImapError::Network(
+                "connection closed during STARTTLS".into(),
+            ));
         }
         if let Some(rest) = line.strip_prefix("mb0 ") {
             if rest.starts_with("OK") {
                 break;
             }
-            return Err(ImapError::Tls(format!("server refused STARTTLS: {}", rest.trim_end())));
+            return Err(ImapError::Tls(format!(
+                "server refused STARTTLS: {}",
+                rest.trim_end()
+            )));
         }
     }
     if !reader.buffer().is_empty() {
-        return Err(ImapError::Protocol("server sent data before the TLS handshake".into()));
+        return Err(ImapError::Protocol(
+            "server sent data before the TLS handshake".into(),
+        ));
     }
     handshake(account, config, tcp)
 }
@@ -193,8 +226,10 @@ pub fn login(account: &Account, config: &Arc<rustls::ClientConfig>) -> Result<Se
     if !greeted {
         client.read_greeting().map_err(ImapError::from_imap)?;
     }
-    client.login(&account.username, account.password.expose()).map_err(|(e, _)| match e {
-        imap::Error::No(no) => ImapError::Auth(no.information),
-        other => ImapError::from_imap(other),
-    })
+    client
+        .login(&account.username, account.password.expose())
+        .map_err(|(e, _)| match e {
+            imap::Error::No(no) => ImapError::Auth(no.information),
+            other => ImapError::from_imap(other),
+        })
 }

@@ -37,7 +37,13 @@ pub struct Watcher {
 
 impl Watcher {
     fn report(&self, state: AccountState, error: Option<String>, cursor: Option<Cursor>) {
-        let _ = self.health.send(Event::Account { account: self.account.name.clone(), folder: self.folder.clone(), state, error, cursor });
+        let _ = self.health.send(Event::Account {
+            account: self.account.name.clone(),
+            folder: self.folder.clone(),
+            state,
+            error,
+            cursor,
+        });
     }
 
     fn label(&self) -> String {
@@ -54,7 +60,11 @@ impl Watcher {
                 Err(e) => {
                     failures += 1;
                     // Refused credentials will not fix themselves quickly: at least a minute.
-                    let floor = if matches!(e, ImapError::Auth(_)) { Duration::from_secs(60) } else { Duration::ZERO };
+                    let floor = if matches!(e, ImapError::Auth(_)) {
+                        Duration::from_secs(60)
+                    } else {
+                        Duration::ZERO
+                    };
                     let wait = backoff(failures, fastrand::f64()).max(floor);
                     log::error!("imap {}: {e}; reconnecting in {wait:?}", self.label());
                     self.report(e.state(), Some(e.to_string()), None);
@@ -70,21 +80,44 @@ impl Watcher {
     fn session(&self, stop: &Stop, failures: &mut u32) -> Result<(), ImapError> {
         let mut s = login(&self.account, &self.tls)?;
         let mailbox = s.examine(&self.folder).map_err(|e| match e {
-            imap::Error::No(no) => ImapError::Mailbox(format!("{}: {}", self.folder, no.information)),
+            imap::Error::No(no) => {
+                ImapError::Mailbox(format!("{}: {}", self.folder, no.information))
+            }
             other => ImapError::from_imap(other),
         })?;
-        let uidvalidity = mailbox.uid_validity.ok_or_else(|| ImapError::Protocol("server sent no UIDVALIDITY".into()))?;
-        let (mut cursor, mut rescan) = match self.spool.cursor(&self.account.name, &self.folder).map_err(spool_error)? {
+        let uidvalidity = mailbox
+            .uid_validity
+            .ok_or_else(|| ImapError::Protocol("server sent no UIDVALIDITY".into()))?;
+        let (mut cursor, mut rescan) = match self
+            .spool
+            .cursor(&self.account.name, &self.folder)
+            .map_err(spool_error)?
+        {
             Some(c) if c.uidvalidity == uidvalidity => (c, false),
             Some(c) => {
                 log::warn!("imap {}: UIDVALIDITY changed {} → {uidvalidity}; rescanning, skipping mail already spooled", self.label(), c.uidvalidity);
-                (Cursor { uidvalidity, last_uid: 0 }, true)
+                (
+                    Cursor {
+                        uidvalidity,
+                        last_uid: 0,
+                    },
+                    true,
+                )
             }
             None => {
                 // First run starts at UIDNEXT: mail already there is not news.
-                let start = Cursor { uidvalidity, last_uid: mailbox.uid_next.unwrap_or(1).saturating_sub(1) };
-                self.spool.ingest(&self.account.name, &self.folder, start, &[], false).map_err(spool_error)?;
-                log::info!("imap {}: first run, starting after uid {}", self.label(), start.last_uid);
+                let start = Cursor {
+                    uidvalidity,
+                    last_uid: mailbox.uid_next.unwrap_or(1).saturating_sub(1),
+                };
+                self.spool
+                    .ingest(&self.account.name, &self.folder, start, &[], false)
+                    .map_err(spool_error)?;
+                log::info!(
+                    "imap {}: first run, starting after uid {}",
+                    self.label(),
+                    start.last_uid
+                );
                 (start, false)
             }
         };
@@ -105,25 +138,50 @@ impl Watcher {
     }
 
     /// Fetches and spools everything above the cursor. Returns false when stopped meanwhile.
-    fn poll(&self, s: &mut Session, cursor: &mut Cursor, rescan: bool, stop: &Stop) -> Result<bool, ImapError> {
-        let found = s.uid_search(format!("UID {}:*", cursor.last_uid.saturating_add(1))).map_err(ImapError::from_imap)?;
+    fn poll(
+        &self,
+        s: &mut Session,
+        cursor: &mut Cursor,
+        rescan: bool,
+        stop: &Stop,
+    ) -> Result<bool, ImapError> {
+        let found = s
+            .uid_search(format!("UID {}:*", cursor.last_uid.saturating_add(1)))
+            .map_err(ImapError::from_imap)?;
         // `N:*` always matches the highest UID, even when it is below N.
         let mut uids: Vec<u32> = found.into_iter().filter(|u| *u > cursor.last_uid).collect();
         uids.sort_unstable();
         for chunk in uids.chunks(CHUNK) {
-            let set = chunk.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
-            let fetches = s.uid_fetch(&set, FETCH_ITEMS).map_err(ImapError::from_imap)?;
+            let set = chunk
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(",");
+            let fetches = s
+                .uid_fetch(&set, FETCH_ITEMS)
+                .map_err(ImapError::from_imap)?;
             let mut items = Vec::with_capacity(chunk.len());
             for f in fetches.iter() {
-                let Some(uid) = f.uid.filter(|u| chunk.binary_search(u).is_ok()) else { continue };
+                let Some(uid) = f.uid.filter(|u| chunk.binary_search(u).is_ok()) else {
+                    continue;
+                };
                 items.push(self.item(uid, f.body()));
             }
-            let next = Cursor { uidvalidity: cursor.uidvalidity, last_uid: chunk.last().copied().unwrap_or(cursor.last_uid) };
+            let next = Cursor {
+                uidvalidity: cursor.uidvalidity,
+                last_uid: chunk.last().copied().unwrap_or(cursor.last_uid),
+            };
             if !self.ingest(next, &items, rescan, stop)? {
                 return Ok(false);
             }
             *cursor = next;
-            log::info!("imap {}: spooled {} mail(s), uid {}..={}", self.label(), items.len(), chunk[0], next.last_uid);
+            log::info!(
+                "imap {}: spooled {} mail(s), uid {}..={}",
+                self.label(),
+                items.len(),
+                chunk[0],
+                next.last_uid
+            );
             for w in &self.wakes {
                 w.notify_one();
             }
@@ -138,11 +196,21 @@ impl Watcher {
                 parse_error: Some("the parser failed on this mail".into()),
                 ..Summary::default()
             }),
-            None => Summary { parse_error: Some("the server returned no body".into()), ..Summary::default() },
+            None => Summary {
+                parse_error: Some("the server returned no body".into()),
+                ..Summary::default()
+            },
         };
-        let bucket = if summary.parse_error.is_some() { self.triage.fallback() } else { self.triage.bucket_for(&summary.fields()) };
+        let bucket = if summary.parse_error.is_some() {
+            self.triage.fallback()
+        } else {
+            self.triage.bucket_for(&summary.fields())
+        };
         if let Some(why) = &summary.parse_error {
-            log::warn!("imap {}: uid {uid} read badly ({why}); spooled in {bucket}", self.label());
+            log::warn!(
+                "imap {}: uid {uid} read badly ({why}); spooled in {bucket}",
+                self.label()
+            );
         }
         let sinks = self
             .buckets
@@ -151,25 +219,45 @@ impl Watcher {
             .filter(|b| b.mode != Mode::Hold)
             .map(|b| b.sinks.clone())
             .unwrap_or_default();
-        NewItem { bucket: bucket.to_string(), uid, summary, sinks }
+        NewItem {
+            bucket: bucket.to_string(),
+            uid,
+            summary,
+            sinks,
+        }
     }
 
     /// Spools a chunk; while the disk is full, waits (mail stays on the server, the cursor
     /// stays put) and retries. Returns false when stopped meanwhile.
-    fn ingest(&self, next: Cursor, items: &[NewItem], rescan: bool, stop: &Stop) -> Result<bool, ImapError> {
+    fn ingest(
+        &self,
+        next: Cursor,
+        items: &[NewItem],
+        rescan: bool,
+        stop: &Stop,
+    ) -> Result<bool, ImapError> {
         let mut was_full = false;
         loop {
-            match self.spool.ingest(&self.account.name, &self.folder, next, items, rescan) {
+            match self
+                .spool
+                .ingest(&self.account.name, &self.folder, next, items, rescan)
+            {
                 Ok(_) => {
                     if was_full {
-                        log::info!("imap {}: spool writable again; ingestion resumes", self.label());
+                        log::info!(
+                            "imap {}: spool writable again; ingestion resumes",
+                            self.label()
+                        );
                         let _ = self.health.send(Event::Disk(None));
                     }
                     return Ok(true);
                 }
                 Err(e) if e.is_disk_full() => {
                     if !was_full {
-                        log::error!("imap {}: {e}; ingestion stopped, mail stays on the server", self.label());
+                        log::error!(
+                            "imap {}: {e}; ingestion stopped, mail stays on the server",
+                            self.label()
+                        );
                         let _ = self.health.send(Event::Disk(Some(e.to_string())));
                     }
                     was_full = true;

@@ -13,7 +13,11 @@ pub enum GpioError {
     #[error("GPIO chip {chip}: {reason}")]
     Chip { chip: String, reason: String },
     #[error("GPIO chip {chip} line {line}: {reason}")]
-    Line { chip: String, line: u32, reason: String },
+    Line {
+        chip: String,
+        line: u32,
+        reason: String,
+    },
 }
 
 fn hint(e: &dyn std::fmt::Display) -> String {
@@ -30,10 +34,16 @@ fn hint(e: &dyn std::fmt::Display) -> String {
 /// Opens the chip named by a label such as `pinctrl-bcm2711`, or by a path under `/dev`.
 pub fn open_chip(chip: &str) -> Result<Chip, GpioError> {
     if chip.starts_with('/') {
-        return Chip::new(chip).map_err(|e| GpioError::Chip { chip: chip.to_string(), reason: hint(&e) });
+        return Chip::new(chip).map_err(|e| GpioError::Chip {
+            chip: chip.to_string(),
+            reason: hint(&e),
+        });
     }
     let mut found = Vec::new();
-    let all = chips().map_err(|e| GpioError::Chip { chip: chip.to_string(), reason: hint(&e) })?;
+    let all = chips().map_err(|e| GpioError::Chip {
+        chip: chip.to_string(),
+        reason: hint(&e),
+    })?;
     for c in all {
         match c {
             Ok(c) if c.label() == chip => return Ok(c),
@@ -41,13 +51,30 @@ pub fn open_chip(chip: &str) -> Result<Chip, GpioError> {
             Err(e) => found.push(hint(&e)),
         }
     }
-    let found = if found.is_empty() { "none".to_string() } else { found.join(", ") };
-    Err(GpioError::NoChip { label: chip.to_string(), found })
+    let found = if found.is_empty() {
+        "none".to_string()
+    } else {
+        found.join(", ")
+    };
+    Err(GpioError::NoChip {
+        label: chip.to_string(),
+        found,
+    })
 }
 
 /// Requests `line` as an output, initially off, under the consumer name `mailbeacon-NAME`.
-pub fn output(chip: &mut Chip, chip_name: &str, line: u32, active_low: bool, name: &str) -> Result<CdevPin, GpioError> {
-    let err = |reason: String| GpioError::Line { chip: chip_name.to_string(), line, reason };
+pub fn output(
+    chip: &mut Chip,
+    chip_name: &str,
+    line: u32,
+    active_low: bool,
+    name: &str,
+) -> Result<CdevPin, GpioError> {
+    let err = |reason: String| GpioError::Line {
+        chip: chip_name.to_string(),
+        line,
+        reason,
+    };
     let off = u8::from(active_low);
     let handle = chip
         .get_line(line)

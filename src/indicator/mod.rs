@@ -79,7 +79,12 @@ pub struct Logical<P> {
 
 impl<P: OutputPin> Logical<P> {
     pub fn new(pin: P, active_low: bool, name: &'static str) -> Self {
-        Logical { pin, active_low, name, warned: false }
+        Logical {
+            pin,
+            active_low,
+            name,
+            warned: false,
+        }
     }
 
     /// The physical level for a logical one: the single place active-low is decided.
@@ -112,8 +117,21 @@ pub struct Indicator<L, B> {
 }
 
 impl<L: OutputPin, B: OutputPin> Indicator<L, B> {
-    pub fn new(led: Logical<L>, led2: Option<Logical<L>>, buzzer: Option<Logical<B>>, quiet: Option<(u32, u32)>, repeat: Duration) -> Self {
-        Indicator { led, led2, buzzer, quiet, repeat, minute_of_day: local_minute }
+    pub fn new(
+        led: Logical<L>,
+        led2: Option<Logical<L>>,
+        buzzer: Option<Logical<B>>,
+        quiet: Option<(u32, u32)>,
+        repeat: Duration,
+    ) -> Self {
+        Indicator {
+            led,
+            led2,
+            buzzer,
+            quiet,
+            repeat,
+            minute_of_day: local_minute,
+        }
     }
 
     /// Replaces the clock used for quiet hours (tests).
@@ -142,7 +160,11 @@ impl<L: OutputPin, B: OutputPin> Indicator<L, B> {
     }
 
     /// Shows `patterns` until `stop` completes, then turns everything off and hands the pins back.
-    pub async fn run(mut self, mut patterns: watch::Receiver<Pattern>, stop: impl Future<Output = ()>) -> (L, Option<L>, Option<B>) {
+    pub async fn run(
+        mut self,
+        mut patterns: watch::Receiver<Pattern>,
+        stop: impl Future<Output = ()>,
+    ) -> (L, Option<L>, Option<B>) {
         tokio::pin!(stop);
         let stopped = tokio::select! {
             _ = &mut stop => true,
@@ -153,7 +175,11 @@ impl<L: OutputPin, B: OutputPin> Indicator<L, B> {
         }
         self.set_led(false, Pattern::Off);
         self.set_buzzer(false);
-        (self.led.release(), self.led2.map(Logical::release), self.buzzer.map(Logical::release))
+        (
+            self.led.release(),
+            self.led2.map(Logical::release),
+            self.buzzer.map(Logical::release),
+        )
     }
 
     async fn selftest(&mut self) {
@@ -176,15 +202,25 @@ impl<L: OutputPin, B: OutputPin> Indicator<L, B> {
         }
     }
 
-    async fn show(&mut self, patterns: &mut watch::Receiver<Pattern>, stop: &mut (impl Future<Output = ()> + Unpin)) {
+    async fn show(
+        &mut self,
+        patterns: &mut watch::Receiver<Pattern>,
+        stop: &mut (impl Future<Output = ()> + Unpin),
+    ) {
         let far = || Instant::now() + Duration::from_secs(86_400);
         let mut pattern = *patterns.borrow_and_update();
         let mut step = 0usize;
-        let mut step_end = self.enter_step(pattern, 0, Instant::now()).unwrap_or_else(far);
+        let mut step_end = self
+            .enter_step(pattern, 0, Instant::now())
+            .unwrap_or_else(far);
         let mut buzz_off: Option<Instant> = None;
         let mut next_buzz = self.start_buzz(pattern, Instant::now(), &mut buzz_off);
         loop {
-            let deadline = [Some(step_end), buzz_off, next_buzz].into_iter().flatten().min().unwrap_or_else(far);
+            let deadline = [Some(step_end), buzz_off, next_buzz]
+                .into_iter()
+                .flatten()
+                .min()
+                .unwrap_or_else(far);
             tokio::select! {
                 _ = &mut *stop => return,
                 changed = patterns.changed() => {
@@ -229,7 +265,12 @@ impl<L: OutputPin, B: OutputPin> Indicator<L, B> {
     }
 
     /// Sounds the buzzer for `pattern` unless quiet; returns when to sound it again.
-    fn start_buzz(&mut self, pattern: Pattern, now: Instant, buzz_off: &mut Option<Instant>) -> Option<Instant> {
+    fn start_buzz(
+        &mut self,
+        pattern: Pattern,
+        now: Instant,
+        buzz_off: &mut Option<Instant>,
+    ) -> Option<Instant> {
         let length = buzz_length(pattern)?;
         if self.buzzer.is_some() && !self.quiet_now() {
             self.set_buzzer(true);

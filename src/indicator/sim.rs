@@ -16,13 +16,20 @@ pub struct SimPin {
 
 /// The shared trace file; one per daemon run, appended to.
 pub fn open_trace(path: &Path) -> std::io::Result<Arc<Mutex<BufWriter<File>>>> {
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)?;
     Ok(Arc::new(Mutex::new(BufWriter::new(file))))
 }
 
 impl SimPin {
     pub fn new(name: &'static str, trace: Option<Arc<Mutex<BufWriter<File>>>>) -> SimPin {
-        SimPin { name, level: None, trace }
+        SimPin {
+            name,
+            level: None,
+            trace,
+        }
     }
 
     fn write(&mut self, level: bool) {
@@ -36,7 +43,13 @@ impl SimPin {
             .map_or(0.0, |d| d.as_secs_f64());
         if let Ok(mut w) = trace.lock() {
             // Flushed per edge: the trace is read live by tests and the demo.
-            let _ = writeln!(w, "{{\"t\":{t:.3},\"pin\":\"{}\",\"level\":{}}}", self.name, u8::from(level)).and_then(|_| w.flush());
+            let _ = writeln!(
+                w,
+                "{{\"t\":{t:.3},\"pin\":\"{}\",\"level\":{}}}",
+                self.name,
+                u8::from(level)
+            )
+            .and_then(|_| w.flush());
         }
     }
 }

@@ -47,7 +47,9 @@ pub enum SpoolError {
 impl SpoolError {
     fn from_sled(e: sled::Error) -> SpoolError {
         match e {
-            sled::Error::Io(io) if matches!(io.raw_os_error(), Some(28 | 30 | 122)) => SpoolError::DiskFull(io),
+            sled::Error::Io(io) if matches!(io.raw_os_error(), Some(28 | 30 | 122)) => {
+                SpoolError::DiskFull(io)
+            }
             other => SpoolError::Storage(other),
         }
     }
@@ -136,7 +138,12 @@ pub fn fingerprint(s: &crate::mail::Summary) -> String {
         return format!("m:{id}");
     }
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in [&s.from, &s.subject, s.date.as_deref().unwrap_or(""), &s.snippet] {
+    for part in [
+        &s.from,
+        &s.subject,
+        s.date.as_deref().unwrap_or(""),
+        &s.snippet,
+    ] {
         for b in part.bytes().chain([0]) {
             h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
         }
@@ -148,16 +155,24 @@ impl Spool {
     /// Opens (or creates) the spool in `dir`. Fails with [`SpoolError::Locked`] when another
     /// process holds it.
     pub fn open(dir: &Path, cache_bytes: u64) -> Result<Spool, SpoolError> {
-        std::fs::create_dir_all(dir).map_err(|e| SpoolError::Open { path: dir.to_path_buf(), source: e.into() })?;
+        std::fs::create_dir_all(dir).map_err(|e| SpoolError::Open {
+            path: dir.to_path_buf(),
+            source: e.into(),
+        })?;
         let db = sled::Config::new()
             .path(dir)
             .cache_capacity(cache_bytes)
             .open()
             .map_err(|e| match e {
                 sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                    SpoolError::Locked { path: dir.to_path_buf() }
+                    SpoolError::Locked {
+                        path: dir.to_path_buf(),
+                    }
                 }
-                other => SpoolError::Open { path: dir.to_path_buf(), source: other },
+                other => SpoolError::Open {
+                    path: dir.to_path_buf(),
+                    source: other,
+                },
             })?;
         let tree = |name: &str| db.open_tree(name);
         Ok(Spool {
@@ -173,7 +188,10 @@ impl Spool {
 
     pub fn cursor(&self, account: &str, folder: &str) -> Result<Option<Cursor>, SpoolError> {
         let key = key2(account, folder.as_bytes());
-        self.cursors.get(&key)?.map(|v| decode(&key, &v)).transpose()
+        self.cursors
+            .get(&key)?
+            .map(|v| decode(&key, &v))
+            .transpose()
     }
 
     /// Every cursor: `(account, folder, cursor)`.
@@ -191,53 +209,79 @@ impl Spool {
     /// Writes `items` and the `cursor` covering them in one transaction and flushes it to disk.
     /// With `rescan` set (after a UIDVALIDITY change) a mail whose fingerprint is already in the
     /// spool for this mailbox is skipped. Returns the ids of the items written.
-    pub fn ingest(&self, account: &str, folder: &str, cursor: Cursor, items: &[NewItem], rescan: bool) -> Result<Vec<u64>, SpoolError> {
+    pub fn ingest(
+        &self,
+        account: &str,
+        folder: &str,
+        cursor: Cursor,
+        items: &[NewItem],
+        rescan: bool,
+    ) -> Result<Vec<u64>, SpoolError> {
         let now = chrono::Utc::now().timestamp();
-        let ids = items.iter().map(|_| self.db.generate_id()).collect::<Result<Vec<_>, _>>()?;
-        let trees = (&self.items, &self.queue, &self.open, &self.counts, &self.cursors, &self.seen);
-        let written = trees.transaction(|(items_t, queue_t, open_t, counts_t, cursors_t, seen_t)| {
-            let mut written = Vec::new();
-            for (new, &id) in items.iter().zip(&ids) {
-                let seen_key = key2(account, &key2(folder, fingerprint(&new.summary).as_bytes()));
-                if rescan && seen_t.get(&seen_key)?.is_some() {
-                    continue;
+        let ids = items
+            .iter()
+            .map(|_| self.db.generate_id())
+            .collect::<Result<Vec<_>, _>>()?;
+        let trees = (
+            &self.items,
+            &self.queue,
+            &self.open,
+            &self.counts,
+            &self.cursors,
+            &self.seen,
+        );
+        let written =
+            trees.transaction(|(items_t, queue_t, open_t, counts_t, cursors_t, seen_t)| {
+                let mut written = Vec::new();
+                for (new, &id) in items.iter().zip(&ids) {
+                    let seen_key =
+                        key2(account, &key2(folder, fingerprint(&new.summary).as_bytes()));
+                    if rescan && seen_t.get(&seen_key)?.is_some() {
+                        continue;
+                    }
+                    let item = Item {
+                        id,
+                        bucket: new.bucket.clone(),
+                        account: account.to_string(),
+                        folder: folder.to_string(),
+                        uidvalidity: cursor.uidvalidity,
+                        uid: new.uid,
+                        message_id: new.summary.message_id.clone(),
+                        from: new.summary.from.clone(),
+                        subject: new.summary.subject.clone(),
+                        date: new.summary.date.clone(),
+                        spooled_at: now,
+                        snippet: new.summary.snippet.clone(),
+                        parse_error: new.summary.parse_error.clone(),
+                        deliveries: new
+                            .sinks
+                            .iter()
+                            .map(|s| Delivery {
+                                sink: s.clone(),
+                                state: State::Pending,
+                                attempts: 0,
+                                last_error: None,
+                                delivered_at: None,
+                                message_id: None,
+                            })
+                            .collect(),
+                    };
+                    let idb = id.to_be_bytes();
+                    items_t.insert(&idb, encode(&item))?;
+                    for d in &item.deliveries {
+                        queue_t.insert(key2(&d.sink, &idb), &[])?;
+                    }
+                    let state = item.state();
+                    if state == State::Pending {
+                        open_t.insert(key2(&item.bucket, &idb), &[])?;
+                    }
+                    bump(counts_t, &item.bucket, state, 1)?;
+                    seen_t.insert(seen_key, &idb)?;
+                    written.push(id);
                 }
-                let item = Item {
-                    id,
-                    bucket: new.bucket.clone(),
-                    account: account.to_string(),
-                    folder: folder.to_string(),
-                    uidvalidity: cursor.uidvalidity,
-                    uid: new.uid,
-                    message_id: new.summary.message_id.clone(),
-                    from: new.summary.from.clone(),
-                    subject: new.summary.subject.clone(),
-                    date: new.summary.date.clone(),
-                    spooled_at: now,
-                    snippet: new.summary.snippet.clone(),
-                    parse_error: new.summary.parse_error.clone(),
-                    deliveries: new
-                        .sinks
-                        .iter()
-                        .map(|s| Delivery { sink: s.clone(), state: State::Pending, attempts: 0, last_error: None, delivered_at: None, message_id: None })
-                        .collect(),
-                };
-                let idb = id.to_be_bytes();
-                items_t.insert(&idb, encode(&item))?;
-                for d in &item.deliveries {
-                    queue_t.insert(key2(&d.sink, &idb), &[])?;
-                }
-                let state = item.state();
-                if state == State::Pending {
-                    open_t.insert(key2(&item.bucket, &idb), &[])?;
-                }
-                bump(counts_t, &item.bucket, state, 1)?;
-                seen_t.insert(seen_key, &idb)?;
-                written.push(id);
-            }
-            cursors_t.insert(key2(account, folder.as_bytes()), encode(&cursor))?;
-            Ok(written)
-        })?;
+                cursors_t.insert(key2(account, folder.as_bytes()), encode(&cursor))?;
+                Ok(written)
+            })?;
         self.db.flush()?;
         Ok(written)
     }
@@ -247,7 +291,9 @@ impl Spool {
         let mut out = Vec::new();
         for kv in self.queue.scan_prefix(key2(sink, &[])) {
             let (k, _) = kv?;
-            let Some(id) = id_from_suffix(&k) else { continue };
+            let Some(id) = id_from_suffix(&k) else {
+                continue;
+            };
             if let Some(item) = self.get(id)? {
                 out.push(item);
             }
@@ -270,10 +316,15 @@ impl Spool {
             let mut settled = false;
             for (id, update) in updates {
                 let idb = id.to_be_bytes();
-                let Some(bytes) = items_t.get(idb)? else { continue };
-                let mut item: Item = decode(&idb, &bytes).map_err(ConflictableTransactionError::Abort)?;
+                let Some(bytes) = items_t.get(idb)? else {
+                    continue;
+                };
+                let mut item: Item =
+                    decode(&idb, &bytes).map_err(ConflictableTransactionError::Abort)?;
                 let before = item.state();
-                let Some(d) = item.delivery_mut(sink) else { continue };
+                let Some(d) = item.delivery_mut(sink) else {
+                    continue;
+                };
                 if d.state != State::Pending {
                     continue;
                 }
@@ -322,7 +373,11 @@ impl Spool {
                 .map_or(0, u64::from_be_bytes))
         };
         let oldest = match self.open.scan_prefix(key2(bucket, &[])).next() {
-            Some(kv) => id_from_suffix(&kv?.0).map(|id| self.get(id)).transpose()?.flatten().map(|i| i.spooled_at),
+            Some(kv) => id_from_suffix(&kv?.0)
+                .map(|id| self.get(id))
+                .transpose()?
+                .flatten()
+                .map(|i| i.spooled_at),
             None => None,
         };
         Ok(BucketStats {
@@ -339,7 +394,8 @@ impl Spool {
         let mut names: Vec<String> = Vec::new();
         for kv in self.counts.iter() {
             let (k, _) = kv?;
-            let name = String::from_utf8_lossy(k.split(|b| *b == 0).next().unwrap_or(&[])).to_string();
+            let name =
+                String::from_utf8_lossy(k.split(|b| *b == 0).next().unwrap_or(&[])).to_string();
             if names.last() != Some(&name) {
                 names.push(name);
             }

@@ -12,7 +12,9 @@ pub const BIN: &str = env!("CARGO_BIN_EXE_mailbeacon");
 /// A fresh directory under the system temp dir, removed by nobody (CI machines are thrown away
 /// and a failed test's files help debugging).
 pub fn temp_dir(tag: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
     let d = std::env::temp_dir().join(format!("mailbeacon-{tag}-{}-{nanos}", std::process::id()));
     std::fs::create_dir_all(&d).expect("temp dir");
     d
@@ -40,7 +42,13 @@ pub fn mail(from: &str, subject: &str, body: &str, id: &str) -> Vec<u8> {
 
 /// Runs the CLI with `args` (the config path is appended).
 pub fn cli(config: &Path, args: &[&str]) -> Output {
-    Command::new(BIN).args(args).arg("--config").arg(config).env_remove("RUNTIME_DIRECTORY").output().expect("run mailbeacon")
+    Command::new(BIN)
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env_remove("RUNTIME_DIRECTORY")
+        .output()
+        .expect("run mailbeacon")
 }
 
 pub struct Daemon {
@@ -56,14 +64,24 @@ impl Daemon {
     pub fn start(dir: &Path, config_text: &str) -> Daemon {
         let config = dir.join("mailbeacon.toml");
         std::fs::write(&config, config_text).expect("write config");
-        let mut d = Daemon { child: None, dir: dir.to_path_buf(), config, log: dir.join("daemon.log"), trace: dir.join("led.jsonl") };
+        let mut d = Daemon {
+            child: None,
+            dir: dir.to_path_buf(),
+            config,
+            log: dir.join("daemon.log"),
+            trace: dir.join("led.jsonl"),
+        };
         d.spawn();
         d
     }
 
     /// Starts the binary again with the same config (after a kill).
     pub fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .expect("log file");
         let child = Command::new(BIN)
             .args(["run", "--config"])
             .arg(&self.config)
@@ -76,9 +94,16 @@ impl Daemon {
             .spawn()
             .expect("start mailbeacon");
         self.child = Some(child);
-        wait_until(Duration::from_secs(20), "the control socket to answer", || self.try_status().is_some() || self.exited().is_some());
+        wait_until(
+            Duration::from_secs(20),
+            "the control socket to answer",
+            || self.try_status().is_some() || self.exited().is_some(),
+        );
         if let Some(code) = self.exited() {
-            panic!("mailbeacon exited early with {code:?}:\n{}", self.log_text());
+            panic!(
+                "mailbeacon exited early with {code:?}:\n{}",
+                self.log_text()
+            );
         }
     }
 
@@ -103,7 +128,10 @@ impl Daemon {
 
     /// The exit code if the process has ended.
     pub fn exited(&mut self) -> Option<Option<i32>> {
-        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()).map(|s| s.code())
+        self.child
+            .as_mut()
+            .and_then(|c| c.try_wait().ok().flatten())
+            .map(|s| s.code())
     }
 
     /// Waits for the process to exit; its exit code.
@@ -116,7 +144,10 @@ impl Daemon {
             }
             std::thread::sleep(Duration::from_millis(50));
         }
-        panic!("mailbeacon did not exit within {timeout:?}:\n{}", self.log_text());
+        panic!(
+            "mailbeacon did not exit within {timeout:?}:\n{}",
+            self.log_text()
+        );
     }
 
     pub fn log_text(&self) -> String {
@@ -133,7 +164,11 @@ impl Daemon {
 
     pub fn status(&self) -> Value {
         let out = cli(&self.config, &["status", "--json"]);
-        assert!(out.status.success(), "status failed: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "status failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         serde_json::from_slice(&out.stdout).expect("status JSON")
     }
 
@@ -144,7 +179,12 @@ impl Daemon {
 
     pub fn sink_state(&self, name: &str) -> String {
         let s = self.status();
-        s["sinks"].as_array().and_then(|a| a.iter().find(|x| x["name"] == name)).map_or(String::new(), |x| x["state"].as_str().unwrap_or("").to_string())
+        s["sinks"]
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["name"] == name))
+            .map_or(String::new(), |x| {
+                x["state"].as_str().unwrap_or("").to_string()
+            })
     }
 
     /// LED/buzzer edges from the sim trace: (t, pin, level).
@@ -153,7 +193,13 @@ impl Daemon {
             .unwrap_or_default()
             .lines()
             .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-            .map(|v| (v["t"].as_f64().unwrap_or(0.0), v["pin"].as_str().unwrap_or("").to_string(), v["level"].as_u64().unwrap_or(9) as u8))
+            .map(|v| {
+                (
+                    v["t"].as_f64().unwrap_or(0.0),
+                    v["pin"].as_str().unwrap_or("").to_string(),
+                    v["level"].as_u64().unwrap_or(9) as u8,
+                )
+            })
             .collect()
     }
 }
@@ -166,14 +212,31 @@ impl Drop for Daemon {
 
 pub fn dump(config: &Path) -> Vec<Value> {
     let out = cli(config, &["spool", "dump"]);
-    assert!(out.status.success(), "spool dump failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).expect("dump line is JSON")).collect()
+    assert!(
+        out.status.success(),
+        "spool dump failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("dump line is JSON"))
+        .collect()
 }
 
 /// Whether `edges` of `pin` since `since` contain `n` consecutive on-phases about `on_ms` long,
 /// spaced about `period_ms` apart: the shape of a blink pattern.
-pub fn blinks(edges: &[(f64, String, u8)], pin: &str, since: f64, on_ms: f64, period_ms: f64, n: usize) -> bool {
-    let e: Vec<&(f64, String, u8)> = edges.iter().filter(|x| x.1 == pin && x.0 >= since).collect();
+pub fn blinks(
+    edges: &[(f64, String, u8)],
+    pin: &str,
+    since: f64,
+    on_ms: f64,
+    period_ms: f64,
+    n: usize,
+) -> bool {
+    let e: Vec<&(f64, String, u8)> = edges
+        .iter()
+        .filter(|x| x.1 == pin && x.0 >= since)
+        .collect();
     let mut run = 0;
     for w in e.windows(3) {
         let (a, b, c) = (w[0], w[1], w[2]);

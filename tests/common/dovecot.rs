@@ -55,6 +55,7 @@ impl Dovecot {
     /// greets with this instance's greeting (i.e. the auth process is up). Panics with a clear
     /// message if dovecot/doveadm/openssl are missing (run `.ci/install-deps`) or start fails.
     pub fn start() -> Dovecot {
+        install_once();
         require_bin("dovecot");
         require_bin("doveadm");
         let openssl = require_bin("openssl");
@@ -681,6 +682,33 @@ fn read_from(path: &Path, offset: u64) -> String {
         }
     }
     s
+}
+
+/// On a fresh machine the first fixture installs what it needs by running `.ci/install-deps`
+/// (once per test process), so `cargo test` alone works.
+fn install_once() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let present = ["dovecot", "doveadm", "openssl"].iter().all(|b| {
+            ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
+                .iter()
+                .any(|d| std::path::Path::new(d).join(b).exists())
+        });
+        if present {
+            return;
+        }
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/install-deps");
+        eprintln!(
+            "dovecot fixture: Dovecot is missing; running {}",
+            script.display()
+        );
+        let status = std::process::Command::new("bash").arg(&script).status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "{} failed",
+            script.display()
+        );
+    });
 }
 
 /// Finds a binary in PATH, /usr/sbin, /usr/bin, /sbin, /usr/local/sbin; panics naming

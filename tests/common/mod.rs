@@ -1,3 +1,3 @@
+pub mod daemon;
 pub mod dovecot;
 pub mod fake_discord;
-pub mod daemon;

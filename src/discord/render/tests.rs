@@ -16,12 +16,27 @@ fn item(id: u64, subject: &str, from: &str, snippet: &str) -> Item {
         spooled_at: 0,
         snippet: snippet.into(),
         parse_error: None,
-        deliveries: vec![Delivery { sink: "s".into(), state: State::Pending, attempts: 0, last_error: None, delivered_at: None, message_id: None }],
+        deliveries: vec![Delivery {
+            sink: "s".into(),
+            state: State::Pending,
+            attempts: 0,
+            last_error: None,
+            delivered_at: None,
+            message_id: None,
+        }],
     }
 }
 
 fn bucket(mention: Option<Mention>) -> Bucket {
-    Bucket { name: "vip".into(), severity: Severity::P0, mode: crate::config::Mode::Push, sinks: vec![], rules: vec![], mention, digest_every: None }
+    Bucket {
+        name: "vip".into(),
+        severity: Severity::P0,
+        mode: crate::config::Mode::Push,
+        sinks: vec![],
+        rules: vec![],
+        mention,
+        digest_every: None,
+    }
 }
 
 /// Text that Discord would turn into a ping or a mention.
@@ -62,7 +77,12 @@ fn assert_within_limits(m: &Message) {
 
 #[test]
 fn mail_cannot_ping_or_format() {
-    let hostile = item(1, "@everyone <@123> <@&456> **bold** [click](http://x)", "@here <a@b>", "> quote\n# head `code`");
+    let hostile = item(
+        1,
+        "@everyone <@123> <@&456> **bold** [click](http://x)",
+        "@here <a@b>",
+        "> quote\n# head `code`",
+    );
     let m = render(None, &[hostile], Level::Full);
     assert_eq!(m.body["allowed_mentions"], json!({ "parse": [] }));
     let mut all = Vec::new();
@@ -75,10 +95,21 @@ fn mail_cannot_ping_or_format() {
 
 #[test]
 fn a_configured_mention_is_the_only_ping() {
-    let m = render(Some(&bucket(Some(Mention::Role("42".into())))), &[item(1, "@everyone", "x", "")], Level::Full);
-    assert_eq!(m.body["allowed_mentions"], json!({ "parse": [], "roles": ["42"] }));
+    let m = render(
+        Some(&bucket(Some(Mention::Role("42".into())))),
+        &[item(1, "@everyone", "x", "")],
+        Level::Full,
+    );
+    assert_eq!(
+        m.body["allowed_mentions"],
+        json!({ "parse": [], "roles": ["42"] })
+    );
     assert!(m.body["content"].as_str().unwrap().starts_with("<@&42> "));
-    let m = render(Some(&bucket(Some(Mention::Everyone))), &[item(1, "s", "x", "")], Level::Full);
+    let m = render(
+        Some(&bucket(Some(Mention::Everyone))),
+        &[item(1, "s", "x", "")],
+        Level::Full,
+    );
     assert_eq!(m.body["allowed_mentions"], json!({ "parse": ["everyone"] }));
     assert_eq!(m.body["embeds"][0]["color"], json!(0xE74C3C));
 }
@@ -88,7 +119,9 @@ fn batches_stop_at_ten_embeds_and_six_thousand_characters() {
     let small: Vec<Item> = (0..25).map(|i| item(i, "hi", "a@b", "short")).collect();
     let m = render(None, &small, Level::Full);
     assert_eq!(m.ids, (0..10).collect::<Vec<_>>());
-    let big: Vec<Item> = (0..10).map(|i| item(i, &"s".repeat(300), &"f".repeat(2000), &"x".repeat(500))).collect();
+    let big: Vec<Item> = (0..10)
+        .map(|i| item(i, &"s".repeat(300), &"f".repeat(2000), &"x".repeat(500)))
+        .collect();
     let m = render(None, &big, Level::Full);
     assert!(m.ids.len() < 10 && !m.ids.is_empty());
     assert_within_limits(&m);
@@ -105,7 +138,7 @@ fn cuts_are_visible_and_never_leave_a_dangling_escape() {
 #[test]
 fn smaller_levels_shrink() {
     let it = item(1, "subject", "from", &"x".repeat(500));
-    let small = render(None, &[it.clone()], Level::Small);
+    let small = render(None, std::slice::from_ref(&it), Level::Small);
     assert!(small.body["embeds"][0].get("description").is_none());
     let plain = render(None, &[it.clone(), it], Level::Plain);
     assert!(plain.body.get("embeds").is_none());
@@ -114,11 +147,19 @@ fn smaller_levels_shrink() {
 
 #[test]
 fn arbitrary_mail_stays_within_limits_and_never_pings() {
-    let alphabet: Vec<char> = "@<>&#*_~|`\\[]():-everyonehr1! \n\u{200B}\u{202E}é日\0x".chars().collect();
+    let alphabet: Vec<char> = "@<>&#*_~|`\\[]():-everyonehr1! \n\u{200B}\u{202E}é日\0x"
+        .chars()
+        .collect();
     let mut rng = fastrand::Rng::with_seed(7);
-    let mut text = |max: usize| -> String { (0..rng.usize(0..max)).map(|_| alphabet[rng.usize(..alphabet.len())]).collect() };
+    let mut text = |max: usize| -> String {
+        (0..rng.usize(0..max))
+            .map(|_| alphabet[rng.usize(..alphabet.len())])
+            .collect()
+    };
     for _ in 0..300 {
-        let items: Vec<Item> = (0..12).map(|i| item(i, &text(600), &text(1500), &text(500))).collect();
+        let items: Vec<Item> = (0..12)
+            .map(|i| item(i, &text(600), &text(1500), &text(500)))
+            .collect();
         for level in [Level::Full, Level::Small, Level::Plain] {
             let m = render(None, &items, level);
             assert_within_limits(&m);
