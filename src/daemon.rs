@@ -312,6 +312,9 @@ impl Pipeline {
         dead: &HashSet<String>,
     ) -> Pipeline {
         let stop = Stop::new();
+        for b in config.buckets.iter().filter(|b| b.mode == crate::config::Mode::Digest) {
+            log::warn!("bucket {}: digest mode is not implemented in this version; its mail is delivered as in push mode", b.name);
+        }
         let buckets = Arc::new(config.buckets.clone());
         let triage = Arc::new(config.triage());
         let mut wakes = Vec::new();

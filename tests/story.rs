@@ -77,6 +77,11 @@ fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
     p
 }
 
+/// Narration for `cargo test --test story -- --nocapture`.
+fn say(text: &str) {
+    eprintln!("story: {text}");
+}
+
 fn now() -> f64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -98,11 +103,13 @@ fn a_403_webhook_loses_nothing_and_is_seen_at_once() {
         },
     );
     let dir = temp_dir("story");
+    say("a private Dovecot and a Discord stand-in are up; the `unknown` bucket's webhook answers 403");
     let mut daemon = Daemon::start(&dir, &config(&dir, &dovecot, &alerts, &noise_old));
     wait_until(Duration::from_secs(20), "the mailbox to be watched", || {
         daemon.status()["accounts"][0]["state"] == "idle"
     });
 
+    say("mailbeacon runs and watches alice's INBOX; now 20 unclassified mails and 2 Stripe mails arrive");
     // Twenty unclassified mails and two Stripe receipts arrive.
     for i in 0..20 {
         dovecot.deliver(
@@ -145,6 +152,7 @@ fn a_403_webhook_loses_nothing_and_is_seen_at_once() {
         daemon.sink_state("noise") == "dead"
     });
     let dead_seen_at = now();
+    say("all 22 mails are in the spool; `status` shows the noise sink dead");
     let dump = daemon.dump();
     let unknown: Vec<_> = dump.iter().filter(|r| r["bucket"] == "unknown").collect();
     assert_eq!(unknown.len(), 20);
@@ -201,6 +209,7 @@ fn a_403_webhook_loses_nothing_and_is_seen_at_once() {
     assert!(posts <= 2, "{posts} posts to a dead webhook");
     assert!(all <= 6, "{all} requests to a dead webhook");
 
+    say(&format!("the LED blinks the dead pattern; the dead webhook saw {posts} post(s) and {all} request(s) in all"));
     // The operator rotates the webhook URL and reloads.
     let noise_new = discord.webhook("201", "noiseNEWTOKEN", Behaviour::Ok);
     write(&dir, "noise.url", &format!("{noise_new}\n"));
@@ -209,6 +218,7 @@ fn a_403_webhook_loses_nothing_and_is_seen_at_once() {
         daemon.dump().iter().all(|r| r["state"] == "delivered")
     });
 
+    say("the webhook URL was rotated and the daemon got SIGHUP: the backlog drained");
     // Every mail arrived exactly once, at the right sink.
     let titles = discord.delivered_titles("noiseNEWTOKEN");
     for i in 0..20 {
@@ -260,6 +270,7 @@ fn a_403_webhook_loses_nothing_and_is_seen_at_once() {
         );
     }
 
+    say("every mail arrived exactly once at the right sink; none was marked \\Seen on the server");
     // SIGTERM: clean exit 0, LED off at the end.
     daemon.signal(libc::SIGTERM);
     assert_eq!(daemon.wait_exit(Duration::from_secs(15)), Some(0));
@@ -291,4 +302,6 @@ fn a_403_webhook_loses_nothing_and_is_seen_at_once() {
             .sum::<u64>(),
         22
     );
+    say("SIGTERM: clean exit 0, LED off; try `mailbeacon spool dump --config <dir>/mailbeacon.toml`");
+    say(&format!("this run's files: {}", dir.display()));
 }
