@@ -312,7 +312,11 @@ impl Pipeline {
         dead: &HashSet<String>,
     ) -> Pipeline {
         let stop = Stop::new();
-        for b in config.buckets.iter().filter(|b| b.mode == crate::config::Mode::Digest) {
+        for b in config
+            .buckets
+            .iter()
+            .filter(|b| b.mode == crate::config::Mode::Digest)
+        {
             log::warn!("bucket {}: digest mode is not implemented in this version; its mail is delivered as in push mode", b.name);
         }
         let buckets = Arc::new(config.buckets.clone());

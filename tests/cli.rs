@@ -1,0 +1,134 @@
+//! The command line as an operator meets it: exit codes (78 for a bad config, 2 for usage),
+//! errors that name the file and key, no secret in any output, and the spool readable without
+//! a daemon.
+
+mod common;
+
+use common::daemon::{cli, temp_dir, BIN};
+use std::process::Command;
+
+fn config(extra_account: &str, url: &str) -> String {
+    format!(
+        r#"
+state_dir = "STATE"
+[[account]]
+name = "home"
+host = "imap.example.net"
+username = "me"
+password = "hunter2-SECRET"
+{extra_account}
+[[sink]]
+name = "alerts"
+kind = "webhook"
+url = "{url}"
+[[bucket]]
+name = "vip"
+sinks = ["alerts"]
+rules = [{{ from = 'boss@' }}]
+[[bucket]]
+name = "unknown"
+sinks = ["alerts"]
+"#
+    )
+}
+
+const URL: &str = "https://discord.com/api/webhooks/123/TOKEN-SECRET";
+
+fn write(tag: &str, text: &str) -> std::path::PathBuf {
+    let dir = temp_dir(tag);
+    let path = dir.join("c.toml");
+    std::fs::write(
+        &path,
+        text.replace("STATE", &dir.join("state").display().to_string()),
+    )
+    .unwrap();
+    path
+}
+
+#[test]
+fn a_bad_config_exits_78_naming_file_and_key() {
+    for (tag, text, key) in [
+        ("typo", config("folderz = [\"INBOX\"]", URL), "folderz"),
+        (
+            "regex",
+            config("", URL).replace("'boss@'", "'(boss'"),
+            "rules[0].from",
+        ),
+        (
+            "http",
+            config("", "http://discord.example/api/webhooks/1/TOKEN-SECRET"),
+            "url",
+        ),
+        (
+            "file",
+            config("", URL).replace(
+                "password = \"hunter2-SECRET\"",
+                "password_file = \"/nonexistent/pass\"",
+            ),
+            "password_file",
+        ),
+    ] {
+        let path = write(tag, &text);
+        for args in [&["check"][..], &["run"], &["status"]] {
+            let out = cli(&path, args);
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(78), "{tag} {args:?}: {err}");
+            assert!(err.contains("c.toml") && err.contains(key), "{tag}: {err}");
+            assert!(
+                !err.contains("SECRET"),
+                "{tag}: a secret in the error: {err}"
+            );
+        }
+    }
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let out = Command::new(BIN).arg("frobnicate").output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(BIN)
+        .args(["spool", "dump", "--state", "lost"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let out = Command::new(BIN).arg("--version").output().unwrap();
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("mailbeacon"));
+}
+
+#[test]
+fn without_a_daemon_the_cli_reads_the_spool_itself() {
+    let path = write("offline", &config("", URL));
+    let out = cli(&path, &["check"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = cli(&path, &["status", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let status: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(status["indicator"]["pattern"], "off");
+    assert_eq!(status["running"], false);
+    assert_eq!(status["buckets"].as_array().unwrap().len(), 2);
+    assert!(!text.contains("SECRET"));
+    let out = cli(&path, &["status"]);
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("agent not running")
+            && table.contains("home/INBOX")
+            && !table.contains("SECRET"),
+        "{table}"
+    );
+    let out = cli(&path, &["spool", "ls"]);
+    assert!(out.status.success() && String::from_utf8_lossy(&out.stdout).contains("SUBJECT"));
+    let out = cli(&path, &["spool", "dump", "--state", "pending"]);
+    assert!(out.status.success() && out.stdout.is_empty());
+    let out = cli(&path, &["spool", "show", "42"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no item 42"));
+}
