@@ -151,13 +151,21 @@ fn load(path: &Path) -> Result<Config, Failure> {
     })
 }
 
+/// For commands that read state only: secrets in files and credentials stay unread.
+fn load_public(path: &Path) -> Result<Config, Failure> {
+    Config::load_without_secrets(path).map_err(|e| Failure {
+        code: EX_CONFIG,
+        message: e.to_string(),
+    })
+}
+
 /// Opens the spool directly when no daemon answers; a lock held by a silent process is an error.
 fn open_offline(config: &Config) -> Result<Spool, Failure> {
     Spool::open(&daemon::spool_dir(config), config.spool_cache_bytes).map_err(|e| match e {
         SpoolError::Locked { path } => fail(format!(
             "the spool {} is locked by a process that does not answer on {}",
             path.display(),
-            control::socket_path(config).display()
+            control::client_path(config).display()
         )),
         other => fail(other.to_string()),
     })
@@ -228,9 +236,9 @@ fn check(path: &Path, probe: bool) -> Result<(), Failure> {
 }
 
 fn status(path: &Path, json: bool) -> Result<(), Failure> {
-    let config = load(path)?;
+    let config = load_public(path)?;
     let report: status::StatusReport =
-        match control::ask(&control::socket_path(&config), &Request::Status) {
+        match control::ask(&control::client_path(&config), &Request::Status) {
             Some(reply) => {
                 let mut line = String::new();
                 reply
@@ -264,7 +272,7 @@ fn records(
     each: &mut dyn FnMut(DumpRecord) -> std::io::Result<()>,
 ) -> Result<(), Failure> {
     match control::ask(
-        &control::socket_path(config),
+        &control::client_path(config),
         &Request::Items {
             filter: filter.clone(),
         },
@@ -309,21 +317,21 @@ fn spool(action: SpoolAction) -> Result<(), Failure> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let result = match action {
         SpoolAction::Dump(args) => {
-            let config = load(&args.config.config)?;
+            let config = load_public(&args.config.config)?;
             records(&config, filter_of(&args), &mut |r| {
                 serde_json::to_writer(&mut out, &r)?;
                 out.write_all(b"\n")
             })
         }
         SpoolAction::Ls(args) => {
-            let config = load(&args.config.config)?;
+            let config = load_public(&args.config.config)?;
             writeln!(out, "{}", status::ls_header()).map_err(|e| fail(e.to_string()))?;
             records(&config, filter_of(&args), &mut |r| {
                 writeln!(out, "{}", status::ls_row(&r))
             })
         }
         SpoolAction::Show { id, config } => {
-            let config = load(&config.config)?;
+            let config = load_public(&config.config)?;
             let mut found = false;
             records(&config, Filter::default(), &mut |r| {
                 if r.id == id {

@@ -24,9 +24,9 @@ pub enum Request {
     Items { filter: Filter },
 }
 
+/// Where the daemon listens: `$RUNTIME_DIRECTORY/control.sock`, else `<state_dir>/control.sock`.
 pub fn socket_path(config: &Config) -> PathBuf {
     std::env::var_os("RUNTIME_DIRECTORY")
-        .map(PathBuf::from)
         // systemd may list several directories separated by ':'; ours is the first.
         .and_then(|p| {
             p.to_str()
@@ -37,6 +37,12 @@ pub fn socket_path(config: &Config) -> PathBuf {
         .join("control.sock")
 }
 
+/// Where the CLI looks: `<state_dir>/control.sock`, which is the socket itself or, when the
+/// daemon runs under systemd, a link to it — an SSH shell has no `$RUNTIME_DIRECTORY`.
+pub fn client_path(config: &Config) -> PathBuf {
+    config.state_dir.join("control.sock")
+}
+
 /// What request handlers read from the running daemon.
 #[derive(Clone)]
 pub struct Context {
@@ -45,23 +51,32 @@ pub struct Context {
     pub health: watch::Receiver<Health>,
 }
 
-/// Binds the socket, replacing a stale file from a crashed run.
-pub fn bind(path: &Path) -> std::io::Result<tokio::net::UnixListener> {
+/// Binds the socket, replacing a stale file from a crashed run, and links
+/// [`client_path`] to it when they differ. Returns the paths to remove on a clean stop.
+pub fn bind(config: &Config) -> std::io::Result<(tokio::net::UnixListener, Vec<PathBuf>)> {
+    let path = socket_path(config);
     if path.exists() {
-        if UnixStream::connect(path).is_ok() {
+        if UnixStream::connect(&path).is_ok() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::AddrInUse,
                 format!("{} answers: another daemon runs", path.display()),
             ));
         }
-        std::fs::remove_file(path)?;
+        std::fs::remove_file(&path)?;
     }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let listener = tokio::net::UnixListener::bind(path)?;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
-    Ok(listener)
+    let listener = tokio::net::UnixListener::bind(&path)?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o660))?;
+    let mut made = vec![path.clone()];
+    let link = client_path(config);
+    if link != path {
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&path, &link)?;
+        made.push(link);
+    }
+    Ok((listener, made))
 }
 
 pub async fn serve(listener: tokio::net::UnixListener, ctx: Context, stop: Stop) {

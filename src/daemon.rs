@@ -106,8 +106,8 @@ async fn serve(mut config: Config, spool: Spool) -> Result<(), RunError> {
     let health_task = tokio::spawn(health_actor(health_rx, snapshot_tx, pattern_tx));
     let indicator = start_indicator(&config.indicator, pattern_rx, services.clone())?;
     let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
-    let socket = control::socket_path(&config);
-    let listener = control::bind(&socket)?;
+    let (listener, socket_files) = control::bind(&config)?;
+    let socket = socket_files[0].clone();
     let ctx = control::Context {
         config: config_rx.clone(),
         spool: spool.clone(),
@@ -166,7 +166,9 @@ async fn serve(mut config: Config, spool: Spool) -> Result<(), RunError> {
     services.trigger();
     let _ = indicator.await;
     health_task.abort();
-    let _ = std::fs::remove_file(&socket);
+    for f in &socket_files {
+        let _ = std::fs::remove_file(f);
+    }
     spool.flush()?;
     log::info!("stopped cleanly");
     Ok(())

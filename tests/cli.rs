@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::daemon::{cli, temp_dir, BIN};
+use common::daemon::{cli, temp_dir, Daemon, BIN};
 use std::process::Command;
 
 fn config(extra_account: &str, url: &str) -> String {
@@ -69,7 +69,14 @@ fn a_bad_config_exits_78_naming_file_and_key() {
         ),
     ] {
         let path = write(tag, &text);
-        for args in [&["check"][..], &["run"], &["status"]] {
+        // `status` reads no secrets (it must work from an SSH shell without the service's
+        // credentials), so a missing secret file fails `check` and `run` only.
+        let commands: &[&[&str]] = if tag == "file" {
+            &[&["check"], &["run"]]
+        } else {
+            &[&["check"], &["run"], &["status"]]
+        };
+        for args in commands {
             let out = cli(&path, args);
             let err = String::from_utf8_lossy(&out.stderr);
             assert_eq!(out.status.code(), Some(78), "{tag} {args:?}: {err}");
@@ -80,6 +87,39 @@ fn a_bad_config_exits_78_naming_file_and_key() {
             );
         }
     }
+}
+
+#[test]
+fn status_works_without_the_service_credentials() {
+    let text = config("", URL)
+        .replace(
+            "password = \"hunter2-SECRET\"",
+            "credential = \"imap-password\"",
+        )
+        .replace(
+            &format!("url = \"{URL}\""),
+            "url_file = \"/root-only/alerts.url\"",
+        );
+    let path = write("creds", &text);
+    let out = Command::new(BIN)
+        .args(["status", "--config"])
+        .arg(&path)
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(BIN)
+        .args(["check", "--config"])
+        .arg(&path)
+        .env_remove("CREDENTIALS_DIRECTORY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(78));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("CREDENTIALS_DIRECTORY"));
 }
 
 #[test]
@@ -131,4 +171,51 @@ fn without_a_daemon_the_cli_reads_the_spool_itself() {
     let out = cli(&path, &["spool", "show", "42"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("no item 42"));
+}
+
+#[test]
+fn an_ssh_shell_finds_a_daemon_that_listens_in_its_runtime_directory() {
+    // Under systemd the socket is in $RUNTIME_DIRECTORY, which a login shell does not have.
+    let dir = temp_dir("runtime");
+    let runtime = dir.join("run");
+    std::fs::create_dir_all(&runtime).unwrap();
+    let text = config("", URL)
+        .replace(
+            "host = \"imap.example.net\"",
+            "host = \"127.0.0.1\"\nport = 1\ntls = \"none\"",
+        )
+        .replace("STATE", &dir.join("state").display().to_string());
+    let mut daemon = Daemon::start_with_env(
+        &dir,
+        &text,
+        &[("RUNTIME_DIRECTORY", runtime.to_str().unwrap())],
+    );
+    assert!(runtime.join("control.sock").exists());
+    let status = daemon.status();
+    assert_eq!(status["running"], true, "{status}");
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(
+        daemon.wait_exit(std::time::Duration::from_secs(10)),
+        Some(0)
+    );
+    assert!(
+        !runtime.join("control.sock").exists() && !dir.join("state/control.sock").exists(),
+        "socket and link removed on a clean stop"
+    );
+}
+
+#[test]
+fn the_shipped_example_config_is_valid() {
+    let out = Command::new(BIN)
+        .args(["check", "--config", "board/mailbeacon.example.toml"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("4 bucket(s)"), "{text}");
 }

@@ -60,6 +60,16 @@ impl WebhookUrl {
         })
     }
 
+    /// Stands in for a URL kept in a file that was deliberately not read (see
+    /// `Config::load_without_secrets`); never used to send.
+    pub fn unread() -> WebhookUrl {
+        WebhookUrl {
+            origin: "(not read)".into(),
+            id: "0".into(),
+            token: Secret::new(""),
+        }
+    }
+
     /// The normalised URL with the token, for the request line only.
     pub fn expose(&self) -> String {
         format!(

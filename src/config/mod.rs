@@ -146,6 +146,17 @@ pub struct IndicatorConfig {
 impl Config {
     /// Reads, parses and validates `path`; secrets in `*_file`s and credentials are read too.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, true)
+    }
+
+    /// Like [`Config::load`] but leaves secrets in files and credentials unread (empty), for
+    /// commands that need none — `status` and `spool` from an SSH shell, where systemd's
+    /// `CREDENTIALS_DIRECTORY` does not exist and the service user's files may be unreadable.
+    pub fn load_without_secrets(path: &Path) -> Result<Config, ConfigError> {
+        Config::load_with(path, false)
+    }
+
+    fn load_with(path: &Path, read_secrets: bool) -> Result<Config, ConfigError> {
         let err = |key: &str, reason: String| ConfigError {
             file: path.to_path_buf(),
             key: key.to_string(),
@@ -155,7 +166,7 @@ impl Config {
             .map_err(|e| err("(file)", format!("cannot read: {e}")))?;
         let raw: RawConfig =
             toml::from_str(&text).map_err(|e| err(&toml_key(&e, &text), toml_reason(&e)))?;
-        Loader { path }.config(raw)
+        Loader { path, read_secrets }.config(raw)
     }
 
     pub fn triage(&self) -> Triage {
@@ -201,6 +212,7 @@ fn toml_reason(e: &toml::de::Error) -> String {
 
 struct Loader<'a> {
     path: &'a Path,
+    read_secrets: bool,
 }
 
 impl Loader<'_> {
@@ -344,6 +356,9 @@ impl Loader<'_> {
             .trim_end_matches("token");
         match (inline, file, credential) {
             (Some(v), None, None) if !v.is_empty() => Ok(Secret::new(v)),
+            (None, Some(_), None) | (None, None, Some(_)) if !self.read_secrets => {
+                Ok(Secret::new(""))
+            }
             (None, Some(path), None) => self.secret_file(&format!("{key}_file"), &path),
             (None, None, Some(name)) => {
                 let dir = std::env::var_os("CREDENTIALS_DIRECTORY").ok_or_else(|| {
@@ -383,9 +398,11 @@ impl Loader<'_> {
         let target = match s.kind.as_str() {
             "webhook" => {
                 let url = self.secret(&key("url"), s.url, s.url_file, s.credential)?;
-                SinkTarget::Webhook(
-                    WebhookUrl::parse(url.expose()).map_err(|r| self.err(key("url"), r))?,
-                )
+                SinkTarget::Webhook(if url.expose().is_empty() {
+                    WebhookUrl::unread()
+                } else {
+                    WebhookUrl::parse(url.expose()).map_err(|r| self.err(key("url"), r))?
+                })
             }
             "bot" => {
                 let channel_id = s.channel_id.ok_or_else(|| {

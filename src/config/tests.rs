@@ -131,3 +131,17 @@ fn quiet_hours_and_thresholds() {
     .unwrap_err();
     assert!(e.key.contains("spool_warn"), "{e}");
 }
+
+#[test]
+fn inspection_needs_no_secret_files() {
+    let text = GOOD.replace(
+        "url = \"https://discord.com/api/webhooks/1/tok\"",
+        "credential = \"alerts-url\"",
+    );
+    let dir = tempdir("inspect");
+    let path = write(&dir, "c.toml", &text.replace("PASS", "/nonexistent/pass"));
+    assert!(Config::load(&path).is_err());
+    let c = Config::load_without_secrets(&path).unwrap();
+    assert_eq!(c.accounts[0].password.expose(), "");
+    assert_eq!(c.sinks[0].name, "alerts");
+}

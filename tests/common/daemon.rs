@@ -57,11 +57,18 @@ pub struct Daemon {
     pub config: PathBuf,
     pub log: PathBuf,
     pub trace: PathBuf,
+    /// Extra environment for the daemon (not for the CLI).
+    pub env: Vec<(String, String)>,
 }
 
 impl Daemon {
     /// Writes `config_text` to `dir/mailbeacon.toml` and starts `mailbeacon run`.
     pub fn start(dir: &Path, config_text: &str) -> Daemon {
+        Daemon::start_with_env(dir, config_text, &[])
+    }
+
+    /// `start` with extra environment variables for the daemon process.
+    pub fn start_with_env(dir: &Path, config_text: &str, env: &[(&str, &str)]) -> Daemon {
         let config = dir.join("mailbeacon.toml");
         std::fs::write(&config, config_text).expect("write config");
         let mut d = Daemon {
@@ -70,6 +77,10 @@ impl Daemon {
             config,
             log: dir.join("daemon.log"),
             trace: dir.join("led.jsonl"),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         d.spawn();
         d
@@ -88,6 +99,7 @@ impl Daemon {
             .env_remove("RUNTIME_DIRECTORY")
             .env_remove("NOTIFY_SOCKET")
             .env("MAILBEACON_LOG", "debug")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)
