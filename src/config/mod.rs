@@ -383,7 +383,8 @@ impl Loader<'_> {
     fn secret_file(&self, key: &str, path: &Path) -> Result<Secret, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| self.err(key, format!("{}: {}", path.display(), e.kind())))?;
-        let value = text.trim_end_matches(['\r', '\n']);
+        // The first line: editors add a trailing newline, and nothing after it is part of the secret.
+        let value = text.lines().next().unwrap_or("").trim_end_matches('\r');
         if value.is_empty() {
             return Err(self.err(key, format!("{} is empty", path.display())));
         }
