@@ -88,12 +88,18 @@ impl Dispatcher {
         }
         let mut next = Next::At(Instant::now());
         loop {
-            let woke = tokio::select! {
-                _ = stop.wait() => break,
-                _ = self.wake.notified(), if matches!(next, Next::Idle) => true,
-                _ = sleep_until(match next { Next::At(t) => t, Next::Idle => Instant::now() + Duration::from_secs(30) }) => true,
+            let idle = matches!(next, Next::Idle);
+            // Idle: wait for new mail, with a slow recheck in case a bell was missed.
+            let until = match next {
+                Next::At(t) => t,
+                Next::Idle => Instant::now() + Duration::from_secs(30),
             };
-            if !woke || stop.is_stopped() {
+            tokio::select! {
+                _ = stop.wait() => break,
+                _ = self.wake.notified(), if idle => {}
+                _ = sleep_until(until) => {}
+            }
+            if stop.is_stopped() {
                 break;
             }
             next = if st.dead {
@@ -153,9 +159,7 @@ impl Dispatcher {
             None => return Next::At(Instant::now() + Duration::from_secs(5)),
         };
         let Some(first) = batch.first() else {
-            if st.failures > 0 {
-                st.failures = 0;
-            }
+            st.failures = 0;
             return Next::Idle;
         };
         // One message carries one bucket: its colour and mention policy.

@@ -109,7 +109,7 @@ impl Daemon {
         wait_until(
             Duration::from_secs(20),
             "the control socket to answer",
-            || self.try_status().is_some() || self.exited().is_some(),
+            || self.try_status().is_some_and(|s| s["running"] == true) || self.exited().is_some(),
         );
         if let Some(code) = self.exited() {
             panic!(
