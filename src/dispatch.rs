@@ -20,6 +20,11 @@ use std::time::Duration;
 use tokio::sync::{mpsc::UnboundedSender, Notify};
 use tokio::time::{sleep_until, Instant};
 
+/// The same update for every item of a message.
+fn each(ids: &[u64], update: &Update) -> Vec<(u64, Update)> {
+    ids.iter().map(|id| (*id, update.clone())).collect()
+}
+
 /// Backoff after `failures` consecutive transient failures: 1 s doubling to 5 min, scaled by
 /// `jitter` ∈ [0, 1) into [50 %, 100 %) so many agents do not retry in step.
 pub fn backoff(failures: u32, jitter: f64) -> Duration {
@@ -264,19 +269,16 @@ impl Dispatcher {
         match outcome {
             Outcome::Delivered { message_id } => {
                 let at = chrono::Utc::now().timestamp();
-                let updates = ids
-                    .iter()
-                    .map(|id| {
-                        (
-                            *id,
-                            Update::Delivered {
-                                message_id: message_id.clone(),
-                                at,
-                            },
-                        )
-                    })
-                    .collect();
-                if !self.record(updates).await {
+                if !self
+                    .record(each(
+                        ids,
+                        &Update::Delivered {
+                            message_id: message_id.clone(),
+                            at,
+                        },
+                    ))
+                    .await
+                {
                     // Discord has the message but the spool could not say so: a repeat is possible
                     // later, a loss is not. Try again after a pause.
                     return Next::At(now + Duration::from_secs(5));
@@ -300,36 +302,24 @@ impl Dispatcher {
                 st.failures += 1;
                 let wait = backoff(st.failures, fastrand::f64());
                 log::warn!("sink {name}: {reason}; retry {} in {wait:?}", st.failures);
-                self.record(
-                    ids.iter()
-                        .map(|id| {
-                            (
-                                *id,
-                                Update::Failed {
-                                    error: reason.clone(),
-                                },
-                            )
-                        })
-                        .collect(),
-                )
+                self.record(each(
+                    ids,
+                    &Update::Failed {
+                        error: reason.clone(),
+                    },
+                ))
                 .await;
                 self.report(SinkState::Retrying, Some(reason), false);
                 Next::At(now + wait)
             }
             Outcome::Dead { reason } => {
                 log::error!("sink {name}: DEAD ({reason}); no more posts, probing every {:?}+; mail keeps spooling", self.probe_every);
-                self.record(
-                    ids.iter()
-                        .map(|id| {
-                            (
-                                *id,
-                                Update::Failed {
-                                    error: reason.clone(),
-                                },
-                            )
-                        })
-                        .collect(),
-                )
+                self.record(each(
+                    ids,
+                    &Update::Failed {
+                        error: reason.clone(),
+                    },
+                ))
                 .await;
                 st.dead = true;
                 st.probe_delay = self.probe_every;
@@ -337,19 +327,8 @@ impl Dispatcher {
                 Next::At(now + self.probe_every)
             }
             Outcome::Rejected { reason } => {
-                self.record(
-                    ids.iter()
-                        .map(|id| {
-                            (
-                                *id,
-                                Update::DeadLetter {
-                                    error: reason.clone(),
-                                },
-                            )
-                        })
-                        .collect(),
-                )
-                .await;
+                self.record(each(ids, &Update::DeadLetter { error: reason }))
+                    .await;
                 Next::At(now)
             }
         }

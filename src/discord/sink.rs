@@ -53,6 +53,25 @@ impl HttpSink {
         }
     }
 
+    /// The URL to post to (`posting`) or to probe, and the `Authorization` header if any.
+    fn endpoint(&self, posting: bool) -> (String, Option<String>) {
+        match &self.config.target {
+            SinkTarget::Webhook(w) if posting => (format!("{}?wait=true", w.expose()), None),
+            SinkTarget::Webhook(w) => (w.expose(), None),
+            SinkTarget::Bot {
+                api_base,
+                channel_id,
+                token,
+            } => {
+                let url = format!(
+                    "{api_base}/channels/{channel_id}{}",
+                    if posting { "/messages" } else { "" }
+                );
+                (url, Some(format!("Bot {}", token.expose())))
+            }
+        }
+    }
+
     /// Error texts from the HTTP stack might echo the URL; the token never leaves.
     fn scrub(&self, text: String) -> String {
         let secret = self.secret();
@@ -122,42 +141,28 @@ impl Sink for HttpSink {
     }
 
     fn post(&self, body: &serde_json::Value, nonce: &str) -> Reply {
-        let request = match &self.config.target {
-            SinkTarget::Webhook(w) => self.agent.post(format!("{}?wait=true", w.expose())),
-            SinkTarget::Bot {
-                api_base,
-                channel_id,
-                token,
-            } => self
-                .agent
-                .post(format!("{api_base}/channels/{channel_id}/messages"))
-                .header("Authorization", format!("Bot {}", token.expose())),
-        };
+        let (url, auth) = self.endpoint(true);
+        let mut request = self
+            .agent
+            .post(url)
+            .header("Content-Type", "application/json");
+        if let Some(auth) = auth {
+            request = request.header("Authorization", auth);
+        }
         let mut body = body.clone();
         if matches!(self.config.target, SinkTarget::Bot { .. }) {
             body["nonce"] = serde_json::json!(nonce);
             body["enforce_nonce"] = serde_json::json!(true);
         }
-        let text = body.to_string();
-        self.finish(
-            request
-                .header("Content-Type", "application/json")
-                .send(text.as_bytes()),
-        )
+        self.finish(request.send(body.to_string().as_bytes()))
     }
 
     fn probe(&self) -> Reply {
-        let request = match &self.config.target {
-            SinkTarget::Webhook(w) => self.agent.get(w.expose()),
-            SinkTarget::Bot {
-                api_base,
-                channel_id,
-                token,
-            } => self
-                .agent
-                .get(format!("{api_base}/channels/{channel_id}"))
-                .header("Authorization", format!("Bot {}", token.expose())),
-        };
+        let (url, auth) = self.endpoint(false);
+        let mut request = self.agent.get(url);
+        if let Some(auth) = auth {
+            request = request.header("Authorization", auth);
+        }
         // A probe's 2xx carries the webhook or channel object, whose `id` classifies it as
         // delivered: alive.
         self.finish(request.call())
