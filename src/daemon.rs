@@ -337,6 +337,7 @@ impl Pipeline {
                 probe_every: s.probe_every,
                 probe_max: s.probe_max,
                 start_dead: dead.contains(&s.name),
+                disk_full: Default::default(),
             };
             dispatchers.push(tokio::spawn(d.run(stop.clone())));
         }

@@ -15,6 +15,7 @@ use crate::discord::{render, Level, Outcome, Reply, Scope, Sink};
 use crate::health::{Event, SinkState};
 use crate::spool::{Item, Spool, SpoolError, Update};
 use crate::stop::Stop;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc::UnboundedSender, Notify};
@@ -44,6 +45,8 @@ pub struct Dispatcher {
     pub probe_max: Duration,
     /// Begin by probing (the sink was dead before a reload).
     pub start_dead: bool,
+    /// This loop told health the spool could not be written; it clears that itself.
+    pub disk_full: AtomicBool,
 }
 
 /// What the loop does next.
@@ -238,7 +241,13 @@ impl Dispatcher {
     async fn record(&self, updates: Vec<(u64, Update)>) -> bool {
         let (spool, name) = (self.spool.clone(), self.sink.name().to_string());
         match self.blocking(move || spool.record(&name, &updates)).await {
-            Some(Ok(())) => true,
+            Some(Ok(())) => {
+                if self.disk_full.swap(false, Ordering::Relaxed) {
+                    log::info!("sink {}: spool writable again", self.sink.name());
+                    self.report_disk(None);
+                }
+                true
+            }
             Some(Err(e)) => {
                 self.spool_trouble(&e);
                 false
@@ -247,13 +256,21 @@ impl Dispatcher {
         }
     }
 
+    fn report_disk(&self, full: Option<String>) {
+        let _ = self.health.send(Event::Disk {
+            writer: format!("sink {}", self.sink.name()),
+            full,
+        });
+    }
+
     fn spool_trouble(&self, e: &SpoolError) {
         log::error!(
             "sink {}: cannot record a delivery in the spool: {e}",
             self.sink.name()
         );
         if e.is_disk_full() {
-            let _ = self.health.send(Event::Disk(Some(e.to_string())));
+            self.disk_full.store(true, Ordering::Relaxed);
+            self.report_disk(Some(e.to_string()));
         }
     }
 

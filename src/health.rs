@@ -71,8 +71,12 @@ pub enum Event {
         delivered: bool,
     },
     Spool(Vec<BucketStats>),
-    /// `Some(reason)` while the spool cannot be written (disk full, read-only); `None` once it can.
-    Disk(Option<String>),
+    /// From one writer of the spool (`imap home/INBOX`, `sink alerts`): `Some(reason)` while it
+    /// cannot write (disk full, read-only), `None` once it can. Each writer clears only its own.
+    Disk {
+        writer: String,
+        full: Option<String>,
+    },
     /// The configuration was (re)loaded: forget accounts and sinks it no longer names.
     Configured {
         mailboxes: Vec<(String, String)>,
@@ -109,7 +113,8 @@ pub struct Health {
     pub accounts: BTreeMap<(String, String), AccountHealth>,
     pub sinks: BTreeMap<String, SinkHealth>,
     pub buckets: Vec<BucketStats>,
-    pub disk: Option<String>,
+    /// Writers that currently cannot write the spool, with the reason.
+    pub disk: BTreeMap<String, String>,
     pub stopping: bool,
     pub thresholds: Thresholds,
 }
@@ -164,7 +169,14 @@ impl Health {
                 }
             }
             Event::Spool(stats) => self.buckets = stats,
-            Event::Disk(reason) => self.disk = reason,
+            Event::Disk { writer, full } => match full {
+                Some(reason) => {
+                    self.disk.insert(writer, reason);
+                }
+                None => {
+                    self.disk.remove(&writer);
+                }
+            },
             Event::Configured {
                 mailboxes,
                 sinks,
@@ -203,8 +215,11 @@ impl Health {
             out.push((Pattern::Off, "stopping".to_string()));
             return out;
         }
-        if let Some(reason) = &self.disk {
-            out.push((Pattern::Alarm, format!("spool cannot be written: {reason}")));
+        if let Some((writer, reason)) = self.disk.iter().next() {
+            out.push((
+                Pattern::Alarm,
+                format!("spool cannot be written ({writer}): {reason}"),
+            ));
         }
         let pending = self.pending();
         if t.spool_alarm > 0 && pending > t.spool_alarm {
@@ -372,9 +387,16 @@ mod tests {
         h.apply(acct(AccountState::Idle), 7);
         assert_eq!(h.pattern(0), Pattern::Ok);
         assert_eq!(h.accounts[&("a".into(), "INBOX".into())].last_ok, Some(7));
-        h.apply(Event::Disk(Some("No space left on device".into())), 0);
+        let disk = |writer: &str, full: Option<&str>| Event::Disk {
+            writer: writer.into(),
+            full: full.map(str::to_string),
+        };
+        h.apply(disk("imap a/INBOX", Some("No space left on device")), 0);
+        h.apply(disk("sink s", Some("No space left on device")), 0);
         assert_eq!(h.pattern(0), Pattern::Alarm);
-        h.apply(Event::Disk(None), 0);
+        h.apply(disk("imap a/INBOX", None), 0);
+        assert_eq!(h.pattern(0), Pattern::Alarm, "the sink has not written yet");
+        h.apply(disk("sink s", None), 0);
         assert_eq!(h.pattern(0), Pattern::Ok);
     }
 

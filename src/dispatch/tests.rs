@@ -106,6 +106,7 @@ fn start(
         probe_every: Duration::from_secs(60),
         probe_max: Duration::from_secs(1800),
         start_dead: false,
+        disk_full: Default::default(),
     };
     let stop = Stop::new();
     let task = tokio::spawn(d.run(stop.clone()));

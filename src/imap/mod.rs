@@ -248,7 +248,10 @@ impl Watcher {
                             "imap {}: spool writable again; ingestion resumes",
                             self.label()
                         );
-                        let _ = self.health.send(Event::Disk(None));
+                        let _ = self.health.send(Event::Disk {
+                            writer: format!("imap {}", self.label()),
+                            full: None,
+                        });
                     }
                     return Ok(true);
                 }
@@ -258,7 +261,10 @@ impl Watcher {
                             "imap {}: {e}; ingestion stopped, mail stays on the server",
                             self.label()
                         );
-                        let _ = self.health.send(Event::Disk(Some(e.to_string())));
+                        let _ = self.health.send(Event::Disk {
+                            writer: format!("imap {}", self.label()),
+                            full: Some(e.to_string()),
+                        });
                     }
                     was_full = true;
                     if stop.sleep(Duration::from_secs(5)) {
