@@ -60,8 +60,24 @@ pub struct Account {
     pub ca_file: Option<PathBuf>,
     pub folders: Vec<String>,
     pub idle: bool,
+    /// How long one IDLE command may run before it is renewed (RFC 2177: under 29 minutes).
+    pub idle_renew: Duration,
+    /// The reconciliation poll: runs on this schedule even while idling.
     pub poll_interval: Duration,
     pub timeout: Duration,
+    /// Where a mailbox seen for the first time starts.
+    pub start_at: StartAt,
+    /// With `start_at = "unseen" | "all"`: only mail received within this window.
+    pub backfill: Option<Duration>,
+}
+
+/// The first run of a mailbox: only mail that arrives from now on (the default), mail not yet
+/// marked `\Seen`, or everything already there. `backfill` narrows the last two by age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    Now,
+    Unseen,
+    All,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -320,6 +336,33 @@ impl Loader<'_> {
         if folders.is_empty() || folders.iter().any(|f| f.trim().is_empty()) {
             return Err(self.err(key("folders"), "list at least one folder, none empty"));
         }
+        let idle_renew = self.duration(&key("idle_renew"), a.idle_renew.as_deref(), "5m")?;
+        if idle_renew < Duration::from_secs(10) || idle_renew > Duration::from_secs(29 * 60) {
+            return Err(self.err(
+                key("idle_renew"),
+                "must be between 10s and 29m (RFC 2177: renew IDLE at least every 29 minutes)",
+            ));
+        }
+        let start_at = match a.start_at.as_deref().unwrap_or("now") {
+            "now" => StartAt::Now,
+            "unseen" => StartAt::Unseen,
+            "all" => StartAt::All,
+            other => {
+                return Err(self.err(
+                    key("start_at"),
+                    format!("{other:?} is not one of now, unseen, all"),
+                ))
+            }
+        };
+        let backfill =
+            match a.backfill.as_deref() {
+                None => None,
+                Some(_) if start_at == StartAt::Now => return Err(self.err(
+                    key("backfill"),
+                    "has no effect with start_at = \"now\"; set start_at = \"unseen\" or \"all\"",
+                )),
+                Some(b) => Some(self.duration(&key("backfill"), Some(b), "0s")?),
+            };
         Ok(Account {
             port: a.port.unwrap_or(match tls {
                 Tls::Implicit => 993,
@@ -331,6 +374,9 @@ impl Loader<'_> {
             ca_file: a.ca_file,
             folders,
             idle: a.idle.unwrap_or(true),
+            idle_renew,
+            start_at,
+            backfill,
             poll_interval: self.duration(
                 &key("poll_interval"),
                 a.poll_interval.as_deref(),

@@ -33,8 +33,11 @@ pub struct RawAccount {
     pub ca_file: Option<PathBuf>,
     pub folders: Option<Vec<String>>,
     pub idle: Option<bool>,
+    pub idle_renew: Option<String>,
     pub poll_interval: Option<String>,
     pub timeout: Option<String>,
+    pub start_at: Option<String>,
+    pub backfill: Option<String>,
 }
 
 #[derive(Deserialize)]
