@@ -18,6 +18,8 @@ pub enum AccountState {
     Backoff,
     AuthFailed,
     TlsFailed,
+    /// The folder does not exist (or may not be examined) on the server.
+    MailboxMissing,
     Error,
 }
 
@@ -251,6 +253,7 @@ impl Health {
                 AccountState::Backoff
                     | AccountState::AuthFailed
                     | AccountState::TlsFailed
+                    | AccountState::MailboxMissing
                     | AccountState::Error
             ) {
                 let state = serde_json::to_value(a.state)

@@ -17,6 +17,10 @@ pub enum ImapError {
     Network(String),
     #[error("TLS: {0}")]
     Tls(String),
+    /// A certificate not valid *yet*: far more often this board's clock (a Pi has no RTC and
+    /// may run before time sync) than the server's certificate. Retried like network trouble.
+    #[error("TLS: {0} (is the clock set? retrying until time sync)")]
+    Clock(String),
     #[error("login refused: {0}")]
     Auth(String),
     #[error("mailbox: {0}")]
@@ -28,10 +32,11 @@ pub enum ImapError {
 impl ImapError {
     pub fn state(&self) -> AccountState {
         match self {
-            ImapError::Network(_) => AccountState::Backoff,
+            ImapError::Network(_) | ImapError::Clock(_) => AccountState::Backoff,
             ImapError::Tls(_) => AccountState::TlsFailed,
             ImapError::Auth(_) => AccountState::AuthFailed,
-            ImapError::Mailbox(_) | ImapError::Protocol(_) => AccountState::Error,
+            ImapError::Mailbox(_) => AccountState::MailboxMissing,
+            ImapError::Protocol(_) => AccountState::Error,
         }
     }
 
@@ -50,46 +55,63 @@ impl ImapError {
 
 fn from_io(io: std::io::Error) -> ImapError {
     if let Some(tls) = io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
-        return ImapError::Tls(tls.to_string());
+        return from_tls(tls);
     }
     ImapError::Network(io.to_string())
 }
 
+fn from_tls(e: &rustls::Error) -> ImapError {
+    use rustls::CertificateError::{NotValidYet, NotValidYetContext};
+    match e {
+        rustls::Error::InvalidCertificate(NotValidYet | NotValidYetContext { .. }) => {
+            ImapError::Clock(e.to_string())
+        }
+        _ => ImapError::Tls(e.to_string()),
+    }
+}
+
 /// The transport under the IMAP session.
-pub enum Stream {
+enum Io {
     Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
     Plain(TcpStream),
 }
 
+/// The transport and the read timeout every command gets: IDLE lengthens it while it waits and
+/// "removes" it afterwards, which here means back to this one, never to blocking forever.
+pub struct Stream {
+    io: Io,
+    timeout: Duration,
+}
+
 impl Stream {
     fn tcp(&self) -> &TcpStream {
-        match self {
-            Stream::Tls(s) => s.get_ref(),
-            Stream::Plain(s) => s,
+        match &self.io {
+            Io::Tls(s) => s.get_ref(),
+            Io::Plain(s) => s,
         }
     }
 }
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Tls(s) => s.read(buf),
-            Stream::Plain(s) => s.read(buf),
+        match &mut self.io {
+            Io::Tls(s) => s.read(buf),
+            Io::Plain(s) => s.read(buf),
         }
     }
 }
 
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match self {
-            Stream::Tls(s) => s.write(buf),
-            Stream::Plain(s) => s.write(buf),
+        match &mut self.io {
+            Io::Tls(s) => s.write(buf),
+            Io::Plain(s) => s.write(buf),
         }
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        match self {
-            Stream::Tls(s) => s.flush(),
-            Stream::Plain(s) => s.flush(),
+        match &mut self.io {
+            Io::Tls(s) => s.flush(),
+            Io::Plain(s) => s.flush(),
         }
     }
 }
@@ -97,7 +119,7 @@ impl Write for Stream {
 impl imap::extensions::idle::SetReadTimeout for Stream {
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> imap::Result<()> {
         self.tcp()
-            .set_read_timeout(timeout)
+            .set_read_timeout(Some(timeout.unwrap_or(self.timeout)))
             .map_err(imap::Error::Io)
     }
 }
@@ -158,7 +180,7 @@ fn handshake(
     account: &Account,
     config: Arc<rustls::ClientConfig>,
     mut tcp: TcpStream,
-) -> Result<Stream, ImapError> {
+) -> Result<Io, ImapError> {
     let name = ServerName::try_from(account.host.clone())
         .map_err(|e| ImapError::Tls(format!("{}: {e}", account.host)))?;
     let mut conn =
@@ -167,7 +189,7 @@ fn handshake(
     while conn.is_handshaking() {
         conn.complete_io(&mut tcp).map_err(from_io)?;
     }
-    Ok(Stream::Tls(Box::new(rustls::StreamOwned::new(conn, tcp))))
+    Ok(Io::Tls(Box::new(rustls::StreamOwned::new(conn, tcp))))
 }
 
 /// RFC 3501 6.2.1: greeting, `STARTTLS`, tagged OK, then the handshake on the same socket.
@@ -175,7 +197,7 @@ fn starttls(
     account: &Account,
     config: Arc<rustls::ClientConfig>,
     tcp: TcpStream,
-) -> Result<Stream, ImapError> {
+) -> Result<Io, ImapError> {
     let mut reader = BufReader::new(
         tcp.try_clone()
             .map_err(|e| ImapError::Network(e.to_string()))?,
@@ -216,20 +238,35 @@ fn starttls(
 
 /// Connects, secures and logs in. The password is sent only inside TLS (or to loopback).
 pub fn login(account: &Account, config: &Arc<rustls::ClientConfig>) -> Result<Session, ImapError> {
+    login_with_socket(account, config).map(|(session, _)| session)
+}
+
+/// [`login`], also handing back a handle on the socket so another thread can shut it down.
+pub fn login_with_socket(
+    account: &Account,
+    config: &Arc<rustls::ClientConfig>,
+) -> Result<(Session, TcpStream), ImapError> {
     let tcp = tcp(account)?;
-    let (stream, greeted) = match account.tls {
+    let socket = tcp
+        .try_clone()
+        .map_err(|e| ImapError::Network(e.to_string()))?;
+    let (io, greeted) = match account.tls {
         Tls::Implicit => (handshake(account, config.clone(), tcp)?, false),
         Tls::Starttls => (starttls(account, config.clone(), tcp)?, true),
-        Tls::None => (Stream::Plain(tcp), false),
+        Tls::None => (Io::Plain(tcp), false),
     };
-    let mut client = imap::Client::new(stream);
+    let mut client = imap::Client::new(Stream {
+        io,
+        timeout: account.timeout,
+    });
     if !greeted {
         client.read_greeting().map_err(ImapError::from_imap)?;
     }
-    client
+    let session = client
         .login(&account.username, account.password.expose())
         .map_err(|(e, _)| match e {
             imap::Error::No(no) => ImapError::Auth(no.information),
             other => ImapError::from_imap(other),
-        })
+        })?;
+    Ok((session, socket))
 }

@@ -1,27 +1,36 @@
 //! The IMAP watcher: one blocking thread per (account, folder) that connects, examines the
-//! folder read-only, and polls for mail above the cursor. Each chunk of mail is summarised,
-//! triaged and handed to [`Spool::ingest`] together with the cursor that covers it; the next
-//! fetch happens only after that transaction is on disk (invariant 2). Messages are fetched with
-//! `BODY.PEEK` (never sets `\Seen`) and at most 64 KiB each.
+//! folder read-only, and waits for mail above the cursor — with IDLE when the server offers
+//! it, renewed every `idle_renew`, and a reconciliation poll every `poll_interval` regardless,
+//! so a silently dropped IDLE costs at most one poll interval. Each chunk of mail is
+//! summarised, triaged and handed to [`Spool::ingest`] together with the cursor that covers
+//! it; the next fetch happens only after that transaction is on disk (invariant 2). Messages
+//! are fetched with `BODY.PEEK` (never sets `\Seen`) and at most 64 KiB each.
 
 pub mod connect;
 
-pub use connect::{login, tls_config, ImapError, Session};
+pub use connect::{login, login_with_socket, tls_config, ImapError, Session};
 
-use crate::config::{Account, Bucket, Mode};
+use crate::config::{Account, Bucket, Mode, StartAt};
 use crate::dispatch::backoff;
 use crate::health::{AccountState, Event};
 use crate::mail::{summarize, Summary};
 use crate::spool::{Cursor, NewItem, Spool};
 use crate::stop::Stop;
 use crate::triage::Triage;
+use chrono::{DateTime, Utc};
+use imap::extensions::idle::WaitOutcome;
+use imap::types::UnsolicitedResponse;
+use std::net::TcpStream;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc::UnboundedSender, Notify};
 
 /// UIDs per `UID FETCH` and per spool transaction: one fsync covers a chunk, not each mail.
 pub const CHUNK: usize = 50;
 const FETCH_ITEMS: &str = "(UID RFC822.SIZE BODY.PEEK[]<0.65536>)";
+/// After a UIDVALIDITY change, mail received this long before the cursor was last written is
+/// rescanned too (clock skew between server and board); older mail was spooled or skipped.
+const RESCAN_MARGIN: chrono::TimeDelta = chrono::TimeDelta::days(1);
 
 pub struct Watcher {
     pub account: Account,
@@ -33,6 +42,14 @@ pub struct Watcher {
     /// Every dispatcher's bell, rung after mail is spooled.
     pub wakes: Vec<Arc<Notify>>,
     pub tls: Arc<rustls::ClientConfig>,
+}
+
+/// Why an IDLE wait ended.
+enum Woke {
+    /// The server announced new mail.
+    Mail,
+    /// The wait ran out: time to renew IDLE or to poll.
+    Quiet,
 }
 
 impl Watcher {
@@ -57,6 +74,8 @@ impl Watcher {
             self.report(AccountState::Connecting, None, None);
             match self.session(&stop, &mut failures) {
                 Ok(()) => break,
+                // Stopping shuts an idling socket down; that is not a failure.
+                Err(_) if stop.is_stopped() => break,
                 Err(e) => {
                     failures += 1;
                     // Refused credentials will not fix themselves quickly: at least a minute.
@@ -78,7 +97,18 @@ impl Watcher {
     }
 
     fn session(&self, stop: &Stop, failures: &mut u32) -> Result<(), ImapError> {
-        let mut s = login(&self.account, &self.tls)?;
+        let (mut s, socket) = login_with_socket(&self.account, &self.tls)?;
+        let idle = self.account.idle
+            && s.capabilities()
+                .map_err(ImapError::from_imap)?
+                .has_str("IDLE");
+        if self.account.idle && !idle {
+            log::info!(
+                "imap {}: the server does not offer IDLE; polling every {:?}",
+                self.label(),
+                self.account.poll_interval
+            );
+        }
         let mailbox = s.examine(&self.folder).map_err(|e| match e {
             imap::Error::No(no) => {
                 ImapError::Mailbox(format!("{}: {}", self.folder, no.information))
@@ -88,77 +118,233 @@ impl Watcher {
         let uidvalidity = mailbox
             .uid_validity
             .ok_or_else(|| ImapError::Protocol("server sent no UIDVALIDITY".into()))?;
-        let (mut cursor, mut rescan) = match self
+        let top = match mailbox.uid_next {
+            Some(next) => next.saturating_sub(1),
+            None => highest_uid(&mut s)?,
+        };
+        let stored = self
             .spool
             .cursor(&self.account.name, &self.folder)
-            .map_err(spool_error)?
-        {
-            Some(c) if c.uidvalidity == uidvalidity => (c, false),
-            Some(c) => {
-                log::warn!("imap {}: UIDVALIDITY changed {} → {uidvalidity}; rescanning, skipping mail already spooled", self.label(), c.uidvalidity);
-                (
-                    Cursor {
-                        uidvalidity,
-                        last_uid: 0,
-                    },
-                    true,
-                )
-            }
-            None => {
-                // First run starts at UIDNEXT: mail already there is not news.
-                let start = Cursor {
-                    uidvalidity,
-                    last_uid: mailbox.uid_next.unwrap_or(1).saturating_sub(1),
+            .map_err(spool_error)?;
+        let mut cursor = match stored {
+            Some(c) if c.uidvalidity == uidvalidity => c,
+            other => {
+                let Some(c) = self.start(&mut s, other, uidvalidity, top, stop)? else {
+                    return Ok(());
                 };
-                self.spool
-                    .ingest(&self.account.name, &self.folder, start, &[], false)
-                    .map_err(spool_error)?;
-                log::info!(
-                    "imap {}: first run, starting after uid {}",
-                    self.label(),
-                    start.last_uid
-                );
-                (start, false)
+                c
             }
         };
-        loop {
-            self.report(AccountState::Polling, None, Some(cursor));
-            if !self.poll(&mut s, &mut cursor, rescan, stop)? {
-                break;
+        let mut poll_now = true;
+        let mut next_poll = Instant::now();
+        while !stop.is_stopped() {
+            if poll_now {
+                self.report(AccountState::Polling, None, Some(cursor));
+                if !self.poll(&mut s, &mut cursor, stop)? {
+                    break;
+                }
+                *failures = 0;
+                next_poll = Instant::now() + self.account.poll_interval;
             }
-            rescan = false;
-            *failures = 0;
             self.report(AccountState::Idle, None, Some(cursor));
-            if stop.sleep(self.account.poll_interval) {
-                break;
-            }
+            poll_now = if idle {
+                match self.idle_until(&mut s, &socket, next_poll, stop)? {
+                    Woke::Mail => true,
+                    Woke::Quiet => {
+                        // The renewal's DONE went unanswered silently if the link died; NOOP
+                        // makes a dead connection an error now rather than at the next poll.
+                        s.noop().map_err(ImapError::from_imap)?;
+                        Instant::now() >= next_poll
+                    }
+                }
+            } else {
+                if stop.sleep(next_poll.saturating_duration_since(Instant::now())) {
+                    break;
+                }
+                true
+            };
         }
         let _ = s.logout();
         Ok(())
     }
 
-    /// Fetches and spools everything above the cursor. Returns false when stopped meanwhile.
-    fn poll(
+    /// Where a mailbox without a usable cursor starts: its first run (`start_at`, `backfill`)
+    /// or, after a UIDVALIDITY change, a rescan of the mail that may have arrived since the
+    /// cursor was last written, skipping what is already spooled. Writes and returns the new
+    /// cursor; `None` when stopped meanwhile.
+    fn start(
         &self,
         s: &mut Session,
-        cursor: &mut Cursor,
-        rescan: bool,
+        old: Option<Cursor>,
+        uidvalidity: u32,
+        top: u32,
         stop: &Stop,
-    ) -> Result<bool, ImapError> {
+    ) -> Result<Option<Cursor>, ImapError> {
+        let (criteria, since) = match old {
+            Some(old) => {
+                let written = self
+                    .spool
+                    .cursor_written_at(&self.account.name, &self.folder)
+                    .map_err(spool_error)?;
+                let since = written
+                    .and_then(|t| DateTime::from_timestamp(t, 0))
+                    .map(|t| t - RESCAN_MARGIN);
+                log::warn!(
+                    "imap {}: UIDVALIDITY changed {} → {uidvalidity}; rescanning mail received {}, skipping mail already spooled",
+                    self.label(),
+                    old.uidvalidity,
+                    since.map_or("at any time".to_string(), |t| format!("since {}", t.to_rfc3339())),
+                );
+                (Some("ALL"), since)
+            }
+            None => {
+                let since = self
+                    .account
+                    .backfill
+                    .and_then(|b| chrono::TimeDelta::from_std(b).ok())
+                    .map(|b| Utc::now() - b);
+                let criteria = match self.account.start_at {
+                    StartAt::Now => None,
+                    StartAt::Unseen => Some("UNSEEN"),
+                    StartAt::All => Some("ALL"),
+                };
+                log::info!(
+                    "imap {}: first run, start_at {:?}{}",
+                    self.label(),
+                    self.account.start_at,
+                    since.map_or(String::new(), |t| format!(
+                        ", mail received since {}",
+                        t.to_rfc3339()
+                    )),
+                );
+                (criteria, since)
+            }
+        };
+        let mut last_uid = top;
+        if let Some(criteria) = criteria {
+            match self.backfill(s, uidvalidity, criteria, since, stop)? {
+                Some(highest) => last_uid = last_uid.max(highest),
+                None => return Ok(None),
+            }
+        }
+        let cursor = Cursor {
+            uidvalidity,
+            last_uid,
+        };
+        self.write(Some(cursor), uidvalidity, &[], stop)?;
+        log::info!(
+            "imap {}: watching for mail after uid {last_uid}",
+            self.label()
+        );
+        Ok(Some(cursor))
+    }
+
+    /// Spools the mail matching `criteria` and received at or after `since`, skipping mail
+    /// already spooled; the cursor stays. Returns the highest UID the search saw (mail up to it
+    /// has been dealt with), or `None` when stopped meanwhile.
+    fn backfill(
+        &self,
+        s: &mut Session,
+        uidvalidity: u32,
+        criteria: &str,
+        since: Option<DateTime<Utc>>,
+        stop: &Stop,
+    ) -> Result<Option<u32>, ImapError> {
+        // SEARCH SINCE compares dates in the server's zone: ask a day early, then filter exactly.
+        let query = match since {
+            Some(t) => format!(
+                "{criteria} SINCE {}",
+                (t - chrono::TimeDelta::days(1)).format("%d-%b-%Y")
+            ),
+            None => criteria.to_string(),
+        };
+        let mut uids: Vec<u32> = s
+            .uid_search(&query)
+            .map_err(ImapError::from_imap)?
+            .into_iter()
+            .collect();
+        uids.sort_unstable();
+        let highest = uids.last().copied().unwrap_or(0);
+        if let Some(t) = since {
+            uids = received_since(s, &uids, t)?;
+        }
+        log::info!(
+            "imap {}: {} mail(s) to spool from before the cursor",
+            self.label(),
+            uids.len()
+        );
+        if !self.fetch_and_spool(s, &uids, uidvalidity, None, stop)? {
+            return Ok(None);
+        }
+        Ok(Some(highest))
+    }
+
+    /// One IDLE command, ended by new mail, by `idle_renew`, by the next reconciliation poll
+    /// being due, or by `stop` (which shuts the socket down: the error that follows is ignored
+    /// by [`Watcher::run`]).
+    fn idle_until(
+        &self,
+        s: &mut Session,
+        socket: &TcpStream,
+        until: Instant,
+        stop: &Stop,
+    ) -> Result<Woke, ImapError> {
+        let wait = until
+            .saturating_duration_since(Instant::now())
+            .min(self.account.idle_renew)
+            .max(Duration::from_secs(1));
+        let handle = socket
+            .try_clone()
+            .map_err(|e| ImapError::Network(e.to_string()))?;
+        let _interrupt = stop.interrupts(handle);
+        // The imap crate panics on one malformed answer to IDLE; that must not end the thread.
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let mut idle = s.idle();
+            idle.timeout(wait).keepalive(false);
+            idle.wait_while(|r| {
+                !matches!(
+                    r,
+                    UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
+                )
+            })
+        }));
+        match outcome {
+            Ok(Ok(WaitOutcome::MailboxChanged)) => Ok(Woke::Mail),
+            Ok(Ok(WaitOutcome::TimedOut)) => Ok(Woke::Quiet),
+            Ok(Err(e)) => Err(ImapError::from_imap(e)),
+            Err(_) => Err(ImapError::Protocol(
+                "the server answered IDLE in a way this client does not understand".into(),
+            )),
+        }
+    }
+
+    /// Fetches and spools everything above the cursor. Returns false when stopped meanwhile.
+    fn poll(&self, s: &mut Session, cursor: &mut Cursor, stop: &Stop) -> Result<bool, ImapError> {
         let found = s
             .uid_search(format!("UID {}:*", cursor.last_uid.saturating_add(1)))
             .map_err(ImapError::from_imap)?;
         // `N:*` always matches the highest UID, even when it is below N.
         let mut uids: Vec<u32> = found.into_iter().filter(|u| *u > cursor.last_uid).collect();
         uids.sort_unstable();
+        let uidvalidity = cursor.uidvalidity;
+        self.fetch_and_spool(s, &uids, uidvalidity, Some(cursor), stop)
+    }
+
+    /// Fetches `uids` (ascending) in chunks and spools each chunk durably before the next
+    /// fetch. With a cursor, each chunk moves it in the same transaction; without one (mail
+    /// below the cursor) mail already spooled is skipped. Returns false when stopped meanwhile.
+    fn fetch_and_spool(
+        &self,
+        s: &mut Session,
+        uids: &[u32],
+        uidvalidity: u32,
+        mut cursor: Option<&mut Cursor>,
+        stop: &Stop,
+    ) -> Result<bool, ImapError> {
+        let mut done = 0;
         for chunk in uids.chunks(CHUNK) {
-            let set = chunk
-                .iter()
-                .map(u32::to_string)
-                .collect::<Vec<_>>()
-                .join(",");
             let fetches = s
-                .uid_fetch(&set, FETCH_ITEMS)
+                .uid_fetch(uid_set(chunk), FETCH_ITEMS)
                 .map_err(ImapError::from_imap)?;
             let mut items = Vec::with_capacity(chunk.len());
             for f in fetches.iter() {
@@ -167,23 +353,37 @@ impl Watcher {
                 };
                 items.push(self.item(uid, f.body()));
             }
-            let next = Cursor {
-                uidvalidity: cursor.uidvalidity,
-                last_uid: chunk.last().copied().unwrap_or(cursor.last_uid),
-            };
-            if !self.ingest(next, &items, rescan, stop)? {
+            let next = cursor.as_ref().map(|c| Cursor {
+                uidvalidity: c.uidvalidity,
+                last_uid: chunk.last().copied().unwrap_or(c.last_uid),
+            });
+            if !self.write(next, uidvalidity, &items, stop)? {
                 return Ok(false);
             }
-            *cursor = next;
-            log::info!(
-                "imap {}: spooled {} mail(s), uid {}..={}",
-                self.label(),
-                items.len(),
-                chunk[0],
-                next.last_uid
-            );
+            if let (Some(c), Some(next)) = (cursor.as_deref_mut(), next) {
+                *c = next;
+            }
+            done += chunk.len();
+            if uids.len() <= CHUNK {
+                log::info!(
+                    "imap {}: spooled {} mail(s), uid {}..={}",
+                    self.label(),
+                    items.len(),
+                    chunk[0],
+                    chunk[chunk.len() - 1]
+                );
+            } else if done % (20 * CHUNK) == 0 || done == uids.len() {
+                log::info!(
+                    "imap {}: spooled {done}/{} mail(s)",
+                    self.label(),
+                    uids.len()
+                );
+            }
             for w in &self.wakes {
                 w.notify_one();
+            }
+            if stop.is_stopped() {
+                return Ok(false);
             }
         }
         Ok(true)
@@ -227,21 +427,24 @@ impl Watcher {
         }
     }
 
-    /// Spools a chunk; while the disk is full, waits (mail stays on the server, the cursor
-    /// stays put) and retries. Returns false when stopped meanwhile.
-    fn ingest(
+    /// Spools a chunk (moving the cursor to `next`, or as a backfill without one); while the
+    /// disk is full, waits (mail stays on the server, the cursor stays put) and retries.
+    /// Returns false when stopped meanwhile.
+    fn write(
         &self,
-        next: Cursor,
+        next: Option<Cursor>,
+        uidvalidity: u32,
         items: &[NewItem],
-        rescan: bool,
         stop: &Stop,
     ) -> Result<bool, ImapError> {
+        let (account, folder) = (&self.account.name, &self.folder);
         let mut was_full = false;
         loop {
-            match self
-                .spool
-                .ingest(&self.account.name, &self.folder, next, items, rescan)
-            {
+            let written = match next {
+                Some(cursor) => self.spool.ingest(account, folder, cursor, items, false),
+                None => self.spool.backfill(account, folder, uidvalidity, items),
+            };
+            match written {
                 Ok(_) => {
                     if was_full {
                         log::info!(
@@ -275,6 +478,48 @@ impl Watcher {
             }
         }
     }
+}
+
+/// `1,2,5` for a `UID FETCH`.
+fn uid_set(uids: &[u32]) -> String {
+    let mut set = String::with_capacity(uids.len() * 8);
+    for (i, uid) in uids.iter().enumerate() {
+        if i > 0 {
+            set.push(',');
+        }
+        set.push_str(&uid.to_string());
+    }
+    set
+}
+
+/// The highest UID in the selected mailbox, for servers that do not say UIDNEXT.
+fn highest_uid(s: &mut Session) -> Result<u32, ImapError> {
+    let found = s.uid_search("UID *").map_err(ImapError::from_imap)?;
+    Ok(found.into_iter().max().unwrap_or(0))
+}
+
+/// Those of `uids` (ascending) whose INTERNALDATE is at or after `since`.
+fn received_since(
+    s: &mut Session,
+    uids: &[u32],
+    since: DateTime<Utc>,
+) -> Result<Vec<u32>, ImapError> {
+    let mut keep = Vec::new();
+    for chunk in uids.chunks(500) {
+        let fetches = s
+            .uid_fetch(uid_set(chunk), "(UID INTERNALDATE)")
+            .map_err(ImapError::from_imap)?;
+        for f in fetches.iter() {
+            if let (Some(uid), Some(date)) = (f.uid, f.internal_date()) {
+                if date >= since && chunk.binary_search(&uid).is_ok() {
+                    keep.push(uid);
+                }
+            }
+        }
+    }
+    keep.sort_unstable();
+    keep.dedup();
+    Ok(keep)
 }
 
 fn spool_error(e: crate::spool::SpoolError) -> ImapError {

@@ -126,6 +126,16 @@ fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T,
     })
 }
 
+/// A cursor as stored: the cursor's own fields plus when it was written, so readers that
+/// decode a plain [`Cursor`] keep working.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredCursor {
+    #[serde(flatten)]
+    cursor: Cursor,
+    #[serde(default)]
+    at: Option<i64>,
+}
+
 fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     // Serialising our own plain structs to JSON cannot fail (no maps with non-string keys).
     serde_json::to_vec(value).unwrap_or_default()
@@ -194,6 +204,22 @@ impl Spool {
             .transpose()
     }
 
+    /// When the cursor of this mailbox was last written (Unix seconds); `None` for cursors
+    /// written before this was recorded. Bounds the rescan after a UIDVALIDITY change.
+    pub fn cursor_written_at(
+        &self,
+        account: &str,
+        folder: &str,
+    ) -> Result<Option<i64>, SpoolError> {
+        let key = key2(account, folder.as_bytes());
+        let stored: Option<StoredCursor> = self
+            .cursors
+            .get(&key)?
+            .map(|v| decode(&key, &v))
+            .transpose()?;
+        Ok(stored.and_then(|s| s.at))
+    }
+
     /// Every cursor: `(account, folder, cursor)`.
     pub fn cursors(&self) -> Result<Vec<(String, String, Cursor)>, SpoolError> {
         let mut out = Vec::new();
@@ -214,6 +240,38 @@ impl Spool {
         account: &str,
         folder: &str,
         cursor: Cursor,
+        items: &[NewItem],
+        rescan: bool,
+    ) -> Result<Vec<u64>, SpoolError> {
+        self.write_items(
+            account,
+            folder,
+            cursor.uidvalidity,
+            Some(cursor),
+            items,
+            rescan,
+        )
+    }
+
+    /// Spools mail from below the cursor (a first-run backfill, a rescan after a UIDVALIDITY
+    /// change) without moving the cursor, skipping mail already spooled for this mailbox, so a
+    /// crash part-way and a second pass add nothing twice. Flushed before it returns.
+    pub fn backfill(
+        &self,
+        account: &str,
+        folder: &str,
+        uidvalidity: u32,
+        items: &[NewItem],
+    ) -> Result<Vec<u64>, SpoolError> {
+        self.write_items(account, folder, uidvalidity, None, items, true)
+    }
+
+    fn write_items(
+        &self,
+        account: &str,
+        folder: &str,
+        uidvalidity: u32,
+        cursor: Option<Cursor>,
         items: &[NewItem],
         rescan: bool,
     ) -> Result<Vec<u64>, SpoolError> {
@@ -244,7 +302,7 @@ impl Spool {
                         bucket: new.bucket.clone(),
                         account: account.to_string(),
                         folder: folder.to_string(),
-                        uidvalidity: cursor.uidvalidity,
+                        uidvalidity,
                         uid: new.uid,
                         message_id: new.summary.message_id.clone(),
                         from: new.summary.from.clone(),
@@ -279,7 +337,13 @@ impl Spool {
                     seen_t.insert(seen_key, &idb)?;
                     written.push(id);
                 }
-                cursors_t.insert(key2(account, folder.as_bytes()), encode(&cursor))?;
+                if let Some(cursor) = cursor {
+                    let stored = StoredCursor {
+                        cursor,
+                        at: Some(now),
+                    };
+                    cursors_t.insert(key2(account, folder.as_bytes()), encode(&stored))?;
+                }
                 Ok(written)
             })?;
         self.db.flush()?;
