@@ -31,6 +31,9 @@ const FETCH_ITEMS: &str = "(UID RFC822.SIZE BODY.PEEK[]<0.65536>)";
 /// After a UIDVALIDITY change, mail received this long before the cursor was last written is
 /// rescanned too (clock skew between server and board); older mail was spooled or skipped.
 const RESCAN_MARGIN: chrono::TimeDelta = chrono::TimeDelta::days(1);
+/// After a UIDVALIDITY change, old mail may be copied back into the mailbox for a while (a
+/// server migration, a restored backup): for this long, polls skip mail already spooled too.
+const REPOPULATION_WINDOW: Duration = Duration::from_secs(24 * 3600);
 
 pub struct Watcher {
     pub account: Account,
@@ -42,6 +45,15 @@ pub struct Watcher {
     /// Every dispatcher's bell, rung after mail is spooled.
     pub wakes: Vec<Arc<Notify>>,
     pub tls: Arc<rustls::ClientConfig>,
+}
+
+/// What a watcher carries from one connection to the next.
+#[derive(Default)]
+struct Carry {
+    /// Connection failures in a row; reset by a successful poll.
+    failures: u32,
+    /// Until when polls skip mail already spooled (after a UIDVALIDITY change).
+    dedup_until: Option<Instant>,
 }
 
 /// Why an IDLE wait ended.
@@ -69,22 +81,22 @@ impl Watcher {
 
     /// Runs until `stop`; never returns early on errors, it backs off and reconnects.
     pub fn run(self, stop: Stop) {
-        let mut failures = 0u32;
+        let mut carry = Carry::default();
         while !stop.is_stopped() {
             self.report(AccountState::Connecting, None, None);
-            match self.session(&stop, &mut failures) {
+            match self.session(&stop, &mut carry) {
                 Ok(()) => break,
                 // Stopping shuts an idling socket down; that is not a failure.
                 Err(_) if stop.is_stopped() => break,
                 Err(e) => {
-                    failures += 1;
+                    carry.failures += 1;
                     // Refused credentials will not fix themselves quickly: at least a minute.
                     let floor = if matches!(e, ImapError::Auth(_)) {
                         Duration::from_secs(60)
                     } else {
                         Duration::ZERO
                     };
-                    let wait = backoff(failures, fastrand::f64()).max(floor);
+                    let wait = backoff(carry.failures, fastrand::f64()).max(floor);
                     log::error!("imap {}: {e}; reconnecting in {wait:?}", self.label());
                     self.report(e.state(), Some(e.to_string()), None);
                     if stop.sleep(wait) {
@@ -96,7 +108,7 @@ impl Watcher {
         log::info!("imap {}: stopped", self.label());
     }
 
-    fn session(&self, stop: &Stop, failures: &mut u32) -> Result<(), ImapError> {
+    fn session(&self, stop: &Stop, carry: &mut Carry) -> Result<(), ImapError> {
         let (mut s, socket) = login_with_socket(&self.account, &self.tls)?;
         let idle = self.account.idle
             && s.capabilities()
@@ -132,6 +144,9 @@ impl Watcher {
                 let Some(c) = self.start(&mut s, other, uidvalidity, top, stop)? else {
                     return Ok(());
                 };
+                if other.is_some() {
+                    carry.dedup_until = Some(Instant::now() + REPOPULATION_WINDOW);
+                }
                 c
             }
         };
@@ -140,10 +155,11 @@ impl Watcher {
         while !stop.is_stopped() {
             if poll_now {
                 self.report(AccountState::Polling, None, Some(cursor));
-                if !self.poll(&mut s, &mut cursor, stop)? {
+                let dedup = carry.dedup_until.is_some_and(|t| Instant::now() < t);
+                if !self.poll(&mut s, &mut cursor, dedup, stop)? {
                     break;
                 }
-                *failures = 0;
+                carry.failures = 0;
                 next_poll = Instant::now() + self.account.poll_interval;
             }
             self.report(AccountState::Idle, None, Some(cursor));
@@ -231,7 +247,7 @@ impl Watcher {
             uidvalidity,
             last_uid,
         };
-        self.write(Some(cursor), uidvalidity, &[], stop)?;
+        self.write(Some(cursor), uidvalidity, &[], false, stop)?;
         log::info!(
             "imap {}: watching for mail after uid {last_uid}",
             self.label()
@@ -273,7 +289,7 @@ impl Watcher {
             self.label(),
             uids.len()
         );
-        if !self.fetch_and_spool(s, &uids, uidvalidity, None, stop)? {
+        if !self.fetch_and_spool(s, &uids, uidvalidity, None, true, stop)? {
             return Ok(None);
         }
         Ok(Some(highest))
@@ -318,8 +334,15 @@ impl Watcher {
         }
     }
 
-    /// Fetches and spools everything above the cursor. Returns false when stopped meanwhile.
-    fn poll(&self, s: &mut Session, cursor: &mut Cursor, stop: &Stop) -> Result<bool, ImapError> {
+    /// Fetches and spools everything above the cursor (with `dedup`, skipping mail already
+    /// spooled). Returns false when stopped meanwhile.
+    fn poll(
+        &self,
+        s: &mut Session,
+        cursor: &mut Cursor,
+        dedup: bool,
+        stop: &Stop,
+    ) -> Result<bool, ImapError> {
         let found = s
             .uid_search(format!("UID {}:*", cursor.last_uid.saturating_add(1)))
             .map_err(ImapError::from_imap)?;
@@ -327,7 +350,7 @@ impl Watcher {
         let mut uids: Vec<u32> = found.into_iter().filter(|u| *u > cursor.last_uid).collect();
         uids.sort_unstable();
         let uidvalidity = cursor.uidvalidity;
-        self.fetch_and_spool(s, &uids, uidvalidity, Some(cursor), stop)
+        self.fetch_and_spool(s, &uids, uidvalidity, Some(cursor), dedup, stop)
     }
 
     /// Fetches `uids` (ascending) in chunks and spools each chunk durably before the next
@@ -339,6 +362,7 @@ impl Watcher {
         uids: &[u32],
         uidvalidity: u32,
         mut cursor: Option<&mut Cursor>,
+        dedup: bool,
         stop: &Stop,
     ) -> Result<bool, ImapError> {
         let mut done = 0;
@@ -357,7 +381,7 @@ impl Watcher {
                 uidvalidity: c.uidvalidity,
                 last_uid: chunk.last().copied().unwrap_or(c.last_uid),
             });
-            if !self.write(next, uidvalidity, &items, stop)? {
+            if !self.write(next, uidvalidity, &items, dedup, stop)? {
                 return Ok(false);
             }
             if let (Some(c), Some(next)) = (cursor.as_deref_mut(), next) {
@@ -427,7 +451,8 @@ impl Watcher {
         }
     }
 
-    /// Spools a chunk (moving the cursor to `next`, or as a backfill without one); while the
+    /// Spools a chunk (moving the cursor to `next`, or as a backfill without one, which always
+    /// skips mail already spooled; with a cursor, `dedup` asks for that too); while the
     /// disk is full, waits (mail stays on the server, the cursor stays put) and retries.
     /// Returns false when stopped meanwhile.
     fn write(
@@ -435,13 +460,14 @@ impl Watcher {
         next: Option<Cursor>,
         uidvalidity: u32,
         items: &[NewItem],
+        dedup: bool,
         stop: &Stop,
     ) -> Result<bool, ImapError> {
         let (account, folder) = (&self.account.name, &self.folder);
         let mut was_full = false;
         loop {
             let written = match next {
-                Some(cursor) => self.spool.ingest(account, folder, cursor, items, false),
+                Some(cursor) => self.spool.ingest(account, folder, cursor, items, dedup),
                 None => self.spool.backfill(account, folder, uidvalidity, items),
             };
             match written {

@@ -41,6 +41,8 @@ pub struct Dovecot {
     imap_port: u16,
     /// Unique `login_greeting`; proves that the port answering is this instance.
     token: String,
+    /// Settings added inside `protocol imap { }` (e.g. a capability list without IDLE).
+    extra: String,
     child: Mutex<Option<Child>>,
 }
 
@@ -55,6 +57,11 @@ impl Dovecot {
     /// greets with this instance's greeting (i.e. the auth process is up). Panics with a clear
     /// message if dovecot/doveadm/openssl are missing (run `.ci/install-deps`) or start fails.
     pub fn start() -> Dovecot {
+        Dovecot::start_with("")
+    }
+
+    /// [`Dovecot::start`] with `extra` settings inside `protocol imap { }`.
+    pub fn start_with(extra: &str) -> Dovecot {
         install_once();
         require_bin("dovecot");
         require_bin("doveadm");
@@ -75,6 +82,7 @@ impl Dovecot {
                 dir.file_name().unwrap().to_string_lossy()
             ),
             dir,
+            extra: extra.to_string(),
             imaps_port: 0,
             imap_port: 0,
             child: Mutex::new(None),
@@ -171,6 +179,34 @@ impl Dovecot {
                 self.not_running_hint()
             );
         }
+    }
+
+    /// Appends one message over IMAP (plaintext loopback port) with the given INTERNALDATE —
+    /// the "received" time that `backfill` windows look at.
+    pub fn append_received(
+        &self,
+        user: &str,
+        folder: &str,
+        raw: &[u8],
+        received: chrono::DateTime<chrono::FixedOffset>,
+        seen: bool,
+    ) {
+        self.ensure_folder(user, folder);
+        let tcp =
+            std::net::TcpStream::connect(("127.0.0.1", self.imap_port)).expect("connect imap");
+        let mut client = imap::Client::new(tcp);
+        client.read_greeting().expect("greeting");
+        let mut session = client
+            .login(user, PASSWORD)
+            .map_err(|(e, _)| e)
+            .expect("login");
+        let mut append = session.append(folder, raw);
+        append.internal_date(received);
+        if seen {
+            append.flag(imap::types::Flag::Seen);
+        }
+        append.finish().expect("APPEND");
+        let _ = session.logout();
     }
 
     /// The UIDs of the messages currently in the folder, ascending (empty if the folder does
@@ -422,8 +458,10 @@ service imap-login {{
 
 protocol imap {{
   mail_max_userip_connections = 100
+  {extra}
 }}
 "#,
+            extra = self.extra,
             token = self.token,
             imap = self.imap_port,
             imaps = self.imaps_port,
