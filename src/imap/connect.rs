@@ -270,3 +270,43 @@ pub fn login_with_socket(
         })?;
     Ok((session, socket))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::CertificateError;
+
+    fn kind(e: rustls::Error) -> AccountState {
+        from_io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)).state()
+    }
+
+    #[test]
+    fn a_certificate_not_valid_yet_is_the_clock_and_retried_as_transient() {
+        let e = from_tls(&rustls::Error::InvalidCertificate(
+            CertificateError::NotValidYet,
+        ));
+        assert!(matches!(e, ImapError::Clock(_)), "{e}");
+        assert!(e.to_string().contains("clock"), "{e}");
+        assert_eq!(
+            kind(rustls::Error::InvalidCertificate(
+                CertificateError::NotValidYet
+            )),
+            AccountState::Backoff
+        );
+        for other in [
+            CertificateError::Expired,
+            CertificateError::UnknownIssuer,
+            CertificateError::NotValidForName,
+            CertificateError::BadSignature,
+        ] {
+            assert_eq!(
+                kind(rustls::Error::InvalidCertificate(other)),
+                AccountState::TlsFailed
+            );
+        }
+        assert_eq!(
+            from_io(std::io::Error::other("connection refused")).state(),
+            AccountState::Backoff
+        );
+    }
+}
