@@ -16,6 +16,7 @@ use crate::imap::{tls_config, Watcher};
 use crate::indicator::{cdev, sim, Indicator, Logical};
 use crate::spool::{Spool, SpoolError};
 use crate::stop::Stop;
+use crate::watchdog::{Beat, Beats};
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -104,7 +105,13 @@ async fn serve(mut config: Config, spool: Spool) -> Result<(), RunError> {
     let (pattern_tx, pattern_rx) = watch::channel(Pattern::Ok);
     let _ = health_tx.send(configured(&config));
     let health_task = tokio::spawn(health_actor(health_rx, snapshot_tx, pattern_tx));
-    let indicator = start_indicator(&config.indicator, pattern_rx, services.clone())?;
+    let beats = Beats::new();
+    let indicator = start_indicator(
+        &config.indicator,
+        pattern_rx,
+        services.clone(),
+        beats.beat("indicator", Duration::from_secs(10)),
+    )?;
     let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
     let (listener, socket_files) = control::bind(&config)?;
     let socket = socket_files[0].clone();
@@ -120,7 +127,8 @@ async fn serve(mut config: Config, spool: Spool) -> Result<(), RunError> {
         health_tx.clone(),
         services.clone(),
     ));
-    let mut pipeline = Pipeline::start(&config, &spool, &health_tx, &HashSet::new());
+    let mut pipeline = Pipeline::start(&config, &spool, &health_tx, &HashSet::new(), &beats);
+    tokio::spawn(watchdog(beats.clone(), services.clone()));
     notify(&[sd_notify::NotifyState::Ready]);
     log::info!(
         "mailbeacon {} running: {} mailbox(es), {} sink(s), spool {}, control socket {}",
@@ -149,7 +157,7 @@ async fn serve(mut config: Config, spool: Spool) -> Result<(), RunError> {
                         let dead: HashSet<String> = snapshot_rx.borrow().sinks.iter().filter(|(_, s)| s.state == SinkState::Dead).map(|(n, _)| n.clone()).collect();
                         pipeline.stop().await;
                         let _ = health_tx.send(configured(&new));
-                        pipeline = Pipeline::start(&new, &spool, &health_tx, &dead);
+                        pipeline = Pipeline::start(&new, &spool, &health_tx, &dead, &beats);
                         log::info!("configuration reloaded; probing dead sinks now: {dead:?}");
                         config = new;
                         let _ = config_tx.send(Arc::new(config.clone()));
@@ -172,6 +180,52 @@ async fn serve(mut config: Config, spool: Spool) -> Result<(), RunError> {
     spool.flush()?;
     log::info!("stopped cleanly");
     Ok(())
+}
+
+/// Tells systemd the agent is alive (`WATCHDOG=1`, at half of `WatchdogSec=`) only while every
+/// loop keeps its promise to check in; names a loop that breaks it in the log, with or without
+/// a systemd watchdog. Without `WATCHDOG=1`, systemd kills and restarts the service.
+async fn watchdog(beats: Beats, stop: Stop) {
+    let interval = sd_notify::watchdog_enabled();
+    let every = interval.map_or(Duration::from_secs(5), |d| {
+        (d / 2).max(Duration::from_millis(100))
+    });
+    if let Some(d) = interval {
+        log::info!("watchdog: systemd expects a sign of life every {d:?}");
+    }
+    let mut tick = tokio::time::interval(every);
+    let mut late_before: Vec<String> = Vec::new();
+    loop {
+        tokio::select! {
+            _ = stop.wait() => break,
+            _ = tick.tick() => {}
+        }
+        let late = beats.overdue();
+        let names: Vec<String> = late.iter().map(|(n, _)| n.clone()).collect();
+        if late.is_empty() {
+            if interval.is_some() {
+                notify(&[sd_notify::NotifyState::Watchdog]);
+            }
+            if !late_before.is_empty() {
+                log::info!("watchdog: every loop checks in again");
+            }
+        } else if names != late_before {
+            let list = late
+                .iter()
+                .map(|(n, d)| format!("{n} ({}s overdue)", d.as_secs()))
+                .collect::<Vec<_>>()
+                .join(", ");
+            log::error!(
+                "watchdog: hung: {list}{}",
+                if interval.is_some() {
+                    "; withholding WATCHDOG=1 so systemd restarts the service"
+                } else {
+                    ""
+                }
+            );
+        }
+        late_before = names;
+    }
 }
 
 /// Applies events to the health state and publishes the result: snapshot for `status`,
@@ -246,6 +300,7 @@ fn start_indicator(
     c: &IndicatorConfig,
     patterns: watch::Receiver<Pattern>,
     stop: Stop,
+    beat: Beat,
 ) -> Result<JoinHandle<()>, RunError> {
     let done = async move { stop.wait().await };
     Ok(match &c.backend {
@@ -272,7 +327,8 @@ fn start_indicator(
                 buzzer.map(|p| Logical::new(p, c.buzzer.is_some_and(|x| x.active_low), "buzzer")),
                 c.quiet_hours,
                 c.buzzer_repeat,
-            );
+            )
+            .with_beat(beat.clone());
             tokio::spawn(async move {
                 // Dropping the returned pins releases the lines.
                 drop(ind.run(patterns, done).await);
@@ -291,7 +347,8 @@ fn start_indicator(
                     .map(|_| Logical::new(pin("buzzer"), false, "buzzer")),
                 c.quiet_hours,
                 c.buzzer_repeat,
-            );
+            )
+            .with_beat(beat.clone());
             tokio::spawn(async move {
                 drop(ind.run(patterns, done).await);
             })
@@ -312,6 +369,7 @@ impl Pipeline {
         spool: &Spool,
         health: &UnboundedSender<Event>,
         dead: &HashSet<String>,
+        beats: &Beats,
     ) -> Pipeline {
         let stop = Stop::new();
         for b in config
@@ -338,6 +396,11 @@ impl Pipeline {
                 probe_max: s.probe_max,
                 start_dead: dead.contains(&s.name),
                 disk_full: Default::default(),
+                beat: beats.beat(
+                    format!("sink {}", s.name),
+                    s.timeout + Duration::from_secs(10),
+                ),
+                timeout: s.timeout,
             };
             dispatchers.push(tokio::spawn(d.run(stop.clone())));
         }
@@ -369,6 +432,7 @@ impl Pipeline {
                     health: health.clone(),
                     wakes: wakes.clone(),
                     tls: tls.clone(),
+                    beat: beats.beat(format!("imap {}/{folder}", a.name), a.timeout * 5),
                 };
                 let s = stop.clone();
                 match std::thread::Builder::new()

@@ -15,6 +15,7 @@ use crate::discord::{render, Level, Outcome, Reply, Scope, Sink};
 use crate::health::{Event, SinkState};
 use crate::spool::{Item, Spool, SpoolError, Update};
 use crate::stop::Stop;
+use crate::watchdog::Beat;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,7 +48,16 @@ pub struct Dispatcher {
     pub start_dead: bool,
     /// This loop told health the spool could not be written; it clears that itself.
     pub disk_full: AtomicBool,
+    /// Checked in before every wait and every blocking call, with its bound.
+    pub beat: Beat,
+    /// The bound of one blocking call (the sink's request timeout).
+    pub timeout: Duration,
 }
+
+/// Slack on top of each promised bound.
+const SLACK: Duration = Duration::from_secs(10);
+/// An idle loop re-reads the spool this often, in case a bell was missed.
+const RECHECK: Duration = Duration::from_secs(30);
 
 /// What the loop does next.
 enum Next {
@@ -75,6 +85,7 @@ impl Dispatcher {
         &self,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> Option<T> {
+        self.beat.within(self.timeout + SLACK);
         match tokio::task::spawn_blocking(f).await {
             Ok(v) => Some(v),
             Err(e) => {
@@ -100,8 +111,10 @@ impl Dispatcher {
             // Idle: wait for new mail, with a slow recheck in case a bell was missed.
             let until = match next {
                 Next::At(t) => t,
-                Next::Idle => Instant::now() + Duration::from_secs(30),
+                Next::Idle => Instant::now() + RECHECK,
             };
+            self.beat
+                .within(until.saturating_duration_since(Instant::now()) + SLACK);
             tokio::select! {
                 _ = stop.wait() => break,
                 _ = self.wake.notified(), if idle => {}
@@ -116,6 +129,7 @@ impl Dispatcher {
                 self.deliver_some(&mut st).await
             };
         }
+        self.beat.waiting();
         log::info!("sink {name}: stopped");
     }
 

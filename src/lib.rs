@@ -23,3 +23,4 @@ pub mod status;
 pub mod stop;
 pub mod text;
 pub mod triage;
+pub mod watchdog;

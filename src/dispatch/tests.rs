@@ -107,6 +107,8 @@ fn start(
         probe_max: Duration::from_secs(1800),
         start_dead: false,
         disk_full: Default::default(),
+        beat: crate::watchdog::Beat::detached("sink test"),
+        timeout: Duration::from_secs(30),
     };
     let stop = Stop::new();
     let task = tokio::spawn(d.run(stop.clone()));

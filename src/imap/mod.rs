@@ -17,6 +17,7 @@ use crate::mail::{summarize, Summary};
 use crate::spool::{Cursor, NewItem, Spool};
 use crate::stop::Stop;
 use crate::triage::Triage;
+use crate::watchdog::Beat;
 use chrono::{DateTime, Utc};
 use imap::extensions::idle::WaitOutcome;
 use imap::types::UnsolicitedResponse;
@@ -45,6 +46,8 @@ pub struct Watcher {
     /// Every dispatcher's bell, rung after mail is spooled.
     pub wakes: Vec<Arc<Notify>>,
     pub tls: Arc<rustls::ClientConfig>,
+    /// Checked in before every step that could block, with that step's bound.
+    pub beat: Beat,
 }
 
 /// What a watcher carries from one connection to the next.
@@ -79,11 +82,20 @@ impl Watcher {
         format!("{}/{}", self.account.name, self.folder)
     }
 
+    /// Checks in with the watchdog before a step that waits `wait` and then talks to the
+    /// server: each exchange is bounded by the read timeout; slack covers a slow link.
+    fn alive_for(&self, wait: Duration) {
+        self.beat
+            .within(wait + self.account.timeout * 3 + Duration::from_secs(10));
+    }
+
     /// Runs until `stop`; never returns early on errors, it backs off and reconnects.
     pub fn run(self, stop: Stop) {
         let mut carry = Carry::default();
         while !stop.is_stopped() {
             self.report(AccountState::Connecting, None, None);
+            // Connect, TLS, greeting, login, EXAMINE: a handful of bounded exchanges.
+            self.alive_for(self.account.timeout * 2);
             match self.session(&stop, &mut carry) {
                 Ok(()) => break,
                 // Stopping shuts an idling socket down; that is not a failure.
@@ -99,12 +111,14 @@ impl Watcher {
                     let wait = backoff(carry.failures, fastrand::f64()).max(floor);
                     log::error!("imap {}: {e}; reconnecting in {wait:?}", self.label());
                     self.report(e.state(), Some(e.to_string()), None);
+                    self.alive_for(wait);
                     if stop.sleep(wait) {
                         break;
                     }
                 }
             }
         }
+        self.beat.waiting();
         log::info!("imap {}: stopped", self.label());
     }
 
@@ -163,6 +177,12 @@ impl Watcher {
                 next_poll = Instant::now() + self.account.poll_interval;
             }
             self.report(AccountState::Idle, None, Some(cursor));
+            let until_poll = next_poll.saturating_duration_since(Instant::now());
+            self.alive_for(if idle {
+                until_poll.min(self.account.idle_renew)
+            } else {
+                until_poll
+            });
             poll_now = if idle {
                 match self.idle_until(&mut s, &socket, next_poll, stop)? {
                     Woke::Mail => true,
@@ -274,6 +294,7 @@ impl Watcher {
             ),
             None => criteria.to_string(),
         };
+        self.alive_for(Duration::from_secs(60));
         let mut uids: Vec<u32> = s
             .uid_search(&query)
             .map_err(ImapError::from_imap)?
@@ -282,6 +303,7 @@ impl Watcher {
         uids.sort_unstable();
         let highest = uids.last().copied().unwrap_or(0);
         if let Some(t) = since {
+            self.alive_for(Duration::from_secs(60) + Duration::from_millis(2 * uids.len() as u64));
             uids = received_since(s, &uids, t)?;
         }
         log::info!(
@@ -343,6 +365,7 @@ impl Watcher {
         dedup: bool,
         stop: &Stop,
     ) -> Result<bool, ImapError> {
+        self.alive_for(Duration::ZERO);
         let found = s
             .uid_search(format!("UID {}:*", cursor.last_uid.saturating_add(1)))
             .map_err(ImapError::from_imap)?;
@@ -367,6 +390,8 @@ impl Watcher {
     ) -> Result<bool, ImapError> {
         let mut done = 0;
         for chunk in uids.chunks(CHUNK) {
+            // Up to 50 × 64 KiB: allow a slow link (16 KiB/s) on top of the read timeouts.
+            self.alive_for(Duration::from_secs(200));
             let fetches = s
                 .uid_fetch(uid_set(chunk), FETCH_ITEMS)
                 .map_err(ImapError::from_imap)?;
@@ -496,6 +521,7 @@ impl Watcher {
                         });
                     }
                     was_full = true;
+                    self.alive_for(Duration::from_secs(5));
                     if stop.sleep(Duration::from_secs(5)) {
                         return Ok(false);
                     }

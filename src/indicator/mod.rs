@@ -9,6 +9,7 @@ pub mod cdev;
 pub mod sim;
 
 use crate::health::Pattern;
+use crate::watchdog::Beat;
 use embedded_hal::digital::{OutputPin, PinState};
 use std::future::Future;
 use std::time::Duration;
@@ -114,6 +115,9 @@ pub struct Indicator<L, B> {
     quiet: Option<(u32, u32)>,
     repeat: Duration,
     minute_of_day: fn() -> u32,
+    /// Checked in before every wait with its length: a pin write that blocks shows as a hung
+    /// loop to the watchdog.
+    beat: Option<Beat>,
 }
 
 impl<L: OutputPin, B: OutputPin> Indicator<L, B> {
@@ -130,6 +134,7 @@ impl<L: OutputPin, B: OutputPin> Indicator<L, B> {
             buzzer,
             quiet,
             repeat,
+            beat: None,
             minute_of_day: local_minute,
         }
     }
@@ -159,6 +164,18 @@ impl<L: OutputPin, B: OutputPin> Indicator<L, B> {
         }
     }
 
+    /// Reports to the watchdog through `beat`.
+    pub fn with_beat(mut self, beat: Beat) -> Self {
+        self.beat = Some(beat);
+        self
+    }
+
+    fn alive_for(&self, d: Duration) {
+        if let Some(b) = &self.beat {
+            b.within(d + Duration::from_secs(5));
+        }
+    }
+
     /// Shows `patterns` until `stop` completes, then turns everything off and hands the pins back.
     pub async fn run(
         mut self,
@@ -166,6 +183,7 @@ impl<L: OutputPin, B: OutputPin> Indicator<L, B> {
         stop: impl Future<Output = ()>,
     ) -> (L, Option<L>, Option<B>) {
         tokio::pin!(stop);
+        self.alive_for(SELFTEST_STEP * 6);
         let stopped = tokio::select! {
             _ = &mut stop => true,
             _ = self.selftest() => false,
@@ -175,6 +193,9 @@ impl<L: OutputPin, B: OutputPin> Indicator<L, B> {
         }
         self.set_led(false, Pattern::Off);
         self.set_buzzer(false);
+        if let Some(b) = &self.beat {
+            b.waiting();
+        }
         (
             self.led.release(),
             self.led2.map(Logical::release),
@@ -221,6 +242,7 @@ impl<L: OutputPin, B: OutputPin> Indicator<L, B> {
                 .flatten()
                 .min()
                 .unwrap_or_else(far);
+            self.alive_for(deadline.saturating_duration_since(Instant::now()));
             tokio::select! {
                 _ = &mut *stop => return,
                 changed = patterns.changed() => {
