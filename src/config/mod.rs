@@ -12,7 +12,7 @@ pub use duration::parse as parse_duration;
 pub use endpoint::{is_loopback, WebhookUrl};
 pub use secret::Secret;
 
-use crate::triage::{Rule, Triage};
+use crate::triage::{Field, Rule, Triage};
 use raw::{RawAccount, RawBucket, RawConfig, RawIndicator, RawPin, RawRule, RawSink};
 use regex::Regex;
 use std::collections::HashSet;
@@ -572,7 +572,7 @@ impl Loader<'_> {
     }
 
     fn rule(&self, key: &str, r: RawRule) -> Result<Rule, ConfigError> {
-        let re = |field: &str, value: Option<String>| -> Result<Option<Regex>, ConfigError> {
+        let re = |field: Field, value: Option<String>| -> Result<Option<Regex>, ConfigError> {
             value
                 .map(|v| {
                     Regex::new(&v).map_err(|e| {
@@ -584,17 +584,31 @@ impl Loader<'_> {
                 })
                 .transpose()
         };
+        let mut headers = Vec::new();
+        for (name, pattern) in r.headers {
+            // RFC 5322 field names: printable ASCII except the colon.
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+                return Err(self.err(
+                    format!("{key}.{}", Field::Header(&name)),
+                    "not a header name (printable ASCII, no spaces, no colon)",
+                ));
+            }
+            if let Some(re) = re(Field::Header(&name), Some(pattern))? {
+                headers.push((name, re));
+            }
+        }
         let rule = Rule {
-            from: re("from", r.from)?,
-            subject: re("subject", r.subject)?,
-            to: re("to", r.to)?,
-            cc: re("cc", r.cc)?,
-            snippet: re("snippet", r.snippet)?,
+            from: re(Field::From, r.from)?,
+            subject: re(Field::Subject, r.subject)?,
+            to: re(Field::To, r.to)?,
+            cc: re(Field::Cc, r.cc)?,
+            snippet: re(Field::Snippet, r.snippet)?,
+            headers,
         };
         if rule.is_empty() {
             return Err(self.err(
                 key,
-                "a rule must name at least one of from, subject, to, cc, snippet",
+                "a rule must name at least one of from, subject, to, cc, snippet, headers",
             ));
         }
         Ok(rule)

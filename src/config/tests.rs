@@ -145,3 +145,51 @@ fn inspection_needs_no_secret_files() {
     assert_eq!(c.accounts[0].password.expose(), "");
     assert_eq!(c.sinks[0].name, "alerts");
 }
+
+#[test]
+fn rules_match_named_headers() {
+    let c = load(
+        "headers",
+        &GOOD.replace(
+            "rules = [{ from",
+            "rules = [{ headers = { \"List-Id\" = '<news\\.example\\.com>', X-Priority = '^1' } }, { from",
+        ),
+    )
+    .unwrap();
+    let rule = &c.buckets[0].rules[0];
+    let names: Vec<&str> = rule.headers.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["List-Id", "X-Priority"]);
+    assert_eq!(c.triage().header_names(), ["list-id", "x-priority"]);
+    let e = load(
+        "header-regex",
+        &GOOD.replace(
+            "rules = [{ from",
+            "rules = [{ headers = { \"List-Id\" = '(news' } }, { from",
+        ),
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "bucket[0] (stripe).rules[0].headers.List-Id", "{e}");
+    assert!(e.reason.contains("regex does not compile"), "{e}");
+    let e = load(
+        "header-name",
+        &GOOD.replace(
+            "rules = [{ from",
+            "rules = [{ headers = { \"List Id\" = 'x' } }, { from",
+        ),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.key, "bucket[0] (stripe).rules[0].headers.\"List Id\"",
+        "{e}"
+    );
+    assert!(e.reason.contains("not a header name"), "{e}");
+    let e = load(
+        "header-none",
+        &GOOD.replace("rules = [{ from", "rules = [{ headers = {} }, { from"),
+    )
+    .unwrap_err();
+    assert!(
+        e.key.ends_with("rules[0]") && e.reason.contains("headers"),
+        "{e}"
+    );
+}
