@@ -14,7 +14,7 @@ pub use secret::Secret;
 
 use crate::triage::{Field, Rule, Triage};
 use raw::{RawAccount, RawBucket, RawConfig, RawIndicator, RawPin, RawRule, RawSink};
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -574,14 +574,7 @@ impl Loader<'_> {
     fn rule(&self, key: &str, r: RawRule) -> Result<Rule, ConfigError> {
         let re = |field: Field, value: Option<String>| -> Result<Option<Regex>, ConfigError> {
             value
-                .map(|v| {
-                    Regex::new(&v).map_err(|e| {
-                        self.err(
-                            format!("{key}.{field}"),
-                            format!("regex does not compile: {e}"),
-                        )
-                    })
-                })
+                .map(|v| compile(&v).map_err(|reason| self.err(format!("{key}.{field}"), reason)))
                 .transpose()
         };
         let mut headers = Vec::new();
@@ -670,6 +663,25 @@ impl Loader<'_> {
             )?,
         })
     }
+}
+
+/// The most memory one compiled rule pattern may take: the regex crate's own default, pinned here
+/// so that it cannot grow under us. Every rule stays compiled for the life of the agent; a
+/// pattern past this (`\w{250}`: a large count of a Unicode class) is a config error that says
+/// so, not a board out of memory.
+const REGEX_SIZE_LIMIT: usize = 10 << 20;
+
+fn compile(pattern: &str) -> Result<Regex, String> {
+    RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| match e {
+            regex::Error::CompiledTooBig(limit) => format!(
+                "regex is too large once compiled (over {} MiB): use smaller counted repetitions, or ASCII classes with (?-u)",
+                limit >> 20
+            ),
+            other => format!("regex does not compile: {other}"),
+        })
 }
 
 fn unique<'a>(names: impl Iterator<Item = &'a str>) -> Result<(), String> {

@@ -193,3 +193,12 @@ fn rules_match_named_headers() {
         "{e}"
     );
 }
+
+#[test]
+fn a_pattern_too_large_to_compile_is_a_config_error() {
+    let e = load("huge", &GOOD.replace("(?i)payment", "\\w{5000}")).unwrap_err();
+    assert_eq!(e.key, "bucket[0] (stripe).rules[1].subject", "{e}");
+    assert!(e.reason.contains("too large"), "{e}");
+    // An ordinary Unicode pattern is far below the limit.
+    load("sized", &GOOD.replace("(?i)payment", "(?i)\\w{20} payment")).unwrap();
+}
