@@ -5,11 +5,13 @@
 
 mod duration;
 mod endpoint;
+mod lint;
 mod raw;
 mod secret;
 
 pub use duration::parse as parse_duration;
 pub use endpoint::{is_loopback, WebhookUrl};
+pub use lint::Warning;
 pub use secret::Secret;
 
 use crate::triage::{Field, Rule, Triage};
@@ -198,6 +200,11 @@ impl Config {
                 .collect(),
             fallback,
         )
+    }
+
+    /// What `check` has to say about rules that load but can never match; none is an error.
+    pub fn warnings(&self) -> Vec<Warning> {
+        lint::warnings(&self.buckets)
     }
 
     pub fn bucket(&self, name: &str) -> Option<&Bucket> {

@@ -202,3 +202,26 @@ fn a_pattern_too_large_to_compile_is_a_config_error() {
     // An ordinary Unicode pattern is far below the limit.
     load("sized", &GOOD.replace("(?i)payment", "(?i)\\w{20} payment")).unwrap();
 }
+
+#[test]
+fn rules_that_can_never_match_are_warnings_not_errors() {
+    let c = load("clean", GOOD).unwrap();
+    assert_eq!(c.warnings(), []);
+    let c = load(
+        "never",
+        &GOOD.replace(
+            "name = \"unknown\"",
+            "name = \"receipts\"\nsinks = [\"alerts\"]\nrules = [{ from = '@stripe\\.com>?$', subject = 'receipt' }, { snippet = '[^\\s\\S]' }]\n[[bucket]]\nname = \"unknown\"",
+        ),
+    )
+    .unwrap();
+    let lines: Vec<String> = c.warnings().iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        lines,
+        [
+            "bucket[1] (receipts).rules[0]: can never match: bucket[0] (stripe).rules[0] matches every mail this rule matches, and buckets are tried in file order",
+            "bucket[1] (receipts).rules[1].snippet: can never match: the pattern matches no text at all",
+            "bucket[1] (receipts): no mail can reach this bucket: none of its rules can ever match",
+        ]
+    );
+}
