@@ -180,6 +180,9 @@ fn check(path: &Path, probe: bool) -> Result<(), Failure> {
         config.sinks.len(),
         config.buckets.len()
     );
+    for warning in config.warnings() {
+        println!("warn {warning}");
+    }
     if !probe {
         return Ok(());
     }

@@ -45,12 +45,21 @@ pub fn spool_dir(config: &Config) -> std::path::PathBuf {
 /// Runs the daemon in the foreground until SIGTERM.
 pub fn run(config_path: &Path) -> Result<(), RunError> {
     let config = Config::load(config_path)?;
+    warn_about_rules(&config);
     let spool = open_spool(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     runtime.block_on(serve(config, spool))
+}
+
+/// Rules that can never match lose no mail (it lands in a later bucket), so they are logged, not
+/// refused.
+fn warn_about_rules(config: &Config) {
+    for warning in config.warnings() {
+        log::warn!("config {}: {warning}", config.path.display());
+    }
 }
 
 /// Opens the spool, waiting up to 10 s while another process holds it: a `status` or `spool`
@@ -151,6 +160,7 @@ async fn serve(mut config: Config, spool: Spool) -> Result<(), RunError> {
                 match Config::load(&config.path) {
                     Err(e) => log::error!("reload refused, the running configuration stays: {e}"),
                     Ok(new) => {
+                        warn_about_rules(&new);
                         if new.state_dir != config.state_dir || new.indicator.backend != config.indicator.backend || new.indicator.led != config.indicator.led {
                             log::warn!("reload: state_dir and indicator pins take effect only after a restart");
                         }

@@ -3,10 +3,16 @@
 //! reason recorded, so a bad mail is still spooled (in the fallback bucket) rather than lost.
 
 use crate::text::{collapse_whitespace, truncate_chars};
+use crate::triage::Headers;
+use mail_parser::parsers::MessageStream;
 use mail_parser::{Address, HeaderValue, MessageParser};
 
 /// At most this many characters of body text travel with the item.
 pub const SNIPPET_CHARS: usize = 500;
+
+/// At most this many characters of `from`, `to`, `cc`, `subject` and the message id: RFC 5322's
+/// line limit, which no honest header needs to exceed.
+pub const FIELD_CHARS: usize = 998;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -24,6 +30,7 @@ pub struct Summary {
 }
 
 impl Summary {
+    /// The summary's fields for triage; the headers rules name come from [`header_values`].
     pub fn fields(&self) -> crate::triage::Fields<'_> {
         crate::triage::Fields {
             from: &self.from,
@@ -31,6 +38,7 @@ impl Summary {
             to: &self.to,
             cc: &self.cc,
             snippet: &self.snippet,
+            ..crate::triage::Fields::default()
         }
     }
 }
@@ -54,9 +62,11 @@ pub fn summarize(raw: &[u8]) -> Summary {
         from: msg.from().map(addresses).unwrap_or_default(),
         to: msg.to().map(addresses).unwrap_or_default(),
         cc: msg.cc().map(addresses).unwrap_or_default(),
-        subject: truncate_chars(msg.subject().unwrap_or(""), 998).to_string(),
+        subject: truncate_chars(msg.subject().unwrap_or(""), FIELD_CHARS).to_string(),
         date: msg.date().map(|d| d.to_rfc3339()),
-        message_id: msg.message_id().map(|m| truncate_chars(m, 998).to_string()),
+        message_id: msg
+            .message_id()
+            .map(|m| truncate_chars(m, FIELD_CHARS).to_string()),
         parse_error: headers_missing.then(|| "no From, Subject or Message-ID header".to_string()),
         snippet,
     }
@@ -80,13 +90,47 @@ fn addresses(a: &Address<'_>) -> String {
             _ => out.push(email.to_string()),
         }
     }
-    truncate_chars(&out.join(", "), 998).to_string()
+    truncate_chars(&out.join(", "), FIELD_CHARS).to_string()
 }
 
-/// Keeps `HeaderValue` in the public vocabulary for later rules on arbitrary headers.
-#[allow(dead_code)]
-fn header_text(v: &HeaderValue<'_>) -> Option<String> {
-    v.as_text().map(str::to_string)
+/// The decoded (RFC 2047), unfolded text of every occurrence of the top-level headers in `names`
+/// (compared case-insensitively), for rules on arbitrary headers. Only the headers some rule
+/// names are read, and they stay beside the summary, not in it: the spool keeps the same few
+/// fields whatever the rules look at. A second, headers-only parse keeps [`summarize`] as it is;
+/// with no header rules it costs nothing.
+pub fn header_values(raw: &[u8], names: &[String]) -> Headers {
+    if names.is_empty() {
+        return Headers::default();
+    }
+    let Some(msg) = MessageParser::new().parse_headers(raw) else {
+        return Headers::default();
+    };
+    msg.headers()
+        .iter()
+        .filter(|h| {
+            names
+                .iter()
+                .any(|n| n.eq_ignore_ascii_case(h.name.as_str()))
+        })
+        .map(|h| {
+            let value = raw
+                .get(h.offset_start as usize..h.offset_end as usize)
+                .unwrap_or_default();
+            (h.name.as_str().to_string(), header_text(value))
+        })
+        .collect()
+}
+
+/// One header's value as text, whatever type the parser would give that header (an address
+/// list, a date): what the sender wrote, encoded words decoded and folds joined.
+fn header_text(value: &[u8]) -> String {
+    // The unstructured parser ends a value at a line break; the last header may have none.
+    let mut line = value.to_vec();
+    line.push(b'\n');
+    match MessageStream::new(&line).parse_unstructured() {
+        HeaderValue::Text(text) => text.into_owned(),
+        _ => String::new(),
+    }
 }
 
 #[cfg(test)]
@@ -125,5 +169,49 @@ mod tests {
         let mut raw = b"From: a@b\r\nSubject: long\r\n\r\n".to_vec();
         raw.extend(std::iter::repeat_n(b'x', 100_000));
         assert_eq!(summarize(&raw).snippet.chars().count(), SNIPPET_CHARS);
+    }
+
+    fn wanted(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| n.to_string()).collect()
+    }
+
+    #[test]
+    fn named_headers_are_decoded_unfolded_and_all_kept() {
+        let raw = b"From: a@b\r\nList-ID: =?UTF-8?Q?Caf=C3=A9?= news\r\n <news.example.com>\r\nX-Tag: one\r\nSubject: hi\r\nx-tag: two\r\nX-Other: no\r\n\r\nbody\r\n";
+        let h = header_values(raw, &wanted(&["list-id", "X-TAG"]));
+        assert_eq!(
+            h.values("List-Id").collect::<Vec<_>>(),
+            ["Café news <news.example.com>"]
+        );
+        assert_eq!(h.values("x-tag").collect::<Vec<_>>(), ["one", "two"]);
+        assert_eq!(
+            h.values("X-Other").count(),
+            0,
+            "only named headers are read"
+        );
+    }
+
+    #[test]
+    fn standard_headers_are_read_as_written_text() {
+        let raw = b"From: \"Stripe\" <receipts@stripe.com>\r\nDate: Tue, 1 Sep 2026 10:00:00 +0000\r\nX-Last: end";
+        let h = header_values(raw, &wanted(&["from", "date", "x-last"]));
+        assert_eq!(
+            h.values("from").collect::<Vec<_>>(),
+            ["\"Stripe\" <receipts@stripe.com>"]
+        );
+        assert_eq!(
+            h.values("date").collect::<Vec<_>>(),
+            ["Tue, 1 Sep 2026 10:00:00 +0000"]
+        );
+        assert_eq!(h.values("x-last").collect::<Vec<_>>(), ["end"]);
+    }
+
+    #[test]
+    fn header_values_of_bad_input_are_empty_not_a_failure() {
+        assert_eq!(header_values(b"From: a@b\r\n\r\n", &[]), Headers::default());
+        for raw in [&b""[..], b"\0\0\xff", b"X-Tag: \xff\xfe\r\n\r\n"] {
+            let h = header_values(raw, &wanted(&["x-tag"]));
+            assert!(h.values("x-tag").all(|v| v.len() < 16));
+        }
     }
 }

@@ -90,6 +90,56 @@ fn a_bad_config_exits_78_naming_file_and_key() {
 }
 
 #[test]
+fn check_warns_about_rules_that_can_never_match_and_still_passes() {
+    // `later` repeats vip's rule (shadowed), and its header pattern matches no text at all.
+    let text = config("", URL).replace(
+        "[[bucket]]\nname = \"unknown\"",
+        "[[bucket]]\nname = \"later\"\nsinks = [\"alerts\"]\n\
+         rules = [{ from = 'boss@' }, { headers = { X-Priority = '[^\\s\\S]' } }]\n\
+         [[bucket]]\nname = \"unknown\"",
+    );
+    let path = write("warn", &text);
+    let out = cli(&path, &["check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let warnings: Vec<&str> = stdout.lines().filter(|l| l.starts_with("warn ")).collect();
+    assert_eq!(
+        warnings,
+        [
+            "warn bucket[1] (later).rules[0]: can never match: bucket[0] (vip).rules[0] matches every mail this rule matches, and buckets are tried in file order",
+            "warn bucket[1] (later).rules[1].headers.X-Priority: can never match: the pattern matches no text at all",
+            "warn bucket[1] (later): no mail can reach this bucket: none of its rules can ever match",
+        ],
+        "{stdout}"
+    );
+    // A sound config says nothing of the kind.
+    let out = cli(&write("sound", &config("", URL)), &["check"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(!stdout.lines().any(|l| l.starts_with("warn ")), "{stdout}");
+}
+
+#[test]
+fn check_refuses_a_header_pattern_that_does_not_compile() {
+    let text = config("", URL).replace(
+        "rules = [{ from = 'boss@' }]",
+        "rules = [{ from = 'boss@' }, { headers = { \"List-Id\" = '(news' } }]",
+    );
+    let out = cli(&write("hdr-regex", &text), &["check"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(78), "{err}");
+    assert!(
+        err.contains("c.toml: bucket[0] (vip).rules[1].headers.List-Id: regex does not compile"),
+        "{err}"
+    );
+}
+
+#[test]
 fn status_works_without_the_service_credentials() {
     let text = config("", URL)
         .replace(

@@ -5,16 +5,18 @@
 
 mod duration;
 mod endpoint;
+mod lint;
 mod raw;
 mod secret;
 
 pub use duration::parse as parse_duration;
 pub use endpoint::{is_loopback, WebhookUrl};
+pub use lint::Warning;
 pub use secret::Secret;
 
-use crate::triage::{Rule, Triage};
+use crate::triage::{Field, Rule, Triage};
 use raw::{RawAccount, RawBucket, RawConfig, RawIndicator, RawPin, RawRule, RawSink};
-use regex::Regex;
+use regex::{Regex, RegexBuilder};
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -198,6 +200,11 @@ impl Config {
                 .collect(),
             fallback,
         )
+    }
+
+    /// What `check` has to say about rules that load but can never match; none is an error.
+    pub fn warnings(&self) -> Vec<Warning> {
+        lint::warnings(&self.buckets)
     }
 
     pub fn bucket(&self, name: &str) -> Option<&Bucket> {
@@ -572,29 +579,36 @@ impl Loader<'_> {
     }
 
     fn rule(&self, key: &str, r: RawRule) -> Result<Rule, ConfigError> {
-        let re = |field: &str, value: Option<String>| -> Result<Option<Regex>, ConfigError> {
+        let re = |field: Field, value: Option<String>| -> Result<Option<Regex>, ConfigError> {
             value
-                .map(|v| {
-                    Regex::new(&v).map_err(|e| {
-                        self.err(
-                            format!("{key}.{field}"),
-                            format!("regex does not compile: {e}"),
-                        )
-                    })
-                })
+                .map(|v| compile(&v).map_err(|reason| self.err(format!("{key}.{field}"), reason)))
                 .transpose()
         };
+        let mut headers = Vec::new();
+        for (name, pattern) in r.headers {
+            // RFC 5322 field names: printable ASCII except the colon.
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+                return Err(self.err(
+                    format!("{key}.{}", Field::Header(&name)),
+                    "not a header name (printable ASCII, no spaces, no colon)",
+                ));
+            }
+            if let Some(re) = re(Field::Header(&name), Some(pattern))? {
+                headers.push((name, re));
+            }
+        }
         let rule = Rule {
-            from: re("from", r.from)?,
-            subject: re("subject", r.subject)?,
-            to: re("to", r.to)?,
-            cc: re("cc", r.cc)?,
-            snippet: re("snippet", r.snippet)?,
+            from: re(Field::From, r.from)?,
+            subject: re(Field::Subject, r.subject)?,
+            to: re(Field::To, r.to)?,
+            cc: re(Field::Cc, r.cc)?,
+            snippet: re(Field::Snippet, r.snippet)?,
+            headers,
         };
         if rule.is_empty() {
             return Err(self.err(
                 key,
-                "a rule must name at least one of from, subject, to, cc, snippet",
+                "a rule must name at least one of from, subject, to, cc, snippet, headers",
             ));
         }
         Ok(rule)
@@ -656,6 +670,25 @@ impl Loader<'_> {
             )?,
         })
     }
+}
+
+/// The most memory one compiled rule pattern may take: the regex crate's own default, pinned here
+/// so that it cannot grow under us. Every rule stays compiled for the life of the agent; a
+/// pattern past this (`\w{250}`: a large count of a Unicode class) is a config error that says
+/// so, not a board out of memory.
+const REGEX_SIZE_LIMIT: usize = 10 << 20;
+
+fn compile(pattern: &str) -> Result<Regex, String> {
+    RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| match e {
+            regex::Error::CompiledTooBig(limit) => format!(
+                "regex is too large once compiled (over {} MiB): use smaller counted repetitions, or ASCII classes with (?-u)",
+                limit >> 20
+            ),
+            other => format!("regex does not compile: {other}"),
+        })
 }
 
 fn unique<'a>(names: impl Iterator<Item = &'a str>) -> Result<(), String> {

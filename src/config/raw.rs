@@ -2,6 +2,7 @@
 //! that names the key instead of a setting that silently does nothing.
 
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 #[derive(Deserialize, Default)]
@@ -79,6 +80,9 @@ pub struct RawRule {
     pub to: Option<String>,
     pub cc: Option<String>,
     pub snippet: Option<String>,
+    /// Header name → pattern: `headers = { "List-Id" = '…', "X-Priority" = '^1' }`.
+    #[serde(default)]
+    pub headers: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -145,3 +145,83 @@ fn inspection_needs_no_secret_files() {
     assert_eq!(c.accounts[0].password.expose(), "");
     assert_eq!(c.sinks[0].name, "alerts");
 }
+
+#[test]
+fn rules_match_named_headers() {
+    let c = load(
+        "headers",
+        &GOOD.replace(
+            "rules = [{ from",
+            "rules = [{ headers = { \"List-Id\" = '<news\\.example\\.com>', X-Priority = '^1' } }, { from",
+        ),
+    )
+    .unwrap();
+    let rule = &c.buckets[0].rules[0];
+    let names: Vec<&str> = rule.headers.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["List-Id", "X-Priority"]);
+    assert_eq!(c.triage().header_names(), ["list-id", "x-priority"]);
+    let e = load(
+        "header-regex",
+        &GOOD.replace(
+            "rules = [{ from",
+            "rules = [{ headers = { \"List-Id\" = '(news' } }, { from",
+        ),
+    )
+    .unwrap_err();
+    assert_eq!(e.key, "bucket[0] (stripe).rules[0].headers.List-Id", "{e}");
+    assert!(e.reason.contains("regex does not compile"), "{e}");
+    let e = load(
+        "header-name",
+        &GOOD.replace(
+            "rules = [{ from",
+            "rules = [{ headers = { \"List Id\" = 'x' } }, { from",
+        ),
+    )
+    .unwrap_err();
+    assert_eq!(
+        e.key, "bucket[0] (stripe).rules[0].headers.\"List Id\"",
+        "{e}"
+    );
+    assert!(e.reason.contains("not a header name"), "{e}");
+    let e = load(
+        "header-none",
+        &GOOD.replace("rules = [{ from", "rules = [{ headers = {} }, { from"),
+    )
+    .unwrap_err();
+    assert!(
+        e.key.ends_with("rules[0]") && e.reason.contains("headers"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_pattern_too_large_to_compile_is_a_config_error() {
+    let e = load("huge", &GOOD.replace("(?i)payment", "\\w{5000}")).unwrap_err();
+    assert_eq!(e.key, "bucket[0] (stripe).rules[1].subject", "{e}");
+    assert!(e.reason.contains("too large"), "{e}");
+    // An ordinary Unicode pattern is far below the limit.
+    load("sized", &GOOD.replace("(?i)payment", "(?i)\\w{20} payment")).unwrap();
+}
+
+#[test]
+fn rules_that_can_never_match_are_warnings_not_errors() {
+    let c = load("clean", GOOD).unwrap();
+    assert_eq!(c.warnings(), []);
+    let c = load(
+        "never",
+        &GOOD.replace(
+            "name = \"unknown\"",
+            "name = \"receipts\"\nsinks = [\"alerts\"]\nrules = [{ from = '@stripe\\.com>?$', subject = 'receipt' }, { snippet = '[^\\s\\S]' }]\n[[bucket]]\nname = \"unknown\"",
+        ),
+    )
+    .unwrap();
+    let lines: Vec<String> = c.warnings().iter().map(|w| w.to_string()).collect();
+    assert_eq!(
+        lines,
+        [
+            "bucket[1] (receipts).rules[0]: can never match: bucket[0] (stripe).rules[0] matches every mail this rule matches, and buckets are tried in file order",
+            "bucket[1] (receipts).rules[1].snippet: can never match: the pattern matches no text at all",
+            "bucket[1] (receipts): no mail can reach this bucket: none of its rules can ever match",
+        ]
+    );
+}

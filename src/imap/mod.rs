@@ -453,7 +453,17 @@ impl Watcher {
         let bucket = if summary.parse_error.is_some() {
             self.triage.fallback()
         } else {
-            self.triage.bucket_for(&summary.fields())
+            // Only the headers some rule names, read beside the summary (the spool keeps none).
+            let names = self.triage.header_names();
+            let headers = body
+                .and_then(|raw| {
+                    std::panic::catch_unwind(|| crate::mail::header_values(raw, names)).ok()
+                })
+                .unwrap_or_default();
+            self.triage.bucket_for(&crate::triage::Fields {
+                headers: &headers,
+                ..summary.fields()
+            })
         };
         if let Some(why) = &summary.parse_error {
             log::warn!(
