@@ -410,3 +410,45 @@ fn the_first_run_honours_start_at_and_backfill() {
         .count();
     assert_eq!(seen, 1, "only the mail appended as read is read");
 }
+
+#[test]
+fn server_restarts_mid_fetch_lose_nothing_and_repeat_nothing() {
+    let dovecot = Dovecot::start();
+    let discord = FakeDiscord::start();
+    let url = discord.webhook("1", "restartTOKEN", Behaviour::Ok);
+    let dir = temp_dir("restart-fetch");
+    let acct = account(&dovecot, "home", "alice", "poll_interval = \"2s\"");
+    let daemon = Daemon::start(&dir, &config(&dir, &acct, &url));
+    wait_until(Duration::from_secs(20), "INBOX watched", || {
+        watching(&daemon, "home", "INBOX")
+    });
+    let mut sent = 0;
+    for round in 0..3 {
+        for _ in 0..120 {
+            dovecot.deliver(
+                "alice",
+                "INBOX",
+                &mail(
+                    "r@example.org",
+                    &format!("Mail {sent:04}"),
+                    "x",
+                    &format!("m{sent}@x"),
+                ),
+            );
+            sent += 1;
+        }
+        // Cut the server while the watcher is still fetching this round.
+        let spooled = daemon.dump().len();
+        eprintln!("round {round}: {spooled}/{sent} spooled when the server went away");
+        dovecot.restart();
+    }
+    wait_until(Duration::from_secs(60), "every mail spooled", || {
+        daemon.dump().len() >= sent
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let dump = daemon.dump();
+    let mut got = subjects(&dump);
+    got.dedup();
+    assert_eq!(got.len(), sent, "nothing lost");
+    assert_eq!(dump.len(), sent, "nothing spooled twice");
+}
