@@ -43,11 +43,19 @@ pub fn client_path(config: &Config) -> PathBuf {
     config.state_dir.join("control.sock")
 }
 
+/// The daemon's spool, empty for the moment it is being reopened after a disk error.
+pub type SpoolSlot = Arc<std::sync::RwLock<Option<Spool>>>;
+
+/// The spool in the slot, if any (a clone: the slot's lock is not held while it is used).
+pub fn spool_in(slot: &SpoolSlot) -> Option<Spool> {
+    slot.read().ok().and_then(|s| s.clone())
+}
+
 /// What request handlers read from the running daemon.
 #[derive(Clone)]
 pub struct Context {
     pub config: watch::Receiver<Arc<Config>>,
-    pub spool: Spool,
+    pub spool: SpoolSlot,
     pub health: watch::Receiver<Health>,
 }
 
@@ -107,6 +115,14 @@ fn handle(stream: UnixStream, ctx: &Context) -> std::io::Result<()> {
     let mut line = String::new();
     BufReader::new((&stream).take(64 * 1024)).read_line(&mut line)?;
     let mut out = BufWriter::new(&stream);
+    let Some(spool) = spool_in(&ctx.spool) else {
+        serde_json::to_writer(
+            &mut out,
+            &serde_json::json!({ "error": "the daemon is reopening its spool after a disk error; try again in a few seconds" }),
+        )?;
+        out.write_all(b"\n")?;
+        return out.flush();
+    };
     match serde_json::from_str::<Request>(&line) {
         Ok(Request::Status) => {
             let config = ctx.config.borrow().clone();
@@ -114,7 +130,7 @@ fn handle(stream: UnixStream, ctx: &Context) -> std::io::Result<()> {
             match report(
                 &config,
                 Some(&health),
-                &ctx.spool,
+                &spool,
                 chrono::Utc::now().timestamp(),
             ) {
                 Ok(r) => serde_json::to_writer(&mut out, &r)?,
@@ -125,7 +141,7 @@ fn handle(stream: UnixStream, ctx: &Context) -> std::io::Result<()> {
             out.write_all(b"\n")?;
         }
         Ok(Request::Items { filter }) => {
-            dump(&ctx.spool, &filter, &mut out)?;
+            dump(&spool, &filter, &mut out)?;
         }
         Err(e) => {
             serde_json::to_writer(

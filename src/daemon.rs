@@ -104,7 +104,7 @@ fn notify(states: &[sd_notify::NotifyState]) {
     }
 }
 
-async fn serve(mut config: Config, spool: Spool) -> Result<(), RunError> {
+async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
@@ -124,15 +124,16 @@ async fn serve(mut config: Config, spool: Spool) -> Result<(), RunError> {
     let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
     let (listener, socket_files) = control::bind(&config)?;
     let socket = socket_files[0].clone();
+    let slot: control::SpoolSlot = Arc::new(std::sync::RwLock::new(Some(spool.clone())));
     let ctx = control::Context {
         config: config_rx.clone(),
-        spool: spool.clone(),
+        spool: slot.clone(),
         health: snapshot_rx.clone(),
     };
     tokio::spawn(control::serve(listener, ctx, services.clone()));
     tokio::spawn(spool_stats(
         config_rx,
-        spool.clone(),
+        slot.clone(),
         health_tx.clone(),
         services.clone(),
     ));
@@ -151,11 +152,57 @@ async fn serve(mut config: Config, spool: Spool) -> Result<(), RunError> {
         spool_dir(&config).display(),
         socket.display()
     );
+    let mut health_rx = snapshot_rx.clone();
+    // Set while the spool cannot be written: the pipeline is stopped until the disk is
+    // writable again, then the spool is reopened (sled refuses every write after one failed).
+    let mut broken: Option<String> = None;
+    let mut recheck = tokio::time::interval(Duration::from_secs(5));
     loop {
         tokio::select! {
             _ = sigterm.recv() => break,
             _ = sigint.recv() => break,
+            changed = health_rx.changed(), if broken.is_none() => {
+                if changed.is_err() {
+                    continue;
+                }
+                let trouble = health_rx.borrow().disk.values().next().cloned();
+                if let Some(reason) = trouble {
+                    log::error!("spool: cannot write ({reason}); ingestion and delivery pause, mail stays on the server; the spool is reopened once the disk is writable");
+                    pipeline.stop().await;
+                    pipeline = Pipeline::idle();
+                    broken = Some(reason);
+                }
+            }
+            _ = recheck.tick(), if broken.is_some() => {
+                if let Err(e) = writable(&spool_dir(&config)) {
+                    log::debug!("spool: still not writable: {e}");
+                    continue;
+                }
+                if let Ok(mut s) = slot.write() {
+                    *s = None;
+                }
+                drop(spool);
+                spool = match tokio::task::spawn_blocking({
+                    let c = config.clone();
+                    move || open_spool(&c)
+                }).await {
+                    Ok(Ok(s)) => s,
+                    Ok(Err(e)) => return Err(e.into()),
+                    Err(e) => return Err(std::io::Error::other(e.to_string()).into()),
+                };
+                if let Ok(mut s) = slot.write() {
+                    *s = Some(spool.clone());
+                }
+                let _ = health_tx.send(Event::SpoolReopened);
+                log::info!("spool: writable again and reopened; mail not yet on disk is fetched again, ingestion and delivery resume");
+                pipeline = Pipeline::start(&config, &spool, &health_tx, &HashSet::new(), &beats);
+                broken = None;
+            }
             _ = sighup.recv() => {
+                if broken.is_some() {
+                    log::warn!("reload deferred: the spool is not writable; send SIGHUP again once it is");
+                    continue;
+                }
                 notify(&[sd_notify::NotifyState::Reloading]);
                 match Config::load(&config.path) {
                     Err(e) => log::error!("reload refused, the running configuration stays: {e}"),
@@ -285,7 +332,7 @@ async fn health_actor(
 /// Feeds per-bucket totals to health twice a second (ages grow even when nothing happens).
 async fn spool_stats(
     config: watch::Receiver<Arc<Config>>,
-    spool: Spool,
+    slot: control::SpoolSlot,
     health: UnboundedSender<Event>,
     stop: Stop,
 ) {
@@ -295,7 +342,10 @@ async fn spool_stats(
             _ = stop.wait() => break,
             _ = tick.tick() => {}
         }
-        let (c, s) = (config.borrow().clone(), spool.clone());
+        let c = config.borrow().clone();
+        let Some(s) = control::spool_in(&slot) else {
+            continue;
+        };
         match tokio::task::spawn_blocking(move || crate::status::bucket_stats(&c, &s)).await {
             Ok(Ok(stats)) => {
                 let _ = health.send(Event::Spool(stats));
@@ -366,6 +416,20 @@ fn start_indicator(
     })
 }
 
+/// Whether `dir` takes a write that reaches the disk: a file of 1 MiB, synced, then removed
+/// (sled needs room for a segment, not just a byte).
+fn writable(dir: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let probe = dir.join(".writable-probe");
+    let result = (|| {
+        let mut f = std::fs::File::create(&probe)?;
+        f.write_all(&vec![0u8; 1 << 20])?;
+        f.sync_all()
+    })();
+    let _ = std::fs::remove_file(&probe);
+    result
+}
+
 /// The workers built from one configuration; replaced whole on reload.
 struct Pipeline {
     stop: Stop,
@@ -374,6 +438,15 @@ struct Pipeline {
 }
 
 impl Pipeline {
+    /// No workers (while the spool cannot be written).
+    fn idle() -> Pipeline {
+        Pipeline {
+            stop: Stop::new(),
+            watchers: Vec::new(),
+            dispatchers: Vec::new(),
+        }
+    }
+
     fn start(
         config: &Config,
         spool: &Spool,

@@ -73,6 +73,8 @@ pub enum Event {
         delivered: bool,
     },
     Spool(Vec<BucketStats>),
+    /// The spool was reopened on a writable disk: every writer's disk trouble is over.
+    SpoolReopened,
     /// From one writer of the spool (`imap home/INBOX`, `sink alerts`): `Some(reason)` while it
     /// cannot write (disk full, read-only), `None` once it can. Each writer clears only its own.
     Disk {
@@ -171,6 +173,7 @@ impl Health {
                 }
             }
             Event::Spool(stats) => self.buckets = stats,
+            Event::SpoolReopened => self.disk.clear(),
             Event::Disk { writer, full } => match full {
                 Some(reason) => {
                     self.disk.insert(writer, reason);

@@ -47,7 +47,16 @@ pub enum SpoolError {
 impl SpoolError {
     fn from_sled(e: sled::Error) -> SpoolError {
         match e {
-            sled::Error::Io(io) if matches!(io.raw_os_error(), Some(28 | 30 | 122)) => {
+            // sled hands out copies of a stored error that keep the kind but not the errno.
+            sled::Error::Io(io)
+                if matches!(io.raw_os_error(), Some(28 | 30 | 122))
+                    || matches!(
+                        io.kind(),
+                        std::io::ErrorKind::StorageFull
+                            | std::io::ErrorKind::ReadOnlyFilesystem
+                            | std::io::ErrorKind::QuotaExceeded
+                    ) =>
+            {
                 SpoolError::DiskFull(io)
             }
             other => SpoolError::Storage(other),

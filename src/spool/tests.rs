@@ -222,3 +222,21 @@ fn fingerprints_prefer_the_message_id() {
     assert_ne!(fingerprint(&b), fingerprint(&c));
     assert_eq!(fingerprint(&b), fingerprint(&b.clone()));
 }
+
+#[test]
+fn a_full_or_read_only_disk_is_recognised_even_in_sleds_copied_errors() {
+    use std::io::{Error, ErrorKind};
+    // sled returns its stored error as a copy that keeps the kind but loses the errno.
+    for kind in [
+        ErrorKind::StorageFull,
+        ErrorKind::ReadOnlyFilesystem,
+        ErrorKind::QuotaExceeded,
+    ] {
+        let e = SpoolError::from(sled::Error::Io(Error::new(kind, "copied")));
+        assert!(e.is_disk_full(), "{kind:?}");
+    }
+    let e = SpoolError::from(sled::Error::Io(Error::from_raw_os_error(28)));
+    assert!(e.is_disk_full());
+    let e = SpoolError::from(sled::Error::Io(Error::other("bad sector")));
+    assert!(!e.is_disk_full());
+}
