@@ -55,6 +55,26 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// Whether nothing a reader could see is left: only whitespace and zero-width characters.
+fn is_blank(s: &str) -> bool {
+    s.chars().all(|c| {
+        c.is_whitespace()
+            || matches!(c, '\u{200B}'..='\u{200F}' | '\u{2060}'..='\u{2064}' | '\u{FEFF}')
+    })
+}
+
+/// Escaped mail text cut to `max`, or `placeholder` when escaping left nothing visible (a sender
+/// made only of bidi or control characters): Discord refuses an empty field value with a 400,
+/// and a blank title looks like a glitch.
+fn escaped_or(text: &str, placeholder: &str, max: usize) -> String {
+    let escaped = escape(text);
+    if is_blank(&escaped) {
+        placeholder.to_string()
+    } else {
+        cut(&escaped, max)
+    }
+}
+
 /// `ellipsize` for escaped text: never leaves a dangling backslash that would eat the "…".
 fn cut(escaped: &str, max: usize) -> String {
     if escaped.chars().count() <= max {
@@ -79,12 +99,7 @@ pub fn colour(severity: Severity) -> u32 {
 }
 
 fn embed(item: &Item, severity: Severity, level: Level) -> (Value, usize) {
-    let subject = if item.subject.trim().is_empty() {
-        "(no subject)"
-    } else {
-        &item.subject
-    };
-    let title = cut(&escape(subject), TITLE);
+    let title = escaped_or(&item.subject, "(no subject)", TITLE);
     let footer = ellipsize(
         &format!(
             "{} · {}/{} · uid {}",
@@ -95,18 +110,12 @@ fn embed(item: &Item, severity: Severity, level: Level) -> (Value, usize) {
     let mut chars = title.chars().count() + footer.chars().count();
     let mut e = json!({ "title": title, "color": colour(severity), "footer": { "text": footer } });
     if level == Level::Full {
-        let from = cut(
-            &escape(if item.from.is_empty() {
-                "(unknown sender)"
-            } else {
-                &item.from
-            }),
-            FIELD_VALUE,
-        );
-        let description = cut(&escape(&item.snippet), DESCRIPTION);
-        chars += "From".len() + from.chars().count() + description.chars().count();
+        let from = escaped_or(&item.from, "(unknown sender)", FIELD_VALUE);
+        chars += "From".len() + from.chars().count();
         e["fields"] = json!([{ "name": "From", "value": from, "inline": false }]);
-        if !description.is_empty() {
+        let description = cut(&escape(&item.snippet), DESCRIPTION);
+        if !is_blank(&description) {
+            chars += description.chars().count();
             e["description"] = json!(description);
         }
         if let Some(date) = item

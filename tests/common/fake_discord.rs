@@ -55,6 +55,9 @@ pub struct Request {
     pub status: u16,
     /// The raw body (lossy UTF-8).
     pub raw_body: String,
+    /// The JSON the fake answered with (`Value::Null` for a 204), e.g. the `errors` tree of a
+    /// 400 that says which limit a payload broke.
+    pub response: Value,
     /// When the request was handled.
     pub at: Instant,
 }
@@ -411,6 +414,7 @@ fn serve(state: &Arc<Mutex<State>>, mut rq: tiny_http::Request) {
             body,
             status: reply.status,
             raw_body,
+            response: reply.body.clone().unwrap_or(Value::Null),
             at: Instant::now(),
         });
         reply
@@ -900,7 +904,8 @@ fn validate(body: &Value) -> Result<(), Reply> {
                     }
                 }
                 if let Some(ts) = e.get("timestamp") {
-                    if !ts.is_null() && !ts.is_string() {
+                    let ok = ts.is_null() || ts.as_str().is_some_and(is_iso8601);
+                    if !ok {
                         push_err(
                             &mut errors,
                             &["embeds", &idx, "timestamp"],
@@ -945,6 +950,18 @@ fn validate(body: &Value) -> Result<(), Reply> {
                             let fp: [&str; 4] = ["embeds", &idx, "fields", &jdx];
                             total += check_str(&mut errors, f, "name", &fp, 256, true);
                             total += check_str(&mut errors, f, "value", &fp, 1024, true);
+                            if f.get("inline")
+                                .is_some_and(|v| !v.is_null() && !v.is_boolean())
+                            {
+                                let mut ip = fp.to_vec();
+                                ip.push("inline");
+                                push_err(
+                                    &mut errors,
+                                    &ip,
+                                    "BOOLEAN_TYPE_CONVERT",
+                                    "Must be either true or false.".into(),
+                                );
+                            }
                         }
                     }
                     Some(_) => push_err(
@@ -972,6 +989,17 @@ fn validate(body: &Value) -> Result<(), Reply> {
         ),
     }
 
+    match body.get("allowed_mentions") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(am)) => check_allowed_mentions(&mut errors, am),
+        Some(_) => push_err(
+            &mut errors,
+            &["allowed_mentions"],
+            "DICT_TYPE_CONVERT",
+            "Only dictionaries may be used in a DictType".into(),
+        ),
+    }
+
     if !errors.is_empty() {
         return Err(Reply::form_errors(Value::Object(errors)));
     }
@@ -984,4 +1012,153 @@ fn validate(body: &Value) -> Result<(), Reply> {
         return Err(Reply::error(400, 50006));
     }
     Ok(())
+}
+
+/// `allowed_mentions` as Discord checks it: `parse` holds only "roles", "users", "everyone";
+/// `roles` and `users` are lists of at most 100 snowflakes; a kind may not be both parsed and
+/// listed; `replied_user` is a bool.
+fn check_allowed_mentions(errors: &mut Map<String, Value>, am: &Map<String, Value>) {
+    let parse: Vec<&str> = match am.get("parse") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(a)) => {
+            for (i, v) in a.iter().enumerate() {
+                if !matches!(v.as_str(), Some("roles" | "users" | "everyone")) {
+                    let idx = i.to_string();
+                    push_err(
+                        errors,
+                        &["allowed_mentions", "parse", &idx],
+                        "BASE_TYPE_CHOICES",
+                        format!("Value must be one of {{'roles', 'users', 'everyone'}}, got {v}."),
+                    );
+                }
+            }
+            a.iter().filter_map(Value::as_str).collect()
+        }
+        Some(_) => {
+            push_err(
+                errors,
+                &["allowed_mentions", "parse"],
+                "BASE_TYPE_LIST",
+                "Must be an array.".into(),
+            );
+            Vec::new()
+        }
+    };
+    for kind in ["roles", "users"] {
+        let list = match am.get(kind) {
+            None | Some(Value::Null) => continue,
+            Some(Value::Array(a)) => a,
+            Some(_) => {
+                push_err(
+                    errors,
+                    &["allowed_mentions", kind],
+                    "BASE_TYPE_LIST",
+                    "Must be an array.".into(),
+                );
+                continue;
+            }
+        };
+        if list.len() > 100 {
+            push_err(
+                errors,
+                &["allowed_mentions", kind],
+                "BASE_TYPE_MAX_LENGTH",
+                "Must be 100 or fewer in length.".into(),
+            );
+        }
+        let snowflake = |v: &Value| match v {
+            Value::String(s) => !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()),
+            Value::Number(n) => n.is_u64(),
+            _ => false,
+        };
+        if !list.iter().all(snowflake) {
+            push_err(
+                errors,
+                &["allowed_mentions", kind],
+                "NUMBER_TYPE_COERCE",
+                "Value is not snowflake.".into(),
+            );
+        }
+        if !list.is_empty() && parse.contains(&kind) {
+            push_err(
+                errors,
+                &["allowed_mentions"],
+                "MESSAGE_ALLOWED_MENTIONS_PARSE_EXCLUSIVE",
+                format!("parse:[\"{kind}\"] and {kind}: [ids...] are mutually exclusive."),
+            );
+        }
+    }
+    if am
+        .get("replied_user")
+        .is_some_and(|v| !v.is_null() && !v.is_boolean())
+    {
+        push_err(
+            errors,
+            &["allowed_mentions", "replied_user"],
+            "BOOLEAN_TYPE_CONVERT",
+            "Must be either true or false.".into(),
+        );
+    }
+}
+
+/// An ISO 8601 date-time as Discord's API (Python's `datetime`) reads it:
+/// `YYYY-MM-DDTHH:MM[:SS[.ffffff]]` with an optional `Z` or `±HH:MM` offset, year 1..=9999, real
+/// calendar dates, seconds below 60 (no leap second), offsets below 24 h.
+fn is_iso8601(s: &str) -> bool {
+    fn num(s: &str, range: std::ops::RangeInclusive<u32>) -> Option<u32> {
+        if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        s.parse().ok().filter(|n| range.contains(n))
+    }
+    let Some((date, time)) = s.split_once(['T', ' ']) else {
+        return false;
+    };
+    let d: Vec<&str> = date.split('-').collect();
+    let (Some(y), Some(m)) = (
+        d.first()
+            .filter(|y| y.len() == 4)
+            .and_then(|y| num(y, 1..=9999)),
+        d.get(1)
+            .filter(|m| m.len() == 2)
+            .and_then(|m| num(m, 1..=12)),
+    ) else {
+        return false;
+    };
+    let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
+    let days = match m {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    if d.len() != 3 || d[2].len() != 2 || num(d[2], 1..=days).is_none() {
+        return false;
+    }
+    let (clock, offset) = if let Some(c) = time.strip_suffix('Z') {
+        (c, None)
+    } else if let Some(i) = time.rfind(['+', '-']) {
+        (&time[..i], Some(&time[i + 1..]))
+    } else {
+        (time, None)
+    };
+    if let Some(o) = offset {
+        let ok = o.len() == 5
+            && o.as_bytes()[2] == b':'
+            && num(&o[..2], 0..=23).is_some()
+            && num(&o[3..], 0..=59).is_some();
+        if !ok {
+            return false;
+        }
+    }
+    let (hms, frac) = clock.split_once('.').unwrap_or((clock, "0"));
+    let t: Vec<&str> = hms.split(':').collect();
+    let two = |x: &&str| x.len() == 2;
+    (2..=3).contains(&t.len())
+        && t.iter().all(two)
+        && num(t[0], 0..=23).is_some()
+        && num(t[1], 0..=59).is_some()
+        && t.get(2).is_none_or(|sec| num(sec, 0..=59).is_some())
+        && (1..=6).contains(&frac.len())
+        && num(frac, 0..=999_999).is_some()
 }

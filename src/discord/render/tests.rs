@@ -65,8 +65,11 @@ fn assert_within_limits(m: &Message) {
         let n = |v: &Value| v.as_str().map_or(0, |s| s.chars().count());
         assert!(n(&e["title"]) <= TITLE && n(&e["description"]) <= DESCRIPTION);
         assert!(n(&e["footer"]["text"]) <= FOOTER);
+        // Discord refuses an empty field value; a blank title reads as a glitch.
+        assert!(!e["title"].as_str().unwrap_or("").trim().is_empty(), "{e}");
         for f in e["fields"].as_array().cloned().unwrap_or_default() {
             assert!(n(&f["value"]) <= FIELD_VALUE && n(&f["name"]) <= 256);
+            assert!(!f["value"].as_str().unwrap_or("").trim().is_empty(), "{e}");
             total += n(&f["value"]) + n(&f["name"]);
         }
         total += n(&e["title"]) + n(&e["description"]) + n(&e["footer"]["text"]);
@@ -112,6 +115,21 @@ fn a_configured_mention_is_the_only_ping() {
     );
     assert_eq!(m.body["allowed_mentions"], json!({ "parse": ["everyone"] }));
     assert_eq!(m.body["embeds"][0]["color"], json!(0xE74C3C));
+}
+
+#[test]
+fn text_that_escapes_to_nothing_gets_a_placeholder() {
+    let invisible = "\u{202E}\u{2066}\u{1}\u{1B}\u{200B}";
+    let m = render(
+        None,
+        &[item(1, invisible, invisible, invisible)],
+        Level::Full,
+    );
+    let e = &m.body["embeds"][0];
+    assert_eq!(e["title"], "(no subject)");
+    assert_eq!(e["fields"][0]["value"], "(unknown sender)");
+    assert!(e.get("description").is_none(), "{e}");
+    assert_within_limits(&m);
 }
 
 #[test]
