@@ -9,6 +9,9 @@
 //!   durably in a fresh spool, through `mailbeacon::imap::Watcher` in-process; against a bare
 //!   IMAP fetch of the same UIDs with the same FETCH items in the same chunks over the same TLS.
 //!
+//! - `idle`: a watcher idling on INBOX (IDLE, polls an hour apart); 50 mails APPENDed one at a
+//!   time over a second connection; time from the server's APPEND OK to the item in the spool.
+//!
 //! More sections (IDLE latency, drain efficiency, RSS, start-up time, binary sizes) slot into
 //! [`SECTIONS`]. Environment: `MAILBEACON_BENCH_MAILS` (default 10000), `MAILBEACON_BENCH_ROUNDS`
 //! (default 5). Needs root and Dovecot, like the integration tests (`.ci/install-deps`).
@@ -37,7 +40,7 @@ struct Row {
 
 type Section = fn() -> Vec<Row>;
 
-const SECTIONS: &[(&str, Section)] = &[("ingest", ingest)];
+const SECTIONS: &[(&str, Section)] = &[("ingest", ingest), ("idle", idle_latency)];
 
 fn main() {
     // `cargo bench` passes `--bench`; everything else not starting with `-` names a section.
@@ -339,6 +342,7 @@ fn watcher_ingest(
         health,
         wakes: Vec::new(),
         tls: tls.clone(),
+        beat: mailbeacon::watchdog::Beat::detached("bench"),
     };
     let stop = Stop::new();
     let (done_tx, done) = std::sync::mpsc::channel();
@@ -428,4 +432,104 @@ fn bare_fetch(tls: &Arc<rustls::ClientConfig>, port: u16, n: usize) -> Duration 
     assert_eq!(fetched, n, "the bare fetch got every mail");
     assert!(bytes > 0);
     elapsed
+}
+
+/// APPEND → spooled with IDLE: the watcher runs in-process on a fresh spool; a second session
+/// appends one mail at a time and the clock stops when the spool counts it.
+fn idle_latency() -> Vec<Row> {
+    const N: usize = 50;
+    progress("idle", "starting Dovecot");
+    let dovecot = Dovecot::start();
+    let dir = temp_dir("idle");
+    let mut config = load_config(&dir, &dovecot);
+    config.accounts[0].idle = true;
+    config.accounts[0].poll_interval = Duration::from_secs(3600);
+    let tls = mailbeacon::imap::tls_config(config.accounts[0].ca_file.as_deref())
+        .expect("TLS configuration");
+    let spool = Spool::open(&dir.join("spool"), 16 << 20).expect("open spool");
+    let (health, _events) = tokio::sync::mpsc::unbounded_channel();
+    let watcher = Watcher {
+        account: config.accounts[0].clone(),
+        folder: FOLDER.into(),
+        spool: spool.clone(),
+        triage: Arc::new(config.triage()),
+        buckets: Arc::new(config.buckets.clone()),
+        health,
+        wakes: Vec::new(),
+        tls,
+        beat: mailbeacon::watchdog::Beat::detached("bench"),
+    };
+    let stop = Stop::new();
+    let runner = {
+        let stop = stop.clone();
+        std::thread::spawn(move || watcher.run(stop))
+    };
+    // The cursor moves in the same flushed transaction as the items it covers.
+    let spooled = || {
+        spool
+            .cursor("bench", FOLDER)
+            .ok()
+            .flatten()
+            .map_or(0, |c| c.last_uid)
+    };
+    // The first run writes a cursor; then the watcher idles.
+    let ready = Instant::now();
+    while spool.cursor("bench", FOLDER).ok().flatten().is_none() {
+        assert!(
+            ready.elapsed() < Duration::from_secs(20),
+            "watcher never started"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let tcp = TcpStream::connect(("127.0.0.1", dovecot.imap_port())).expect("connect");
+    let mut client = imap::Client::new(tcp);
+    client.read_greeting().expect("greeting");
+    let mut session = client
+        .login("alice", "secret")
+        .map_err(|(e, _)| e)
+        .expect("login");
+    let mut latencies = Vec::with_capacity(N);
+    for i in 0..N {
+        let before = spooled();
+        session
+            .append(FOLDER, small_mail(i).as_bytes())
+            .finish()
+            .expect("APPEND");
+        let t = Instant::now();
+        while spooled() <= before {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "mail {i} never spooled"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        latencies.push(t.elapsed());
+        // Let the watcher return to IDLE, as it would between real mails.
+        std::thread::sleep(Duration::from_millis(200));
+        if (i + 1) % 10 == 0 {
+            progress("idle", &format!("{}/{N} mails", i + 1));
+        }
+    }
+    let _ = session.logout();
+    stop.trigger();
+    let _ = runner.join();
+    let _ = std::fs::remove_dir_all(&dir);
+    latencies.sort();
+    let pct = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
+    let ms = |d: Duration| format!("{:.0} ms", d.as_secs_f64() * 1000.0);
+    vec![
+        Row {
+            section: "idle",
+            figure: format!("APPEND → spooled with IDLE, p50 of {N}"),
+            value: ms(pct(50)),
+            note: "polls an hour apart: IDLE alone brings the mail".into(),
+        },
+        Row {
+            section: "idle",
+            figure: format!("APPEND → spooled with IDLE, p99 of {N}"),
+            value: ms(pct(99)),
+            note: "goal ≤ 1 s".into(),
+        },
+    ]
 }
