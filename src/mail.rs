@@ -5,7 +5,7 @@
 use crate::text::{collapse_whitespace, truncate_chars};
 use crate::triage::Headers;
 use mail_parser::parsers::MessageStream;
-use mail_parser::{Address, HeaderValue, MessageParser};
+use mail_parser::{Address, HeaderValue, MessageParser, MimeHeaders};
 
 /// At most this many characters of body text travel with the item.
 pub const SNIPPET_CHARS: usize = 500;
@@ -45,6 +45,15 @@ impl Summary {
 
 /// Reads what can be read from a raw RFC 5322 message.
 pub fn summarize(raw: &[u8]) -> Summary {
+    // Only the first 64 KiB are fetched, so a long header block may end mid-header with no
+    // blank line after it: close it, or the parser drops the last header.
+    let closed;
+    let raw = if body_start(raw).is_none() {
+        closed = [raw, b"\r\n\r\n"].concat();
+        &closed[..]
+    } else {
+        raw
+    };
     let Some(msg) = MessageParser::default().parse(raw) else {
         return Summary {
             snippet: fallback_snippet(raw),
@@ -54,22 +63,66 @@ pub fn summarize(raw: &[u8]) -> Summary {
     };
     let headers_missing =
         msg.from().is_none() && msg.subject().is_none() && msg.message_id().is_none();
-    let snippet = msg
+    let mut snippet = msg
         .body_text(0)
         .map(|t| collapse_whitespace(&t, SNIPPET_CHARS))
         .unwrap_or_default();
+    let mut parse_error =
+        headers_missing.then(|| "no From, Subject or Message-ID header".to_string());
+    // A body the parser could not split into parts (a multipart without a boundary): no text,
+    // no attachment, yet bytes are there. Keep them as raw text and say so.
+    let raw_body = body_start(raw).map_or(&[][..], |at| &raw[at..]);
+    let unsplit = msg
+        .content_type()
+        .is_some_and(|ct| ct.ctype().eq_ignore_ascii_case("multipart"))
+        && msg.parts.len() <= 1;
+    if snippet.is_empty() && unsplit && raw_body.iter().any(|b| !b.is_ascii_whitespace()) {
+        snippet = fallback_snippet(raw_body);
+        parse_error.get_or_insert_with(|| {
+            "the body could not be split into its parts; kept as raw text".to_string()
+        });
+    }
     Summary {
         from: msg.from().map(addresses).unwrap_or_default(),
         to: msg.to().map(addresses).unwrap_or_default(),
         cc: msg.cc().map(addresses).unwrap_or_default(),
         subject: truncate_chars(msg.subject().unwrap_or(""), FIELD_CHARS).to_string(),
-        date: msg.date().map(|d| d.to_rfc3339()),
+        date: msg.date().and_then(utc_rfc3339),
         message_id: msg
             .message_id()
             .map(|m| truncate_chars(m, FIELD_CHARS).to_string()),
-        parse_error: headers_missing.then(|| "no From, Subject or Message-ID header".to_string()),
+        parse_error,
         snippet,
     }
+}
+
+/// Where the body begins: after the first empty line (CRLF or bare LF).
+fn body_start(raw: &[u8]) -> Option<usize> {
+    let mut at = 0;
+    for line in raw.split_inclusive(|b| *b == b'\n') {
+        at += line.len();
+        if line == b"\n" || line == b"\r\n" {
+            return Some(at);
+        }
+    }
+    None
+}
+
+/// The Date header as RFC 3339 in UTC, or nothing when it names no real instant (31 February,
+/// 25:61, an offset of +99:99).
+fn utc_rfc3339(d: &mail_parser::DateTime) -> Option<String> {
+    let local = chrono::NaiveDate::from_ymd_opt(i32::from(d.year), d.month.into(), d.day.into())?
+        .and_hms_opt(d.hour.into(), d.minute.into(), d.second.into())?;
+    if d.tz_hour > 14 || d.tz_minute > 59 {
+        return None;
+    }
+    let offset = i64::from(d.tz_hour) * 3600 + i64::from(d.tz_minute) * 60;
+    let offset = if d.tz_before_gmt { -offset } else { offset };
+    let utc = local.checked_sub_signed(chrono::TimeDelta::seconds(offset))?;
+    Some(
+        utc.and_utc()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    )
 }
 
 /// For bytes that are not a message at all: printable text only, bounded.
