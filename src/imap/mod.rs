@@ -93,7 +93,10 @@ impl Watcher {
     pub fn run(self, stop: Stop) {
         let mut carry = Carry::default();
         while !stop.is_stopped() {
-            self.report(AccountState::Connecting, None, None);
+            // A retry keeps showing the failure it retries (no flicker back to "connecting").
+            if carry.failures == 0 {
+                self.report(AccountState::Connecting, None, None);
+            }
             // Connect, TLS, greeting, login, EXAMINE: a handful of bounded exchanges.
             self.alive_for(self.account.timeout * 2);
             match self.session(&stop, &mut carry) {
