@@ -102,7 +102,10 @@ pub struct SinkConfig {
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// P0 is the most urgent: its mail is delivered before P1's, and so on.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Severity {
     P0,
     P1,
@@ -446,7 +449,7 @@ impl Loader<'_> {
 
     fn sink(&self, i: usize, s: RawSink) -> Result<SinkConfig, ConfigError> {
         let key = |k: &str| format!("sink[{i}] ({}).{k}", s.name);
-        if s.name.trim().is_empty() {
+        if s.name.trim().is_empty() || s.name.contains('\0') {
             return Err(self.err(format!("sink[{i}].name"), "must not be empty"));
         }
         let target = match s.kind.as_str() {

@@ -65,6 +65,7 @@ fn spool_with(n: u32) -> Spool {
     let items: Vec<NewItem> = (1..=n)
         .map(|uid| NewItem {
             bucket: "b".into(),
+            severity: crate::config::Severity::P3,
             uid,
             summary: Summary {
                 subject: format!("mail {uid}"),
