@@ -88,6 +88,9 @@ struct LoopState {
     stop: Stop,
     /// Told health that a pause of every sink holds this one.
     paused: bool,
+    /// A probe revived the sink and nothing was delivered since: if it dies again at once (a
+    /// webhook whose thread is gone passes the probe but not a post), the wait keeps growing.
+    revived: bool,
 }
 
 impl Dispatcher {
@@ -127,6 +130,7 @@ impl Dispatcher {
             },
             stop: stop.clone(),
             paused: false,
+            revived: false,
         };
         if st.dead {
             self.report(SinkState::Dead, None, false);
@@ -225,7 +229,7 @@ impl Dispatcher {
                 );
                 st.dead = false;
                 st.failures = 0;
-                st.probe_delay = self.probe_every;
+                st.revived = true;
                 self.report(SinkState::Ok, None, false);
                 Next::At(Instant::now())
             }
@@ -408,6 +412,8 @@ impl Dispatcher {
                     ids.len()
                 );
                 st.failures = 0;
+                st.revived = false;
+                st.probe_delay = self.probe_every;
                 self.report(SinkState::Ok, None, true);
                 // The guard paces the next request from this answer's headers.
                 Next::At(now)
@@ -443,9 +449,13 @@ impl Dispatcher {
                 ))
                 .await;
                 st.dead = true;
-                st.probe_delay = self.probe_every;
+                st.probe_delay = if std::mem::take(&mut st.revived) {
+                    (st.probe_delay * 2).min(self.probe_max)
+                } else {
+                    self.probe_every
+                };
                 self.report(SinkState::Dead, Some(reason), false);
-                Next::At(now + self.probe_every)
+                Next::At(now + st.probe_delay)
             }
             Outcome::Rejected { reason } => {
                 self.record(each(ids, &Update::DeadLetter { error: reason }))
