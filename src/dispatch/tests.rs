@@ -509,3 +509,20 @@ async fn at_the_invalid_request_limit_every_sink_waits_for_the_window() {
     }
     assert_eq!((post_count(&a), post_count(&b)), (4, 1));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_sink_that_dies_again_after_each_revival_waits_longer_each_time() {
+    // The probe passes (the webhook exists) but every post is refused (its thread is gone).
+    let spool = spool_with(1);
+    let sink = scripted(|_| Outcome::Dead {
+        reason: "HTTP 400 (code 10003: Unknown Channel)".into(),
+    });
+    *sink.probe_ok.lock().unwrap() = true;
+    let (stop, task, _rx) = start(sink.clone(), &spool);
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    stop.trigger();
+    task.await.unwrap();
+    // Posts at 0, 60, 180 and 420 s: the wait doubles (60, 120, 240 s) instead of staying 60 s.
+    assert_eq!(post_count(&sink), 4);
+    assert_eq!(states(&spool), vec![State::Pending], "still owed");
+}
