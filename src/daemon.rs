@@ -10,7 +10,7 @@
 use crate::config::{Backend, Config, ConfigError, IndicatorConfig};
 use crate::control;
 use crate::discord::HttpSink;
-use crate::dispatch::Dispatcher;
+use crate::dispatch::{guard::Guard, Dispatcher};
 use crate::health::{Event, Health, Pattern, SinkState, Thresholds};
 use crate::imap::{tls_config, Watcher};
 use crate::indicator::{cdev, sim, Indicator, Logical};
@@ -137,7 +137,15 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
         health_tx.clone(),
         services.clone(),
     ));
-    let mut pipeline = Pipeline::start(&config, &spool, &health_tx, &HashSet::new(), &beats);
+    // One guard for the life of the process: Discord counts invalid requests per IP, across reloads.
+    let guard = Arc::new(Guard::new(config.discord.invalid_request_limit));
+    tokio::spawn(guard_stats(
+        guard.clone(),
+        health_tx.clone(),
+        services.clone(),
+    ));
+    let mut pipeline =
+        Pipeline::start(&config, &spool, &health_tx, &HashSet::new(), &beats, &guard);
     tokio::spawn(watchdog(beats.clone(), services.clone()));
     notify(&[sd_notify::NotifyState::Ready]);
     log::info!(
@@ -195,7 +203,7 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
                 }
                 let _ = health_tx.send(Event::SpoolReopened);
                 log::info!("spool: writable again and reopened; mail not yet on disk is fetched again, ingestion and delivery resume");
-                pipeline = Pipeline::start(&config, &spool, &health_tx, &HashSet::new(), &beats);
+                pipeline = Pipeline::start(&config, &spool, &health_tx, &HashSet::new(), &beats, &guard);
                 broken = None;
             }
             _ = sighup.recv() => {
@@ -214,7 +222,8 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
                         let dead: HashSet<String> = snapshot_rx.borrow().sinks.iter().filter(|(_, s)| s.state == SinkState::Dead).map(|(n, _)| n.clone()).collect();
                         pipeline.stop().await;
                         let _ = health_tx.send(configured(&new));
-                        pipeline = Pipeline::start(&new, &spool, &health_tx, &dead, &beats);
+                        guard.set_limit(new.discord.invalid_request_limit);
+                        pipeline = Pipeline::start(&new, &spool, &health_tx, &dead, &beats, &guard);
                         log::info!("configuration reloaded; probing dead sinks now: {dead:?}");
                         config = new;
                         let _ = config_tx.send(Arc::new(config.clone()));
@@ -356,6 +365,25 @@ async fn spool_stats(
     }
 }
 
+/// Feeds the shared guard's count and pauses to health twice a second (the window drains with
+/// time alone).
+async fn guard_stats(guard: Arc<Guard>, health: UnboundedSender<Event>, stop: Stop) {
+    let mut tick = tokio::time::interval(Duration::from_millis(500));
+    let mut last = None;
+    loop {
+        tokio::select! {
+            _ = stop.wait() => break,
+            _ = tick.tick() => {}
+        }
+        let now = tokio::time::Instant::now();
+        let snapshot = guard.snapshot(now, chrono::Utc::now().timestamp());
+        if last.as_ref() != Some(&snapshot) {
+            last = Some(snapshot.clone());
+            let _ = health.send(Event::Discord(snapshot));
+        }
+    }
+}
+
 fn start_indicator(
     c: &IndicatorConfig,
     patterns: watch::Receiver<Pattern>,
@@ -453,6 +481,7 @@ impl Pipeline {
         health: &UnboundedSender<Event>,
         dead: &HashSet<String>,
         beats: &Beats,
+        guard: &Arc<Guard>,
     ) -> Pipeline {
         let stop = Stop::new();
         for b in config
@@ -484,6 +513,7 @@ impl Pipeline {
                     s.timeout + Duration::from_secs(10),
                 ),
                 timeout: s.timeout,
+                guard: guard.clone(),
             };
             dispatchers.push(tokio::spawn(d.run(stop.clone())));
         }

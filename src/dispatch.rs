@@ -1,14 +1,22 @@
 //! Dispatch: one loop per sink that reads owed items from the spool (the outbox) and delivers
 //! them, reacting to each [`Outcome`] as DESIGN.md's table says.
 //!
-//! - Delivered: recorded with Discord's message id, flushed; pace from the rate-limit headers.
+//! - Delivered: recorded with Discord's message id, flushed.
 //! - RateLimited: wait `retry_after`; not a failure, no attempt counted.
 //! - Transient: exponential backoff with jitter (1 s doubling to 5 min), forever.
 //! - Dead: stop posting; probe with a non-posting `GET` on a slow, doubling schedule; revive on
 //!   a successful probe (or when a reload starts a new loop, which probes first).
-//! - Rejected: re-render each item smaller, then plain; dead-letter what is still refused.
+//! - Rejected: re-render each item once as plain text (no embeds); dead-letter what is still
+//!   refused, with the API's words.
+//!
+//! Every request, post or probe, first passes the [`guard::Guard`] all loops share (pacing
+//! from the rate-limit headers, global 429s, the invalid-request limit, an IP ban) and feeds it
+//! the answer. The spool hands out the most urgent bucket's oldest mail first.
 //!
 //! An item leaves `pending` only on a 2xx with a message id (invariant 3).
+
+pub mod guard;
+pub mod pace;
 
 use crate::config::Bucket;
 use crate::discord::{render, Level, Outcome, Reply, Scope, Sink};
@@ -16,6 +24,7 @@ use crate::health::{Event, SinkState};
 use crate::spool::{Item, Spool, SpoolError, Update};
 use crate::stop::Stop;
 use crate::watchdog::Beat;
+use guard::{Gate, Guard, Who, Why};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,7 +61,13 @@ pub struct Dispatcher {
     pub beat: Beat,
     /// The bound of one blocking call (the sink's request timeout).
     pub timeout: Duration,
+    /// Shared by every dispatcher of the process (and kept across reloads).
+    pub guard: Arc<Guard>,
 }
+
+/// Rate-limit routes, as the guard keys budgets before Discord names their bucket.
+const POST: &str = "post";
+const GET: &str = "get";
 
 /// Slack on top of each promised bound.
 const SLACK: Duration = Duration::from_secs(10);
@@ -69,6 +84,13 @@ struct LoopState {
     failures: u32,
     dead: bool,
     probe_delay: Duration,
+    who: Who,
+    stop: Stop,
+    /// Told health that a pause of every sink holds this one.
+    paused: bool,
+    /// A probe revived the sink and nothing was delivered since: if it dies again at once (a
+    /// webhook whose thread is gone passes the probe but not a post), the wait keeps growing.
+    revived: bool,
 }
 
 impl Dispatcher {
@@ -101,6 +123,14 @@ impl Dispatcher {
             failures: 0,
             dead: self.start_dead,
             probe_delay: self.probe_every,
+            who: Who {
+                sink: name.clone(),
+                resource: self.sink.resource(),
+                global: self.sink.global_scope(),
+            },
+            stop: stop.clone(),
+            paused: false,
+            revived: false,
         };
         if st.dead {
             self.report(SinkState::Dead, None, false);
@@ -133,11 +163,64 @@ impl Dispatcher {
         log::info!("sink {name}: stopped");
     }
 
+    /// Waits until the guard lets this sink send on `route`; false when stopped meanwhile.
+    async fn gate(&self, st: &mut LoopState, route: &'static str) -> bool {
+        loop {
+            let now = Instant::now();
+            let (until, why) = match self.guard.admit(&st.who, route, now) {
+                Gate::Go => {
+                    if std::mem::take(&mut st.paused) && !st.dead {
+                        log::info!("sink {}: pause over", self.sink.name());
+                        self.report(SinkState::Ok, None, false);
+                    }
+                    return true;
+                }
+                Gate::ProbeBan => {
+                    self.ban_probe(st).await;
+                    continue;
+                }
+                Gate::Wait { until, why } => (until, why),
+            };
+            if why != Why::Pacing && !st.paused {
+                st.paused = true;
+                log::warn!(
+                    "sink {}: {why}; next request in {:?}",
+                    self.sink.name(),
+                    until - now
+                );
+                if !st.dead {
+                    self.report(SinkState::RateLimited, Some(why.to_string()), false);
+                }
+            }
+            self.beat.within(until - now + SLACK);
+            tokio::select! {
+                _ = st.stop.wait() => return false,
+                _ = sleep_until(until) => {}
+            }
+        }
+    }
+
+    /// The one `GET` that asks whether Cloudflare's ban is over; its answer lifts or renews it.
+    async fn ban_probe(&self, st: &mut LoopState) {
+        log::warn!(
+            "sink {}: asking Discord once (GET) whether the IP ban is over",
+            self.sink.name()
+        );
+        let sink = self.sink.clone();
+        if let Some(reply) = self.blocking(move || sink.probe()).await {
+            self.guard.observe(&st.who, GET, &reply, Instant::now());
+        }
+    }
+
     async fn probe(&self, st: &mut LoopState) -> Next {
+        if !self.gate(st, GET).await {
+            return Next::Idle;
+        }
         let sink = self.sink.clone();
         let Some(reply) = self.blocking(move || sink.probe()).await else {
             return Next::At(Instant::now() + st.probe_delay);
         };
+        self.guard.observe(&st.who, GET, &reply, Instant::now());
         match reply.outcome {
             Outcome::Delivered { .. } => {
                 log::info!(
@@ -146,7 +229,7 @@ impl Dispatcher {
                 );
                 st.dead = false;
                 st.failures = 0;
-                st.probe_delay = self.probe_every;
+                st.revived = true;
                 self.report(SinkState::Ok, None, false);
                 Next::At(Instant::now())
             }
@@ -166,10 +249,12 @@ impl Dispatcher {
         }
     }
 
-    /// Sends one batch (or, after a 400, its items one by one, smaller).
+    /// Sends one batch (or, after a 400, its items one by one, as plain text).
     async fn deliver_some(&self, st: &mut LoopState) -> Next {
         let (spool, name) = (self.spool.clone(), self.sink.name().to_string());
-        let batch = match self
+        // One message carries one bucket (its colour and mention policy): the spool hands out
+        // the most urgent bucket's oldest mail, never a mix.
+        let items = match self
             .blocking(move || spool.pending_for(&name, crate::discord::render::MAX_EMBEDS))
             .await
         {
@@ -180,73 +265,87 @@ impl Dispatcher {
             }
             None => return Next::At(Instant::now() + Duration::from_secs(5)),
         };
-        let Some(first) = batch.first() else {
+        let Some(first) = items.first() else {
             st.failures = 0;
             return Next::Idle;
         };
-        // One message carries one bucket: its colour and mention policy.
-        let bucket_name = first.bucket.clone();
-        let items: Vec<Item> = batch
-            .into_iter()
-            .take_while(|i| i.bucket == bucket_name)
-            .collect();
-        let bucket = self.buckets.iter().find(|b| b.name == bucket_name);
+        let bucket = self.buckets.iter().find(|b| b.name == first.bucket);
         let message = render(bucket, &items, Level::Full);
-        let reply = self.post(&message.body, &message.ids, Level::Full).await;
+        let Some(reply) = self
+            .post(st, &message.body, &message.ids, Level::Full)
+            .await
+        else {
+            return Next::Idle;
+        };
         match reply.outcome {
             Outcome::Rejected { reason } => {
-                log::warn!("sink {}: Discord refused a message of {} mails ({reason}); re-rendering each smaller", self.sink.name(), message.ids.len());
+                log::warn!("sink {}: Discord refused a message of {} mails ({reason}); sending each as plain text", self.sink.name(), message.ids.len());
                 let carried: Vec<Item> = items
                     .into_iter()
                     .filter(|i| message.ids.contains(&i.id))
                     .collect();
                 self.shrink(st, bucket, carried).await
             }
-            outcome => self.react(st, outcome, reply.pace, &message.ids).await,
+            outcome => self.react(st, outcome, &message.ids).await,
         }
     }
 
-    async fn post(&self, body: &serde_json::Value, ids: &[u64], level: Level) -> Reply {
+    /// Posts through the guard; `None` when stopped while waiting for it.
+    async fn post(
+        &self,
+        st: &mut LoopState,
+        body: &serde_json::Value,
+        ids: &[u64],
+        level: Level,
+    ) -> Option<Reply> {
+        if !self.gate(st, POST).await {
+            return None;
+        }
         let (sink, body) = (self.sink.clone(), body.clone());
+        // The same batch gets the same nonce, so a bot's repeat after a crash is recognised.
         let nonce = format!(
             "mb{:x}{}",
             ids.first().copied().unwrap_or(0) ^ ((ids.len() as u64) << 56),
             level as u8
         );
-        self.blocking(move || sink.post(&body, &nonce))
+        let reply = self
+            .blocking(move || sink.post(&body, &nonce))
             .await
             .unwrap_or(Reply {
                 outcome: Outcome::Transient {
                     reason: "worker failed".into(),
                 },
                 pace: Default::default(),
-            })
+                status: 0,
+            });
+        self.guard.observe(&st.who, POST, &reply, Instant::now());
+        Some(reply)
     }
 
+    /// After a 400: each item once more, minimal (plain content, no embeds); what Discord
+    /// still refuses is dead-lettered with its words, kept in the spool.
     async fn shrink(&self, st: &mut LoopState, bucket: Option<&Bucket>, items: Vec<Item>) -> Next {
         for item in items {
-            let mut refused = String::new();
-            let mut delivered = false;
-            for level in [Level::Small, Level::Plain] {
-                let message = render(bucket, std::slice::from_ref(&item), level);
-                let reply = self.post(&message.body, &message.ids, level).await;
-                match reply.outcome {
-                    Outcome::Rejected { reason } => refused = reason,
-                    outcome => {
-                        let ok = matches!(outcome, Outcome::Delivered { .. });
-                        let next = self.react(st, outcome, reply.pace, &message.ids).await;
-                        if !ok {
-                            return next;
-                        }
-                        delivered = true;
-                        break;
+            let message = render(bucket, std::slice::from_ref(&item), Level::Plain);
+            let Some(reply) = self
+                .post(st, &message.body, &message.ids, Level::Plain)
+                .await
+            else {
+                return Next::Idle;
+            };
+            match reply.outcome {
+                Outcome::Rejected { reason } => {
+                    log::error!("sink {}: item {} dead-lettered: Discord refuses even its plain form ({reason})", self.sink.name(), item.id);
+                    self.record(vec![(item.id, Update::DeadLetter { error: reason })])
+                        .await;
+                }
+                outcome => {
+                    let ok = matches!(outcome, Outcome::Delivered { .. });
+                    let next = self.react(st, outcome, &message.ids).await;
+                    if !ok {
+                        return next;
                     }
                 }
-            }
-            if !delivered {
-                log::error!("sink {}: item {} dead-lettered: Discord refuses even its plain form ({refused})", self.sink.name(), item.id);
-                self.record(vec![(item.id, Update::DeadLetter { error: refused })])
-                    .await;
             }
         }
         Next::At(Instant::now())
@@ -288,13 +387,7 @@ impl Dispatcher {
         }
     }
 
-    async fn react(
-        &self,
-        st: &mut LoopState,
-        outcome: Outcome,
-        pace: crate::discord::Pace,
-        ids: &[u64],
-    ) -> Next {
+    async fn react(&self, st: &mut LoopState, outcome: Outcome, ids: &[u64]) -> Next {
         let now = Instant::now();
         let name = self.sink.name();
         match outcome {
@@ -319,8 +412,11 @@ impl Dispatcher {
                     ids.len()
                 );
                 st.failures = 0;
+                st.revived = false;
+                st.probe_delay = self.probe_every;
                 self.report(SinkState::Ok, None, true);
-                Next::At(pace.wait.map_or(now, |w| now + w))
+                // The guard paces the next request from this answer's headers.
+                Next::At(now)
             }
             Outcome::RateLimited { retry_after, scope } => {
                 log::warn!("sink {name}: rate limited ({scope:?}), waiting {retry_after:?}");
@@ -353,9 +449,13 @@ impl Dispatcher {
                 ))
                 .await;
                 st.dead = true;
-                st.probe_delay = self.probe_every;
+                st.probe_delay = if std::mem::take(&mut st.revived) {
+                    (st.probe_delay * 2).min(self.probe_max)
+                } else {
+                    self.probe_every
+                };
                 self.report(SinkState::Dead, Some(reason), false);
-                Next::At(now + self.probe_every)
+                Next::At(now + st.probe_delay)
             }
             Outcome::Rejected { reason } => {
                 self.record(each(ids, &Update::DeadLetter { error: reason }))

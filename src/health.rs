@@ -32,6 +32,30 @@ pub enum SinkState {
     Dead,
 }
 
+/// Every sink's standing with Discord as one: `rate_limited` while a global 429 pauses them,
+/// `paused` while the invalid-request count is at its limit, `banned` while Cloudflare bans the IP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DiscordState {
+    #[default]
+    Ok,
+    RateLimited,
+    Paused,
+    Banned,
+}
+
+/// The dispatchers' shared guard, as health and `status` see it.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DiscordHealth {
+    pub state: DiscordState,
+    /// 401, 403 and non-shared 429 answers in the last 10 minutes, all sinks together.
+    pub invalid_requests: u64,
+    /// The count at which every sink pauses.
+    pub limit: u64,
+    /// Unix seconds when the pause of every sink ends, if one is on (and known).
+    pub paused_until: Option<i64>,
+}
+
 /// What the LED and buzzer show; worst wins. `Selftest` is shown by the indicator at boot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, Hash)]
 #[serde(rename_all = "snake_case")]
@@ -75,6 +99,7 @@ pub enum Event {
     Spool(Vec<BucketStats>),
     /// The spool was reopened on a writable disk: every writer's disk trouble is over.
     SpoolReopened,
+    Discord(DiscordHealth),
     /// From one writer of the spool (`imap home/INBOX`, `sink alerts`): `Some(reason)` while it
     /// cannot write (disk full, read-only), `None` once it can. Each writer clears only its own.
     Disk {
@@ -121,6 +146,7 @@ pub struct Health {
     pub disk: BTreeMap<String, String>,
     pub stopping: bool,
     pub thresholds: Thresholds,
+    pub discord: DiscordHealth,
 }
 
 impl Health {
@@ -174,6 +200,7 @@ impl Health {
             }
             Event::Spool(stats) => self.buckets = stats,
             Event::SpoolReopened => self.disk.clear(),
+            Event::Discord(d) => self.discord = d,
             Event::Disk { writer, full } => match full {
                 Some(reason) => {
                     self.disk.insert(writer, reason);
@@ -239,6 +266,9 @@ impl Health {
         {
             out.push((Pattern::Alarm, format!("oldest pending mail waits {age} s")));
         }
+        if let Some(why) = self.discord_reason() {
+            out.push(why);
+        }
         for (name, s) in &self.sinks {
             if s.state == SinkState::Dead {
                 out.push((
@@ -292,6 +322,33 @@ impl Health {
         }
         out.sort_by_key(|r| std::cmp::Reverse(r.0));
         out
+    }
+
+    /// A pause of every sink: a ban or the invalid-request limit is as bad as a dead sink (no
+    /// mail reaches Discord for minutes); a global rate limit is a backlog.
+    fn discord_reason(&self) -> Option<(Pattern, String)> {
+        let d = &self.discord;
+        let until = d.paused_until.map_or(String::new(), |t| {
+            format!(" until {}", crate::status::rfc3339(t))
+        });
+        match d.state {
+            DiscordState::Ok => None,
+            DiscordState::Banned => Some((
+                Pattern::Dead,
+                format!("Discord/Cloudflare banned this IP (error 1015): every sink paused{until}"),
+            )),
+            DiscordState::Paused => Some((
+                Pattern::Dead,
+                format!(
+                    "every sink paused{until}: {} invalid requests (401/403/429) in 10 min, limit {}",
+                    d.invalid_requests, d.limit
+                ),
+            )),
+            DiscordState::RateLimited => Some((
+                Pattern::Backlog,
+                format!("every sink paused{until}: Discord's global rate limit"),
+            )),
+        }
     }
 
     /// One line for the systemd status and the journal.
@@ -413,6 +470,28 @@ mod tests {
         assert_eq!(h.pattern(0), Pattern::Ok);
         h.apply(pending(6, 0), 0);
         assert_eq!(h.pattern(0), Pattern::Backlog);
+    }
+
+    #[test]
+    fn a_ban_or_the_invalid_request_limit_shows_dead_a_global_limit_backlog() {
+        let mut h = health();
+        let discord = |state| {
+            Event::Discord(DiscordHealth {
+                state,
+                invalid_requests: 4,
+                limit: 100,
+                paused_until: Some(0),
+            })
+        };
+        h.apply(discord(DiscordState::Banned), 0);
+        assert_eq!(h.pattern(0), Pattern::Dead);
+        assert!(h.summary(0).contains("banned"), "{}", h.summary(0));
+        h.apply(discord(DiscordState::Paused), 0);
+        assert_eq!(h.pattern(0), Pattern::Dead);
+        h.apply(discord(DiscordState::RateLimited), 0);
+        assert_eq!(h.pattern(0), Pattern::Backlog);
+        h.apply(discord(DiscordState::Ok), 0);
+        assert_eq!(h.pattern(0), Pattern::Ok);
     }
 
     #[test]

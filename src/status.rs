@@ -3,7 +3,7 @@
 //! Nothing here carries a secret: only names, states and classified errors.
 
 use crate::config::Config;
-use crate::health::{AccountState, Health, Pattern, SinkState};
+use crate::health::{AccountState, DiscordState, Health, Pattern, SinkState};
 use crate::spool::{BucketStats, Item, Spool, SpoolError, State};
 use serde::{Deserialize, Serialize};
 
@@ -47,6 +47,20 @@ pub struct IndicatorStatus {
     pub pattern: Pattern,
 }
 
+/// Every sink's standing with Discord together (`null` when no daemon runs).
+#[derive(Debug, Serialize, Deserialize, PartialEq)]
+pub struct DiscordStatus {
+    /// ok, rate_limited (a global 429 pauses every sink), paused (the invalid-request limit
+    /// was reached), banned (Cloudflare error 1015: every sink paused).
+    pub state: DiscordState,
+    /// 401, 403 and non-shared 429 answers in the last 10 minutes, all sinks together.
+    pub invalid_requests_10min: u64,
+    /// At this count every sink pauses until the window drains.
+    pub invalid_request_limit: u64,
+    /// When a pause of every sink ends (RFC 3339), if one is on.
+    pub paused_until: Option<String>,
+}
+
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct StatusReport {
     pub running: bool,
@@ -55,6 +69,8 @@ pub struct StatusReport {
     pub sinks: Vec<SinkStatus>,
     pub buckets: Vec<BucketStatus>,
     pub indicator: IndicatorStatus,
+    #[serde(default)]
+    pub discord: Option<DiscordStatus>,
 }
 
 /// Bucket totals for every configured bucket, plus any the spool still holds from an older config.
@@ -130,6 +146,12 @@ pub fn report(
         sinks,
         buckets,
         indicator: IndicatorStatus { pattern },
+        discord: health.map(|h| DiscordStatus {
+            state: h.discord.state,
+            invalid_requests_10min: h.discord.invalid_requests,
+            invalid_request_limit: h.discord.limit,
+            paused_until: h.discord.paused_until.map(rfc3339),
+        }),
     })
 }
 
@@ -164,6 +186,24 @@ pub fn table(r: &StatusReport) -> String {
             opt(&a.uidvalidity),
             opt(&a.last_uid),
             opt(&a.last_error)
+        ));
+    }
+    if let Some(d) = &r.discord {
+        let pause = d
+            .paused_until
+            .as_deref()
+            .map_or(String::new(), |t| format!(" until {t}"));
+        let state = match d.state {
+            DiscordState::Ok => "ok".to_string(),
+            DiscordState::RateLimited => format!("every sink paused{pause} (global rate limit)"),
+            DiscordState::Paused => format!("every sink paused{pause} (invalid-request limit)"),
+            DiscordState::Banned => {
+                format!("BANNED by Cloudflare (error 1015): every sink paused{pause}")
+            }
+        };
+        out.push_str(&format!(
+            "\ndiscord: {state}; {} invalid requests (401/403/429) in the last 10 min, pause at {}\n",
+            d.invalid_requests_10min, d.invalid_request_limit
         ));
     }
     out.push_str(&format!(

@@ -117,6 +117,7 @@ fn ingest_child() {
     let items: Vec<NewItem> = (1..=20)
         .map(|uid| NewItem {
             bucket: "b".into(),
+            severity: mailbeacon::config::Severity::P3,
             uid,
             summary: Summary {
                 subject: format!("m{uid}"),

@@ -15,7 +15,7 @@ pub use lint::Warning;
 pub use secret::Secret;
 
 use crate::triage::{Field, Rule, Triage};
-use raw::{RawAccount, RawBucket, RawConfig, RawIndicator, RawPin, RawRule, RawSink};
+use raw::{RawAccount, RawBucket, RawConfig, RawDiscord, RawIndicator, RawPin, RawRule, RawSink};
 use regex::{Regex, RegexBuilder};
 use std::collections::HashSet;
 use std::fmt;
@@ -41,6 +41,15 @@ pub struct Config {
     pub sinks: Vec<SinkConfig>,
     pub buckets: Vec<Bucket>,
     pub indicator: IndicatorConfig,
+    pub discord: DiscordConfig,
+}
+
+/// Settings shared by every sink: they all send from one IP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DiscordConfig {
+    /// 401, 403 and non-shared 429 answers allowed in a sliding 10 minutes before every sink
+    /// pauses; Discord's Cloudflare bans the IP at 10,000.
+    pub invalid_request_limit: u32,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,13 +105,19 @@ pub enum SinkTarget {
 pub struct SinkConfig {
     pub name: String,
     pub target: SinkTarget,
+    /// Post into this thread of the channel (a webhook's `?thread_id=`; a bot posts to the
+    /// thread's own channel id).
+    pub thread_id: Option<String>,
     /// First wait between probes of a dead sink; doubles up to `probe_max`.
     pub probe_every: Duration,
     pub probe_max: Duration,
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// P0 is the most urgent: its mail is delivered before P1's, and so on.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub enum Severity {
     P0,
     P1,
@@ -319,6 +334,20 @@ impl Loader<'_> {
             sinks,
             buckets,
             indicator: self.indicator(raw.indicator.unwrap_or_default())?,
+            discord: self.discord(raw.discord.unwrap_or_default())?,
+        })
+    }
+
+    fn discord(&self, r: RawDiscord) -> Result<DiscordConfig, ConfigError> {
+        let limit = r.invalid_request_limit.unwrap_or(100);
+        if !(1..=1000).contains(&limit) {
+            return Err(self.err(
+                "discord.invalid_request_limit",
+                "must be between 1 and 1000 (Discord bans an IP at 10,000 in 10 minutes)",
+            ));
+        }
+        Ok(DiscordConfig {
+            invalid_request_limit: limit,
         })
     }
 
@@ -446,7 +475,7 @@ impl Loader<'_> {
 
     fn sink(&self, i: usize, s: RawSink) -> Result<SinkConfig, ConfigError> {
         let key = |k: &str| format!("sink[{i}] ({}).{k}", s.name);
-        if s.name.trim().is_empty() {
+        if s.name.trim().is_empty() || s.name.contains('\0') {
             return Err(self.err(format!("sink[{i}].name"), "must not be empty"));
         }
         let target = match s.kind.as_str() {
@@ -482,12 +511,23 @@ impl Loader<'_> {
                 return Err(self.err(key("kind"), format!("{other:?} is not one of webhook, bot")))
             }
         };
+        let thread_id = s
+            .thread_id
+            .map(|t| {
+                if !t.is_empty() && t.chars().all(|c| c.is_ascii_digit()) {
+                    Ok(t)
+                } else {
+                    Err(self.err(key("thread_id"), "must be a numeric Discord id"))
+                }
+            })
+            .transpose()?;
         let probe_every = self.duration(&key("probe_every"), s.probe_every.as_deref(), "1m")?;
         let probe_max = self
             .duration(&key("probe_max"), s.probe_max.as_deref(), "30m")?
             .max(probe_every);
         Ok(SinkConfig {
             target,
+            thread_id,
             probe_every,
             probe_max,
             timeout: self.duration(&key("timeout"), s.timeout.as_deref(), "30s")?,

@@ -18,6 +18,13 @@ pub struct RawConfig {
     #[serde(default)]
     pub bucket: Vec<RawBucket>,
     pub indicator: Option<RawIndicator>,
+    pub discord: Option<RawDiscord>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawDiscord {
+    pub invalid_request_limit: Option<u32>,
 }
 
 #[derive(Deserialize)]
@@ -53,6 +60,7 @@ pub struct RawSink {
     pub token: Option<String>,
     pub token_file: Option<PathBuf>,
     pub api_base: Option<String>,
+    pub thread_id: Option<String>,
     pub probe_every: Option<String>,
     pub probe_max: Option<String>,
     pub timeout: Option<String>,

@@ -225,3 +225,36 @@ fn rules_that_can_never_match_are_warnings_not_errors() {
         ]
     );
 }
+
+#[test]
+fn sinks_take_a_thread_and_the_guard_a_limit() {
+    let c = load(
+        "thread",
+        &GOOD.replace("url = ", "thread_id = \"77\"\nurl = "),
+    )
+    .unwrap();
+    assert_eq!(c.sinks[0].thread_id.as_deref(), Some("77"));
+    assert_eq!(c.discord.invalid_request_limit, 100);
+    let e = load(
+        "thread-bad",
+        &GOOD.replace("url = ", "thread_id = \"x7\"\nurl = "),
+    )
+    .unwrap_err();
+    assert!(e.key.ends_with("thread_id"), "{e}");
+    let c = load(
+        "limit",
+        &format!("[discord]\ninvalid_request_limit = 20\n{GOOD}")
+            .replace("state_dir = \"/tmp/x\"", ""),
+    )
+    .unwrap();
+    assert_eq!(c.discord.invalid_request_limit, 20);
+    let e = load(
+        "limit-bad",
+        &GOOD.replace(
+            "[[account]]",
+            "[discord]\ninvalid_request_limit = 20000\n[[account]]",
+        ),
+    )
+    .unwrap_err();
+    assert!(e.key == "discord.invalid_request_limit", "{e}");
+}

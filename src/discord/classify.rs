@@ -46,26 +46,39 @@ pub struct Headers {
     pub scope: Option<String>,
     pub global: Option<String>,
     pub limit: Option<String>,
+    /// `X-RateLimit-Bucket`: the route's limit, shared by requests that hash alike.
+    pub bucket: Option<String>,
 }
 
-/// Proactive pacing: when `remaining` is 0, wait `reset_after` before the next request.
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+/// What an answer says about the route's rate limit, for proactive pacing: when `remaining` is
+/// 0, the next request on the same (bucket, webhook/channel) waits `reset_after`.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Pace {
-    pub wait: Option<Duration>,
+    pub bucket: Option<String>,
+    pub remaining: Option<u64>,
+    pub reset_after: Option<Duration>,
 }
 
 impl Headers {
     pub fn pace(&self) -> Pace {
-        let remaining = self
-            .remaining
-            .as_deref()
-            .and_then(|r| r.trim().parse::<u64>().ok());
-        let reset = self.reset_after.as_deref().and_then(seconds);
         Pace {
-            wait: if remaining == Some(0) { reset } else { None },
+            bucket: self
+                .bucket
+                .as_deref()
+                .map(str::trim)
+                .filter(|b| !b.is_empty())
+                .map(str::to_string),
+            remaining: self
+                .remaining
+                .as_deref()
+                .and_then(|r| r.trim().parse::<u64>().ok()),
+            reset_after: self.reset_after.as_deref().and_then(seconds),
         }
     }
 }
+
+/// How long an IP ban lasts when Cloudflare does not say: then one probe asks again.
+pub const BAN_DEFAULT: Duration = Duration::from_secs(600);
 
 /// Dead-channel codes (DESIGN.md): unknown channel/webhook, missing access/permissions, bad token.
 const DEAD_CODES: [u64; 5] = [10003, 10015, 50001, 50013, 50027];
@@ -87,6 +100,15 @@ pub fn classify(status: u16, headers: &Headers, body: &[u8]) -> Outcome {
         .and_then(|j| j.get("message"))
         .and_then(|m| m.as_str())
         .map(|m| crate::text::collapse_whitespace(m, 120));
+    let detail = json
+        .as_ref()
+        .and_then(|j| j.get("errors"))
+        .and_then(|e| first_form_error(e, String::new()))
+        .map(|d| crate::text::collapse_whitespace(&d, 160));
+    let message = match (message, detail) {
+        (Some(m), Some(d)) => Some(format!("{m}; {d}")),
+        (m, _) => m,
+    };
     let reason = match (code, &message) {
         (Some(c), Some(m)) => format!("HTTP {status} (code {c}: {m})"),
         (Some(c), None) => format!("HTTP {status} (code {c})"),
@@ -117,15 +139,39 @@ pub fn classify(status: u16, headers: &Headers, body: &[u8]) -> Outcome {
     }
 }
 
+/// The first leaf of a 50035 `errors` tree as `path: message` (`embeds.0.title: Must be 256 or
+/// fewer in length.`): what the API actually refused.
+fn first_form_error(tree: &serde_json::Value, path: String) -> Option<String> {
+    let obj = tree.as_object()?;
+    if let Some(first) = obj
+        .get("_errors")
+        .and_then(|e| e.as_array())
+        .and_then(|a| a.first())
+    {
+        let message = first.get("message").and_then(|m| m.as_str()).unwrap_or("");
+        let path = if path.is_empty() { "body" } else { &path };
+        return Some(format!("{path}: {message}"));
+    }
+    obj.iter()
+        .filter(|(k, _)| *k != "_errors")
+        .find_map(|(k, v)| {
+            let sub = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            first_form_error(v, sub)
+        })
+}
+
 fn rate_limited(headers: &Headers, json: Option<&serde_json::Value>, body: &[u8]) -> Outcome {
     let from_body = json
         .and_then(|j| j.get("retry_after"))
         .and_then(|r| r.as_f64());
-    let retry_after = from_body
+    let told = from_body
         .filter(|v| v.is_finite() && *v >= 0.0)
         .map(|v| Duration::from_secs_f64(v.min(86_400.0)))
-        .or_else(|| headers.retry_after.as_deref().and_then(seconds))
-        .unwrap_or(Duration::from_secs(5));
+        .or_else(|| headers.retry_after.as_deref().and_then(seconds));
     let body_global = json.and_then(|j| j.get("global")).and_then(|g| g.as_bool()) == Some(true);
     let no_rate_headers =
         headers.limit.is_none() && headers.scope.is_none() && headers.remaining.is_none();
@@ -145,10 +191,10 @@ fn rate_limited(headers: &Headers, json: Option<&serde_json::Value>, body: &[u8]
     } else {
         Scope::User
     };
-    let retry_after = if scope == Scope::Banned {
-        retry_after.max(Duration::from_secs(60))
-    } else {
-        retry_after
+    let retry_after = match (scope, told) {
+        (_, Some(t)) => t,
+        (Scope::Banned, None) => BAN_DEFAULT,
+        (_, None) => Duration::from_secs(5),
     };
     Outcome::RateLimited { retry_after, scope }
 }
@@ -282,17 +328,50 @@ mod tests {
             panic!()
         };
         assert_eq!(scope, Scope::Banned);
-        assert!(retry_after >= Duration::from_secs(60));
+        assert_eq!(
+            retry_after,
+            Duration::from_secs(1),
+            "Cloudflare's word is honoured"
+        );
+        let Outcome::RateLimited { retry_after, .. } =
+            classify(429, &Headers::default(), b"error code: 1015")
+        else {
+            panic!()
+        };
+        assert_eq!(retry_after, BAN_DEFAULT, "without a word, ten minutes");
     }
 
     #[test]
-    fn pacing_waits_only_when_nothing_remains() {
+    fn a_refused_form_names_the_field() {
+        let Outcome::Rejected { reason } = classify(
+            400,
+            &h(),
+            br#"{"message":"Invalid Form Body","code":50035,"errors":{"embeds":{"0":{"title":{"_errors":[{"code":"BASE_TYPE_MAX_LENGTH","message":"Must be 256 or fewer in length."}]}}}}}"#,
+        ) else {
+            panic!()
+        };
+        assert_eq!(
+            reason,
+            "HTTP 400 (code 50035: Invalid Form Body; embeds.0.title: Must be 256 or fewer in length.)"
+        );
+    }
+
+    #[test]
+    fn pacing_reads_bucket_remaining_and_reset() {
         let hdr = Headers {
             remaining: Some("0".into()),
             reset_after: Some("1.5".into()),
+            bucket: Some("abc".into()),
             ..Headers::default()
         };
-        assert_eq!(hdr.pace().wait, Some(Duration::from_millis(1500)));
-        assert_eq!(h().pace().wait, None);
+        assert_eq!(
+            hdr.pace(),
+            Pace {
+                bucket: Some("abc".into()),
+                remaining: Some(0),
+                reset_after: Some(Duration::from_millis(1500)),
+            }
+        );
+        assert_eq!(h().pace().reset_after, None);
     }
 }

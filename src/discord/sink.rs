@@ -1,7 +1,8 @@
 //! The HTTP edge: one [`Sink`] per configured Discord destination. Blocking (ureq), so callers
 //! run it on a blocking thread. Webhooks post with `wait=true` so Discord confirms a saved
 //! message with its id; bots post with a `nonce` + `enforce_nonce` so a repeat after a crash
-//! returns the first message instead of a second one. Probes never post.
+//! returns the first message instead of a second one. Probes never post. With `thread_id`, a
+//! webhook posts with `?thread_id=` and a bot posts to the thread itself (a thread is a channel).
 
 use super::classify::{classify, Headers, Outcome, Pace};
 use crate::config::{SinkConfig, SinkTarget};
@@ -12,6 +13,9 @@ use std::time::Duration;
 pub struct Reply {
     pub outcome: Outcome,
     pub pace: Pace,
+    /// The HTTP status; 0 when no answer came (network, timeout). 401, 403 and 429 count
+    /// toward Discord's invalid-request limit.
+    pub status: u16,
 }
 
 pub trait Sink: Send + Sync {
@@ -20,6 +24,16 @@ pub trait Sink: Send + Sync {
     fn post(&self, body: &serde_json::Value, nonce: &str) -> Reply;
     /// Checks that the destination still exists and accepts us, without posting.
     fn probe(&self) -> Reply;
+    /// The top-level resource Discord keys rate limits on besides the route's bucket: the
+    /// webhook id, or the channel (thread) id a bot posts to.
+    fn resource(&self) -> String {
+        self.name().to_string()
+    }
+    /// Who shares a global rate limit with this sink: `None` for webhooks (the whole IP, so
+    /// every sink), a fingerprint of the token for bots (every sink with that token).
+    fn global_scope(&self) -> Option<u64> {
+        None
+    }
 }
 
 pub struct HttpSink {
@@ -55,8 +69,12 @@ impl HttpSink {
 
     /// The URL to post to (`posting`) or to probe, and the `Authorization` header if any.
     fn endpoint(&self, posting: bool) -> (String, Option<String>) {
+        let thread = self.config.thread_id.as_deref();
         match &self.config.target {
-            SinkTarget::Webhook(w) if posting => (format!("{}?wait=true", w.expose()), None),
+            SinkTarget::Webhook(w) if posting => {
+                let thread = thread.map_or(String::new(), |t| format!("&thread_id={t}"));
+                (format!("{}?wait=true{thread}", w.expose()), None)
+            }
             SinkTarget::Webhook(w) => (w.expose(), None),
             SinkTarget::Bot {
                 api_base,
@@ -64,7 +82,8 @@ impl HttpSink {
                 token,
             } => {
                 let url = format!(
-                    "{api_base}/channels/{channel_id}{}",
+                    "{api_base}/channels/{}{}",
+                    thread.unwrap_or(channel_id),
                     if posting { "/messages" } else { "" }
                 );
                 (url, Some(format!("Bot {}", token.expose())))
@@ -91,6 +110,7 @@ impl HttpSink {
                         reason: self.scrub(format!("network: {e}")),
                     },
                     pace: Pace::default(),
+                    status: 0,
                 };
             }
         };
@@ -108,6 +128,7 @@ impl HttpSink {
             scope: header("x-ratelimit-scope"),
             global: header("x-ratelimit-global"),
             limit: header("x-ratelimit-limit"),
+            bucket: header("x-ratelimit-bucket"),
         };
         let status = response.status().as_u16();
         let body = response
@@ -131,6 +152,7 @@ impl HttpSink {
         Reply {
             outcome,
             pace: headers.pace(),
+            status,
         }
     }
 }
@@ -138,6 +160,23 @@ impl HttpSink {
 impl Sink for HttpSink {
     fn name(&self) -> &str {
         &self.config.name
+    }
+
+    fn resource(&self) -> String {
+        match &self.config.target {
+            SinkTarget::Webhook(w) => format!("webhook {}", w.id),
+            SinkTarget::Bot { channel_id, .. } => format!(
+                "channel {}",
+                self.config.thread_id.as_deref().unwrap_or(channel_id)
+            ),
+        }
+    }
+
+    fn global_scope(&self) -> Option<u64> {
+        match &self.config.target {
+            SinkTarget::Webhook(_) => None,
+            SinkTarget::Bot { token, .. } => Some(fnv1a(token.expose().as_bytes())),
+        }
     }
 
     fn post(&self, body: &serde_json::Value, nonce: &str) -> Reply {
@@ -167,4 +206,11 @@ impl Sink for HttpSink {
         // delivered: alive.
         self.finish(request.call())
     }
+}
+
+/// FNV-1a: tells bot tokens apart without keeping or showing them.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x100_0000_01b3)
+    })
 }

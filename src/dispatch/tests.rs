@@ -10,11 +10,15 @@ struct Scripted {
     probes: Mutex<u32>,
     answer: Mutex<Box<dyn FnMut(usize) -> Outcome + Send>>,
     probe_ok: Mutex<bool>,
+    pace: Mutex<Pace>,
+    global: Mutex<Option<u64>>,
+    resource: Mutex<String>,
+    name: String,
 }
 
 impl Sink for Scripted {
     fn name(&self) -> &str {
-        "s"
+        &self.name
     }
     fn post(&self, body: &serde_json::Value, _nonce: &str) -> Reply {
         let n = {
@@ -22,9 +26,11 @@ impl Sink for Scripted {
             p.push(body.clone());
             p.len()
         };
+        let outcome = (self.answer.lock().unwrap())(n);
         Reply {
-            outcome: (self.answer.lock().unwrap())(n),
-            pace: Pace::default(),
+            status: status_of(&outcome),
+            outcome,
+            pace: self.pace.lock().unwrap().clone(),
         }
     }
     fn probe(&self) -> Reply {
@@ -40,9 +46,30 @@ impl Sink for Scripted {
             }
         };
         Reply {
+            status: status_of(&outcome),
             outcome,
             pace: Pace::default(),
         }
+    }
+
+    fn global_scope(&self) -> Option<u64> {
+        *self.global.lock().unwrap()
+    }
+
+    fn resource(&self) -> String {
+        self.resource.lock().unwrap().clone()
+    }
+}
+
+/// The HTTP status Discord would have answered with.
+fn status_of(outcome: &Outcome) -> u16 {
+    match outcome {
+        Outcome::Delivered { .. } => 200,
+        Outcome::RateLimited { .. } => 429,
+        Outcome::Transient { .. } => 503,
+        Outcome::Dead { reason } if reason.contains("404") => 404,
+        Outcome::Dead { .. } => 403,
+        Outcome::Rejected { .. } => 400,
     }
 }
 
@@ -52,6 +79,10 @@ fn scripted(answer: impl FnMut(usize) -> Outcome + Send + 'static) -> Arc<Script
         probes: Mutex::default(),
         answer: Mutex::new(Box::new(answer)),
         probe_ok: Mutex::new(false),
+        pace: Mutex::default(),
+        global: Mutex::default(),
+        resource: Mutex::new("webhook 1".into()),
+        name: "s".into(),
     })
 }
 
@@ -65,6 +96,7 @@ fn spool_with(n: u32) -> Spool {
     let items: Vec<NewItem> = (1..=n)
         .map(|uid| NewItem {
             bucket: "b".into(),
+            severity: crate::config::Severity::P3,
             uid,
             summary: Summary {
                 subject: format!("mail {uid}"),
@@ -96,6 +128,18 @@ fn start(
     tokio::task::JoinHandle<()>,
     tokio::sync::mpsc::UnboundedReceiver<Event>,
 ) {
+    start_guarded(sink, spool, Arc::new(Guard::new(100)))
+}
+
+fn start_guarded(
+    sink: Arc<Scripted>,
+    spool: &Spool,
+    guard: Arc<Guard>,
+) -> (
+    Stop,
+    tokio::task::JoinHandle<()>,
+    tokio::sync::mpsc::UnboundedReceiver<Event>,
+) {
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
     let d = Dispatcher {
         sink,
@@ -109,6 +153,7 @@ fn start(
         disk_full: Default::default(),
         beat: crate::watchdog::Beat::detached("sink test"),
         timeout: Duration::from_secs(30),
+        guard,
     };
     let stop = Stop::new();
     let task = tokio::spawn(d.run(stop.clone()));
@@ -244,15 +289,12 @@ async fn rate_limits_wait_and_do_not_count_as_failures() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn refused_payloads_shrink_then_dead_letter() {
+async fn a_refused_batch_goes_plain_once_then_dead_letters() {
     let spool = spool_with(2);
-    // Every form of item 1 is refused; item 2 passes once small.
+    // The batch is refused, then item 1's plain form; item 2's plain form passes.
     let sink = scripted(|n| match n {
-        1 => Outcome::Rejected {
-            reason: "HTTP 400 (code 50035)".into(),
-        },
-        2 | 3 => Outcome::Rejected {
-            reason: "HTTP 400 (code 50035)".into(),
+        1 | 2 => Outcome::Rejected {
+            reason: "HTTP 400 (code 50035: Invalid Form Body)".into(),
         },
         _ => Outcome::Delivered {
             message_id: "ok".into(),
@@ -263,10 +305,224 @@ async fn refused_payloads_shrink_then_dead_letter() {
     stop.trigger();
     task.await.unwrap();
     assert_eq!(states(&spool), vec![State::Dead, State::Delivered]);
+    let posts = sink.posts.lock().unwrap().clone();
+    assert_eq!(posts.len(), 3, "one batch, then one plain post per item");
+    assert!(posts[1..].iter().all(|p| p.get("embeds").is_none()));
     let dead = spool.iter().next().unwrap().unwrap();
     assert!(dead.deliveries[0]
         .last_error
         .as_deref()
         .unwrap()
         .contains("50035"));
+}
+
+/// A spool whose `n` items are owed to each of `sinks`.
+fn spool_for(n: u32, sinks: &[&str]) -> Spool {
+    let spool = spool_with(0);
+    let items: Vec<NewItem> = (1..=n)
+        .map(|uid| NewItem {
+            bucket: "b".into(),
+            severity: crate::config::Severity::P3,
+            uid,
+            summary: Summary {
+                subject: format!("mail {uid}"),
+                ..Summary::default()
+            },
+            sinks: sinks.iter().map(|s| s.to_string()).collect(),
+        })
+        .collect();
+    let cursor = Cursor {
+        uidvalidity: 1,
+        last_uid: n,
+    };
+    spool.ingest("a", "INBOX", cursor, &items, false).unwrap();
+    spool
+}
+
+fn named(sink: Arc<Scripted>, name: &str, resource: &str) -> Arc<Scripted> {
+    let mut s = Arc::try_unwrap(sink).ok().unwrap();
+    s.name = name.into();
+    *s.resource.get_mut().unwrap() = resource.into();
+    Arc::new(s)
+}
+
+fn delivered() -> impl FnMut(usize) -> Outcome + Send + 'static {
+    |n| Outcome::Delivered {
+        message_id: format!("m{n}"),
+    }
+}
+
+fn post_count(sink: &Scripted) -> usize {
+    sink.posts.lock().unwrap().len()
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_remaining_waits_for_the_reset_before_sending() {
+    let spool = spool_with(25);
+    let sink = scripted(delivered());
+    *sink.pace.lock().unwrap() = Pace {
+        bucket: Some("b1".into()),
+        remaining: Some(0),
+        reset_after: Some(Duration::from_secs(5)),
+    };
+    let (stop, task, _rx) = start(sink.clone(), &spool);
+    tokio::time::sleep(Duration::from_millis(4900)).await;
+    assert_eq!(post_count(&sink), 1, "no second post before Reset-After");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(post_count(&sink), 2);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    stop.trigger();
+    task.await.unwrap();
+    assert_eq!(post_count(&sink), 3);
+    assert!(states(&spool).iter().all(|s| *s == State::Delivered));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_global_429_pauses_every_sink() {
+    let spool = spool_for(1, &["a", "b"]);
+    let guard = Arc::new(Guard::new(100));
+    let a = named(
+        scripted(|n| match n {
+            1 => Outcome::RateLimited {
+                retry_after: Duration::from_secs(30),
+                scope: Scope::Global,
+            },
+            _ => Outcome::Delivered {
+                message_id: "a".into(),
+            },
+        }),
+        "a",
+        "webhook 1",
+    );
+    let b = named(scripted(delivered()), "b", "webhook 2");
+    let (stop_a, task_a, _ra) = start_guarded(a.clone(), &spool, guard.clone());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(post_count(&a), 1);
+    let (stop_b, task_b, mut rb) = start_guarded(b.clone(), &spool, guard.clone());
+    tokio::time::sleep(Duration::from_secs(28)).await;
+    assert_eq!(
+        post_count(&b),
+        0,
+        "another webhook waits out the global limit too"
+    );
+    assert_eq!(post_count(&a), 1, "a 429 is not retried early");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for (stop, task) in [(stop_a, task_a), (stop_b, task_b)] {
+        stop.trigger();
+        task.await.unwrap();
+    }
+    assert_eq!((post_count(&a), post_count(&b)), (2, 1));
+    assert!(states(&spool).iter().all(|s| *s == State::Delivered));
+    let mut told = false;
+    while let Ok(ev) = rb.try_recv() {
+        told |= matches!(
+            ev,
+            Event::Sink {
+                state: SinkState::RateLimited,
+                ..
+            }
+        );
+    }
+    assert!(told, "the paused sink says so in its state");
+    let item = spool.iter().next().unwrap().unwrap();
+    assert_eq!(
+        item.delivery("a").unwrap().attempts,
+        1,
+        "a 429 is no failure"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_ban_pauses_every_sink_then_one_probe_lifts_it() {
+    let spool = spool_for(1, &["a", "b"]);
+    let guard = Arc::new(Guard::new(100));
+    let a = named(
+        scripted(|n| match n {
+            1 => Outcome::RateLimited {
+                retry_after: Duration::from_secs(60),
+                scope: Scope::Banned,
+            },
+            _ => Outcome::Delivered {
+                message_id: "a".into(),
+            },
+        }),
+        "a",
+        "webhook 1",
+    );
+    let b = named(scripted(delivered()), "b", "webhook 2");
+    for s in [&a, &b] {
+        *s.probe_ok.lock().unwrap() = true;
+    }
+    let (stop_a, task_a, _ra) = start_guarded(a.clone(), &spool, guard.clone());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (stop_b, task_b, _rb) = start_guarded(b.clone(), &spool, guard.clone());
+    tokio::time::sleep(Duration::from_secs(58)).await;
+    let probes = || *a.probes.lock().unwrap() + *b.probes.lock().unwrap();
+    assert_eq!((post_count(&a), post_count(&b), probes()), (1, 0, 0));
+    assert_eq!(
+        guard.snapshot(Instant::now(), 0).state,
+        crate::health::DiscordState::Banned
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    for (stop, task) in [(stop_a, task_a), (stop_b, task_b)] {
+        stop.trigger();
+        task.await.unwrap();
+    }
+    assert_eq!(probes(), 1, "one probe asks for everyone");
+    assert_eq!((post_count(&a), post_count(&b)), (2, 1));
+    assert!(states(&spool).iter().all(|s| *s == State::Delivered));
+}
+
+#[tokio::test(start_paused = true)]
+async fn at_the_invalid_request_limit_every_sink_waits_for_the_window() {
+    let spool = spool_for(1, &["a", "b"]);
+    let guard = Arc::new(Guard::new(3));
+    // Three answers that count (429, user scope), one second apart.
+    let a = named(
+        scripted(|n| match n {
+            1..=3 => Outcome::RateLimited {
+                retry_after: Duration::from_secs(1),
+                scope: Scope::User,
+            },
+            _ => Outcome::Delivered {
+                message_id: "a".into(),
+            },
+        }),
+        "a",
+        "webhook 1",
+    );
+    let b = named(scripted(delivered()), "b", "webhook 2");
+    let (stop_a, task_a, _ra) = start_guarded(a.clone(), &spool, guard.clone());
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(post_count(&a), 3);
+    let (stop_b, task_b, _rb) = start_guarded(b.clone(), &spool, guard.clone());
+    tokio::time::sleep(Duration::from_secs(590)).await;
+    assert_eq!(
+        (post_count(&a), post_count(&b)),
+        (3, 0),
+        "nobody sends until the first counted answer is 10 minutes old"
+    );
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    for (stop, task) in [(stop_a, task_a), (stop_b, task_b)] {
+        stop.trigger();
+        task.await.unwrap();
+    }
+    assert_eq!((post_count(&a), post_count(&b)), (4, 1));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_sink_that_dies_again_after_each_revival_waits_longer_each_time() {
+    // The probe passes (the webhook exists) but every post is refused (its thread is gone).
+    let spool = spool_with(1);
+    let sink = scripted(|_| Outcome::Dead {
+        reason: "HTTP 400 (code 10003: Unknown Channel)".into(),
+    });
+    *sink.probe_ok.lock().unwrap() = true;
+    let (stop, task, _rx) = start(sink.clone(), &spool);
+    tokio::time::sleep(Duration::from_secs(600)).await;
+    stop.trigger();
+    task.await.unwrap();
+    // Posts at 0, 60, 180 and 420 s: the wait doubles (60, 120, 240 s) instead of staying 60 s.
+    assert_eq!(post_count(&sink), 4);
+    assert_eq!(states(&spool), vec![State::Pending], "still owed");
 }

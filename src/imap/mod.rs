@@ -483,6 +483,11 @@ impl Watcher {
             .unwrap_or_default();
         NewItem {
             bucket: bucket.to_string(),
+            severity: self
+                .buckets
+                .iter()
+                .find(|b| b.name == bucket)
+                .map_or(crate::config::Severity::P3, |b| b.severity),
             uid,
             summary,
             sinks,

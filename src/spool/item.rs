@@ -1,5 +1,6 @@
 //! A spooled mail and its delivery record per sink.
 
+use crate::config::Severity;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Hash, PartialOrd, Ord)]
@@ -56,6 +57,10 @@ pub struct Item {
     pub snippet: String,
     #[serde(default)]
     pub parse_error: Option<String>,
+    /// The bucket's severity when the item was spooled: its place in each sink's queue.
+    /// `None` for items spooled by a version that did not record it.
+    #[serde(default)]
+    pub severity: Option<Severity>,
     /// One per sink of the bucket at spool time. Empty for a `hold` bucket.
     pub deliveries: Vec<Delivery>,
 }
@@ -85,6 +90,8 @@ impl Item {
 #[derive(Debug, Clone)]
 pub struct NewItem {
     pub bucket: String,
+    /// The bucket's severity: P0 mail is delivered before P1 mail, and so on.
+    pub severity: Severity,
     pub uid: u32,
     pub summary: crate::mail::Summary,
     pub sinks: Vec<String>,

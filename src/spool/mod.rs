@@ -13,7 +13,7 @@
 //! | tree      | key                                  | value                       |
 //! |-----------|--------------------------------------|-----------------------------|
 //! | `items`   | id (u64 BE)                          | JSON [`Item`]               |
-//! | `queue`   | sink `\0` id                         | empty: a delivery owed      |
+//! | `queue`   | sink `\0` rank bucket `\0` id        | empty: a delivery owed      |
 //! | `open`    | bucket `\0` id                       | empty: item still pending   |
 //! | `counts`  | bucket `\0` state                    | u64 BE                      |
 //! | `cursors` | account `\0` folder                  | JSON [`Cursor`]             |
@@ -21,11 +21,20 @@
 //! Ids come from sled's monotonic id generator, so key order is spool order (oldest first).
 //! `queue` and `open` let a sink find its work and `status` find the oldest pending item
 //! without reading the whole spool; `counts` makes per-bucket totals O(1).
+//!
+//! A `queue` key's rank is one byte, the item's severity at spool time (0 = P0 … 3 = P3; items
+//! from a version that recorded no severity rank 0: they are the oldest). So a sink's keys run
+//! by severity, then bucket, then age, and [`Spool::pending_for`] finds the most urgent, oldest
+//! owed item with one seek per bucket of that severity and reads its bucket's run: P0 drains
+//! before P1, oldest first, and one batch never mixes buckets. Bucket and sink names hold no
+//! `\0` (the config refuses them). Queue keys of the older form `sink \0 id` are rewritten in
+//! this form when the spool is opened, in one atomic batch.
 
 mod item;
 
 pub use item::{Cursor, Delivery, Item, NewItem, State};
 
+use crate::config::Severity;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
 use std::path::{Path, PathBuf};
@@ -123,6 +132,27 @@ fn key2(a: &str, b: &[u8]) -> Vec<u8> {
     k
 }
 
+/// A sink's queue position for an item: severity, then bucket, then age.
+fn queue_key(sink: &str, item: &Item) -> Vec<u8> {
+    let mut k = key2(sink, &[rank(item.severity)]);
+    k.extend_from_slice(item.bucket.as_bytes());
+    k.push(0);
+    k.extend_from_slice(&item.id.to_be_bytes());
+    k
+}
+
+fn rank(severity: Option<Severity>) -> u8 {
+    severity.map_or(0, |s| s as u8)
+}
+
+/// Splits the part of a queue key after `sink \0` into (rank, bucket, id).
+fn parse_queue_tail(tail: &[u8]) -> Option<(u8, &[u8], u64)> {
+    let (&rank, rest) = tail.split_first()?;
+    let bucket_end = rest.len().checked_sub(9)?;
+    (rest[bucket_end] == 0).then_some(())?;
+    Some((rank, &rest[..bucket_end], id_from_suffix(rest)?))
+}
+
 fn id_from_suffix(key: &[u8]) -> Option<u64> {
     let tail: [u8; 8] = key.get(key.len().checked_sub(8)?..)?.try_into().ok()?;
     Some(u64::from_be_bytes(tail))
@@ -194,7 +224,7 @@ impl Spool {
                 },
             })?;
         let tree = |name: &str| db.open_tree(name);
-        Ok(Spool {
+        let spool = Spool {
             items: tree("items")?,
             queue: tree("queue")?,
             open: tree("open")?,
@@ -202,7 +232,42 @@ impl Spool {
             cursors: tree("cursors")?,
             seen: tree("seen")?,
             db,
-        })
+        };
+        spool.migrate_queue()?;
+        Ok(spool)
+    }
+
+    /// Rewrites queue keys of the older form `sink \0 id` (no rank, no bucket) in the current
+    /// form, in one atomic batch: a crash leaves either every old key or every new one.
+    fn migrate_queue(&self) -> Result<(), SpoolError> {
+        let mut batch = sled::Batch::default();
+        let mut moved = 0;
+        for kv in self.queue.iter() {
+            let (k, _) = kv?;
+            let Some(sep) = k.iter().position(|b| *b == 0) else {
+                continue;
+            };
+            if k.len() - sep - 1 != 8 {
+                continue;
+            }
+            let sink = String::from_utf8_lossy(&k[..sep]).to_string();
+            let Some(item) = id_from_suffix(&k)
+                .map(|id| self.get(id))
+                .transpose()?
+                .flatten()
+            else {
+                continue;
+            };
+            batch.insert(queue_key(&sink, &item), &[]);
+            batch.remove(k);
+            moved += 1;
+        }
+        if moved > 0 {
+            self.queue.apply_batch(batch)?;
+            self.db.flush()?;
+            log::info!("spool: {moved} queue entries rewritten in priority order");
+        }
+        Ok(())
     }
 
     pub fn cursor(&self, account: &str, folder: &str) -> Result<Option<Cursor>, SpoolError> {
@@ -309,6 +374,7 @@ impl Spool {
                     let item = Item {
                         id,
                         bucket: new.bucket.clone(),
+                        severity: Some(new.severity),
                         account: account.to_string(),
                         folder: folder.to_string(),
                         uidvalidity,
@@ -336,7 +402,7 @@ impl Spool {
                     let idb = id.to_be_bytes();
                     items_t.insert(&idb, encode(&item))?;
                     for d in &item.deliveries {
-                        queue_t.insert(key2(&d.sink, &idb), &[])?;
+                        queue_t.insert(queue_key(&d.sink, &item), &[])?;
                     }
                     let state = item.state();
                     if state == State::Pending {
@@ -359,15 +425,49 @@ impl Spool {
         Ok(written)
     }
 
-    /// Up to `limit` items that `sink` still owes, oldest first.
+    /// Up to `limit` items that `sink` still owes, all of one bucket: the bucket of the most
+    /// urgent (lowest severity rank), oldest owed item, and that bucket's items of the same
+    /// severity, oldest first. Reads one key per bucket of that severity plus the batch, however
+    /// long the backlog.
     pub fn pending_for(&self, sink: &str, limit: usize) -> Result<Vec<Item>, SpoolError> {
-        let mut out = Vec::new();
-        for kv in self.queue.scan_prefix(key2(sink, &[])) {
+        let prefix = key2(sink, &[]);
+        // The head of each bucket's run at the most urgent rank: (rank, id, run prefix).
+        let mut best: Option<(u8, u64, Vec<u8>)> = None;
+        let mut from = prefix.clone();
+        while let Some(kv) = self.queue.range(from.clone()..).next() {
             let (k, _) = kv?;
-            let Some(id) = id_from_suffix(&k) else {
+            let Some(tail) = k.strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            let Some((rank, bucket, id)) = parse_queue_tail(tail) else {
+                // Not a key this version writes: step over it.
+                from = [k.as_ref(), &[0]].concat();
                 continue;
             };
-            if let Some(item) = self.get(id)? {
+            if best.as_ref().is_some_and(|b| rank > b.0) {
+                break;
+            }
+            let run = [prefix.as_slice(), &[rank], bucket, &[0]].concat();
+            if best.as_ref().is_none_or(|b| id < b.1) {
+                best = Some((rank, id, run.clone()));
+            }
+            // The first key past this bucket's run: its terminating 0 raised to 1.
+            from = run;
+            if let Some(last) = from.last_mut() {
+                *last = 1;
+            }
+        }
+        let mut out = Vec::new();
+        let Some((_, _, run)) = best else {
+            return Ok(out);
+        };
+        for kv in self.queue.scan_prefix(run) {
+            let (k, _) = kv?;
+            if let Some(item) = id_from_suffix(&k)
+                .map(|id| self.get(id))
+                .transpose()?
+                .flatten()
+            {
                 out.push(item);
             }
             if out.len() >= limit {
@@ -415,7 +515,7 @@ impl Spool {
                     }
                 }
                 if d.state != State::Pending {
-                    queue_t.remove(key2(sink, &idb))?;
+                    queue_t.remove(queue_key(sink, &item))?;
                     settled = true;
                 }
                 let after = item.state();

@@ -14,6 +14,7 @@ fn dir(tag: &str) -> PathBuf {
 fn mail(uid: u32, bucket: &str, sinks: &[&str]) -> NewItem {
     NewItem {
         bucket: bucket.into(),
+        severity: crate::config::Severity::P3,
         uid,
         summary: Summary {
             subject: format!("mail {uid}"),
@@ -239,4 +240,125 @@ fn a_full_or_read_only_disk_is_recognised_even_in_sleds_copied_errors() {
     assert!(e.is_disk_full());
     let e = SpoolError::from(sled::Error::Io(Error::other("bad sector")));
     assert!(!e.is_disk_full());
+}
+
+fn urgent(uid: u32, bucket: &str, severity: crate::config::Severity) -> NewItem {
+    NewItem {
+        severity,
+        ..mail(uid, bucket, &["s"])
+    }
+}
+
+fn subjects(items: &[Item]) -> Vec<String> {
+    items.iter().map(|i| i.subject.clone()).collect()
+}
+
+#[test]
+fn a_sink_gets_the_most_urgent_oldest_mail_first_one_bucket_per_batch() {
+    use crate::config::Severity::{P0, P1, P3};
+    let spool = Spool::open(&dir("priority"), 1 << 20).unwrap();
+    // Spooled in this order: old noise in two P3 buckets, then a P1, then P0s in two buckets.
+    let mails = [
+        urgent(1, "noise", P3),
+        urgent(2, "news", P3),
+        urgent(3, "noise", P3),
+        urgent(4, "billing", P1),
+        urgent(5, "pager", P0),
+        urgent(6, "alarm", P0),
+        urgent(7, "pager", P0),
+    ];
+    spool.ingest("a", "INBOX", CUR, &mails, false).unwrap();
+    let mut order = Vec::new();
+    loop {
+        let batch = spool.pending_for("s", 10).unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        assert!(
+            batch.iter().all(|i| i.bucket == batch[0].bucket),
+            "one bucket per batch"
+        );
+        order.push(subjects(&batch));
+        let done: Vec<_> = batch
+            .iter()
+            .map(|i| {
+                let update = Update::Delivered {
+                    message_id: "m".into(),
+                    at: 1,
+                };
+                (i.id, update)
+            })
+            .collect();
+        spool.record("s", &done).unwrap();
+    }
+    assert_eq!(
+        order,
+        vec![
+            vec!["mail 5", "mail 7"], // P0, its oldest bucket first, both of its mails
+            vec!["mail 6"],           // the other P0 bucket
+            vec!["mail 4"],           // P1
+            vec!["mail 1", "mail 3"], // P3, oldest bucket first
+            vec!["mail 2"],
+        ]
+    );
+}
+
+#[test]
+fn a_batch_is_bounded_and_the_rest_follows() {
+    let spool = Spool::open(&dir("limit"), 1 << 20).unwrap();
+    let mails: Vec<NewItem> = (1..=25).map(|u| mail(u, "b", &["s"])).collect();
+    spool.ingest("a", "INBOX", CUR, &mails, false).unwrap();
+    let first = spool.pending_for("s", 10).unwrap();
+    assert_eq!(first.len(), 10);
+    assert_eq!(first[0].subject, "mail 1");
+    assert_eq!(first[9].subject, "mail 10");
+}
+
+#[test]
+fn queue_keys_of_an_older_version_are_rewritten_and_still_drain() {
+    let d = dir("migrate");
+    let spool = Spool::open(&d, 1 << 20).unwrap();
+    let ids = spool
+        .ingest(
+            "a",
+            "INBOX",
+            CUR,
+            &[mail(1, "b", &["s"]), mail(2, "b", &["s"])],
+            false,
+        )
+        .unwrap();
+    // Make both look like an older version wrote them: no severity, queue key `sink \0 id`.
+    spool.queue.clear().unwrap();
+    for id in &ids {
+        let mut item = spool.get(*id).unwrap().unwrap();
+        item.severity = None;
+        let mut json = serde_json::to_value(&item).unwrap();
+        json.as_object_mut().unwrap().remove("severity");
+        spool
+            .items
+            .insert(id.to_be_bytes(), serde_json::to_vec(&json).unwrap())
+            .unwrap();
+        spool
+            .queue
+            .insert(key2("s", &id.to_be_bytes()), &[])
+            .unwrap();
+    }
+    spool.flush().unwrap();
+    drop(spool);
+    let spool = Spool::open(&d, 1 << 20).unwrap();
+    let owed = spool.pending_for("s", 10).unwrap();
+    assert_eq!(subjects(&owed), vec!["mail 1", "mail 2"]);
+    let done = vec![(
+        ids[0],
+        Update::Delivered {
+            message_id: "m".into(),
+            at: 1,
+        },
+    )];
+    spool.record("s", &done).unwrap();
+    assert_eq!(
+        subjects(&spool.pending_for("s", 10).unwrap()),
+        vec!["mail 2"]
+    );
+    assert_eq!(spool.queue.len(), 1, "the delivered item left the queue");
 }

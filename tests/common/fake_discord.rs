@@ -1,15 +1,28 @@
 #![allow(dead_code)]
-//! A faithful fake of Discord's webhook HTTP API on 127.0.0.1:0 (see shared/notes/discord.md).
+//! A faithful fake of Discord's webhook and bot HTTP API on 127.0.0.1:0 (see
+//! shared/notes/discord.md).
 //!
 //! Routes (`/api/v10/...` and the version-less form of copied webhook URLs `/api/...`):
 //! - `POST /api/v10/webhooks/{id}/{token}[?wait=true][&thread_id=..]` — executes the webhook:
-//!   200 + message JSON with `wait=true`, 204 without a body otherwise.
+//!   200 + message JSON with `wait=true`, 204 without a body otherwise. A `thread_id` must name
+//!   a thread of the webhook's channel (else 400/10003).
 //! - `GET /api/v10/webhooks/{id}/{token}` — the webhook object.
+//! - `POST /api/v10/channels/{id}/messages` — a bot's post: needs `Authorization: Bot TOKEN`
+//!   of a registered bot (else 401) and a `User-Agent: DiscordBot (…)` (else 403/40333). With
+//!   `nonce` + `enforce_nonce: true`, a nonce already used in the channel returns the message it
+//!   created and creates nothing.
+//! - `GET /api/v10/channels/{id}` — the channel (or thread) object, for probes.
 //!
-//! Unknown webhook id → 404/10015; known id with a wrong token → 401/50027 (like Discord).
-//! Every response carries `X-RateLimit-*` headers (informational; real 429s only come from
-//! `Behaviour::RateLimited`). The bucket hash is per route and shared by all webhooks, like
-//! Discord, so pacing has to be keyed on (bucket, webhook id).
+//! Unknown webhook id → 404/10015; known id with a wrong token → 401/50027 (like Discord);
+//! unknown channel → 404/10003. Every response carries `X-RateLimit-*` headers; by default they
+//! are informational, with [`Options::enforce`] a request past the budget gets a 429 (user
+//! scope) like Discord. The bucket hash is per route and shared by all webhooks and channels,
+//! like Discord, so pacing has to be keyed on (bucket, webhook/channel id). Every created
+//! message is kept per channel ([`FakeDiscord::messages_in`]): what a user would see.
+//!
+//! Process-wide trouble: [`FakeDiscord::global_429_next`] (the next POST, whichever webhook,
+//! gets a global 429) and [`FakeDiscord::ban`] (Cloudflare's "error code: 1015" HTML page for
+//! every request, without rate-limit headers).
 
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
@@ -24,6 +37,28 @@ pub const RL_WINDOW: Duration = Duration::from_secs(2);
 /// Bucket hashes (same for every webhook, like Discord).
 pub const BUCKET_EXECUTE: &str = "1e3f5c0a2b9d47a8c6e1f0d2b3a49587";
 pub const BUCKET_GET: &str = "7a1c9e2d4b6f08a3c5e7d9f1b2a4c6e8";
+pub const BUCKET_CHANNEL_POST: &str = "c0ffee00d15c0ba11ab1e5ca1ab1e000";
+pub const BUCKET_CHANNEL_GET: &str = "5e7d9f1b2a4c6e8a1c9e2d4b6f08a3c0";
+
+/// Time windows and enforcement, so tests can run in seconds.
+#[derive(Clone, Copy, Debug)]
+pub struct Options {
+    /// Requests per `rl_window` per (route, webhook/channel).
+    pub rl_limit: u32,
+    pub rl_window: Duration,
+    /// Answer a request past the budget with a 429 (user scope), as Discord does.
+    pub enforce: bool,
+}
+
+impl Default for Options {
+    fn default() -> Options {
+        Options {
+            rl_limit: RL_LIMIT,
+            rl_window: RL_WINDOW,
+            enforce: false,
+        }
+    }
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub enum Behaviour {
@@ -40,6 +75,12 @@ pub enum Behaviour {
         scope: &'static str,
         global: bool,
     },
+    /// POSTs whose body has embeds answer 400/50035 (with an `errors` tree naming the embed);
+    /// plain content is accepted.
+    RejectEmbeds,
+    /// The next N valid POSTs create their message but answer 502, as when a proxy loses
+    /// Discord's answer; later POSTs behave like `Ok`.
+    CreateThenFail(u32),
 }
 
 /// One request as received, with the status it was answered with.
@@ -101,9 +142,33 @@ struct Hook {
     rate_limited_until: Option<Instant>,
 }
 
+/// A channel a bot can post to, or a thread (a channel with a parent).
+struct Channel {
+    id: String,
+    parent: Option<String>,
+    behaviour: Behaviour,
+    flaky_count: u32,
+    rate_limited_until: Option<Instant>,
+}
+
+/// A message as created: what the channel shows.
+#[derive(Clone, Debug)]
+pub struct Created {
+    pub id: String,
+    pub channel_id: String,
+    /// The POSTed body.
+    pub body: Value,
+    pub nonce: Option<String>,
+}
+
 struct Window {
     start: Instant,
     count: u32,
+}
+
+struct Ban {
+    until: Instant,
+    retry_after: Option<u64>,
 }
 
 struct State {
@@ -112,6 +177,13 @@ struct State {
     next_message: u64,
     next_channel: u64,
     windows: HashMap<(String, &'static str), Window>,
+    opts: Options,
+    bots: Vec<String>,
+    channels: Vec<Channel>,
+    messages: Vec<Created>,
+    /// The next POST answers a global 429 with this `retry_after`.
+    global_next: Option<f64>,
+    ban: Option<Ban>,
 }
 
 pub struct FakeDiscord {
@@ -124,6 +196,11 @@ pub struct FakeDiscord {
 
 impl FakeDiscord {
     pub fn start() -> FakeDiscord {
+        FakeDiscord::start_with(Options::default())
+    }
+
+    /// A fake with its own rate-limit windows (and enforcement).
+    pub fn start_with(opts: Options) -> FakeDiscord {
         let server = Arc::new(
             tiny_http::Server::http("127.0.0.1:0").expect("fake discord: bind 127.0.0.1:0"),
         );
@@ -137,6 +214,12 @@ impl FakeDiscord {
             next_message: 1_300_000_000_000_000_000,
             next_channel: 1_200_000_000_000_000_000,
             windows: HashMap::new(),
+            opts,
+            bots: Vec::new(),
+            channels: Vec::new(),
+            messages: Vec::new(),
+            global_next: None,
+            ban: None,
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -192,6 +275,104 @@ impl FakeDiscord {
             rate_limited_until: None,
         });
         format!("{}/api/webhooks/{id}/{token}", self.base)
+    }
+
+    /// Registers a bot token (its `Authorization: Bot TOKEN` is accepted everywhere).
+    pub fn bot(&self, token: &str) {
+        lock(&self.state).bots.push(token.to_string());
+    }
+
+    /// Registers a text channel the bots can post to.
+    pub fn channel(&self, id: &str, b: Behaviour) {
+        let mut st = lock(&self.state);
+        st.channels.retain(|c| c.id != id);
+        st.channels.push(Channel {
+            id: id.to_string(),
+            parent: None,
+            behaviour: b,
+            flaky_count: 0,
+            rate_limited_until: None,
+        });
+    }
+
+    /// Creates a thread in channel `parent` (a bot channel or a webhook's channel); its id.
+    pub fn thread(&self, parent: &str) -> String {
+        let mut st = lock(&self.state);
+        let id = st.next_channel.to_string();
+        st.next_channel += 1 << 22;
+        st.channels.push(Channel {
+            id: id.clone(),
+            parent: Some(parent.to_string()),
+            behaviour: Behaviour::Ok,
+            flaky_count: 0,
+            rate_limited_until: None,
+        });
+        id
+    }
+
+    /// The channel the webhook with this token posts to.
+    pub fn webhook_channel(&self, token: &str) -> String {
+        lock(&self.state)
+            .hooks
+            .iter()
+            .find(|h| h.token == token)
+            .map(|h| h.channel_id.clone())
+            .unwrap_or_else(|| panic!("fake discord: no webhook with token {token:?}"))
+    }
+
+    /// Changes the behaviour of a bot channel (resets Flaky/RateLimited state).
+    pub fn set_channel_behaviour(&self, id: &str, b: Behaviour) {
+        let mut st = lock(&self.state);
+        let c = st
+            .channels
+            .iter_mut()
+            .find(|c| c.id == id)
+            .unwrap_or_else(|| panic!("fake discord: no channel {id:?}"));
+        c.behaviour = b;
+        c.flaky_count = 0;
+        c.rate_limited_until = None;
+    }
+
+    /// Every message created in this channel (or thread), in order.
+    pub fn messages_in(&self, channel_id: &str) -> Vec<Created> {
+        lock(&self.state)
+            .messages
+            .iter()
+            .filter(|m| m.channel_id == channel_id)
+            .cloned()
+            .collect()
+    }
+
+    /// Embed titles of every message created in this channel, in order.
+    pub fn titles_in(&self, channel_id: &str) -> Vec<String> {
+        self.messages_in(channel_id)
+            .iter()
+            .flat_map(|m| embed_titles(&m.body))
+            .collect()
+    }
+
+    /// Requests whose path names this channel id.
+    pub fn requests_to_channel(&self, channel_id: &str) -> Vec<Request> {
+        lock(&self.state)
+            .requests
+            .iter()
+            .filter(|r| r.path.split('/').any(|seg| seg == channel_id))
+            .cloned()
+            .collect()
+    }
+
+    /// The next POST, to whichever webhook or channel, answers a global 429.
+    pub fn global_429_next(&self, retry_after: f64) {
+        lock(&self.state).global_next = Some(retry_after);
+    }
+
+    /// Cloudflare bans this client for `lasting`: every request gets the HTML "error code:
+    /// 1015" page (429, no rate-limit headers), with `Retry-After` when given.
+    pub fn ban(&self, lasting: Duration, retry_after: Option<u64>) {
+        lock(&self.state).ban = Some(Ban {
+            until: Instant::now() + lasting,
+            retry_after,
+        });
     }
 
     /// Changes the behaviour of the webhook with this token (resets Flaky/RateLimited state).
@@ -313,6 +494,8 @@ struct Reply {
     status: u16,
     body: Option<Value>,
     headers: Vec<(String, String)>,
+    /// A non-JSON body (Cloudflare's HTML pages).
+    html: Option<String>,
 }
 
 impl Reply {
@@ -321,6 +504,7 @@ impl Reply {
             status,
             body: Some(body),
             headers: Vec::new(),
+            html: None,
         }
     }
     fn error(status: u16, code: u32) -> Reply {
@@ -420,14 +604,18 @@ fn serve(state: &Arc<Mutex<State>>, mut rq: tiny_http::Request) {
         reply
     };
 
-    let data = match (&reply.body, reply.status) {
-        (_, 204) | (None, _) => Vec::new(),
-        (Some(v), _) => serde_json::to_vec(v).unwrap_or_default(),
+    let data = match (&reply.body, &reply.html, reply.status) {
+        (_, _, 204) => Vec::new(),
+        (_, Some(html), _) => html.clone().into_bytes(),
+        (None, None, _) => Vec::new(),
+        (Some(v), None, _) => serde_json::to_vec(v).unwrap_or_default(),
     };
     let mut resp = tiny_http::Response::from_data(data)
         .with_status_code(reply.status)
         .with_chunked_threshold(usize::MAX);
-    if reply.body.is_some() && reply.status != 204 {
+    if reply.html.is_some() {
+        resp.add_header(header("Content-Type", "text/html; charset=UTF-8"));
+    } else if reply.body.is_some() && reply.status != 204 {
         resp.add_header(header("Content-Type", "application/json"));
     }
     for (k, v) in &reply.headers {
@@ -462,6 +650,13 @@ fn handle(
     headers: &[(String, String)],
     raw: &[u8],
 ) -> Reply {
+    let now = Instant::now();
+    if let Some(reply) = process_wide(st, method, now) {
+        return reply;
+    }
+    if let Some(rest) = path.strip_prefix("/api/v10/channels/") {
+        return bot_route(st, method, rest, headers, raw, now);
+    }
     let Some((id, token)) = parse_webhook_path(path) else {
         return Reply::error(404, 0);
     };
@@ -472,8 +667,10 @@ fn handle(
             return Reply::error(405, 0);
         }
     };
-    let now = Instant::now();
-    let rl = rate_headers(st, &id, route, now);
+    let rl = match rate_headers(st, &id, route, now) {
+        Ok(rl) => rl,
+        Err(over) => return over,
+    };
 
     let mut reply = match st.hooks.iter().position(|h| h.id == id) {
         None => Reply::error(404, 10015),
@@ -492,7 +689,12 @@ fn handle(
             execute(st, i, headers, raw, wait, thread_id, now)
         }
     };
-    // Rate-limit headers on every answer; a 429 overrides Remaining/Reset-After itself.
+    with_rate_headers(&mut reply, rl);
+    reply
+}
+
+/// Rate-limit headers on every answer; a 429 overrides Remaining/Reset-After itself.
+fn with_rate_headers(reply: &mut Reply, rl: Vec<(String, String)>) {
     for (k, v) in rl {
         if !reply
             .headers
@@ -502,15 +704,195 @@ fn handle(
             reply.headers.push((k, v));
         }
     }
+}
+
+/// A Cloudflare ban (every request) or a pending global 429 (the next POST).
+fn process_wide(st: &mut State, method: &str, now: Instant) -> Option<Reply> {
+    if let Some(ban) = &st.ban {
+        if now < ban.until {
+            let mut r = Reply {
+                status: 429,
+                body: None,
+                headers: Vec::new(),
+                html: Some("<!DOCTYPE html>\n<html><head><title>Access denied | discord.com used Cloudflare to restrict access</title></head>\n<body><h1>Error 1015</h1><p>You are being rate limited.</p>\n<p>error code: 1015</p></body></html>\n".into()),
+            };
+            if let Some(secs) = ban.retry_after {
+                r.headers.push(("Retry-After".into(), secs.to_string()));
+            }
+            return Some(r);
+        }
+        st.ban = None;
+    }
+    if method == "POST" {
+        if let Some(retry_after) = st.global_next.take() {
+            let mut r = Reply::json(
+                429,
+                json!({ "message": "You are being rate limited.", "retry_after": retry_after, "global": true }),
+            );
+            r.headers.push((
+                "Retry-After".into(),
+                (retry_after.ceil() as u64).to_string(),
+            ));
+            r.headers.push(("X-RateLimit-Global".into(), "true".into()));
+            r.headers
+                .push(("X-RateLimit-Scope".into(), "global".into()));
+            return Some(r);
+        }
+    }
+    None
+}
+
+/// `{id}` or `{id}/messages` under `/api/v10/channels/`, as a bot.
+fn bot_route(
+    st: &mut State,
+    method: &str,
+    rest: &str,
+    headers: &[(String, String)],
+    raw: &[u8],
+    now: Instant,
+) -> Reply {
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    };
+    let authorised = header("Authorization")
+        .and_then(|a| a.strip_prefix("Bot "))
+        .is_some_and(|t| st.bots.iter().any(|b| b == t));
+    if !authorised {
+        return Reply::json(401, json!({ "message": "401: Unauthorized", "code": 0 }));
+    }
+    if !header("User-Agent").is_some_and(|ua| ua.starts_with("DiscordBot (")) {
+        return Reply::error(403, 40333);
+    }
+    let (channel_id, posting) = match rest.split_once('/') {
+        Some((id, "messages")) if method == "POST" => (id.to_string(), true),
+        None if method == "GET" => (rest.to_string(), false),
+        _ => return Reply::error(405, 0),
+    };
+    let route = if posting {
+        BUCKET_CHANNEL_POST
+    } else {
+        BUCKET_CHANNEL_GET
+    };
+    let rl = match rate_headers(st, &channel_id, route, now) {
+        Ok(rl) => rl,
+        Err(over) => return over,
+    };
+    let Some(i) = st.channels.iter().position(|c| c.id == channel_id) else {
+        return Reply::error(404, 10003);
+    };
+    let mut reply = if posting {
+        bot_post(st, i, headers, raw, now)
+    } else if let Behaviour::Status { http, code } = st.channels[i].behaviour {
+        if matches!(http, 401 | 403 | 404) {
+            Reply::error(http, code)
+        } else {
+            channel_object(&st.channels[i])
+        }
+    } else {
+        channel_object(&st.channels[i])
+    };
+    with_rate_headers(&mut reply, rl);
     reply
 }
 
+fn channel_object(c: &Channel) -> Reply {
+    Reply::json(
+        200,
+        json!({
+            "id": c.id,
+            "type": if c.parent.is_some() { 11 } else { 0 },
+            "guild_id": "1100000000000000000",
+            "name": format!("channel-{}", c.id),
+            "parent_id": c.parent,
+        }),
+    )
+}
+
+fn bot_post(
+    st: &mut State,
+    i: usize,
+    headers: &[(String, String)],
+    raw: &[u8],
+    now: Instant,
+) -> Reply {
+    let c = &mut st.channels[i];
+    let body = match admit_post(
+        &mut c.behaviour,
+        &mut c.flaky_count,
+        &mut c.rate_limited_until,
+        headers,
+        raw,
+        now,
+    ) {
+        Ok(body) => body,
+        Err(reply) => return reply,
+    };
+    let channel_id = c.id.clone();
+    let nonce = body.get("nonce").and_then(|n| match n {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    });
+    if nonce.as_ref().is_some_and(|n| n.chars().count() > 25) {
+        return Reply::form_errors(json!({ "nonce": { "_errors": [{
+            "code": "BASE_TYPE_MAX_LENGTH", "message": "Must be 25 or fewer in length."
+        }]}}));
+    }
+    let enforce = body.get("enforce_nonce").and_then(Value::as_bool) == Some(true);
+    if let (Some(n), true) = (&nonce, enforce) {
+        if let Some(m) = st
+            .messages
+            .iter()
+            .find(|m| m.channel_id == channel_id && m.nonce.as_ref() == Some(n))
+        {
+            // Discord returns the message this nonce already created; nothing new is posted.
+            let (id, body) = (m.id.clone(), m.body.clone());
+            return Reply::json(200, message_json(&id, &channel_id, &body, "bot", None));
+        }
+    }
+    let id = create(st, &channel_id, &body, nonce);
+    if let Some(r) = lose_answer(&mut st.channels[i].behaviour) {
+        return r;
+    }
+    Reply::json(200, message_json(&id, &channel_id, &body, "bot", None))
+}
+
+/// `CreateThenFail`: the message exists, but the answer is lost (502).
+fn lose_answer(b: &mut Behaviour) -> Option<Reply> {
+    if let Behaviour::CreateThenFail(n) = b {
+        if *n > 0 {
+            *n -= 1;
+            return Some(Reply::error(502, 0));
+        }
+    }
+    None
+}
+
+/// Stores a created message; its id.
+fn create(st: &mut State, channel_id: &str, body: &Value, nonce: Option<String>) -> String {
+    let id = st.next_message.to_string();
+    st.next_message += 1 << 22;
+    st.messages.push(Created {
+        id: id.clone(),
+        channel_id: channel_id.to_string(),
+        body: body.clone(),
+        nonce,
+    });
+    id
+}
+
+/// The request budget of (route bucket, webhook/channel): its headers, or a 429 when the
+/// budget is spent and enforcement is on.
 fn rate_headers(
     st: &mut State,
     id: &str,
     bucket: &'static str,
     now: Instant,
-) -> Vec<(String, String)> {
+) -> Result<Vec<(String, String)>, Reply> {
+    let opts = st.opts;
     let w = st
         .windows
         .entry((id.to_string(), bucket))
@@ -518,15 +900,15 @@ fn rate_headers(
             start: now,
             count: 0,
         });
-    if now.duration_since(w.start) >= RL_WINDOW {
+    if now.duration_since(w.start) >= opts.rl_window {
         w.start = now;
         w.count = 0;
     }
     w.count += 1;
-    let remaining = RL_LIMIT.saturating_sub(w.count);
-    let reset_after = (RL_WINDOW.saturating_sub(now.duration_since(w.start))).as_secs_f64();
-    vec![
-        ("X-RateLimit-Limit".into(), RL_LIMIT.to_string()),
+    let remaining = opts.rl_limit.saturating_sub(w.count);
+    let reset_after = (opts.rl_window.saturating_sub(now.duration_since(w.start))).as_secs_f64();
+    let headers = vec![
+        ("X-RateLimit-Limit".into(), opts.rl_limit.to_string()),
         ("X-RateLimit-Remaining".into(), remaining.to_string()),
         (
             "X-RateLimit-Reset".into(),
@@ -537,7 +919,20 @@ fn rate_headers(
             format!("{reset_after:.3}"),
         ),
         ("X-RateLimit-Bucket".into(), bucket.to_string()),
-    ]
+    ];
+    if opts.enforce && w.count > opts.rl_limit {
+        let left = (reset_after * 1000.0).ceil() / 1000.0;
+        let mut r = Reply::json(
+            429,
+            json!({ "message": "You are being rate limited.", "retry_after": left, "global": false }),
+        );
+        r.headers
+            .push(("Retry-After".into(), (left.ceil() as u64).to_string()));
+        r.headers.push(("X-RateLimit-Scope".into(), "user".into()));
+        r.headers.extend(headers);
+        return Err(r);
+    }
+    Ok(headers)
 }
 
 fn get_webhook(h: &Hook) -> Reply {
@@ -561,28 +956,28 @@ fn get_webhook(h: &Hook) -> Reply {
     )
 }
 
-fn execute(
-    st: &mut State,
-    i: usize,
+/// What every POST goes through before a message is created, webhook or bot: an active rate
+/// limit, a configured failure, Discord's validation, flakiness. The parsed body when it passes.
+fn admit_post(
+    behaviour: &mut Behaviour,
+    flaky_count: &mut u32,
+    rate_limited_until: &mut Option<Instant>,
     headers: &[(String, String)],
     raw: &[u8],
-    wait: bool,
-    thread_id: Option<String>,
     now: Instant,
-) -> Reply {
+) -> Result<Value, Reply> {
     // 1. An active rate limit.
     if let Behaviour::RateLimited {
         retry_after,
         scope,
         global,
-    } = st.hooks[i].behaviour.clone()
+    } = behaviour.clone()
     {
-        let h = &mut st.hooks[i];
-        let first = h.rate_limited_until.is_none();
+        let first = rate_limited_until.is_none();
         if first {
-            h.rate_limited_until = Some(now + Duration::from_secs_f64(retry_after.max(0.0)));
+            *rate_limited_until = Some(now + Duration::from_secs_f64(retry_after.max(0.0)));
         }
-        let until = h.rate_limited_until.expect("set above");
+        let until = rate_limited_until.expect("set above");
         if now < until || first {
             let left = until.saturating_duration_since(now).as_secs_f64();
             let left = (left * 1000.0).round() / 1000.0;
@@ -608,15 +1003,15 @@ fn execute(
                 "X-RateLimit-Reset".into(),
                 format!("{:.3}", epoch_secs() + left),
             ));
-            return r;
+            return Err(r);
         }
-        h.behaviour = Behaviour::Ok;
-        h.rate_limited_until = None;
+        *behaviour = Behaviour::Ok;
+        *rate_limited_until = None;
     }
 
     // 2. A configured failure.
-    if let Behaviour::Status { http, code } = st.hooks[i].behaviour {
-        return Reply::error(http, code);
+    if let Behaviour::Status { http, code } = *behaviour {
+        return Err(Reply::error(http, code));
     }
 
     // 3. Validation like Discord's.
@@ -627,39 +1022,107 @@ fn execute(
                 .starts_with("application/json")
     });
     if !ct_ok {
-        return Reply::form_errors(json!({ "_errors": [{
+        return Err(Reply::form_errors(json!({ "_errors": [{
             "code": "CONTENT_TYPE_INVALID",
             "message": "Expected \"Content-Type\" header to be one of {'application/json', 'application/x-www-form-urlencoded', 'multipart/form-data'}."
-        }]}));
+        }]})));
     }
     let body: Value = match serde_json::from_slice(raw) {
         Ok(v) => v,
-        Err(_) => return Reply::error(400, 50109),
+        Err(_) => return Err(Reply::error(400, 50109)),
     };
-    if let Err(r) = validate(&body) {
-        return r;
+    validate(&body)?;
+    if *behaviour == Behaviour::RejectEmbeds
+        && body
+            .get("embeds")
+            .and_then(Value::as_array)
+            .is_some_and(|e| !e.is_empty())
+    {
+        return Err(Reply::form_errors(json!({ "embeds": { "0": { "_errors": [{
+            "code": "EMBED_REJECTED", "message": "This embed cannot be sent here."
+        }]}}})));
     }
 
     // 4. Flakiness (counted over valid POSTs).
-    if let Behaviour::FlakyEvery(n) = st.hooks[i].behaviour {
-        let h = &mut st.hooks[i];
-        h.flaky_count += 1;
-        if n > 0 && h.flaky_count % n == 0 {
-            return Reply::error(500, 0);
+    if let Behaviour::FlakyEvery(n) = *behaviour {
+        *flaky_count += 1;
+        if n > 0 && *flaky_count % n == 0 {
+            return Err(Reply::error(500, 0));
         }
     }
+    Ok(body)
+}
+
+fn execute(
+    st: &mut State,
+    i: usize,
+    headers: &[(String, String)],
+    raw: &[u8],
+    wait: bool,
+    thread_id: Option<String>,
+    now: Instant,
+) -> Reply {
+    let h = &mut st.hooks[i];
+    let body = match admit_post(
+        &mut h.behaviour,
+        &mut h.flaky_count,
+        &mut h.rate_limited_until,
+        headers,
+        raw,
+        now,
+    ) {
+        Ok(body) => body,
+        Err(reply) => return reply,
+    };
+    let hook_channel = h.channel_id.clone();
+    // A thread must exist and belong to the webhook's channel.
+    let channel_id = match thread_id {
+        None => hook_channel,
+        Some(t) => {
+            let ok = st
+                .channels
+                .iter()
+                .any(|c| c.id == t && c.parent.as_deref() == Some(hook_channel.as_str()));
+            if !ok {
+                return Reply::json(400, json!({ "message": "Unknown Channel", "code": 10003 }));
+            }
+            t
+        }
+    };
 
     // 5. Success.
-    let msg_id = st.next_message;
-    st.next_message += 1 << 22;
+    let msg_id = create(st, &channel_id, &body, None);
+    if let Some(r) = lose_answer(&mut st.hooks[i].behaviour) {
+        return r;
+    }
     if !wait {
         return Reply {
             status: 204,
             body: None,
             headers: Vec::new(),
+            html: None,
         };
     }
     let h = &st.hooks[i];
+    let username = body
+        .get("username")
+        .and_then(Value::as_str)
+        .unwrap_or(&h.name)
+        .to_string();
+    Reply::json(
+        200,
+        message_json(&msg_id, &channel_id, &body, &username, Some(&h.id)),
+    )
+}
+
+/// The message object Discord answers with.
+fn message_json(
+    id: &str,
+    channel_id: &str,
+    body: &Value,
+    username: &str,
+    webhook_id: Option<&str>,
+) -> Value {
     let embeds: Vec<Value> = body
         .get("embeds")
         .and_then(Value::as_array)
@@ -673,33 +1136,26 @@ fn execute(
             e
         })
         .collect();
-    let username = body
-        .get("username")
-        .and_then(Value::as_str)
-        .unwrap_or(&h.name)
-        .to_string();
-    Reply::json(
-        200,
-        json!({
-            "id": msg_id.to_string(),
-            "type": 0,
-            "content": body.get("content").and_then(Value::as_str).unwrap_or(""),
-            "channel_id": thread_id.unwrap_or_else(|| h.channel_id.clone()),
-            "author": { "id": h.id, "username": username, "avatar": null, "discriminator": "0000", "bot": true },
-            "attachments": [],
-            "embeds": embeds,
-            "mentions": [],
-            "mention_roles": [],
-            "pinned": false,
-            "mention_everyone": false,
-            "tts": false,
-            "timestamp": chrono_like_now(),
-            "edited_timestamp": null,
-            "flags": 0,
-            "components": [],
-            "webhook_id": h.id,
-        }),
-    )
+    json!({
+        "id": id,
+        "type": 0,
+        "content": body.get("content").and_then(Value::as_str).unwrap_or(""),
+        "channel_id": channel_id,
+        "author": { "id": webhook_id.unwrap_or("1150000000000000000"), "username": username, "avatar": null, "discriminator": "0000", "bot": true },
+        "attachments": [],
+        "embeds": embeds,
+        "mentions": [],
+        "mention_roles": [],
+        "pinned": false,
+        "mention_everyone": false,
+        "tts": false,
+        "timestamp": chrono_like_now(),
+        "edited_timestamp": null,
+        "flags": 0,
+        "components": [],
+        "nonce": body.get("nonce").cloned().unwrap_or(Value::Null),
+        "webhook_id": webhook_id,
+    })
 }
 
 fn chrono_like_now() -> String {

@@ -16,6 +16,7 @@ fn item(id: u64, subject: &str, from: &str, snippet: &str) -> Item {
         spooled_at: 0,
         snippet: snippet.into(),
         parse_error: None,
+        severity: None,
         deliveries: vec![Delivery {
             sink: "s".into(),
             state: State::Pending,
