@@ -229,10 +229,26 @@ fn check(path: &Path, probe: bool) -> Result<(), Failure> {
             }
         }
     }
+    failed += probe_gpio(&config);
     if failed > 0 {
         return Err(fail(format!("{failed} check(s) failed")));
     }
     Ok(())
+}
+
+/// Claims and releases the indicator's GPIO lines; returns the number of failures (0 or 1).
+fn probe_gpio(config: &Config) -> usize {
+    match crate::indicator::cdev::probe(&config.indicator) {
+        Ok(Some(found)) => {
+            println!("ok   gpio {found}");
+            0
+        }
+        Ok(None) => 0,
+        Err(e) => {
+            println!("FAIL gpio: {e}");
+            1
+        }
+    }
 }
 
 fn status(path: &Path, json: bool) -> Result<(), Failure> {
