@@ -59,6 +59,12 @@ enum Command {
         #[command(subcommand)]
         action: SpoolAction,
     },
+    /// Exercise a fresh throwaway spool on this machine (no config needed); exit 0 when sound.
+    Selftest {
+        /// Where to create (and afterwards remove) the throwaway spool; default: the temp dir.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -134,6 +140,7 @@ pub fn main() -> i32 {
         Command::Check { config, probe } => check(&config.config, probe),
         Command::Status { config, json } => status(&config.config, json),
         Command::Spool { action } => spool(action),
+        Command::Selftest { dir } => selftest(dir),
     };
     match result {
         Ok(()) => 0,
@@ -248,6 +255,27 @@ fn probe_gpio(config: &Config) -> usize {
             println!("FAIL gpio: {e}");
             1
         }
+    }
+}
+
+/// `selftest`: one line per spool check, exit 1 at the first that fails.
+fn selftest(dir: Option<PathBuf>) -> Result<(), Failure> {
+    let parent = dir.unwrap_or_else(std::env::temp_dir);
+    println!(
+        "mailbeacon {} selftest on {}-{}",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH,
+        std::env::consts::OS
+    );
+    let passed = crate::spool::selftest::run(&parent, &mut |name, outcome| match outcome {
+        Ok(found) => println!("ok   spool {name}: {found}"),
+        Err(why) => println!("FAIL spool {name}: {why}"),
+    });
+    if passed {
+        println!("selftest passed");
+        Ok(())
+    } else {
+        Err(fail("selftest failed"))
     }
 }
 

@@ -23,6 +23,7 @@
 //! without reading the whole spool; `counts` makes per-bucket totals O(1).
 
 mod item;
+pub mod selftest;
 
 pub use item::{Cursor, Delivery, Item, NewItem, State};
 
