@@ -59,6 +59,12 @@ enum Command {
         #[command(subcommand)]
         action: SpoolAction,
     },
+    /// Exercise a fresh throwaway spool on this machine (no config needed); exit 0 when sound.
+    Selftest {
+        /// Where to create (and afterwards remove) the throwaway spool; default: the temp dir.
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -134,6 +140,7 @@ pub fn main() -> i32 {
         Command::Check { config, probe } => check(&config.config, probe),
         Command::Status { config, json } => status(&config.config, json),
         Command::Spool { action } => spool(action),
+        Command::Selftest { dir } => selftest(dir),
     };
     match result {
         Ok(()) => 0,
@@ -232,10 +239,47 @@ fn check(path: &Path, probe: bool) -> Result<(), Failure> {
             }
         }
     }
+    failed += probe_gpio(&config);
     if failed > 0 {
         return Err(fail(format!("{failed} check(s) failed")));
     }
     Ok(())
+}
+
+/// Claims and releases the indicator's GPIO lines; returns the number of failures (0 or 1).
+fn probe_gpio(config: &Config) -> usize {
+    match crate::indicator::cdev::probe(&config.indicator) {
+        Ok(Some(found)) => {
+            println!("ok   gpio {found}");
+            0
+        }
+        Ok(None) => 0,
+        Err(e) => {
+            println!("FAIL gpio: {e}");
+            1
+        }
+    }
+}
+
+/// `selftest`: one line per spool check, exit 1 at the first that fails.
+fn selftest(dir: Option<PathBuf>) -> Result<(), Failure> {
+    let parent = dir.unwrap_or_else(std::env::temp_dir);
+    println!(
+        "mailbeacon {} selftest on {}-{}",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::ARCH,
+        std::env::consts::OS
+    );
+    let passed = crate::spool::selftest::run(&parent, &mut |name, outcome| match outcome {
+        Ok(found) => println!("ok   spool {name}: {found}"),
+        Err(why) => println!("FAIL spool {name}: {why}"),
+    });
+    if passed {
+        println!("selftest passed");
+        Ok(())
+    } else {
+        Err(fail("selftest failed"))
+    }
 }
 
 fn status(path: &Path, json: bool) -> Result<(), Failure> {

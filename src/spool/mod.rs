@@ -31,6 +31,7 @@
 //! this form when the spool is opened, in one atomic batch.
 
 mod item;
+pub mod selftest;
 
 pub use item::{Cursor, Delivery, Item, NewItem, State};
 
