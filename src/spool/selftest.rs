@@ -118,6 +118,7 @@ fn new_item(uid: u32, bucket: &str, sinks: &[&str]) -> NewItem {
         uid,
         summary,
         sinks: sinks.iter().map(|s| s.to_string()).collect(),
+        severity: crate::config::Severity::P2,
     }
 }
 
