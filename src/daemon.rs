@@ -202,6 +202,13 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
                     *s = Some(spool.clone());
                 }
                 let _ = health_tx.send(Event::SpoolReopened);
+                // Consume the snapshot up to the cleared state, or the stale disk trouble would
+                // stop the new pipeline at once.
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    health_rx.wait_for(|h| h.disk.is_empty()),
+                )
+                .await;
                 log::info!("spool: writable again and reopened; mail not yet on disk is fetched again, ingestion and delivery resume");
                 pipeline = Pipeline::start(&config, &spool, &health_tx, &HashSet::new(), &beats, &guard);
                 broken = None;
