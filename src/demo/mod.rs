@@ -1,0 +1,3 @@
+//! `mailbeacon demo`: the whole product on one machine with no credentials.
+pub mod dovecot;
+pub mod process;
