@@ -59,6 +59,17 @@ enum Command {
         #[command(subcommand)]
         action: SpoolAction,
     },
+    /// The whole pipeline on this machine with no credentials: a throwaway Dovecot, a Discord
+    /// stand-in and the daemon with the LED drawn live; a webhook dies and is rotated; nothing is
+    /// lost. Needs root (installs dovecot-imapd with apt when it is missing).
+    Demo {
+        /// No live redraw: print each step once (the default when stdout is not a terminal).
+        #[arg(long)]
+        plain: bool,
+        /// Keep the demo folder (config and spool) afterwards, to try the CLI on it.
+        #[arg(long)]
+        keep: bool,
+    },
     /// Exercise a fresh throwaway spool on this machine (no config needed); exit 0 when sound.
     Selftest {
         /// Where to create (and afterwards remove) the throwaway spool; default: the temp dir.
@@ -141,6 +152,7 @@ pub fn main() -> i32 {
         Command::Status { config, json } => status(&config.config, json),
         Command::Spool { action } => spool(action),
         Command::Selftest { dir } => selftest(dir),
+        Command::Demo { plain, keep } => demo(plain, keep),
     };
     match result {
         Ok(()) => 0,
@@ -259,6 +271,14 @@ fn probe_gpio(config: &Config) -> usize {
             1
         }
     }
+}
+
+fn demo(plain: bool, keep: bool) -> Result<(), Failure> {
+    use std::io::IsTerminal;
+    let live = !plain && std::io::stdout().is_terminal();
+    crate::demo::run(&crate::demo::Options { live, keep })
+        .map(|_| ())
+        .map_err(|e| fail(format!("demo: {e}")))
 }
 
 /// `selftest`: one line per spool check, exit 1 at the first that fails.
