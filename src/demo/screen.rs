@@ -41,7 +41,7 @@ impl Screen {
     /// A narration line (on a terminal, above the redrawn LED line).
     pub fn say(&self, text: &str) {
         let mut out = std::io::stdout().lock();
-        if self.live {
+        if self.live && !self.stop.load(Ordering::Relaxed) {
             let _ = write!(out, "{CLEAR_LINE}{text}\n{}", led_line(&lock(&self.view)));
         } else {
             let _ = writeln!(out, "{text}");
@@ -82,13 +82,14 @@ impl Screen {
     }
 
     fn redraw(&self) {
-        redraw(&lock(&self.view));
+        if !self.stop.load(Ordering::Relaxed) {
+            redraw(&lock(&self.view));
+        }
     }
 
     /// Clears the LED line (on a terminal) before the last words.
     pub fn finish(&self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if self.live {
+        if !self.stop.swap(true, Ordering::Relaxed) && self.live {
             let mut out = std::io::stdout().lock();
             let _ = write!(out, "{CLEAR_LINE}");
             let _ = out.flush();

@@ -47,7 +47,10 @@ impl Stage {
         stage.secret_file("imap.pass", &password)?;
         stage.secret_file("alerts.url", &alerts)?;
         stage.secret_file("noise.url", &noise)?;
-        let text = config_text(&stage.dir, dovecot.imaps_port(), &dovecot.ca_file());
+        // The CA beside the config, so the CLI still reads the config once Dovecot is gone.
+        let ca = stage.dir.join("ca.pem");
+        std::fs::copy(dovecot.ca_file(), &ca).map_err(|e| format!("copy the CA: {e}"))?;
+        let text = config_text(&stage.dir, dovecot.imaps_port(), &ca);
         std::fs::write(&stage.config, text).map_err(|e| format!("write config: {e}"))?;
         stage.dovecot = Some(dovecot);
         Ok(stage)

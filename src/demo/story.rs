@@ -149,6 +149,7 @@ impl Act<'_> {
         if self.stage.stop_daemon() != Some(0) {
             return Err("the daemon did not stop cleanly on SIGTERM".into());
         }
+        self.screen.finish();
         self.say("");
         self.say("Summary");
         self.say(&format!(
