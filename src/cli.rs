@@ -205,6 +205,12 @@ fn check(path: &Path, probe: bool) -> Result<(), Failure> {
     if !probe {
         return Ok(());
     }
+    for file in crate::config::perms::secret_files(path) {
+        match crate::config::perms::exposure(&file.path) {
+            Ok(mode) => println!("ok   perms {}: {} ({mode})", file.key, file.path.display()),
+            Err(why) => println!("warn perms {}: {why}", file.key),
+        }
+    }
     let mut failed = 0;
     for a in &config.accounts {
         let session = crate::imap::tls_config(a.ca_file.as_deref())

@@ -6,6 +6,7 @@
 mod duration;
 mod endpoint;
 mod lint;
+pub mod perms;
 mod raw;
 mod secret;
 

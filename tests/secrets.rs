@@ -1,0 +1,292 @@
+//! Secrets never leave (DESIGN.md invariant 8): every failure path runs with known, distinctive
+//! secret values at debug log level — a refused IMAP password, a TLS failure, webhooks answering
+//! 401, 403, 404, 429 and 5xx, a bot whose channel is forbidden and a bot whose token is
+//! refused, invalid configs that carry secrets — and the daemon's log and the output of
+//! `check`, `check --probe`, `status`, `status --json`, `spool dump` and `spool show` (with the
+//! daemon running and stopped) are searched for each secret, raw and URL-encoded.
+
+mod common;
+
+use common::daemon::{mail, temp_dir, wait_until, Daemon, BIN};
+use common::dovecot::Dovecot;
+use common::fake_discord::{Behaviour, FakeDiscord};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+const IMAP_WRONG: &str = "imapPW+Kx7/q=Zz9";
+const IMAP_TLS: &str = "tlsPW+Vb2/w=Qa1";
+const BOT_FORBIDDEN: &str = "MTAxBOT.leakGk9.zZ_w";
+const BOT_REFUSED: &str = "MTAyBOT.leakRf4.yY_q";
+/// Webhook tokens, one per failing answer.
+const HOOKS: &[(&str, &str, u16)] = &[
+    ("s401", "leakTok401-Qm3vZ8", 401),
+    ("s403", "leakTok403-Qm3vZ8", 403),
+    ("s404", "leakTok404-Qm3vZ8", 404),
+    ("s429", "leakTok429-Qm3vZ8", 429),
+    ("s5xx", "leakTok5xx-Qm3vZ8", 502),
+];
+
+fn secrets() -> Vec<String> {
+    let mut all = vec![IMAP_WRONG, IMAP_TLS, BOT_FORBIDDEN, BOT_REFUSED];
+    all.extend(HOOKS.iter().map(|h| h.1));
+    let mut out = Vec::new();
+    for s in all {
+        out.push(s.to_string());
+        out.push(url_encoded(s));
+    }
+    out
+}
+
+fn url_encoded(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Runs the CLI at debug level; stdout and stderr together.
+fn run(config: &Path, args: &[&str]) -> String {
+    let out = Command::new(BIN)
+        .args(args)
+        .arg("--config")
+        .arg(config)
+        .env("MAILBEACON_LOG", "debug")
+        .env_remove("RUNTIME_DIRECTORY")
+        .output()
+        .expect("run mailbeacon");
+    format!(
+        "$ mailbeacon {} (exit {:?})\n{}{}",
+        args.join(" "),
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn assert_no_secret(what: &str, text: &str) {
+    for s in secrets() {
+        assert!(!text.contains(&s), "{what} leaks {s:?}:\n{text}");
+    }
+}
+
+fn pipeline_config(dir: &Path, dovecot: &Dovecot, discord: &FakeDiscord) -> String {
+    let mut sinks = String::new();
+    for (name, token, http) in HOOKS {
+        let url = discord.webhook(&http.to_string(), token, Behaviour::Ok);
+        sinks.push_str(&format!(
+            "[[sink]]\nname = \"{name}\"\nkind = \"webhook\"\nurl = \"{url}\"\n\n"
+        ));
+    }
+    for (name, token) in [("botF", BOT_FORBIDDEN), ("botR", BOT_REFUSED)] {
+        let channel = if name == "botF" { "611" } else { "612" };
+        sinks.push_str(&format!(
+            "[[sink]]\nname = \"{name}\"\nkind = \"bot\"\nchannel_id = \"{channel}\"\n\
+             token = \"{token}\"\napi_base = \"{}/api/v10\"\n\n",
+            discord.base()
+        ));
+    }
+    std::fs::write(dir.join("wrong.pass"), format!("{IMAP_WRONG}\n")).unwrap();
+    format!(
+        r#"
+state_dir = "{state}"
+
+[[account]]
+name = "good"
+host = "127.0.0.1"
+port = {port}
+username = "alice"
+password = "secret"
+ca_file = "{ca}"
+
+[[account]]
+name = "wrongpw"
+host = "127.0.0.1"
+port = {port}
+username = "bob"
+password_file = "{dir}/wrong.pass"
+ca_file = "{ca}"
+
+[[account]]
+name = "untrusted"
+host = "127.0.0.1"
+port = {port}
+username = "bob"
+password = "{IMAP_TLS}"
+
+{sinks}
+[[bucket]]
+name = "unknown"
+sinks = ["s401", "s403", "s404", "s429", "s5xx", "botF", "botR"]
+
+[indicator]
+backend = "sim"
+trace = "{dir}/led.jsonl"
+"#,
+        state = dir.join("state").display(),
+        dir = dir.display(),
+        port = dovecot.imaps_port(),
+        ca = dovecot.ca_file().display(),
+    )
+}
+
+fn set_failures(discord: &FakeDiscord) {
+    for (_, token, http) in HOOKS {
+        let b = match http {
+            429 => Behaviour::RateLimited {
+                retry_after: 30.0,
+                scope: "user",
+                global: false,
+            },
+            404 => Behaviour::Status {
+                http: 404,
+                code: 10015,
+            },
+            502 => Behaviour::Status { http: 502, code: 0 },
+            _ => Behaviour::Status {
+                http: *http,
+                code: 50013,
+            },
+        };
+        discord.set_behaviour(token, b);
+    }
+    discord.bot(BOT_FORBIDDEN);
+    discord.channel(
+        "611",
+        Behaviour::Status {
+            http: 403,
+            code: 50001,
+        },
+    );
+    discord.channel("612", Behaviour::Ok);
+}
+
+#[test]
+fn no_failure_path_shows_a_secret_anywhere() {
+    let dovecot = Dovecot::start();
+    let discord = FakeDiscord::start();
+    let dir = temp_dir("secrets");
+    let text = pipeline_config(&dir, &dovecot, &discord);
+    set_failures(&discord);
+    let mut daemon = Daemon::start(&dir, &text);
+    wait_until(
+        Duration::from_secs(20),
+        "alice's INBOX to be watched",
+        || daemon.status()["accounts"][0]["state"] == "idle",
+    );
+    dovecot.deliver(
+        "alice",
+        "INBOX",
+        &mail(
+            "A <a@example.org>",
+            "Leak probe",
+            "body",
+            "leak@example.org",
+        ),
+    );
+    let states = |key: &str| -> Vec<String> {
+        daemon.status()[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["state"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    let mut seen_states = std::collections::BTreeSet::new();
+    wait_until(Duration::from_secs(90), "every failure to show", || {
+        seen_states.extend(states("accounts"));
+        seen_states.extend(states("sinks"));
+        [
+            "auth_failed",
+            "tls_failed",
+            "dead",
+            "rate_limited",
+            "retrying",
+        ]
+        .iter()
+        .all(|s| seen_states.contains(*s))
+    });
+
+    let mut seen = String::new();
+    let config = daemon.config.clone();
+    for args in [
+        &["status"][..],
+        &["status", "--json"],
+        &["spool", "dump"],
+        &["spool", "ls"],
+        &["spool", "show", "0"],
+        &["check"],
+        &["check", "--probe"],
+    ] {
+        seen.push_str(&run(&config, args));
+    }
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(Duration::from_secs(15)), Some(0));
+    for args in [
+        &["status"][..],
+        &["status", "--json"],
+        &["spool", "dump"],
+        &["spool", "show", "0"],
+    ] {
+        seen.push_str(&run(&config, args));
+    }
+    // The paths were really taken: each failure is named somewhere.
+    for kind in [
+        "HTTP 401",
+        "HTTP 403",
+        "HTTP 404",
+        "HTTP 502",
+        "429",
+        "auth_failed",
+        "tls_failed",
+    ] {
+        assert!(
+            seen.contains(kind) || daemon.log_text().contains(kind),
+            "{kind} never shown:\n{seen}"
+        );
+    }
+    assert_no_secret("the CLI", &seen);
+    assert_no_secret("the daemon's log", &daemon.log_text());
+}
+
+#[test]
+fn invalid_configs_never_echo_a_secret() {
+    let dir = temp_dir("secrets-config");
+    let token = HOOKS[0].1;
+    let cases = [
+        // Plain http to a host that is not loopback.
+        format!("url = \"http://example.com/api/webhooks/1/{token}\""),
+        // Not a webhook path.
+        format!("url = \"https://discord.com/api/hooks/x/{token}\""),
+        // A typo next to the secret: TOML errors quote the line they stop at.
+        format!("url = \"https://discord.com/api/webhooks/1/{token}\"\nurll = \"{token}\""),
+        // Two sources for one secret.
+        format!("url = \"https://discord.com/api/webhooks/1/{token}\"\nurl_file = \"/nonexistent/{token}\""),
+        // A broken TOML string holding the secret.
+        format!("url = \"https://discord.com/api/webhooks/1/{token}"),
+    ];
+    for (i, sink) in cases.iter().enumerate() {
+        let text = format!(
+            "state_dir = \"{}\"\n[[account]]\nname = \"a\"\nhost = \"127.0.0.1\"\nusername = \"u\"\n\
+             password = \"{IMAP_WRONG}\"\n[[sink]]\nname = \"s\"\nkind = \"webhook\"\n{sink}\n\
+             [[bucket]]\nname = \"unknown\"\nsinks = [\"s\"]\n",
+            dir.join("state").display()
+        );
+        let path = dir.join(format!("bad{i}.toml"));
+        std::fs::write(&path, text).unwrap();
+        for args in [
+            &["check"][..],
+            &["check", "--probe"],
+            &["status"],
+            &["spool", "dump"],
+        ] {
+            let out = run(&path, args);
+            assert!(out.contains("(exit Some(78))"), "case {i}: {out}");
+            assert_no_secret(&format!("case {i}"), &out);
+        }
+    }
+}
