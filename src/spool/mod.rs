@@ -56,7 +56,7 @@ pub enum SpoolError {
     DiskFull(std::io::Error),
     #[error("spool storage error: {0}")]
     Storage(sled::Error),
-    #[error("spool full: {used} bytes held, spool_max_mb allows {limit}; ingestion waits until delivered mail is pruned")]
+    #[error("spool full: it holds {:.1} MiB, spool_max_mb allows {:.1}; ingestion waits, mail stays on the server", *used as f64 / 1048576.0, *limit as f64 / 1048576.0)]
     Full { used: u64, limit: u64 },
     #[error("spool record {key} does not decode: {reason}")]
     Corrupt { key: String, reason: String },
