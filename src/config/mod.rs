@@ -359,10 +359,10 @@ impl Loader<'_> {
 
     fn spool_max(&self, mb: Option<f64>) -> Result<u64, ConfigError> {
         let mb = mb.unwrap_or(1024.0);
-        if !(mb.is_finite() && mb >= 0.01) {
+        if !(mb.is_finite() && mb >= 0.001) {
             return Err(self.err(
                 "spool_max_mb",
-                format!("{mb} is not a size: give the spool's bound in MiB, at least 0.01"),
+                format!("{mb} is not a size: give the spool's bound in MiB, at least 0.001"),
             ));
         }
         Ok((mb * 1024.0 * 1024.0) as u64)
