@@ -5,11 +5,14 @@ use crate::config::Config;
 use crate::control::{self, Request};
 use crate::daemon::{self, RunError};
 use crate::discord::{HttpSink, Outcome, Sink};
-use crate::spool::{Spool, SpoolError, State};
-use crate::status::{self, DumpRecord, Filter};
-use clap::{Parser, Subcommand, ValueEnum};
+use crate::spool::{Spool, SpoolError};
+use crate::status;
+use clap::{Parser, Subcommand};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
+
+mod spool;
+use spool::{SinkAction, SpoolAction};
 
 pub const EX_CONFIG: i32 = 78;
 
@@ -54,7 +57,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Read the spool.
+    /// Read the spool, retry dead-lettered mail, drop an item.
     Spool {
         #[command(subcommand)]
         action: SpoolAction,
@@ -70,43 +73,16 @@ enum Command {
         #[arg(long)]
         keep: bool,
     },
+    /// Ask a sink whether it still accepts us, without posting.
+    Sink {
+        #[command(subcommand)]
+        action: SinkAction,
+    },
     /// Exercise a fresh throwaway spool on this machine (no config needed); exit 0 when sound.
     Selftest {
         /// Where to create (and afterwards remove) the throwaway spool; default: the temp dir.
         #[arg(long)]
         dir: Option<PathBuf>,
-    },
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum StateArg {
-    Pending,
-    Delivered,
-    Dead,
-    All,
-}
-
-#[derive(clap::Args)]
-struct FilterArgs {
-    #[command(flatten)]
-    config: ConfigArg,
-    #[arg(long)]
-    bucket: Option<String>,
-    #[arg(long, value_enum, default_value = "all")]
-    state: StateArg,
-}
-
-#[derive(Subcommand)]
-enum SpoolAction {
-    /// A table of items.
-    Ls(FilterArgs),
-    /// Every item as JSON Lines on stdout, streamed.
-    Dump(FilterArgs),
-    /// One item, everything about it.
-    Show {
-        id: u64,
-        #[command(flatten)]
-        config: ConfigArg,
     },
 }
 
@@ -150,7 +126,8 @@ pub fn main() -> i32 {
         Command::Run(c) => daemon::run(&c.config).map_err(Failure::from),
         Command::Check { config, probe } => check(&config.config, probe),
         Command::Status { config, json } => status(&config.config, json),
-        Command::Spool { action } => spool(action),
+        Command::Spool { action } => spool::run(action),
+        Command::Sink { action } => spool::sink(action),
         Command::Selftest { dir } => selftest(dir),
         Command::Demo { plain, keep } => demo(plain, keep),
     };
@@ -331,96 +308,9 @@ fn status(path: &Path, json: bool) -> Result<(), Failure> {
     let text = if json {
         serde_json::to_string_pretty(&report).unwrap_or_default() + "\n"
     } else {
-        status::table(&report)
+        status::table(&report, status::use_colour())
     };
     std::io::stdout()
         .write_all(text.as_bytes())
         .map_err(|e| fail(e.to_string()))
-}
-
-/// Calls `each` for every matching record, from the daemon or from the spool itself.
-fn records(
-    config: &Config,
-    filter: Filter,
-    each: &mut dyn FnMut(DumpRecord) -> std::io::Result<()>,
-) -> Result<(), Failure> {
-    match control::ask(
-        &control::client_path(config),
-        &Request::Items {
-            filter: filter.clone(),
-        },
-    ) {
-        Some(reply) => {
-            let reader = reply.map_err(|e| fail(format!("daemon: {e}")))?;
-            for line in reader.lines() {
-                let line = line.map_err(|e| fail(format!("daemon: {e}")))?;
-                let rec: DumpRecord = serde_json::from_str(&line)
-                    .map_err(|_| fail(format!("daemon answered: {}", line.trim())))?;
-                each(rec).map_err(|e| fail(e.to_string()))?;
-            }
-        }
-        None => {
-            let spool = open_offline(config)?;
-            for item in spool.iter() {
-                let item = item.map_err(|e| fail(e.to_string()))?;
-                if filter.accepts(&item) {
-                    each(DumpRecord::from(item)).map_err(|e| fail(e.to_string()))?;
-                }
-            }
-        }
-    }
-    Ok(())
-}
-
-fn filter_of(args: &FilterArgs) -> Filter {
-    let state = match args.state {
-        StateArg::Pending => Some(State::Pending),
-        StateArg::Delivered => Some(State::Delivered),
-        StateArg::Dead => Some(State::Dead),
-        StateArg::All => None,
-    };
-    Filter {
-        bucket: args.bucket.clone(),
-        state,
-    }
-}
-
-fn spool(action: SpoolAction) -> Result<(), Failure> {
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let result = match action {
-        SpoolAction::Dump(args) => {
-            let config = load_public(&args.config.config)?;
-            records(&config, filter_of(&args), &mut |r| {
-                serde_json::to_writer(&mut out, &r)?;
-                out.write_all(b"\n")
-            })
-        }
-        SpoolAction::Ls(args) => {
-            let config = load_public(&args.config.config)?;
-            writeln!(out, "{}", status::ls_header()).map_err(|e| fail(e.to_string()))?;
-            records(&config, filter_of(&args), &mut |r| {
-                writeln!(out, "{}", status::ls_row(&r))
-            })
-        }
-        SpoolAction::Show { id, config } => {
-            let config = load_public(&config.config)?;
-            let mut found = false;
-            records(&config, Filter::default(), &mut |r| {
-                if r.id == id {
-                    found = true;
-                    serde_json::to_writer_pretty(&mut out, &r)?;
-                    out.write_all(b"\n")?;
-                }
-                Ok(())
-            })?;
-            if found {
-                Ok(())
-            } else {
-                Err(fail(format!("no item {id} in the spool")))
-            }
-        }
-    };
-    out.flush().map_err(|e| fail(e.to_string()))?;
-    result
 }

@@ -8,6 +8,7 @@ use crate::health::Health;
 use crate::spool::Spool;
 use crate::status::{dump, report, Filter};
 use crate::stop::Stop;
+use crate::tools::{self, Answer, RetryTarget};
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -22,6 +23,9 @@ use tokio::sync::watch;
 pub enum Request {
     Status,
     Items { filter: Filter },
+    Retry { target: RetryTarget },
+    Drop { id: u64, yes: bool },
+    Probe { sink: String },
 }
 
 /// Where the daemon listens: `$RUNTIME_DIRECTORY/control.sock`, else `<state_dir>/control.sock`.
@@ -57,6 +61,23 @@ pub struct Context {
     pub config: watch::Receiver<Arc<Config>>,
     pub spool: SpoolSlot,
     pub health: watch::Receiver<Health>,
+    /// The running sinks' bells: rung after `spool retry` so idle sinks start at once.
+    pub kick: Kick,
+}
+
+/// The bells of the running pipeline's sinks.
+pub type Kick = Arc<std::sync::Mutex<Vec<Arc<tokio::sync::Notify>>>>;
+
+/// The answer to an operator's action, for requests that do not concern the running
+/// configuration's sinks.
+pub fn probe_sink(config: &Config, name: &str) -> Answer {
+    match config.sinks.iter().find(|s| s.name == name) {
+        Some(sink) => tools::probe(sink),
+        None => Answer {
+            code: 1,
+            text: format!("no sink {name:?} in {}", config.path.display()),
+        },
+    }
 }
 
 /// Binds the socket, replacing a stale file from a crashed run, and links
@@ -142,6 +163,25 @@ fn handle(stream: UnixStream, ctx: &Context) -> std::io::Result<()> {
         }
         Ok(Request::Items { filter }) => {
             dump(&spool, &filter, &mut out)?;
+        }
+        Ok(Request::Retry { target }) => {
+            let answer = tools::retry(&spool, &target);
+            if answer.code == 0 {
+                if let Ok(bells) = ctx.kick.lock() {
+                    bells.iter().for_each(|b| b.notify_one());
+                }
+            }
+            serde_json::to_writer(&mut out, &answer)?;
+            out.write_all(b"\n")?;
+        }
+        Ok(Request::Drop { id, yes }) => {
+            serde_json::to_writer(&mut out, &tools::drop(&spool, id, yes))?;
+            out.write_all(b"\n")?;
+        }
+        Ok(Request::Probe { sink }) => {
+            let config = ctx.config.borrow().clone();
+            serde_json::to_writer(&mut out, &probe_sink(&config, &sink))?;
+            out.write_all(b"\n")?;
         }
         Err(e) => {
             serde_json::to_writer(

@@ -26,6 +26,8 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
+mod housekeeping;
+
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
@@ -70,6 +72,11 @@ fn open_spool(config: &Config) -> Result<Spool, SpoolError> {
         match Spool::open(&spool_dir(config), config.spool_cache_bytes) {
             Err(SpoolError::Locked { .. }) if std::time::Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(100))
+            }
+            Ok(spool) => {
+                spool.count_bytes_if_missing()?;
+                spool.set_size_limit(config.spool_max_bytes);
+                return Ok(spool);
             }
             other => return other,
         }
@@ -125,12 +132,25 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
     let (listener, socket_files) = control::bind(&config)?;
     let socket = socket_files[0].clone();
     let slot: control::SpoolSlot = Arc::new(std::sync::RwLock::new(Some(spool.clone())));
+    let kick = control::Kick::default();
     let ctx = control::Context {
         config: config_rx.clone(),
         spool: slot.clone(),
         health: snapshot_rx.clone(),
+        kick: kick.clone(),
     };
     tokio::spawn(control::serve(listener, ctx, services.clone()));
+    tokio::spawn(housekeeping::retention(
+        config_rx.clone(),
+        slot.clone(),
+        services.clone(),
+    ));
+    let metrics = tokio::spawn(housekeeping::metrics(
+        config_rx.clone(),
+        slot.clone(),
+        snapshot_rx.clone(),
+        services.clone(),
+    ));
     tokio::spawn(spool_stats(
         config_rx,
         slot.clone(),
@@ -144,8 +164,15 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
         health_tx.clone(),
         services.clone(),
     ));
-    let mut pipeline =
-        Pipeline::start(&config, &spool, &health_tx, &HashSet::new(), &beats, &guard);
+    let mut pipeline = Pipeline::start(
+        &config,
+        &spool,
+        &health_tx,
+        &HashSet::new(),
+        &beats,
+        &guard,
+        &kick,
+    );
     tokio::spawn(watchdog(beats.clone(), services.clone()));
     notify(&[sd_notify::NotifyState::Ready]);
     log::info!(
@@ -210,7 +237,7 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
                 )
                 .await;
                 log::info!("spool: writable again and reopened; mail not yet on disk is fetched again, ingestion and delivery resume");
-                pipeline = Pipeline::start(&config, &spool, &health_tx, &HashSet::new(), &beats, &guard);
+                pipeline = Pipeline::start(&config, &spool, &health_tx, &HashSet::new(), &beats, &guard, &kick);
                 broken = None;
             }
             _ = sighup.recv() => {
@@ -230,7 +257,7 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
                         pipeline.stop().await;
                         let _ = health_tx.send(configured(&new));
                         guard.set_limit(new.discord.invalid_request_limit);
-                        pipeline = Pipeline::start(&new, &spool, &health_tx, &dead, &beats, &guard);
+                        pipeline = Pipeline::start(&new, &spool, &health_tx, &dead, &beats, &guard, &kick);
                         log::info!("configuration reloaded; probing dead sinks now: {dead:?}");
                         config = new;
                         let _ = config_tx.send(Arc::new(config.clone()));
@@ -245,6 +272,8 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
     pipeline.stop().await;
     let _ = health_tx.send(Event::Stopping);
     services.trigger();
+    let _ = metrics.await;
+    housekeeping::final_metrics(&config, &spool, &snapshot_rx.borrow());
     let _ = indicator.await;
     health_task.abort();
     for f in &socket_files {
@@ -489,6 +518,7 @@ impl Pipeline {
         dead: &HashSet<String>,
         beats: &Beats,
         guard: &Arc<Guard>,
+        kick: &control::Kick,
     ) -> Pipeline {
         let stop = Stop::new();
         for b in config
@@ -523,6 +553,10 @@ impl Pipeline {
                 guard: guard.clone(),
             };
             dispatchers.push(tokio::spawn(d.run(stop.clone())));
+        }
+        // `spool retry` rings these so idle sinks pick the retried mail up at once.
+        if let Ok(mut k) = kick.lock() {
+            *k = wakes.clone();
         }
         let mut watchers = Vec::new();
         for a in &config.accounts {

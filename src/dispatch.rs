@@ -319,6 +319,7 @@ impl Dispatcher {
                 status: 0,
             });
         self.guard.observe(&st.who, POST, &reply, Instant::now());
+        crate::metrics::observe(self.sink.name(), &reply.outcome, ids.len());
         Some(reply)
     }
 

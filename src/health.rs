@@ -106,6 +106,12 @@ pub enum Event {
         writer: String,
         full: Option<String>,
     },
+    /// From one IMAP watcher: `Some(reason)` while the spool, at its size bound
+    /// (`spool_max_mb`), refuses its mail; `None` once it took it.
+    SpoolFull {
+        writer: String,
+        full: Option<String>,
+    },
     /// The configuration was (re)loaded: forget accounts and sinks it no longer names.
     Configured {
         mailboxes: Vec<(String, String)>,
@@ -144,6 +150,8 @@ pub struct Health {
     pub buckets: Vec<BucketStats>,
     /// Writers that currently cannot write the spool, with the reason.
     pub disk: BTreeMap<String, String>,
+    /// Watchers whose mail the spool refuses at its size bound, with the reason.
+    pub full: BTreeMap<String, String>,
     pub stopping: bool,
     pub thresholds: Thresholds,
     pub discord: DiscordHealth,
@@ -199,7 +207,18 @@ impl Health {
                 }
             }
             Event::Spool(stats) => self.buckets = stats,
-            Event::SpoolReopened => self.disk.clear(),
+            Event::SpoolReopened => {
+                self.disk.clear();
+                self.full.clear();
+            }
+            Event::SpoolFull { writer, full } => match full {
+                Some(reason) => {
+                    self.full.insert(writer, reason);
+                }
+                None => {
+                    self.full.remove(&writer);
+                }
+            },
             Event::Discord(d) => self.discord = d,
             Event::Disk { writer, full } => match full {
                 Some(reason) => {
@@ -252,6 +271,9 @@ impl Health {
                 Pattern::Alarm,
                 format!("spool cannot be written ({writer}): {reason}"),
             ));
+        }
+        if let Some((writer, reason)) = self.full.iter().next() {
+            out.push((Pattern::Alarm, format!("{reason} ({writer})")));
         }
         let pending = self.pending();
         if t.spool_alarm > 0 && pending > t.spool_alarm {
@@ -460,6 +482,19 @@ mod tests {
         h.apply(disk("imap a/INBOX", None), 0);
         assert_eq!(h.pattern(0), Pattern::Alarm, "the sink has not written yet");
         h.apply(disk("sink s", None), 0);
+        assert_eq!(h.pattern(0), Pattern::Ok);
+        let full = |full: Option<&str>| Event::SpoolFull {
+            writer: "imap a/INBOX".into(),
+            full: full.map(str::to_string),
+        };
+        h.apply(full(Some("spool full")), 0);
+        assert_eq!(h.pattern(0), Pattern::Alarm);
+        assert!(
+            h.summary(0).contains("spool full (imap a/INBOX)"),
+            "{}",
+            h.summary(0)
+        );
+        h.apply(full(None), 0);
         assert_eq!(h.pattern(0), Pattern::Ok);
     }
 

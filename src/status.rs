@@ -167,24 +167,57 @@ fn json_name<T: Serialize>(v: &Option<T>) -> String {
         .unwrap_or_else(|| "-".to_string())
 }
 
-/// The human table.
-pub fn table(r: &StatusReport) -> String {
+/// Whether `status` may colour its table: stdout is a terminal and `NO_COLOR` is not set
+/// (<https://no-color.org>: any non-empty value).
+pub fn use_colour() -> bool {
+    use std::io::IsTerminal;
+    std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+/// A state word padded to `width`, in red, yellow or green when `colour` is on.
+fn paint(word: &str, width: usize, colour: bool) -> String {
+    let padded = format!("{word:<width$}");
+    if !colour {
+        return padded;
+    }
+    let code = match word {
+        "ok" | "idle" | "polling" => "32",
+        "retrying" | "rate_limited" | "backlog" | "connecting" | "backoff" | "paused" => "33",
+        "-" | "off" | "selftest" => return padded,
+        _ => "31",
+    };
+    format!("\x1b[{code}m{padded}\x1b[0m")
+}
+
+/// Seconds as people read an age: `42s`, `7m05s`, `3h12m`, `2d04h`.
+pub fn age(s: i64) -> String {
+    match s {
+        ..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+/// The human table; `colour` adds ANSI colours to the state words.
+pub fn table(r: &StatusReport, colour: bool) -> String {
     let mut out = format!(
         "mailbeacon: {} — LED {}\n",
         r.summary,
-        r.indicator.pattern.as_str()
+        paint(r.indicator.pattern.as_str(), 0, colour)
     );
     out.push_str(&format!(
-        "\n{:<24} {:<12} {:>10} {:>8}  {}\n",
-        "MAILBOX", "STATE", "UIDVALID", "LASTUID", "LAST ERROR"
+        "\n{:<24} {:<14} {:>10} {:>8}  {:<20}  {}\n",
+        "MAILBOX", "STATE", "UIDVALID", "LASTUID", "LAST OK", "LAST ERROR"
     ));
     for a in &r.accounts {
         out.push_str(&format!(
-            "{:<24} {:<12} {:>10} {:>8}  {}\n",
+            "{:<24} {} {:>10} {:>8}  {:<20}  {}\n",
             format!("{}/{}", a.name, a.folder),
-            json_name(&a.state),
+            paint(&json_name(&a.state), 14, colour),
             opt(&a.uidvalidity),
             opt(&a.last_uid),
+            opt(&a.last_ok),
             opt(&a.last_error)
         ));
     }
@@ -207,30 +240,30 @@ pub fn table(r: &StatusReport) -> String {
         ));
     }
     out.push_str(&format!(
-        "\n{:<24} {:<12} {:<21}  {}\n",
+        "\n{:<24} {:<14} {:<21}  {}\n",
         "SINK", "STATE", "LAST SUCCESS", "LAST ERROR"
     ));
     for s in &r.sinks {
         out.push_str(&format!(
-            "{:<24} {:<12} {:<21}  {}\n",
+            "{:<24} {} {:<21}  {}\n",
             s.name,
-            json_name(&s.state),
+            paint(&json_name(&s.state), 14, colour),
             opt(&s.last_success),
             opt(&s.last_error)
         ));
     }
     out.push_str(&format!(
-        "\n{:<24} {:>8} {:>10} {:>6} {:>12}\n",
-        "BUCKET", "PENDING", "DELIVERED", "DEAD", "OLDEST (s)"
+        "\n{:<24} {:>8} {:>10} {:>6} {:>14}\n",
+        "BUCKET", "PENDING", "DELIVERED", "DEAD", "OLDEST PENDING"
     ));
     for b in &r.buckets {
         out.push_str(&format!(
-            "{:<24} {:>8} {:>10} {:>6} {:>12}\n",
+            "{:<24} {:>8} {:>10} {:>6} {:>14}\n",
             b.name,
             b.pending,
             b.delivered,
             b.dead,
-            opt(&b.oldest_pending_age_s)
+            b.oldest_pending_age_s.map_or_else(|| "-".to_string(), age)
         ));
     }
     out
@@ -302,12 +335,16 @@ pub struct Filter {
     pub bucket: Option<String>,
     /// `None` means every state.
     pub state: Option<State>,
+    /// Only items spooled at or after this time (Unix seconds).
+    #[serde(default)]
+    pub since: Option<i64>,
 }
 
 impl Filter {
     pub fn accepts(&self, i: &Item) -> bool {
         self.bucket.as_ref().is_none_or(|b| *b == i.bucket)
             && self.state.is_none_or(|s| s == i.state())
+            && self.since.is_none_or(|t| i.spooled_at >= t)
     }
 }
 
@@ -347,4 +384,72 @@ pub fn ls_header() -> String {
         "{:>20}  {:<10} {:<9} {:>3}  {:<20}  {:<32}  {}",
         "ID", "BUCKET", "STATE", "TRY", "SPOOLED", "FROM", "SUBJECT"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> StatusReport {
+        StatusReport {
+            running: true,
+            summary: "dead: sink noise dead: HTTP 403".into(),
+            accounts: vec![],
+            sinks: vec![SinkStatus {
+                name: "noise".into(),
+                state: Some(SinkState::Dead),
+                last_error: Some("HTTP 403 (code 50013: Missing Permissions)".into()),
+                last_success: None,
+            }],
+            buckets: vec![BucketStatus {
+                name: "unknown".into(),
+                pending: 20,
+                delivered: 3,
+                dead: 0,
+                oldest_pending_age_s: Some(3 * 3600 + 12 * 60),
+            }],
+            indicator: IndicatorStatus {
+                pattern: Pattern::Dead,
+            },
+            discord: None,
+        }
+    }
+
+    #[test]
+    fn the_table_shows_each_sinks_error_and_each_buckets_oldest_pending_age() {
+        let text = table(&report(), false);
+        assert!(
+            !text.contains('\x1b'),
+            "no colour when asked for none:\n{text}"
+        );
+        let sink = text.lines().find(|l| l.starts_with("noise")).unwrap();
+        assert!(
+            sink.contains("dead") && sink.contains("code 50013"),
+            "{sink}"
+        );
+        let bucket = text.lines().find(|l| l.starts_with("unknown")).unwrap();
+        assert!(bucket.ends_with("3h12m"), "{bucket}");
+    }
+
+    #[test]
+    fn colour_marks_states_and_keeps_the_columns() {
+        let text = table(&report(), true);
+        assert!(text.contains("\x1b[31mdead          \x1b[0m"), "{text:?}");
+        let plain = table(&report(), false);
+        let strip = text.replace("\x1b[31m", "").replace("\x1b[0m", "");
+        assert_eq!(strip, plain);
+    }
+
+    #[test]
+    fn ages_read_as_people_say_them() {
+        assert_eq!(
+            [
+                age(42),
+                age(425),
+                age(3 * 3600 + 60),
+                age(2 * 86_400 + 4 * 3600)
+            ],
+            ["42s", "7m05s", "3h01m", "2d04h"]
+        );
+    }
 }

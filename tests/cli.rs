@@ -4,8 +4,11 @@
 
 mod common;
 
-use common::daemon::{cli, temp_dir, Daemon, BIN};
+use common::daemon::{cli, mail, temp_dir, wait_until, Daemon, BIN};
+use common::dovecot::Dovecot;
+use common::fake_discord::{Behaviour, FakeDiscord};
 use std::process::Command;
+use std::time::Duration;
 
 fn config(extra_account: &str, url: &str) -> String {
     format!(
@@ -268,4 +271,214 @@ fn the_shipped_example_config_is_valid() {
     );
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("4 bucket(s)"), "{text}");
+}
+
+/// A config for the tools tests: one mailbox on a real Dovecot, one webhook on the fake Discord.
+fn live_config(dir: &std::path::Path, dovecot: &Dovecot, url: &str, extra: &str) -> String {
+    std::fs::write(dir.join("imap.pass"), "secret\n").unwrap();
+    format!(
+        r#"
+state_dir = "{state}"
+{extra}
+[[account]]
+name = "home"
+host = "127.0.0.1"
+port = {port}
+username = "alice"
+password_file = "{pass}"
+ca_file = "{ca}"
+poll_interval = "1s"
+[[sink]]
+name = "alerts"
+kind = "webhook"
+url = "{url}"
+probe_every = "1s"
+[[bucket]]
+name = "unknown"
+sinks = ["alerts"]
+"#,
+        state = dir.join("state").display(),
+        port = dovecot.imaps_port(),
+        pass = dir.join("imap.pass").display(),
+        ca = dovecot.ca_file().display(),
+    )
+}
+
+fn run_ok(config: &std::path::Path, args: &[&str]) -> String {
+    let out = cli(config, args);
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+fn ids_in(config: &std::path::Path, args: &[&str]) -> Vec<u64> {
+    run_ok(config, args)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["id"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect()
+}
+
+fn state_of(config: &std::path::Path, id: u64) -> String {
+    let out = run_ok(config, &["spool", "show", &id.to_string()]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["state"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn spool_tools_and_sink_probe_work_with_the_daemon_running_and_stopped() {
+    let dovecot = Dovecot::start();
+    let discord = FakeDiscord::start();
+    // Every POST answers 400: each mail is dead-lettered (kept, visible, retryable).
+    let refused = Behaviour::Status {
+        http: 400,
+        code: 50035,
+    };
+    let url = discord.webhook("300", "toolsTOKEN", refused);
+    let dir = temp_dir("tools");
+    let mut daemon = Daemon::start(&dir, &live_config(&dir, &dovecot, &url, ""));
+    let config = daemon.config.clone();
+    // `start_at = "now"`: only mail that arrives once the mailbox is watched.
+    wait_until(Duration::from_secs(20), "the mailbox watched", || {
+        daemon.status()["accounts"][0]["state"] == "idle"
+    });
+    for i in 0..4 {
+        let m = mail(
+            "A <a@example.org>",
+            &format!("Tool mail {i}"),
+            "x",
+            &format!("t{i}@x"),
+        );
+        dovecot.deliver("alice", "INBOX", &m);
+    }
+    wait_until(Duration::from_secs(30), "4 dead items", || {
+        ids_in(&config, &["spool", "dump", "--state", "dead"]).len() == 4
+    });
+    let ids = ids_in(&config, &["spool", "dump"]);
+
+    // With the daemon: --since filters by spool time.
+    assert_eq!(
+        ids_in(&config, &["spool", "dump", "--since", "1h"]).len(),
+        4
+    );
+    assert!(ids_in(&config, &["spool", "dump", "--since", "2999-01-01"]).is_empty());
+    // drop says what it would drop, and drops only with --yes.
+    let out = cli(&config, &["spool", "drop", &ids[0].to_string()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("would drop item {}", ids[0])) && err.contains("Tool mail 0"),
+        "{err}"
+    );
+    assert_eq!(
+        ids_in(&config, &["spool", "dump"]).len(),
+        4,
+        "nothing dropped without --yes"
+    );
+    run_ok(&config, &["spool", "drop", &ids[0].to_string(), "--yes"]);
+    assert_eq!(ids_in(&config, &["spool", "dump"]), &ids[1..]);
+    // retry ID: the idle sink takes it up at once (its own recheck is 30 s away).
+    discord.set_behaviour("toolsTOKEN", Behaviour::Ok);
+    let said = run_ok(&config, &["spool", "retry", &ids[1].to_string()]);
+    assert!(said.contains("pending again for alerts"), "{said}");
+    wait_until(
+        Duration::from_secs(15),
+        "the retried item delivered",
+        || state_of(&config, ids[1]) == "delivered",
+    );
+    let shown = run_ok(&config, &["spool", "show", &ids[1].to_string()]);
+    assert!(
+        shown.contains("\"attempts\": 2"),
+        "the dead-lettering attempt is kept, plus the one that delivered: {shown}"
+    );
+    let out = run_ok(&config, &["sink", "probe", "alerts"]);
+    assert!(out.contains("sink alerts: ok (HTTP 200)"), "{out}");
+    assert!(!out.contains("toolsTOKEN"));
+    let out = cli(&config, &["sink", "probe", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+
+    // Stopped: the same commands on the spool itself.
+    daemon.signal(libc::SIGTERM);
+    assert_eq!(daemon.wait_exit(Duration::from_secs(15)), Some(0));
+    assert_eq!(
+        ids_in(&config, &["spool", "dump", "--since", "1h"]).len(),
+        3
+    );
+    assert!(ids_in(
+        &config,
+        &["spool", "dump", "--since", "2999-01-01T00:00:00Z"]
+    )
+    .is_empty());
+    let said = run_ok(&config, &["spool", "retry", &ids[2].to_string()]);
+    assert!(said.contains("pending again"), "{said}");
+    let out = cli(&config, &["spool", "retry", &ids[1].to_string()]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a delivered item is not retried"
+    );
+    let said = run_ok(
+        &config,
+        &["spool", "retry", "--bucket", "unknown", "--state", "dead"],
+    );
+    assert!(
+        said.starts_with("1 dead item(s) of bucket unknown"),
+        "{said}"
+    );
+    assert_eq!(
+        ids_in(&config, &["spool", "dump", "--state", "pending"]),
+        &ids[2..]
+    );
+    let out = cli(&config, &["spool", "drop", &ids[3].to_string()]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = cli(&config, &["spool", "retry"]);
+    assert_eq!(out.status.code(), Some(2), "retry needs a target");
+    let out = run_ok(&config, &["sink", "probe", "alerts"]);
+    assert!(out.contains("ok (HTTP 200)"), "{out}");
+    discord.set_behaviour(
+        "toolsTOKEN",
+        Behaviour::Status {
+            http: 403,
+            code: 50013,
+        },
+    );
+    let out = cli(&config, &["sink", "probe", "alerts"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("sink alerts: dead: HTTP 403") && !err.contains("toolsTOKEN"),
+        "{err}"
+    );
+    assert!(
+        discord
+            .posts_to("toolsTOKEN")
+            .iter()
+            .all(|r| r.status != 403),
+        "probing posts nothing"
+    );
+
+    // Started again, the daemon delivers what was retried while it was stopped.
+    discord.set_behaviour("toolsTOKEN", Behaviour::Ok);
+    let _daemon = Daemon::start(&dir, &std::fs::read_to_string(&config).unwrap());
+    wait_until(
+        Duration::from_secs(30),
+        "the offline retries delivered",
+        || ids_in(&config, &["spool", "dump", "--state", "delivered"]).len() == 3,
+    );
+    let titles = discord.delivered_titles("toolsTOKEN");
+    for i in 1..4 {
+        let n = titles
+            .iter()
+            .filter(|t| t.contains(&format!("Tool mail {i}")))
+            .count();
+        assert_eq!(n, 1, "mail {i} delivered once: {titles:?}");
+    }
+    let said = run_ok(&config, &["spool", "retry", "--state", "dead"]);
+    assert!(said.starts_with("0 dead item(s)"), "{said}");
 }

@@ -3,7 +3,7 @@
 //! code 78 (EX_CONFIG) so systemd's `RestartPreventExitStatus=78` stops a restart loop.
 //! Secrets may be inline, in a `*_file`, or a systemd credential; none is ever printed.
 
-mod duration;
+pub mod duration;
 mod endpoint;
 mod lint;
 pub mod perms;
@@ -38,11 +38,22 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub keep_delivered: Duration,
     pub spool_cache_bytes: u64,
+    /// `spool_max_mb` in bytes: at this size ingestion stops until room is made.
+    pub spool_max_bytes: u64,
+    /// Where to write Prometheus metrics, and how often.
+    pub metrics: Option<MetricsConfig>,
     pub accounts: Vec<Account>,
     pub sinks: Vec<SinkConfig>,
     pub buckets: Vec<Bucket>,
     pub indicator: IndicatorConfig,
     pub discord: DiscordConfig,
+}
+
+/// `metrics_file`, `metrics_every`: a Prometheus text file for node_exporter's textfile collector.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MetricsConfig {
+    pub path: PathBuf,
+    pub every: Duration,
 }
 
 /// Settings shared by every sink: they all send from one IP.
@@ -331,12 +342,31 @@ impl Loader<'_> {
                 "30d",
             )?,
             spool_cache_bytes: raw.spool_cache_mb.unwrap_or(16) * 1024 * 1024,
+            spool_max_bytes: self.spool_max(raw.spool_max_mb)?,
+            metrics: match raw.metrics_file {
+                Some(path) => Some(MetricsConfig {
+                    path,
+                    every: self.duration("metrics_every", raw.metrics_every.as_deref(), "30s")?,
+                }),
+                None => None,
+            },
             accounts,
             sinks,
             buckets,
             indicator: self.indicator(raw.indicator.unwrap_or_default())?,
             discord: self.discord(raw.discord.unwrap_or_default())?,
         })
+    }
+
+    fn spool_max(&self, mb: Option<f64>) -> Result<u64, ConfigError> {
+        let mb = mb.unwrap_or(1024.0);
+        if !(mb.is_finite() && mb >= 0.001) {
+            return Err(self.err(
+                "spool_max_mb",
+                format!("{mb} is not a size: give the spool's bound in MiB, at least 0.001"),
+            ));
+        }
+        Ok((mb * 1024.0 * 1024.0) as u64)
     }
 
     fn discord(&self, r: RawDiscord) -> Result<DiscordConfig, ConfigError> {

@@ -11,6 +11,9 @@ pub struct RawConfig {
     pub state_dir: Option<PathBuf>,
     pub keep_delivered: Option<String>,
     pub spool_cache_mb: Option<u64>,
+    pub spool_max_mb: Option<f64>,
+    pub metrics_file: Option<PathBuf>,
+    pub metrics_every: Option<String>,
     #[serde(default)]
     pub account: Vec<RawAccount>,
     #[serde(default)]

@@ -507,7 +507,9 @@ impl Watcher {
         stop: &Stop,
     ) -> Result<bool, ImapError> {
         let (account, folder) = (&self.account.name, &self.folder);
-        let mut was_full = false;
+        // Set while the spool refuses: the event that said so (a full disk, or the spool at its
+        // size bound), so the same kind is cleared when it takes the chunk.
+        let mut refused: Option<fn(String, Option<String>) -> Event> = None;
         loop {
             let written = match next {
                 Some(cursor) => self.spool.ingest(account, folder, cursor, items, dedup),
@@ -515,30 +517,33 @@ impl Watcher {
             };
             match written {
                 Ok(_) => {
-                    if was_full {
+                    if let Some(event) = refused {
                         log::info!(
-                            "imap {}: spool writable again; ingestion resumes",
+                            "imap {}: spool takes mail again; ingestion resumes",
                             self.label()
                         );
-                        let _ = self.health.send(Event::Disk {
-                            writer: format!("imap {}", self.label()),
-                            full: None,
-                        });
+                        let _ = self
+                            .health
+                            .send(event(format!("imap {}", self.label()), None));
                     }
                     return Ok(true);
                 }
-                Err(e) if e.is_disk_full() => {
-                    if !was_full {
+                Err(e) if e.is_disk_full() || e.is_full() => {
+                    if refused.is_none() {
                         log::error!(
                             "imap {}: {e}; ingestion stopped, mail stays on the server",
                             self.label()
                         );
-                        let _ = self.health.send(Event::Disk {
-                            writer: format!("imap {}", self.label()),
-                            full: Some(e.to_string()),
-                        });
+                        let event: fn(String, Option<String>) -> Event = if e.is_full() {
+                            |writer, full| Event::SpoolFull { writer, full }
+                        } else {
+                            |writer, full| Event::Disk { writer, full }
+                        };
+                        let _ = self
+                            .health
+                            .send(event(format!("imap {}", self.label()), Some(e.to_string())));
+                        refused = Some(event);
                     }
-                    was_full = true;
                     self.alive_for(Duration::from_secs(5));
                     if stop.sleep(Duration::from_secs(5)) {
                         return Ok(false);

@@ -103,3 +103,23 @@ pub struct Cursor {
     pub uidvalidity: u32,
     pub last_uid: u32,
 }
+
+/// Fingerprint for recognising a mail again after a UIDVALIDITY change: the Message-ID, or an
+/// FNV-1a hash of what was read when there is none.
+pub fn fingerprint(s: &crate::mail::Summary) -> String {
+    if let Some(id) = &s.message_id {
+        return format!("m:{id}");
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for part in [
+        &s.from,
+        &s.subject,
+        s.date.as_deref().unwrap_or(""),
+        &s.snippet,
+    ] {
+        for b in part.bytes().chain([0]) {
+            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+    format!("h:{h:016x}")
+}

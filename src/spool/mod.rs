@@ -6,8 +6,9 @@
 //!   `ingest` returned, so the cursor on disk never points past a mail that is not on disk.
 //! - A delivery leaves `pending` only through `record(.., Update::Delivered)` with Discord's
 //!   message id; that change is flushed before `record` returns.
-//! - Nothing is deleted here except by retention of *delivered* items (a later issue) or an
-//!   operator's explicit `drop`.
+//! - Nothing is deleted except delivered items by retention (`retention.rs`) and one item by an
+//!   operator's explicit `drop` (`admin.rs`). Pending and dead items are never pruned; a spool
+//!   at its size bound refuses new mail instead (`bound.rs`), so the cursor stays.
 //!
 //! # Layout (one sled database, seven trees)
 //! | tree      | key                                  | value                       |
@@ -15,7 +16,7 @@
 //! | `items`   | id (u64 BE)                          | JSON [`Item`]               |
 //! | `queue`   | sink `\0` rank bucket `\0` id        | empty: a delivery owed      |
 //! | `open`    | bucket `\0` id                       | empty: item still pending   |
-//! | `counts`  | bucket `\0` state                    | u64 BE                      |
+//! | `counts`  | bucket `\0` state; `\0bytes`         | u64 BE; the size held       |
 //! | `cursors` | account `\0` folder                  | JSON [`Cursor`]             |
 //! | `seen`    | account `\0` folder `\0` fingerprint | id: for rescans after a UIDVALIDITY change |
 //! Ids come from sled's monotonic id generator, so key order is spool order (oldest first).
@@ -30,10 +31,15 @@
 //! `\0` (the config refuses them). Queue keys of the older form `sink \0 id` are rewritten in
 //! this form when the spool is opened, in one atomic batch.
 
+mod admin;
+mod bound;
 mod item;
+mod retention;
 pub mod selftest;
 
-pub use item::{Cursor, Delivery, Item, NewItem, State};
+pub use admin::{Dropped, Retried};
+pub use item::{fingerprint, Cursor, Delivery, Item, NewItem, State};
+pub use retention::Pruned;
 
 use crate::config::Severity;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -50,6 +56,8 @@ pub enum SpoolError {
     DiskFull(std::io::Error),
     #[error("spool storage error: {0}")]
     Storage(sled::Error),
+    #[error("spool full: it holds {:.1} MiB, spool_max_mb allows {:.1}; ingestion waits, mail stays on the server", *used as f64 / 1048576.0, *limit as f64 / 1048576.0)]
+    Full { used: u64, limit: u64 },
     #[error("spool record {key} does not decode: {reason}")]
     Corrupt { key: String, reason: String },
 }
@@ -121,6 +129,8 @@ pub struct Spool {
     counts: sled::Tree,
     cursors: sled::Tree,
     seen: sled::Tree,
+    /// `spool_max_mb` in bytes, shared by every clone; `u64::MAX` when unbounded.
+    limit: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<SpoolError>>;
@@ -181,26 +191,6 @@ fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).unwrap_or_default()
 }
 
-/// Fingerprint for recognising a mail again after a UIDVALIDITY change: the Message-ID, or an
-/// FNV-1a hash of what was read when there is none.
-pub fn fingerprint(s: &crate::mail::Summary) -> String {
-    if let Some(id) = &s.message_id {
-        return format!("m:{id}");
-    }
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in [
-        &s.from,
-        &s.subject,
-        s.date.as_deref().unwrap_or(""),
-        &s.snippet,
-    ] {
-        for b in part.bytes().chain([0]) {
-            h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
-        }
-    }
-    format!("h:{h:016x}")
-}
-
 impl Spool {
     /// Opens (or creates) the spool in `dir`. Fails with [`SpoolError::Locked`] when another
     /// process holds it.
@@ -232,6 +222,7 @@ impl Spool {
             counts: tree("counts")?,
             cursors: tree("cursors")?,
             seen: tree("seen")?,
+            limit: std::sync::Arc::new(u64::MAX.into()),
             db,
         };
         spool.migrate_queue()?;
@@ -350,6 +341,7 @@ impl Spool {
         items: &[NewItem],
         rescan: bool,
     ) -> Result<Vec<u64>, SpoolError> {
+        self.check_room()?;
         let now = chrono::Utc::now().timestamp();
         let ids = items
             .iter()
@@ -365,7 +357,7 @@ impl Spool {
         );
         let written =
             trees.transaction(|(items_t, queue_t, open_t, counts_t, cursors_t, seen_t)| {
-                let mut written = Vec::new();
+                let (mut written, mut bytes) = (Vec::new(), 0);
                 for (new, &id) in items.iter().zip(&ids) {
                     let seen_key =
                         key2(account, &key2(folder, fingerprint(&new.summary).as_bytes()));
@@ -401,7 +393,9 @@ impl Spool {
                             .collect(),
                     };
                     let idb = id.to_be_bytes();
-                    items_t.insert(&idb, encode(&item))?;
+                    let encoded = encode(&item);
+                    bytes += bound::footprint(encoded.len(), &item);
+                    items_t.insert(&idb, encoded)?;
                     for d in &item.deliveries {
                         queue_t.insert(queue_key(&d.sink, &item), &[])?;
                     }
@@ -420,6 +414,7 @@ impl Spool {
                     };
                     cursors_t.insert(key2(account, folder.as_bytes()), encode(&stored))?;
                 }
+                bound::grow(counts_t, bytes as i64)?;
                 Ok(written)
             })?;
         self.db.flush()?;
@@ -527,7 +522,9 @@ impl Spool {
                         open_t.remove(key2(&item.bucket, &idb))?;
                     }
                 }
-                items_t.insert(&idb, encode(&item))?;
+                let encoded = encode(&item);
+                bound::grow(counts_t, encoded.len() as i64 - bytes.len() as i64)?;
+                items_t.insert(&idb, encoded)?;
             }
             Ok(settled)
         })?;
@@ -570,7 +567,8 @@ impl Spool {
             let (k, _) = kv?;
             let name =
                 String::from_utf8_lossy(k.split(|b| *b == 0).next().unwrap_or(&[])).to_string();
-            if names.last() != Some(&name) {
+            // The empty name holds the spool's own counters (`bound`), not a bucket.
+            if !name.is_empty() && names.last() != Some(&name) {
                 names.push(name);
             }
         }
@@ -604,3 +602,5 @@ fn bump(counts: &TransactionalTree, bucket: &str, state: State, delta: i64) -> T
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tools_tests;

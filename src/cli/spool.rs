@@ -1,0 +1,256 @@
+//! `spool …` and `sink probe`: each asks the running daemon over the control socket, or, when
+//! none answers, opens the spool (or reads the sink's secret) itself. Both ways print the same.
+
+use super::{fail, load, load_public, open_offline, ConfigArg, Failure};
+use crate::config::Config;
+use crate::control::{self, Request};
+use crate::spool::State;
+use crate::status::{self, DumpRecord, Filter};
+use crate::tools::{self, Answer, RetryTarget};
+use clap::{Subcommand, ValueEnum};
+use std::io::{BufRead, Write};
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(super) enum StateArg {
+    Pending,
+    Delivered,
+    Dead,
+    All,
+}
+
+#[derive(clap::Args)]
+pub(super) struct FilterArgs {
+    #[command(flatten)]
+    config: ConfigArg,
+    #[arg(long)]
+    bucket: Option<String>,
+    #[arg(long, value_enum, default_value = "all")]
+    state: StateArg,
+    /// Only items spooled since: a duration back from now ("2h", "7d"), a date ("2026-11-22",
+    /// UTC) or an RFC 3339 time.
+    #[arg(long, value_parser = parse_since)]
+    since: Option<i64>,
+}
+
+#[derive(Subcommand)]
+pub(super) enum SpoolAction {
+    /// A table of items.
+    Ls(FilterArgs),
+    /// Every item as JSON Lines on stdout, streamed.
+    Dump(FilterArgs),
+    /// One item, everything about it.
+    Show {
+        id: u64,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Put dead-lettered mail back in its sinks' queues: one item by ID, or every dead item
+    /// with `--state dead` (of one bucket with `--bucket`).
+    Retry {
+        id: Option<u64>,
+        #[arg(long)]
+        bucket: Option<String>,
+        #[arg(long, value_enum)]
+        state: Option<StateArg>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Remove one item from the spool; says what it would drop unless given --yes.
+    Drop {
+        id: u64,
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Subcommand)]
+pub(super) enum SinkAction {
+    /// GET the webhook (or the bot's channel) and print the classified answer; posts nothing.
+    Probe {
+        name: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+/// `--since`: how far back, a date, or a time; Unix seconds.
+fn parse_since(text: &str) -> Result<i64, String> {
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(text) {
+        return Ok(t.timestamp());
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d") {
+        return Ok(d.and_time(chrono::NaiveTime::MIN).and_utc().timestamp());
+    }
+    crate::config::duration::parse(text)
+        .map(|d| chrono::Utc::now().timestamp() - d.as_secs() as i64)
+        .map_err(|_| {
+            format!("{text:?}: give a duration (\"2h\", \"7d\"), a date (2026-11-22) or an RFC 3339 time")
+        })
+}
+
+fn filter_of(args: &FilterArgs) -> Filter {
+    let state = match args.state {
+        StateArg::Pending => Some(State::Pending),
+        StateArg::Delivered => Some(State::Delivered),
+        StateArg::Dead => Some(State::Dead),
+        StateArg::All => None,
+    };
+    Filter {
+        bucket: args.bucket.clone(),
+        state,
+        since: args.since,
+    }
+}
+
+/// Calls `each` for every matching record, from the daemon or from the spool itself.
+fn records(
+    config: &Config,
+    filter: Filter,
+    each: &mut dyn FnMut(DumpRecord) -> std::io::Result<()>,
+) -> Result<(), Failure> {
+    let request = Request::Items {
+        filter: filter.clone(),
+    };
+    match control::ask(&control::client_path(config), &request) {
+        Some(reply) => {
+            let reader = reply.map_err(|e| fail(format!("daemon: {e}")))?;
+            for line in reader.lines() {
+                let line = line.map_err(|e| fail(format!("daemon: {e}")))?;
+                let rec: DumpRecord = serde_json::from_str(&line)
+                    .map_err(|_| fail(format!("daemon answered: {}", line.trim())))?;
+                each(rec).map_err(|e| fail(e.to_string()))?;
+            }
+        }
+        None => {
+            let spool = open_offline(config)?;
+            for item in spool.iter() {
+                let item = item.map_err(|e| fail(e.to_string()))?;
+                if filter.accepts(&item) {
+                    each(DumpRecord::from(item)).map_err(|e| fail(e.to_string()))?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Asks the daemon for an [`Answer`]; `None` when no daemon answers.
+fn ask_answer(config: &Config, request: &Request) -> Option<Result<Answer, Failure>> {
+    let reply = control::ask(&control::client_path(config), request)?;
+    Some((|| {
+        let mut line = String::new();
+        reply
+            .and_then(|mut r| r.read_line(&mut line))
+            .map_err(|e| fail(format!("daemon: {e}")))?;
+        serde_json::from_str(&line).map_err(|_| fail(format!("daemon answered: {}", line.trim())))
+    })())
+}
+
+/// Prints an answer: on stdout when done, as the error otherwise.
+fn finish(answer: Answer) -> Result<(), Failure> {
+    if answer.code == 0 {
+        println!("{}", answer.text);
+        Ok(())
+    } else {
+        Err(Failure {
+            code: answer.code,
+            message: answer.text,
+        })
+    }
+}
+
+/// Runs a spool action by the daemon when it answers, else on the spool itself.
+fn act(
+    config: &Config,
+    request: Request,
+    offline: impl FnOnce(&crate::spool::Spool) -> Answer,
+) -> Result<(), Failure> {
+    match ask_answer(config, &request) {
+        Some(answer) => finish(answer?),
+        None => finish(offline(&open_offline(config)?)),
+    }
+}
+
+pub(super) fn sink(action: SinkAction) -> Result<(), Failure> {
+    let SinkAction::Probe { name, config } = action;
+    let public = load_public(&config.config)?;
+    let request = Request::Probe { sink: name.clone() };
+    match ask_answer(&public, &request) {
+        Some(answer) => finish(answer?),
+        // No daemon: the CLI reads the sink's secret itself.
+        None => finish(control::probe_sink(&load(&config.config)?, &name)),
+    }
+}
+
+pub(super) fn run(action: SpoolAction) -> Result<(), Failure> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let result = match action {
+        SpoolAction::Dump(args) => {
+            let config = load_public(&args.config.config)?;
+            records(&config, filter_of(&args), &mut |r| {
+                serde_json::to_writer(&mut out, &r)?;
+                out.write_all(b"\n")
+            })
+        }
+        SpoolAction::Ls(args) => {
+            let config = load_public(&args.config.config)?;
+            writeln!(out, "{}", status::ls_header()).map_err(|e| fail(e.to_string()))?;
+            records(&config, filter_of(&args), &mut |r| {
+                writeln!(out, "{}", status::ls_row(&r))
+            })
+        }
+        SpoolAction::Show { id, config } => {
+            let config = load_public(&config.config)?;
+            let mut found = false;
+            records(&config, Filter::default(), &mut |r| {
+                if r.id == id {
+                    found = true;
+                    serde_json::to_writer_pretty(&mut out, &r)?;
+                    out.write_all(b"\n")?;
+                }
+                Ok(())
+            })?;
+            if found {
+                Ok(())
+            } else {
+                Err(fail(format!("no item {id} in the spool")))
+            }
+        }
+        SpoolAction::Retry {
+            id,
+            bucket,
+            state,
+            config,
+        } => {
+            let target = match (id, state) {
+                (Some(id), None) if bucket.is_none() => RetryTarget::One(id),
+                (None, Some(StateArg::Dead)) => RetryTarget::Dead { bucket },
+                _ => return Err(Failure {
+                    code: 2,
+                    message:
+                        "spool retry takes an ID, or --state dead (with --bucket B for one bucket)"
+                            .into(),
+                }),
+            };
+            let config = load_public(&config.config)?;
+            act(
+                &config,
+                Request::Retry {
+                    target: target.clone(),
+                },
+                |s| tools::retry(s, &target),
+            )
+        }
+        SpoolAction::Drop { id, yes, config } => {
+            let config = load_public(&config.config)?;
+            act(&config, Request::Drop { id, yes }, |s| {
+                tools::drop(s, id, yes)
+            })
+        }
+    };
+    out.flush().map_err(|e| fail(e.to_string()))?;
+    result
+}

@@ -1,0 +1,153 @@
+//! Retention: delivered items stay `keep_delivered` (default 30 days) after their last
+//! acknowledgement, then go. Pending and dead items are never pruned — they are mail nobody has
+//! seen yet. Items held by a `hold` bucket (no sink) count as delivered from their spool time.
+//!
+//! Pruning walks `items` from the oldest and stops at the first item spooled after the cutoff
+//! (an item cannot be acknowledged before it was spooled), so a pass reads only the old end of
+//! the spool, and deletes in transactions of [`BATCH`] items: memory stays bounded by one batch
+//! however large the spool. At the size bound, [`Spool::prune_for_room`] removes delivered
+//! items oldest first even before their time, because delivered mail is already in Discord
+//! and new mail is not anywhere yet.
+
+use super::{bound, key2, queue_key, Item, Spool, SpoolError, State};
+use sled::Transactional;
+
+const BATCH: usize = 500;
+
+/// What a pruning pass removed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    pub items: u64,
+    pub bytes: u64,
+}
+
+/// When an item was last acknowledged; its spool time for an item no sink owes.
+fn settled_at(item: &Item) -> i64 {
+    item.deliveries
+        .iter()
+        .filter_map(|d| d.delivered_at)
+        .max()
+        .unwrap_or(item.spooled_at)
+}
+
+impl Spool {
+    /// Removes delivered items acknowledged before `cutoff` (Unix seconds).
+    pub fn prune_delivered(&self, cutoff: i64) -> Result<Pruned, SpoolError> {
+        self.prune_while(|item, _| Some(settled_at(item) < cutoff), cutoff)
+    }
+
+    /// Removes delivered items, oldest first, until the spool holds at most `target` bytes.
+    pub fn prune_for_room(&self, target: u64) -> Result<Pruned, SpoolError> {
+        if self.held_bytes()? <= target {
+            return Ok(Pruned::default());
+        }
+        self.prune_while(|_, held| (held > target).then_some(true), i64::MAX)
+    }
+
+    /// Walks items oldest first while their spool time is before `until`; removes delivered
+    /// ones `pick` accepts (given the bytes still held); stops when `pick` says `None`.
+    fn prune_while(
+        &self,
+        pick: impl Fn(&Item, u64) -> Option<bool>,
+        until: i64,
+    ) -> Result<Pruned, SpoolError> {
+        let mut total = Pruned::default();
+        let mut from = Vec::new();
+        loop {
+            let mut held = self.held_bytes()?;
+            let mut batch = Vec::new();
+            let mut done = true;
+            for kv in self.items.range(from.clone()..) {
+                let (k, v) = kv?;
+                from = [k.as_ref(), &[0]].concat();
+                let item: Item = super::decode(&k, &v)?;
+                if item.spooled_at >= until {
+                    break;
+                }
+                if item.state() != State::Delivered {
+                    continue;
+                }
+                match pick(&item, held) {
+                    None => break,
+                    Some(false) => continue,
+                    Some(true) => {
+                        held = held.saturating_sub(bound::footprint(v.len(), &item));
+                        batch.push(item.id);
+                    }
+                }
+                if batch.len() >= BATCH {
+                    done = false;
+                    break;
+                }
+            }
+            let removed = self.remove(&batch, Some(State::Delivered))?;
+            total.items += removed.items;
+            total.bytes += removed.bytes;
+            if done || batch.is_empty() {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// Removes items and every index entry of theirs in one transaction, then flushes. With
+    /// `only`, an item in another state (changed since it was picked) is left alone.
+    pub(super) fn remove(&self, ids: &[u64], only: Option<State>) -> Result<Pruned, SpoolError> {
+        if ids.is_empty() {
+            return Ok(Pruned::default());
+        }
+        let trees = (
+            &self.items,
+            &self.queue,
+            &self.open,
+            &self.counts,
+            &self.seen,
+        );
+        let removed = trees.transaction(|(items_t, queue_t, open_t, counts_t, seen_t)| {
+            let mut removed = Pruned::default();
+            for id in ids {
+                let idb = id.to_be_bytes();
+                let Some(bytes) = items_t.get(idb)? else {
+                    continue;
+                };
+                let item: Item = super::decode(&idb, &bytes)
+                    .map_err(sled::transaction::ConflictableTransactionError::Abort)?;
+                let state = item.state();
+                if only.is_some_and(|s| s != state) {
+                    continue;
+                }
+                items_t.remove(&idb)?;
+                for d in item.deliveries.iter().filter(|d| d.state == State::Pending) {
+                    queue_t.remove(queue_key(&d.sink, &item))?;
+                }
+                open_t.remove(key2(&item.bucket, &idb))?;
+                let seen_key = key2(
+                    &item.account,
+                    &key2(&item.folder, super::fingerprint(&summary(&item)).as_bytes()),
+                );
+                if seen_t.get(&seen_key)?.is_some_and(|v| v.as_ref() == idb) {
+                    seen_t.remove(seen_key)?;
+                }
+                super::bump(counts_t, &item.bucket, state, -1)?;
+                let cost = bound::footprint(bytes.len(), &item);
+                bound::grow(counts_t, -(cost as i64))?;
+                removed.items += 1;
+                removed.bytes += cost;
+            }
+            Ok(removed)
+        })?;
+        self.db.flush()?;
+        Ok(removed)
+    }
+}
+
+/// The parts of the mail its fingerprint was made from.
+fn summary(item: &Item) -> crate::mail::Summary {
+    crate::mail::Summary {
+        from: item.from.clone(),
+        subject: item.subject.clone(),
+        date: item.date.clone(),
+        message_id: item.message_id.clone(),
+        snippet: item.snippet.clone(),
+        ..Default::default()
+    }
+}

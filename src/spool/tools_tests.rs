@@ -1,0 +1,213 @@
+//! Retention, the size bound, retry and drop, against a real sled spool.
+
+use super::*;
+use crate::mail::Summary;
+
+fn spool(tag: &str) -> Spool {
+    let d = std::env::temp_dir().join(format!(
+        "mb-spool-tools-{tag}-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    Spool::open(&d, 1 << 20).unwrap()
+}
+
+fn mail(uid: u32, bucket: &str, sinks: &[&str]) -> NewItem {
+    NewItem {
+        bucket: bucket.into(),
+        severity: crate::config::Severity::P3,
+        uid,
+        summary: Summary {
+            subject: format!("mail {uid}"),
+            message_id: Some(format!("{uid}@x")),
+            snippet: "x".repeat(200),
+            ..Summary::default()
+        },
+        sinks: sinks.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+fn ingest(spool: &Spool, uids: std::ops::RangeInclusive<u32>, sinks: &[&str]) -> Vec<u64> {
+    let items: Vec<NewItem> = uids.clone().map(|u| mail(u, "b", sinks)).collect();
+    let cursor = Cursor {
+        uidvalidity: 7,
+        last_uid: *uids.end(),
+    };
+    spool.ingest("a", "INBOX", cursor, &items, false).unwrap()
+}
+
+fn deliver(spool: &Spool, ids: &[u64], at: i64) {
+    let updates: Vec<(u64, Update)> = ids
+        .iter()
+        .map(|&id| {
+            (
+                id,
+                Update::Delivered {
+                    message_id: format!("m{id}"),
+                    at,
+                },
+            )
+        })
+        .collect();
+    spool.record("s", &updates).unwrap();
+}
+
+fn states(spool: &Spool) -> Vec<(u32, State)> {
+    spool
+        .iter()
+        .map(|i| i.unwrap())
+        .map(|i| (i.uid, i.state()))
+        .collect()
+}
+
+#[test]
+fn retention_prunes_only_delivered_items_past_their_time() {
+    let spool = spool("retention");
+    let ids = ingest(&spool, 1..=4, &["s"]);
+    deliver(&spool, &ids[..1], 100);
+    deliver(&spool, &ids[1..2], 10_000);
+    spool
+        .record(
+            "s",
+            &[(
+                ids[2],
+                Update::DeadLetter {
+                    error: "400".into(),
+                },
+            )],
+        )
+        .unwrap();
+    let before = spool.held_bytes().unwrap();
+    // Everything was spooled "now"; a cutoff in the future reaches every item.
+    let cutoff = chrono::Utc::now().timestamp() + 10;
+    let pruned = spool.prune_delivered(5_000.min(cutoff)).unwrap();
+    assert_eq!(pruned.items, 0, "spooled after the cutoff: not reached yet");
+    let pruned = spool.prune_delivered(cutoff).unwrap();
+    assert_eq!(
+        pruned.items, 2,
+        "both delivered items acknowledged before {cutoff}"
+    );
+    assert_eq!(states(&spool), [(3, State::Dead), (4, State::Pending)]);
+    let st = spool.stats("b").unwrap();
+    assert_eq!((st.pending, st.delivered, st.dead), (1, 0, 1));
+    assert_eq!(spool.held_bytes().unwrap(), before - pruned.bytes);
+    // The pending item is still owed, the dead one still retryable.
+    assert_eq!(spool.pending_for("s", 10).unwrap().len(), 1);
+    assert_eq!(
+        spool.retry(ids[2]).unwrap(),
+        Retried::Requeued {
+            sinks: vec!["s".into()]
+        }
+    );
+}
+
+#[test]
+fn at_the_bound_ingestion_is_refused_until_delivered_mail_is_pruned() {
+    let spool = spool("bound");
+    let ids = ingest(&spool, 1..=10, &["s"]);
+    let held = spool.held_bytes().unwrap();
+    assert!(held > 10 * 200, "{held}");
+    spool.set_size_limit(held);
+    let cursor = Cursor {
+        uidvalidity: 7,
+        last_uid: 11,
+    };
+    let refused = spool.ingest("a", "INBOX", cursor, &[mail(11, "b", &["s"])], false);
+    assert!(
+        matches!(refused, Err(SpoolError::Full { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(spool.cursor("a", "INBOX").unwrap().unwrap().last_uid, 10);
+    // Nothing delivered: nothing may go to make room.
+    assert_eq!(spool.prune_for_room(held / 2).unwrap().items, 0);
+    assert_eq!(states(&spool).len(), 10);
+    // Deliveries are still recorded at the bound; then the oldest delivered make room.
+    deliver(&spool, &ids[..6], 1);
+    assert_eq!(spool.prune_for_room(held / 2).unwrap().items, 6);
+    assert!(spool.held_bytes().unwrap() <= held / 2);
+    assert_eq!(states(&spool).len(), 4);
+    spool
+        .ingest("a", "INBOX", cursor, &[mail(11, "b", &["s"])], false)
+        .unwrap();
+    assert_eq!(spool.cursor("a", "INBOX").unwrap().unwrap().last_uid, 11);
+}
+
+#[test]
+fn the_byte_count_is_rebuilt_for_an_old_spool_and_survives_reopening() {
+    let d = std::env::temp_dir().join(format!("mb-spool-count-{}", fastrand::u64(..)));
+    let held = {
+        let spool = Spool::open(&d, 1 << 20).unwrap();
+        let ids = ingest(&spool, 1..=5, &["s"]);
+        deliver(&spool, &ids, 1);
+        let held = spool.held_bytes().unwrap();
+        // As a version that did not count would have left it.
+        spool.counts.remove(b"\0bytes").unwrap();
+        spool.flush().unwrap();
+        held
+    };
+    let spool = Spool::open(&d, 1 << 20).unwrap();
+    assert_eq!(spool.held_bytes().unwrap(), 0);
+    assert_eq!(
+        spool.bucket_names().unwrap(),
+        ["b"],
+        "the counter is no bucket"
+    );
+    spool.count_bytes_if_missing().unwrap();
+    assert_eq!(spool.held_bytes().unwrap(), held);
+}
+
+#[test]
+fn retry_puts_dead_letters_back_keeping_their_history() {
+    let spool = spool("retry");
+    let ids = ingest(&spool, 1..=3, &["s"]);
+    for &id in &ids[..2] {
+        spool
+            .record(
+                "s",
+                &[(
+                    id,
+                    Update::DeadLetter {
+                        error: "400 too long".into(),
+                    },
+                )],
+            )
+            .unwrap();
+    }
+    assert_eq!(
+        spool.retry(ids[2]).unwrap(),
+        Retried::NotDead(State::Pending)
+    );
+    assert_eq!(spool.retry(999).unwrap(), Retried::Missing);
+    assert_eq!(spool.retry_dead(Some("other")).unwrap(), 0);
+    assert_eq!(spool.retry_dead(Some("b")).unwrap(), 2);
+    let item = spool.get(ids[0]).unwrap().unwrap();
+    let d = item.delivery("s").unwrap();
+    assert_eq!((d.state, d.attempts), (State::Pending, 1));
+    assert_eq!(d.last_error.as_deref(), Some("400 too long"));
+    let st = spool.stats("b").unwrap();
+    assert_eq!((st.pending, st.dead), (3, 0));
+    assert_eq!(spool.pending_for("s", 10).unwrap().len(), 3);
+}
+
+#[test]
+fn drop_removes_an_item_and_every_trace_of_it() {
+    let spool = spool("drop");
+    let ids = ingest(&spool, 1..=2, &["s"]);
+    let before = spool.held_bytes().unwrap();
+    match spool.drop_item(ids[0]).unwrap() {
+        Dropped::Dropped(item) => assert_eq!(item.uid, 1),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(spool.drop_item(ids[0]).unwrap(), Dropped::Missing);
+    assert_eq!(states(&spool), [(2, State::Pending)]);
+    assert_eq!(spool.stats("b").unwrap().pending, 1);
+    let owed: Vec<u64> = spool
+        .pending_for("s", 10)
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(owed, [ids[1]]);
+    assert!(spool.held_bytes().unwrap() < before);
+    assert_eq!(spool.seen.len(), 1, "its fingerprint went with it");
+}
