@@ -165,6 +165,15 @@ fn set_failures(discord: &FakeDiscord) {
     discord.channel("612", Behaviour::Ok);
 }
 
+/// `sink probe` for every sink: through the daemon's socket while it runs, with the config's
+/// own secrets when it does not.
+fn probe_every_sink(config: &Path, seen: &mut String) {
+    let names = HOOKS.iter().map(|(name, _, _)| *name);
+    for name in names.chain(["botF", "botR"]) {
+        seen.push_str(&run(config, &["sink", "probe", name]));
+    }
+}
+
 #[test]
 fn no_failure_path_shows_a_secret_anywhere() {
     let dovecot = Dovecot::start();
@@ -224,6 +233,7 @@ fn no_failure_path_shows_a_secret_anywhere() {
     ] {
         seen.push_str(&run(&config, args));
     }
+    probe_every_sink(&config, &mut seen);
     daemon.signal(libc::SIGTERM);
     assert_eq!(daemon.wait_exit(Duration::from_secs(15)), Some(0));
     for args in [
@@ -234,6 +244,7 @@ fn no_failure_path_shows_a_secret_anywhere() {
     ] {
         seen.push_str(&run(&config, args));
     }
+    probe_every_sink(&config, &mut seen);
     // The paths were really taken: each failure is named somewhere.
     for kind in [
         "HTTP 401",
