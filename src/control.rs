@@ -21,7 +21,13 @@ use tokio::sync::watch;
 #[serde(tag = "cmd", rename_all = "lowercase")]
 pub enum Request {
     Status,
-    Items { filter: Filter },
+    Items {
+        filter: Filter,
+    },
+    /// Send the digest of `bucket` (every digest bucket when `None`) now.
+    Digest {
+        bucket: Option<String>,
+    },
 }
 
 /// Where the daemon listens: `$RUNTIME_DIRECTORY/control.sock`, else `<state_dir>/control.sock`.
@@ -57,6 +63,7 @@ pub struct Context {
     pub config: watch::Receiver<Arc<Config>>,
     pub spool: SpoolSlot,
     pub health: watch::Receiver<Health>,
+    pub digests: Arc<crate::dispatch::digest::Digests>,
 }
 
 /// Binds the socket, replacing a stale file from a crashed run, and links
@@ -143,6 +150,10 @@ fn handle(stream: UnixStream, ctx: &Context) -> std::io::Result<()> {
         Ok(Request::Items { filter }) => {
             dump(&spool, &filter, &mut out)?;
         }
+        Ok(Request::Digest { bucket }) => {
+            serde_json::to_writer(&mut out, &digest_now(ctx, &spool, bucket.as_deref()))?;
+            out.write_all(b"\n")?;
+        }
         Err(e) => {
             serde_json::to_writer(
                 &mut out,
@@ -152,6 +163,28 @@ fn handle(stream: UnixStream, ctx: &Context) -> std::io::Result<()> {
         }
     }
     out.flush()
+}
+
+/// "digest now": marks the buckets' mail due and wakes the delivery loops; answers with the
+/// pending count of each bucket, or an error.
+fn digest_now(ctx: &Context, spool: &Spool, bucket: Option<&str>) -> serde_json::Value {
+    let config = ctx.config.borrow().clone();
+    match crate::dispatch::digest::named(&config.buckets, bucket) {
+        Err(e) => serde_json::json!({ "error": e }),
+        Ok(names) => {
+            ctx.digests
+                .flush_now(&names, chrono::Utc::now().timestamp());
+            let buckets: Vec<serde_json::Value> = names
+                .iter()
+                .map(|n| {
+                    let pending = spool.stats(n).map_or(0, |s| s.pending);
+                    log::info!("control: digest of bucket {n} requested now ({pending} pending)");
+                    serde_json::json!({ "name": n, "pending": pending })
+                })
+                .collect();
+            serde_json::json!({ "digest": buckets })
+        }
+    }
 }
 
 /// Sends `request` to a running daemon; `None` when nothing answers on the socket.

@@ -10,7 +10,7 @@
 use crate::config::{Backend, Config, ConfigError, IndicatorConfig};
 use crate::control;
 use crate::discord::HttpSink;
-use crate::dispatch::{guard::Guard, Dispatcher};
+use crate::dispatch::{digest::Digests, failover, guard::Guard, Dispatcher};
 use crate::health::{Event, Health, Pattern, SinkState, Thresholds};
 use crate::imap::{tls_config, Watcher};
 use crate::indicator::{cdev, sim, Indicator, Logical};
@@ -125,10 +125,13 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
     let (listener, socket_files) = control::bind(&config)?;
     let socket = socket_files[0].clone();
     let slot: control::SpoolSlot = Arc::new(std::sync::RwLock::new(Some(spool.clone())));
+    // "digest now" from the control socket reaches whichever pipeline runs.
+    let digests = Arc::new(Digests::default());
     let ctx = control::Context {
         config: config_rx.clone(),
         spool: slot.clone(),
         health: snapshot_rx.clone(),
+        digests: digests.clone(),
     };
     tokio::spawn(control::serve(listener, ctx, services.clone()));
     tokio::spawn(spool_stats(
@@ -144,8 +147,15 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
         health_tx.clone(),
         services.clone(),
     ));
-    let mut pipeline =
-        Pipeline::start(&config, &spool, &health_tx, &HashSet::new(), &beats, &guard);
+    let mut pipeline = Pipeline::start(
+        &config,
+        &spool,
+        &health_tx,
+        &HashSet::new(),
+        &beats,
+        &guard,
+        &digests,
+    );
     tokio::spawn(watchdog(beats.clone(), services.clone()));
     notify(&[sd_notify::NotifyState::Ready]);
     log::info!(
@@ -210,7 +220,7 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
                 )
                 .await;
                 log::info!("spool: writable again and reopened; mail not yet on disk is fetched again, ingestion and delivery resume");
-                pipeline = Pipeline::start(&config, &spool, &health_tx, &HashSet::new(), &beats, &guard);
+                pipeline = Pipeline::start(&config, &spool, &health_tx, &HashSet::new(), &beats, &guard, &digests);
                 broken = None;
             }
             _ = sighup.recv() => {
@@ -230,7 +240,7 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
                         pipeline.stop().await;
                         let _ = health_tx.send(configured(&new));
                         guard.set_limit(new.discord.invalid_request_limit);
-                        pipeline = Pipeline::start(&new, &spool, &health_tx, &dead, &beats, &guard);
+                        pipeline = Pipeline::start(&new, &spool, &health_tx, &dead, &beats, &guard, &digests);
                         log::info!("configuration reloaded; probing dead sinks now: {dead:?}");
                         config = new;
                         let _ = config_tx.send(Arc::new(config.clone()));
@@ -489,22 +499,19 @@ impl Pipeline {
         dead: &HashSet<String>,
         beats: &Beats,
         guard: &Arc<Guard>,
+        digests: &Arc<Digests>,
     ) -> Pipeline {
         let stop = Stop::new();
-        for b in config
-            .buckets
-            .iter()
-            .filter(|b| b.mode == crate::config::Mode::Digest)
-        {
-            log::warn!("bucket {}: digest mode is not implemented in this version; its mail is delivered as in push mode", b.name);
-        }
         let buckets = Arc::new(config.buckets.clone());
         let triage = Arc::new(config.triage());
         let mut wakes = Vec::new();
+        let mut by_sink = std::collections::HashMap::new();
         let mut dispatchers = Vec::new();
+        let dead_sinks = Arc::new(failover::DeadSinks::default());
         for s in &config.sinks {
             let wake = Arc::new(Notify::new());
             wakes.push(wake.clone());
+            by_sink.insert(s.name.clone(), wake.clone());
             let d = Dispatcher {
                 sink: Arc::new(HttpSink::new(s.clone())),
                 spool: spool.clone(),
@@ -521,9 +528,19 @@ impl Pipeline {
                 ),
                 timeout: s.timeout,
                 guard: guard.clone(),
+                digests: digests.clone(),
+                dead: dead_sinks.clone(),
             };
             dispatchers.push(tokio::spawn(d.run(stop.clone())));
         }
+        digests.set_wakes(wakes.clone());
+        dispatchers.push(tokio::spawn(failover::watch(
+            buckets.clone(),
+            spool.clone(),
+            dead_sinks,
+            by_sink,
+            stop.clone(),
+        )));
         let mut watchers = Vec::new();
         for a in &config.accounts {
             let tls = match tls_config(a.ca_file.as_deref()) {

@@ -7,6 +7,7 @@ mod duration;
 mod endpoint;
 mod lint;
 mod raw;
+mod route;
 mod secret;
 
 pub use duration::parse as parse_duration;
@@ -147,6 +148,12 @@ pub struct Bucket {
     pub rules: Vec<Rule>,
     pub mention: Option<Mention>,
     pub digest_every: Option<Duration>,
+    /// Also delivers to this sink when every sink of the bucket is dead, or (P0/P1) when a
+    /// mail waited longer than `escalate_after`.
+    pub fallback: Option<String>,
+    pub escalate_after: Option<Duration>,
+    /// Receives a one-line mirror of every delivery of the bucket's mail.
+    pub audit: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -595,6 +602,7 @@ impl Loader<'_> {
                 }
             },
         };
+        let route = self.route(&key, &b, severity, mode, sinks)?;
         let rules = b
             .rules
             .into_iter()
@@ -604,6 +612,12 @@ impl Loader<'_> {
         let digest_every = match mode {
             Mode::Digest => {
                 Some(self.duration(&key("digest_every"), b.digest_every.as_deref(), "1h")?)
+            }
+            _ if b.digest_every.is_some() => {
+                return Err(self.err(
+                    key("digest_every"),
+                    "has no effect unless mode = \"digest\"",
+                ))
             }
             _ => None,
         };
@@ -615,6 +629,9 @@ impl Loader<'_> {
             rules,
             mention,
             digest_every,
+            fallback: route.fallback,
+            escalate_after: route.escalate_after,
+            audit: route.audit,
         })
     }
 

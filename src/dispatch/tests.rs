@@ -154,6 +154,8 @@ fn start_guarded(
         beat: crate::watchdog::Beat::detached("sink test"),
         timeout: Duration::from_secs(30),
         guard,
+        digests: Default::default(),
+        dead: Default::default(),
     };
     let stop = Stop::new();
     let task = tokio::spawn(d.run(stop.clone()));

@@ -1,0 +1,143 @@
+//! Digest buckets: when their mail is due, and the operator's "digest now".
+//!
+//! A digest bucket's mail waits in the spool, pending, until a digest is due, then goes out as
+//! digest messages; each mail leaves `pending` only when the message listing it is
+//! acknowledged, so a crash between POST and answer repeats a digest line, never loses one.
+//!
+//! The schedule is the wall clock, not a timer: digests are due at every multiple of
+//! `digest_every` since the Unix epoch (UTC: `"1h"` on the hour, `"1d"` at midnight UTC). A
+//! mail is due once a boundary passed after it was spooled. Nothing is stored: after a restart
+//! the digest that fell due while the agent was down goes out at once. `digest now` moves the
+//! boundary of a bucket to the present, once.
+
+use crate::config::{Bucket, Mode};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::Notify;
+
+/// The most mails one digest pass reads; a longer backlog takes another pass.
+pub const BATCH: usize = 200;
+
+/// The latest boundary at or before `now_ms` (milliseconds since the epoch).
+pub fn boundary_ms(every: Duration, now_ms: i64) -> i64 {
+    let every = (every.as_millis() as i64).max(1);
+    now_ms.div_euclid(every) * every
+}
+
+/// The next boundary after `now_ms`.
+pub fn next_boundary_ms(every: Duration, now_ms: i64) -> i64 {
+    boundary_ms(every, now_ms) + (every.as_millis() as i64).max(1)
+}
+
+/// Whether a mail spooled at `spooled_at` (Unix seconds) is due in a digest at `now_ms`, given
+/// the latest "digest now" for its bucket (`forced`, Unix seconds).
+pub fn due(every: Duration, now_ms: i64, forced: Option<i64>, spooled_at: i64) -> bool {
+    spooled_at.saturating_mul(1000) < boundary_ms(every, now_ms)
+        || forced.is_some_and(|f| spooled_at <= f)
+}
+
+/// Whether `sink` sends `bucket`'s mail as digests: it is one of the bucket's own sinks (a
+/// fallback or audit sink gets mail at once) and the bucket is in digest mode.
+pub fn digests(bucket: &Bucket, sink: &str) -> Option<Duration> {
+    (bucket.mode == Mode::Digest && bucket.sinks.iter().any(|s| s == sink))
+        .then_some(bucket.digest_every)
+        .flatten()
+}
+
+/// The digest buckets "digest now [BUCKET]" names: `bucket`, or every digest bucket.
+pub fn named(buckets: &[Bucket], bucket: Option<&str>) -> Result<Vec<String>, String> {
+    match bucket {
+        Some(name) => match buckets.iter().find(|b| b.name == name) {
+            None => Err(format!(
+                "no bucket is named {name:?} (buckets: {})",
+                buckets
+                    .iter()
+                    .map(|b| b.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
+            Some(b) if b.mode != Mode::Digest => Err(format!(
+                "bucket {name:?} is not in digest mode (its mail is not held for a digest)"
+            )),
+            Some(b) => Ok(vec![b.name.clone()]),
+        },
+        None => {
+            let all: Vec<String> = buckets
+                .iter()
+                .filter(|b| b.mode == Mode::Digest)
+                .map(|b| b.name.clone())
+                .collect();
+            if all.is_empty() {
+                Err("no bucket has mode = \"digest\"".to_string())
+            } else {
+                Ok(all)
+            }
+        }
+    }
+}
+
+/// The "digest now" requests and the bells of the delivery loops, shared by the control
+/// socket and every pipeline (kept across reloads).
+#[derive(Default)]
+pub struct Digests {
+    /// Bucket → Unix seconds of the latest "digest now": mail spooled until then is due.
+    forced: Mutex<HashMap<String, i64>>,
+    wakes: Mutex<Vec<Arc<Notify>>>,
+}
+
+impl Digests {
+    /// Makes the mail of `buckets` spooled until `now` due at once, and wakes every loop.
+    pub fn flush_now(&self, buckets: &[String], now: i64) {
+        if let Ok(mut f) = self.forced.lock() {
+            for b in buckets {
+                f.insert(b.clone(), now);
+            }
+        }
+        if let Ok(w) = self.wakes.lock() {
+            w.iter().for_each(|n| n.notify_one());
+        }
+    }
+
+    pub fn forced(&self, bucket: &str) -> Option<i64> {
+        self.forced.lock().ok()?.get(bucket).copied()
+    }
+
+    /// The bells of the loops of a new pipeline.
+    pub fn set_wakes(&self, wakes: Vec<Arc<Notify>>) {
+        if let Ok(mut w) = self.wakes.lock() {
+            *w = wakes;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HOUR: Duration = Duration::from_secs(3600);
+
+    #[test]
+    fn mail_is_due_once_a_boundary_passed_after_it_was_spooled() {
+        let ten = 10 * 3600;
+        // Spooled at 10:20, asked at 10:59: not yet; at 11:00: due.
+        assert!(!due(HOUR, (ten + 59 * 60) * 1000, None, ten + 20 * 60));
+        assert!(due(HOUR, (ten + 3600) * 1000, None, ten + 20 * 60));
+        // Spooled on the boundary itself waits for the next one.
+        assert!(!due(HOUR, (ten + 1800) * 1000, None, ten));
+        assert!(due(HOUR, (ten + 3600) * 1000, None, ten));
+    }
+
+    #[test]
+    fn digest_now_makes_what_was_spooled_until_then_due() {
+        let t = 10 * 3600 + 600;
+        assert!(due(HOUR, (t + 5) * 1000, Some(t), t));
+        assert!(!due(HOUR, (t + 5) * 1000, Some(t), t + 1));
+    }
+
+    #[test]
+    fn the_next_boundary_is_the_next_multiple() {
+        assert_eq!(next_boundary_ms(HOUR, 3_600_000 * 5 + 1), 3_600_000 * 6);
+        assert_eq!(next_boundary_ms(Duration::from_secs(2), 1_000), 2_000);
+    }
+}
