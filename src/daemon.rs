@@ -533,7 +533,7 @@ impl Pipeline {
             };
             dispatchers.push(tokio::spawn(d.run(stop.clone())));
         }
-        digests.set_wakes(wakes.clone());
+        digests.set_wakes(by_sink.clone());
         dispatchers.push(tokio::spawn(failover::watch(
             buckets.clone(),
             spool.clone(),

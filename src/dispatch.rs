@@ -368,10 +368,18 @@ impl Dispatcher {
                 .find(|b| b.name == bucket && mirror)
                 .and_then(|b| b.audit.clone())
         };
-        match self
+        let rings: Vec<String> = self
+            .buckets
+            .iter()
+            .filter_map(|b| b.audit.clone())
+            .collect();
+        let result = self
             .blocking(move || spool.record_mirrored(&name, &updates, &audit))
-            .await
-        {
+            .await;
+        if mirror && matches!(result, Some(Ok(()))) {
+            rings.iter().for_each(|a| self.digests.ring(a));
+        }
+        match result {
             Some(Ok(())) => {
                 if self.disk_full.swap(false, Ordering::Relaxed) {
                     log::info!("sink {}: spool writable again", self.sink.name());

@@ -77,13 +77,14 @@ pub fn named(buckets: &[Bucket], bucket: Option<&str>) -> Result<Vec<String>, St
     }
 }
 
-/// The "digest now" requests and the bells of the delivery loops, shared by the control
-/// socket and every pipeline (kept across reloads).
+/// The "digest now" requests and the bells of the delivery loops (by sink name), shared by
+/// the control socket and every pipeline (kept across reloads). A loop that owes another sink
+/// an audit line rings that sink's bell too.
 #[derive(Default)]
 pub struct Digests {
     /// Bucket → Unix seconds of the latest "digest now": mail spooled until then is due.
     forced: Mutex<HashMap<String, i64>>,
-    wakes: Mutex<Vec<Arc<Notify>>>,
+    wakes: Mutex<HashMap<String, Arc<Notify>>>,
 }
 
 impl Digests {
@@ -95,7 +96,7 @@ impl Digests {
             }
         }
         if let Ok(w) = self.wakes.lock() {
-            w.iter().for_each(|n| n.notify_one());
+            w.values().for_each(|n| n.notify_one());
         }
     }
 
@@ -104,9 +105,16 @@ impl Digests {
     }
 
     /// The bells of the loops of a new pipeline.
-    pub fn set_wakes(&self, wakes: Vec<Arc<Notify>>) {
+    pub fn set_wakes(&self, wakes: HashMap<String, Arc<Notify>>) {
         if let Ok(mut w) = self.wakes.lock() {
             *w = wakes;
+        }
+    }
+
+    /// Wakes the loop of `sink` (new work for it in the spool).
+    pub fn ring(&self, sink: &str) {
+        if let Some(n) = self.wakes.lock().ok().and_then(|w| w.get(sink).cloned()) {
+            n.notify_one();
         }
     }
 }

@@ -65,8 +65,8 @@ fn owed_by_own_sink(item: &Item, bucket: &Bucket) -> bool {
         .any(|d| d.state == State::Pending && d.role.is_none() && bucket.sinks.contains(&d.sink))
 }
 
-/// One look at every bucket with a fallback; `scanned` remembers, per bucket, the newest item
-/// already considered, so a long backlog is read once, not every half second.
+/// One look at every bucket with a fallback; `scanned` remembers, per bucket, the id after the
+/// newest item already considered, so a long backlog is read once, not every half second.
 fn look(
     buckets: &[Bucket],
     spool: &Spool,
@@ -81,8 +81,8 @@ fn look(
             continue;
         };
         loop {
-            let after = scanned.get(&b.name).copied().unwrap_or(0);
-            let items = match spool.pending_in(&b.name, after, CHUNK) {
+            let from = scanned.get(&b.name).copied().unwrap_or(0);
+            let items = match spool.pending_in(&b.name, from, CHUNK) {
                 Ok(items) => items,
                 Err(e) => {
                     log::error!("bucket {}: failover cannot read the spool: {e}", b.name);
@@ -120,7 +120,7 @@ fn look(
                     return;
                 }
             }
-            scanned.insert(b.name.clone(), last);
+            scanned.insert(b.name.clone(), last.saturating_add(1));
             if ready.len() < items.len() || items.len() < CHUNK {
                 break;
             }

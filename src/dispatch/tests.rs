@@ -1,4 +1,6 @@
 use super::*;
+
+mod modes;
 use crate::discord::Pace;
 use crate::mail::Summary;
 use crate::spool::{Cursor, NewItem, State};

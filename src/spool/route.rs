@@ -72,15 +72,15 @@ impl Spool {
         Ok(out)
     }
 
-    /// Up to `limit` pending items of `bucket` with an id above `after`, oldest first.
+    /// Up to `limit` pending items of `bucket` with an id of at least `from`, oldest first.
     pub fn pending_in(
         &self,
         bucket: &str,
-        after: u64,
+        from: u64,
         limit: usize,
     ) -> Result<Vec<Item>, SpoolError> {
         let prefix = key2(bucket, &[]);
-        let start = key2(bucket, &after.saturating_add(1).to_be_bytes());
+        let start = key2(bucket, &from.to_be_bytes());
         let mut out = Vec::new();
         for kv in self.open.range(start..) {
             let (k, _) = kv?;
