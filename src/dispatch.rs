@@ -20,6 +20,7 @@ pub mod digest;
 pub mod failover;
 pub mod guard;
 pub mod pace;
+pub mod shared;
 
 use crate::config::Bucket;
 use crate::discord::{render, Level, Outcome, Reply, Scope, Sink};
