@@ -613,12 +613,6 @@ impl Loader<'_> {
             Mode::Digest => {
                 Some(self.duration(&key("digest_every"), b.digest_every.as_deref(), "1h")?)
             }
-            _ if b.digest_every.is_some() => {
-                return Err(self.err(
-                    key("digest_every"),
-                    "has no effect unless mode = \"digest\"",
-                ))
-            }
             _ => None,
         };
         Ok(Bucket {

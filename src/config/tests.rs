@@ -286,7 +286,6 @@ fn fallback_escalation_and_audit_are_checked() {
     assert!(err("fallback = \"alerts\"").contains("already one of this bucket's sinks"));
     assert!(err("escalate_after = \"5m\"").contains("escalate_after: needs a fallback sink"));
     assert!(err("fallback = \"pager\"\naudit = \"pager\"").contains("must not be the fallback"));
-    assert!(err("digest_every = \"1h\"").contains("digest_every: has no effect unless mode"));
     assert!(
         with_severity("P2", "fallback = \"pager\"\nescalate_after = \"1m\"")
             .unwrap_err()
