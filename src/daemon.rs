@@ -372,7 +372,22 @@ async fn spool_stats(
         let Some(s) = control::spool_in(&slot) else {
             continue;
         };
-        match tokio::task::spawn_blocking(move || crate::status::bucket_stats(&c, &s)).await {
+        match tokio::task::spawn_blocking(move || {
+            let stats = crate::status::bucket_stats(&c, &s)?;
+            let now = chrono::Utc::now().timestamp();
+            // Mail held for a digest that is not due yet is scheduled, not a backlog.
+            Ok::<_, SpoolError>(
+                stats
+                    .into_iter()
+                    .map(|b| match c.bucket(&b.name).and_then(|k| k.digest_every) {
+                        Some(every) => crate::dispatch::digest::as_health_sees(b, every, now),
+                        None => b,
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .await
+        {
             Ok(Ok(stats)) => {
                 let _ = health.send(Event::Spool(stats));
             }

@@ -98,6 +98,10 @@ rules = [{ subject = '^Held ' }]
 [[bucket]]
 name = "other"
 sinks = ["main"]
+
+[indicator]
+spool_warn = 1
+spool_alarm = 50
 "#;
     let daemon = start("digest", &dovecot, &webhook("main", &url), buckets);
     for s in [
@@ -121,6 +125,8 @@ sinks = ["main"]
         1,
         "a digest bucket's mail waits for its digest"
     );
+    // Mail waiting for its digest is scheduled, not a backlog: the LED stays calm.
+    assert_eq!(daemon.status()["indicator"]["pattern"], "ok");
     // Held mail is in the spool, readable over SSH, and owed to no sink.
     let held: Vec<Value> = daemon
         .dump()

@@ -45,6 +45,27 @@ pub fn digests(bucket: &Bucket, sink: &str) -> Option<Duration> {
         .flatten()
 }
 
+/// A digest bucket's totals as health should judge them: mail waiting for its digest is
+/// scheduled, not a backlog. While the oldest pending mail's digest is not due yet, nothing of
+/// the bucket counts (all later mail is younger); once it is due, everything counts and its age
+/// runs from the moment it fell due, so only a digest that does not go out raises the LED.
+pub fn as_health_sees(
+    mut stats: crate::spool::BucketStats,
+    every: Duration,
+    now: i64,
+) -> crate::spool::BucketStats {
+    if let Some(spooled) = stats.oldest_pending_at {
+        let due = next_boundary_ms(every, spooled.saturating_mul(1000)).div_euclid(1000);
+        if due > now {
+            stats.pending = 0;
+            stats.oldest_pending_at = None;
+        } else {
+            stats.oldest_pending_at = Some(due);
+        }
+    }
+    stats
+}
+
 /// The digest buckets "digest now [BUCKET]" names: `bucket`, or every digest bucket.
 pub fn named(buckets: &[Bucket], bucket: Option<&str>) -> Result<Vec<String>, String> {
     match bucket {
@@ -141,6 +162,25 @@ mod tests {
         let t = 10 * 3600 + 600;
         assert!(due(HOUR, (t + 5) * 1000, Some(t), t));
         assert!(!due(HOUR, (t + 5) * 1000, Some(t), t + 1));
+    }
+
+    #[test]
+    fn mail_waiting_for_its_digest_is_no_backlog_until_the_digest_is_late() {
+        let stats = |oldest| crate::spool::BucketStats {
+            name: "news".into(),
+            pending: 40,
+            delivered: 0,
+            dead: 0,
+            oldest_pending_at: Some(oldest),
+        };
+        let day = Duration::from_secs(86_400);
+        let seen = as_health_sees(stats(86_400 + 60), day, 86_400 + 7 * 3600);
+        assert_eq!((seen.pending, seen.oldest_pending_at), (0, None));
+        let late = as_health_sees(stats(86_400 + 60), day, 2 * 86_400 + 7 * 3600);
+        assert_eq!(
+            (late.pending, late.oldest_pending_at),
+            (40, Some(2 * 86_400))
+        );
     }
 
     #[test]
