@@ -251,3 +251,57 @@ audit = "log"
     }));
     assert_eq!(discord.delivered_titles("pagerTOKEN"), ["Raid degraded"]);
 }
+
+#[test]
+fn a_crash_between_a_digest_post_and_its_answer_repeats_the_digest_and_loses_nothing() {
+    let dovecot = Dovecot::start();
+    let discord = FakeDiscord::start();
+    let url = discord.webhook("810", "crashTOKEN", Behaviour::Ok);
+    let buckets = "[[bucket]]\nname = \"news\"\nmode = \"digest\"\ndigest_every = \"1d\"\nsinks = [\"main\"]\n";
+    let mut daemon = start("digest-crash", &dovecot, &webhook("main", &url), buckets);
+    for s in ["News alpha", "News beta", "News gamma"] {
+        send(&dovecot, s);
+    }
+    wait_until(Duration::from_secs(20), "three mails spooled", || {
+        bucket_stats(&daemon, "news")["pending"] == 3
+    });
+    // Discord answers after 3 s: the daemon dies while its digest is in flight.
+    discord.set_slow(Some(Duration::from_secs(3)));
+    let out = cli(&daemon.config, &["digest", "now", "news"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    std::thread::sleep(Duration::from_secs(1));
+    daemon.kill9();
+    discord.set_slow(None);
+    daemon.spawn();
+    assert_eq!(
+        bucket_stats(&daemon, "news")["pending"],
+        3,
+        "no answer, no delivery"
+    );
+    let out = cli(&daemon.config, &["digest", "now", "news"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    wait_until(Duration::from_secs(20), "the digest acknowledged", || {
+        bucket_stats(&daemon, "news")["pending"] == 0
+    });
+    let listings: Vec<String> = discord
+        .posts_to("crashTOKEN")
+        .iter()
+        .filter(|p| p.status == 200)
+        .map(|p| {
+            p.body["embeds"][0]["description"]
+                .as_str()
+                .unwrap_or("")
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        listings.len(),
+        2,
+        "the lost answer's digest, then its repeat"
+    );
+    for l in &listings {
+        for s in ["News alpha", "News beta", "News gamma"] {
+            assert!(l.contains(s), "every listing has every mail: {l}");
+        }
+    }
+}
