@@ -108,6 +108,7 @@ enum SpoolAction {
 enum DigestAction {
     /// Send the digest of BUCKET (default: every digest bucket) now, through the running daemon.
     Now {
+        /// A bucket with mode = "digest"; without it, every digest bucket.
         bucket: Option<String>,
         #[command(flatten)]
         config: ConfigArg,
