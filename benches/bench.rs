@@ -12,12 +12,16 @@
 //! - `idle`: a watcher idling on INBOX (IDLE, polls an hour apart); 50 mails APPENDed one at a
 //!   time over a second connection; time from the server's APPEND OK to the item in the spool.
 //!
+//! - `drain` (benches/drain.rs): 1,000 pending mails through the fake Discord with a webhook
+//!   bucket and a shared channel limit, windows scaled down; mails/s against what they allow.
+//!
 //! More sections (IDLE latency, drain efficiency, RSS, start-up time, binary sizes) slot into
 //! [`SECTIONS`]. Environment: `MAILBEACON_BENCH_MAILS` (default 10000), `MAILBEACON_BENCH_ROUNDS`
 //! (default 5). Needs root and Dovecot, like the integration tests (`.ci/install-deps`).
 
 #[path = "../tests/common/dovecot.rs"]
 mod dovecot;
+mod drain;
 
 use dovecot::Dovecot;
 use mailbeacon::config::Config;
@@ -40,7 +44,11 @@ struct Row {
 
 type Section = fn() -> Vec<Row>;
 
-const SECTIONS: &[(&str, Section)] = &[("ingest", ingest), ("idle", idle_latency)];
+const SECTIONS: &[(&str, Section)] = &[
+    ("ingest", ingest),
+    ("idle", idle_latency),
+    ("drain", drain::run),
+];
 
 fn main() {
     // `cargo bench` passes `--bench`; everything else not starting with `-` names a section.

@@ -78,11 +78,27 @@ enum Command {
         #[command(subcommand)]
         action: SinkAction,
     },
+    /// Digest buckets: `digest now [BUCKET]` sends what a digest bucket holds at once.
+    Digest {
+        #[command(subcommand)]
+        action: DigestAction,
+    },
     /// Exercise a fresh throwaway spool on this machine (no config needed); exit 0 when sound.
     Selftest {
         /// Where to create (and afterwards remove) the throwaway spool; default: the temp dir.
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DigestAction {
+    /// Send the digest of BUCKET (default: every digest bucket) now, through the running daemon.
+    Now {
+        /// A bucket with mode = "digest"; without it, every digest bucket.
+        bucket: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
     },
 }
 
@@ -130,6 +146,9 @@ pub fn main() -> i32 {
         Command::Sink { action } => spool::sink(action),
         Command::Selftest { dir } => selftest(dir),
         Command::Demo { plain, keep } => demo(plain, keep),
+        Command::Digest {
+            action: DigestAction::Now { bucket, config },
+        } => digest_now(&config.config, bucket.as_deref()),
     };
     match result {
         Ok(()) => 0,
@@ -313,4 +332,48 @@ fn status(path: &Path, json: bool) -> Result<(), Failure> {
     std::io::stdout()
         .write_all(text.as_bytes())
         .map_err(|e| fail(e.to_string()))
+}
+
+/// `digest now`: asks the running daemon, which owns the spool and the sinks' rate limits, to
+/// send the digest at once. With no daemon nothing is sent (posting from the CLI would bypass
+/// the daemon's pacing and invalid-request guard): it says so and exits 1; the daemon sends a
+/// digest that fell due while it was stopped as soon as it starts.
+fn digest_now(path: &Path, bucket: Option<&str>) -> Result<(), Failure> {
+    let config = load_public(path)?;
+    let names = crate::dispatch::digest::named(&config.buckets, bucket).map_err(|e| Failure {
+        code: 2,
+        message: e,
+    })?;
+    let socket = control::client_path(&config);
+    let Some(reply) = control::ask(
+        &socket,
+        &Request::Digest {
+            bucket: bucket.map(str::to_string),
+        },
+    ) else {
+        return Err(fail(format!(
+            "the daemon is not running (nothing answers on {}): no digest was sent. Start it \
+             (systemctl start mailbeacon); it sends every digest that fell due while it was \
+             stopped at once, and the digest of {} at its next digest_every",
+            socket.display(),
+            names.join(", ")
+        )));
+    };
+    let mut line = String::new();
+    reply
+        .and_then(|mut r| r.read_line(&mut line))
+        .map_err(|e| fail(format!("daemon: {e}")))?;
+    let answer: serde_json::Value = serde_json::from_str(&line)
+        .map_err(|_| fail(format!("daemon answered: {}", line.trim())))?;
+    if let Some(e) = answer["error"].as_str() {
+        return Err(fail(format!("daemon: {e}")));
+    }
+    for b in answer["digest"].as_array().into_iter().flatten() {
+        println!(
+            "digest of bucket {}: {} pending mail(s) sent now; `mailbeacon status` shows when they are delivered",
+            b["name"].as_str().unwrap_or("?"),
+            b["pending"].as_u64().unwrap_or(0)
+        );
+    }
+    Ok(())
 }

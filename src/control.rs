@@ -26,6 +26,8 @@ pub enum Request {
     Retry { target: RetryTarget },
     Drop { id: u64, yes: bool },
     Probe { sink: String },
+    /// Send the digest of `bucket` (every digest bucket when `None`) now.
+    Digest { bucket: Option<String> },
 }
 
 /// Where the daemon listens: `$RUNTIME_DIRECTORY/control.sock`, else `<state_dir>/control.sock`.
@@ -61,12 +63,10 @@ pub struct Context {
     pub config: watch::Receiver<Arc<Config>>,
     pub spool: SpoolSlot,
     pub health: watch::Receiver<Health>,
-    /// The running sinks' bells: rung after `spool retry` so idle sinks start at once.
-    pub kick: Kick,
+    /// "digest now" requests and the running sinks' bells (rung after `spool retry` too, so
+    /// idle sinks start at once).
+    pub digests: Arc<crate::dispatch::digest::Digests>,
 }
-
-/// The bells of the running pipeline's sinks.
-pub type Kick = Arc<std::sync::Mutex<Vec<Arc<tokio::sync::Notify>>>>;
 
 /// The answer to an operator's action, for requests that do not concern the running
 /// configuration's sinks.
@@ -167,9 +167,7 @@ fn handle(stream: UnixStream, ctx: &Context) -> std::io::Result<()> {
         Ok(Request::Retry { target }) => {
             let answer = tools::retry(&spool, &target);
             if answer.code == 0 {
-                if let Ok(bells) = ctx.kick.lock() {
-                    bells.iter().for_each(|b| b.notify_one());
-                }
+                ctx.digests.ring_all();
             }
             serde_json::to_writer(&mut out, &answer)?;
             out.write_all(b"\n")?;
@@ -183,6 +181,10 @@ fn handle(stream: UnixStream, ctx: &Context) -> std::io::Result<()> {
             serde_json::to_writer(&mut out, &probe_sink(&config, &sink))?;
             out.write_all(b"\n")?;
         }
+        Ok(Request::Digest { bucket }) => {
+            serde_json::to_writer(&mut out, &digest_now(ctx, &spool, bucket.as_deref()))?;
+            out.write_all(b"\n")?;
+        }
         Err(e) => {
             serde_json::to_writer(
                 &mut out,
@@ -192,6 +194,28 @@ fn handle(stream: UnixStream, ctx: &Context) -> std::io::Result<()> {
         }
     }
     out.flush()
+}
+
+/// "digest now": marks the buckets' mail due and wakes the delivery loops; answers with the
+/// pending count of each bucket, or an error.
+fn digest_now(ctx: &Context, spool: &Spool, bucket: Option<&str>) -> serde_json::Value {
+    let config = ctx.config.borrow().clone();
+    match crate::dispatch::digest::named(&config.buckets, bucket) {
+        Err(e) => serde_json::json!({ "error": e }),
+        Ok(names) => {
+            ctx.digests
+                .flush_now(&names, chrono::Utc::now().timestamp());
+            let buckets: Vec<serde_json::Value> = names
+                .iter()
+                .map(|n| {
+                    let pending = spool.stats(n).map_or(0, |s| s.pending);
+                    log::info!("control: digest of bucket {n} requested now ({pending} pending)");
+                    serde_json::json!({ "name": n, "pending": pending })
+                })
+                .collect();
+            serde_json::json!({ "digest": buckets })
+        }
+    }
 }
 
 /// Sends `request` to a running daemon; `None` when nothing answers on the socket.

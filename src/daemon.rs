@@ -10,7 +10,7 @@
 use crate::config::{Backend, Config, ConfigError, IndicatorConfig};
 use crate::control;
 use crate::discord::HttpSink;
-use crate::dispatch::{guard::Guard, Dispatcher};
+use crate::dispatch::{digest::Digests, failover, guard::Guard, Dispatcher};
 use crate::health::{Event, Health, Pattern, SinkState, Thresholds};
 use crate::imap::{tls_config, Watcher};
 use crate::indicator::{cdev, sim, Indicator, Logical};
@@ -132,12 +132,13 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
     let (listener, socket_files) = control::bind(&config)?;
     let socket = socket_files[0].clone();
     let slot: control::SpoolSlot = Arc::new(std::sync::RwLock::new(Some(spool.clone())));
-    let kick = control::Kick::default();
+    // "digest now" from the control socket reaches whichever pipeline runs.
+    let digests = Arc::new(Digests::default());
     let ctx = control::Context {
         config: config_rx.clone(),
         spool: slot.clone(),
         health: snapshot_rx.clone(),
-        kick: kick.clone(),
+        digests: digests.clone(),
     };
     tokio::spawn(control::serve(listener, ctx, services.clone()));
     tokio::spawn(housekeeping::retention(
@@ -171,7 +172,7 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
         &HashSet::new(),
         &beats,
         &guard,
-        &kick,
+        &digests,
     );
     tokio::spawn(watchdog(beats.clone(), services.clone()));
     notify(&[sd_notify::NotifyState::Ready]);
@@ -237,7 +238,7 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
                 )
                 .await;
                 log::info!("spool: writable again and reopened; mail not yet on disk is fetched again, ingestion and delivery resume");
-                pipeline = Pipeline::start(&config, &spool, &health_tx, &HashSet::new(), &beats, &guard, &kick);
+                pipeline = Pipeline::start(&config, &spool, &health_tx, &HashSet::new(), &beats, &guard, &digests);
                 broken = None;
             }
             _ = sighup.recv() => {
@@ -257,7 +258,7 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
                         pipeline.stop().await;
                         let _ = health_tx.send(configured(&new));
                         guard.set_limit(new.discord.invalid_request_limit);
-                        pipeline = Pipeline::start(&new, &spool, &health_tx, &dead, &beats, &guard, &kick);
+                        pipeline = Pipeline::start(&new, &spool, &health_tx, &dead, &beats, &guard, &digests);
                         log::info!("configuration reloaded; probing dead sinks now: {dead:?}");
                         config = new;
                         let _ = config_tx.send(Arc::new(config.clone()));
@@ -391,7 +392,22 @@ async fn spool_stats(
         let Some(s) = control::spool_in(&slot) else {
             continue;
         };
-        match tokio::task::spawn_blocking(move || crate::status::bucket_stats(&c, &s)).await {
+        match tokio::task::spawn_blocking(move || {
+            let stats = crate::status::bucket_stats(&c, &s)?;
+            let now = chrono::Utc::now().timestamp();
+            // Mail held for a digest that is not due yet is scheduled, not a backlog.
+            Ok::<_, SpoolError>(
+                stats
+                    .into_iter()
+                    .map(|b| match c.bucket(&b.name).and_then(|k| k.digest_every) {
+                        Some(every) => crate::dispatch::digest::as_health_sees(b, every, now),
+                        None => b,
+                    })
+                    .collect::<Vec<_>>(),
+            )
+        })
+        .await
+        {
             Ok(Ok(stats)) => {
                 let _ = health.send(Event::Spool(stats));
             }
@@ -518,23 +534,19 @@ impl Pipeline {
         dead: &HashSet<String>,
         beats: &Beats,
         guard: &Arc<Guard>,
-        kick: &control::Kick,
+        digests: &Arc<Digests>,
     ) -> Pipeline {
         let stop = Stop::new();
-        for b in config
-            .buckets
-            .iter()
-            .filter(|b| b.mode == crate::config::Mode::Digest)
-        {
-            log::warn!("bucket {}: digest mode is not implemented in this version; its mail is delivered as in push mode", b.name);
-        }
         let buckets = Arc::new(config.buckets.clone());
         let triage = Arc::new(config.triage());
         let mut wakes = Vec::new();
+        let mut by_sink = std::collections::HashMap::new();
         let mut dispatchers = Vec::new();
+        let dead_sinks = Arc::new(failover::DeadSinks::default());
         for s in &config.sinks {
             let wake = Arc::new(Notify::new());
             wakes.push(wake.clone());
+            by_sink.insert(s.name.clone(), wake.clone());
             let d = Dispatcher {
                 sink: Arc::new(HttpSink::new(s.clone())),
                 spool: spool.clone(),
@@ -551,13 +563,19 @@ impl Pipeline {
                 ),
                 timeout: s.timeout,
                 guard: guard.clone(),
+                digests: digests.clone(),
+                dead: dead_sinks.clone(),
             };
             dispatchers.push(tokio::spawn(d.run(stop.clone())));
         }
-        // `spool retry` rings these so idle sinks pick the retried mail up at once.
-        if let Ok(mut k) = kick.lock() {
-            *k = wakes.clone();
-        }
+        digests.set_wakes(by_sink.clone());
+        dispatchers.push(tokio::spawn(failover::watch(
+            buckets.clone(),
+            spool.clone(),
+            dead_sinks,
+            by_sink,
+            stop.clone(),
+        )));
         let mut watchers = Vec::new();
         for a in &config.accounts {
             let tls = match tls_config(a.ca_file.as_deref()) {

@@ -15,8 +15,12 @@
 //!
 //! An item leaves `pending` only on a 2xx with a message id (invariant 3).
 
+mod batch;
+pub mod digest;
+pub mod failover;
 pub mod guard;
 pub mod pace;
+pub mod shared;
 
 use crate::config::Bucket;
 use crate::discord::{render, Level, Outcome, Reply, Scope, Sink};
@@ -63,6 +67,10 @@ pub struct Dispatcher {
     pub timeout: Duration,
     /// Shared by every dispatcher of the process (and kept across reloads).
     pub guard: Arc<Guard>,
+    /// "digest now" requests (shared with the control socket).
+    pub digests: Arc<digest::Digests>,
+    /// Which sinks are dead, for failover to a bucket's fallback sink.
+    pub dead: Arc<failover::DeadSinks>,
 }
 
 /// Rate-limit routes, as the guard keys budgets before Discord names their bucket.
@@ -95,6 +103,7 @@ struct LoopState {
 
 impl Dispatcher {
     fn report(&self, state: SinkState, error: Option<String>, delivered: bool) {
+        self.dead.set(self.sink.name(), state == SinkState::Dead);
         let _ = self.health.send(Event::Sink {
             name: self.sink.name().to_string(),
             state,
@@ -138,10 +147,11 @@ impl Dispatcher {
         let mut next = Next::At(Instant::now());
         loop {
             let idle = matches!(next, Next::Idle);
-            // Idle: wait for new mail, with a slow recheck in case a bell was missed.
+            // Idle: wait for new mail or the next digest, with a slow recheck in case a bell
+            // was missed.
             let until = match next {
                 Next::At(t) => t,
-                Next::Idle => Instant::now() + RECHECK,
+                Next::Idle => self.next_digest().min(Instant::now() + RECHECK),
             };
             self.beat
                 .within(until.saturating_duration_since(Instant::now()) + SLACK);
@@ -251,26 +261,15 @@ impl Dispatcher {
 
     /// Sends one batch (or, after a 400, its items one by one, as plain text).
     async fn deliver_some(&self, st: &mut LoopState) -> Next {
-        let (spool, name) = (self.spool.clone(), self.sink.name().to_string());
-        // One message carries one bucket (its colour and mention policy): the spool hands out
-        // the most urgent bucket's oldest mail, never a mix.
-        let items = match self
-            .blocking(move || spool.pending_for(&name, crate::discord::render::MAX_EMBEDS))
-            .await
-        {
-            Some(Ok(b)) => b,
-            Some(Err(e)) => {
-                log::error!("sink {}: cannot read the spool: {e}", self.sink.name());
-                return Next::At(Instant::now() + Duration::from_secs(5));
-            }
-            None => return Next::At(Instant::now() + Duration::from_secs(5)),
+        let Some(batch) = self.next_batch().await else {
+            return Next::At(Instant::now() + Duration::from_secs(5));
         };
-        let Some(first) = items.first() else {
+        let Some(first) = batch.items.first() else {
             st.failures = 0;
             return Next::Idle;
         };
         let bucket = self.buckets.iter().find(|b| b.name == first.bucket);
-        let message = render(bucket, &items, Level::Full);
+        let message = batch.render(bucket);
         let Some(reply) = self
             .post(st, &message.body, &message.ids, Level::Full)
             .await
@@ -280,7 +279,8 @@ impl Dispatcher {
         match reply.outcome {
             Outcome::Rejected { reason } => {
                 log::warn!("sink {}: Discord refused a message of {} mails ({reason}); sending each as plain text", self.sink.name(), message.ids.len());
-                let carried: Vec<Item> = items
+                let carried: Vec<Item> = batch
+                    .items
                     .into_iter()
                     .filter(|i| message.ids.contains(&i.id))
                     .collect();
@@ -353,8 +353,35 @@ impl Dispatcher {
     }
 
     async fn record(&self, updates: Vec<(u64, Update)>) -> bool {
+        self.record_with(updates, false).await
+    }
+
+    /// Records deliveries, and the audit mirror each bucket with an `audit` sink owes, at once.
+    async fn record_delivered(&self, updates: Vec<(u64, Update)>) -> bool {
+        self.record_with(updates, true).await
+    }
+
+    async fn record_with(&self, updates: Vec<(u64, Update)>, mirror: bool) -> bool {
         let (spool, name) = (self.spool.clone(), self.sink.name().to_string());
-        match self.blocking(move || spool.record(&name, &updates)).await {
+        let buckets = self.buckets.clone();
+        let audit = move |bucket: &str| -> Option<String> {
+            buckets
+                .iter()
+                .find(|b| b.name == bucket && mirror)
+                .and_then(|b| b.audit.clone())
+        };
+        let rings: Vec<String> = self
+            .buckets
+            .iter()
+            .filter_map(|b| b.audit.clone())
+            .collect();
+        let result = self
+            .blocking(move || spool.record_mirrored(&name, &updates, &audit))
+            .await;
+        if mirror && matches!(result, Some(Ok(()))) {
+            rings.iter().for_each(|a| self.digests.ring(a));
+        }
+        match result {
             Some(Ok(())) => {
                 if self.disk_full.swap(false, Ordering::Relaxed) {
                     log::info!("sink {}: spool writable again", self.sink.name());
@@ -395,7 +422,7 @@ impl Dispatcher {
             Outcome::Delivered { message_id } => {
                 let at = chrono::Utc::now().timestamp();
                 if !self
-                    .record(each(
+                    .record_delivered(each(
                         ids,
                         &Update::Delivered {
                             message_id: message_id.clone(),

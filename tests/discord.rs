@@ -394,6 +394,7 @@ fn a_webhook_deleted_mid_backlog_is_dead_loses_nothing_and_is_only_probed() {
         rl_limit: 1,
         rl_window: Duration::from_secs(2),
         enforce: true,
+        ..Options::default()
     });
     let url = discord.webhook("700", "goneTOKEN", Behaviour::Ok);
     let sinks = webhook("gone", &url, "probe_every = \"1s\"\nprobe_max = \"2s\"");
@@ -575,6 +576,7 @@ fn a_backlog_drains_most_urgent_first_in_a_tenth_of_the_requests() {
         rl_limit: 5,
         rl_window: Duration::from_millis(300),
         enforce: true,
+        ..Options::default()
     });
     let url = discord.webhook(
         "1000",

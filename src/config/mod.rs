@@ -8,6 +8,7 @@ mod endpoint;
 mod lint;
 pub mod perms;
 mod raw;
+mod route;
 mod secret;
 
 pub use duration::parse as parse_duration;
@@ -159,6 +160,12 @@ pub struct Bucket {
     pub rules: Vec<Rule>,
     pub mention: Option<Mention>,
     pub digest_every: Option<Duration>,
+    /// Also delivers to this sink when every sink of the bucket is dead, or (P0/P1) when a
+    /// mail waited longer than `escalate_after`.
+    pub fallback: Option<String>,
+    pub escalate_after: Option<Duration>,
+    /// Receives a one-line mirror of every delivery of the bucket's mail.
+    pub audit: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -626,6 +633,7 @@ impl Loader<'_> {
                 }
             },
         };
+        let route = self.route(&key, &b, severity, mode, sinks)?;
         let rules = b
             .rules
             .into_iter()
@@ -646,6 +654,9 @@ impl Loader<'_> {
             rules,
             mention,
             digest_every,
+            fallback: route.fallback,
+            escalate_after: route.escalate_after,
+            audit: route.audit,
         })
     }
 

@@ -81,6 +81,9 @@ pub struct RawBucket {
     pub rules: Vec<RawRule>,
     pub mention: Option<String>,
     pub digest_every: Option<String>,
+    pub fallback: Option<String>,
+    pub escalate_after: Option<String>,
+    pub audit: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -258,3 +258,38 @@ fn sinks_take_a_thread_and_the_guard_a_limit() {
     .unwrap_err();
     assert!(e.key == "discord.invalid_request_limit", "{e}");
 }
+
+#[test]
+fn fallback_escalation_and_audit_are_checked() {
+    let with_severity = |severity: &str, bucket_extra: &str| {
+        let text = GOOD
+            .replace(
+                "[[bucket]]\nname = \"stripe\"",
+                "[[sink]]\nname = \"pager\"\nkind = \"webhook\"\nurl = \"https://discord.com/api/webhooks/2/t\"\n[[bucket]]\nname = \"stripe\"",
+            )
+            .replace(
+                "severity = \"P2\"",
+                &format!("severity = \"{severity}\"\n{bucket_extra}"),
+            );
+        load("route", &text)
+    };
+    let with = |extra: &str| with_severity("P1", extra);
+    let ok = with("fallback = \"pager\"\nescalate_after = \"10m\"\naudit = \"alerts2\"");
+    assert!(ok.unwrap_err().to_string().ends_with(
+        "bucket[0] (stripe).audit: no [[sink]] is named \"alerts2\" (sinks: alerts, pager)"
+    ));
+    let c = with("fallback = \"pager\"\nescalate_after = \"10m\"").unwrap();
+    assert_eq!(c.buckets[0].fallback.as_deref(), Some("pager"));
+    assert_eq!(c.buckets[0].escalate_after, Some(Duration::from_secs(600)));
+    let err = |extra: &str| with(extra).unwrap_err().to_string();
+    assert!(err("fallback = \"nope\"").contains("fallback: no [[sink]] is named \"nope\""));
+    assert!(err("fallback = \"alerts\"").contains("already one of this bucket's sinks"));
+    assert!(err("escalate_after = \"5m\"").contains("escalate_after: needs a fallback sink"));
+    assert!(err("fallback = \"pager\"\naudit = \"pager\"").contains("must not be the fallback"));
+    assert!(
+        with_severity("P2", "fallback = \"pager\"\nescalate_after = \"1m\"")
+            .unwrap_err()
+            .to_string()
+            .contains("escalation is for severity P0 and P1 only")
+    );
+}

@@ -10,11 +10,13 @@ use crate::spool::Item;
 use crate::text::{ellipsize, truncate_chars};
 use serde_json::{json, Value};
 
+pub mod digest;
+
 pub const MAX_EMBEDS: usize = 10;
 pub const MAX_EMBED_TOTAL: usize = 6000;
 pub const MAX_CONTENT: usize = 2000;
-const TITLE: usize = 256;
-const DESCRIPTION: usize = 4096;
+pub(crate) const TITLE: usize = 256;
+pub(crate) const DESCRIPTION: usize = 4096;
 const FIELD_VALUE: usize = 1024;
 const FOOTER: usize = 2048;
 

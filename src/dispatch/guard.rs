@@ -84,6 +84,8 @@ struct Inner {
     limit: usize,
     invalid: SlidingWindow,
     pacer: Pacer,
+    /// The per-channel limit no header announces, learned from `shared` 429s.
+    shared: super::shared::SharedLimits,
     pauses: Vec<Pause>,
     ban: Option<Ban>,
     /// Said in the log that the limit paused every sink.
@@ -94,6 +96,11 @@ pub struct Guard {
     inner: Mutex<Inner>,
 }
 
+/// Messages (not probes) count toward a channel's shared limit.
+fn is_post(route: &str) -> bool {
+    route.eq_ignore_ascii_case("post")
+}
+
 impl Guard {
     pub fn new(limit: u32) -> Guard {
         Guard {
@@ -101,6 +108,7 @@ impl Guard {
                 limit: limit.max(1) as usize,
                 invalid: SlidingWindow::new(INVALID_WINDOW),
                 pacer: Pacer::default(),
+                shared: Default::default(),
                 pauses: Vec::new(),
                 ban: None,
                 limit_paused: false,
@@ -169,6 +177,15 @@ impl Guard {
                 why: Why::Global,
             };
         }
+        let shared = is_post(route)
+            .then(|| g.shared.wait(&who.resource, now))
+            .flatten();
+        if let Some(until) = shared {
+            return Gate::Wait {
+                until,
+                why: Why::Pacing,
+            };
+        }
         match g.pacer.take(route, &who.resource, now) {
             Ok(()) => Gate::Go,
             Err(until) => Gate::Wait {
@@ -182,6 +199,9 @@ impl Guard {
     pub fn observe(&self, who: &Who, route: &str, reply: &Reply, now: Instant) {
         let mut g = self.lock();
         g.pacer.observe(route, &who.resource, &reply.pace, now);
+        if is_post(route) && matches!(reply.outcome, Outcome::Delivered { .. }) {
+            g.shared.sent(&who.resource, now);
+        }
         if matches!(reply.status, 401 | 403) {
             g.invalid.note(now);
         }
@@ -193,6 +213,9 @@ impl Guard {
             }
             match scope {
                 Scope::User => g.pacer.exhausted(route, &who.resource, until),
+                Scope::Shared if is_post(route) => {
+                    g.shared.limited(&who.resource, now, *retry_after)
+                }
                 Scope::Shared => {}
                 Scope::Global => {
                     log::warn!(

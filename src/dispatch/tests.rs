@@ -1,4 +1,6 @@
 use super::*;
+
+mod modes;
 use crate::discord::Pace;
 use crate::mail::Summary;
 use crate::spool::{Cursor, NewItem, State};
@@ -154,6 +156,8 @@ fn start_guarded(
         beat: crate::watchdog::Beat::detached("sink test"),
         timeout: Duration::from_secs(30),
         guard,
+        digests: Default::default(),
+        dead: Default::default(),
     };
     let stop = Stop::new();
     let task = tokio::spawn(d.run(stop.clone()));

@@ -37,6 +37,33 @@ pub struct Delivery {
     /// Unix seconds of Discord's acknowledgement.
     pub delivered_at: Option<i64>,
     pub message_id: Option<String>,
+    /// Why this sink owes the item when it is not one of the bucket's own sinks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<Role>,
+}
+
+impl Delivery {
+    /// A delivery owed to `sink`, nothing tried yet.
+    pub fn owed(sink: &str, role: Role) -> Delivery {
+        Delivery {
+            sink: sink.to_string(),
+            state: State::Pending,
+            attempts: 0,
+            last_error: None,
+            delivered_at: None,
+            message_id: None,
+            role: Some(role),
+        }
+    }
+}
+
+/// A delivery added after spooling: to a bucket's `fallback` sink (its sinks were dead, or the
+/// mail waited past `escalate_after`), or a one-line mirror to its `audit` sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    Fallback,
+    Audit,
 }
 
 /// A mail as the spool keeps it: enough to render, find and audit it; not the whole body.
@@ -67,10 +94,19 @@ pub struct Item {
 
 impl Item {
     /// Dead if any sink dead-lettered it, pending while any sink still owes it, else delivered.
+    /// An audit mirror owes a line about the mail, not the mail: it never holds it pending.
     pub fn state(&self) -> State {
-        if self.deliveries.iter().any(|d| d.state == State::Dead) {
+        let mut owed = self
+            .deliveries
+            .iter()
+            .filter(|d| d.role != Some(Role::Audit));
+        if self
+            .deliveries
+            .iter()
+            .any(|d| d.state == State::Dead && d.role != Some(Role::Audit))
+        {
             State::Dead
-        } else if self.deliveries.iter().any(|d| d.state == State::Pending) {
+        } else if owed.any(|d| d.state == State::Pending) {
             State::Pending
         } else {
             State::Delivered

@@ -35,10 +35,11 @@ mod admin;
 mod bound;
 mod item;
 mod retention;
+mod route;
 pub mod selftest;
 
 pub use admin::{Dropped, Retried};
-pub use item::{fingerprint, Cursor, Delivery, Item, NewItem, State};
+pub use item::{fingerprint, Cursor, Delivery, Item, NewItem, Role, State};
 pub use retention::Pruned;
 
 use crate::config::Severity;
@@ -389,6 +390,7 @@ impl Spool {
                                 last_error: None,
                                 delivered_at: None,
                                 message_id: None,
+                                role: None,
                             })
                             .collect(),
                     };
@@ -423,54 +425,9 @@ impl Spool {
 
     /// Up to `limit` items that `sink` still owes, all of one bucket: the bucket of the most
     /// urgent (lowest severity rank), oldest owed item, and that bucket's items of the same
-    /// severity, oldest first. Reads one key per bucket of that severity plus the batch, however
-    /// long the backlog.
+    /// severity, oldest first. See [`Spool::pending_where`].
     pub fn pending_for(&self, sink: &str, limit: usize) -> Result<Vec<Item>, SpoolError> {
-        let prefix = key2(sink, &[]);
-        // The head of each bucket's run at the most urgent rank: (rank, id, run prefix).
-        let mut best: Option<(u8, u64, Vec<u8>)> = None;
-        let mut from = prefix.clone();
-        while let Some(kv) = self.queue.range(from.clone()..).next() {
-            let (k, _) = kv?;
-            let Some(tail) = k.strip_prefix(prefix.as_slice()) else {
-                break;
-            };
-            let Some((rank, bucket, id)) = parse_queue_tail(tail) else {
-                // Not a key this version writes: step over it.
-                from = [k.as_ref(), &[0]].concat();
-                continue;
-            };
-            if best.as_ref().is_some_and(|b| rank > b.0) {
-                break;
-            }
-            let run = [prefix.as_slice(), &[rank], bucket, &[0]].concat();
-            if best.as_ref().is_none_or(|b| id < b.1) {
-                best = Some((rank, id, run.clone()));
-            }
-            // The first key past this bucket's run: its terminating 0 raised to 1.
-            from = run;
-            if let Some(last) = from.last_mut() {
-                *last = 1;
-            }
-        }
-        let mut out = Vec::new();
-        let Some((_, _, run)) = best else {
-            return Ok(out);
-        };
-        for kv in self.queue.scan_prefix(run) {
-            let (k, _) = kv?;
-            if let Some(item) = id_from_suffix(&k)
-                .map(|id| self.get(id))
-                .transpose()?
-                .flatten()
-            {
-                out.push(item);
-            }
-            if out.len() >= limit {
-                break;
-            }
-        }
-        Ok(out)
+        self.pending_where(sink, limit, &|_, _| true)
     }
 
     pub fn get(&self, id: u64) -> Result<Option<Item>, SpoolError> {
@@ -480,6 +437,17 @@ impl Spool {
 
     /// Applies delivery results of `sink` to items; flushed when any item left `pending`.
     pub fn record(&self, sink: &str, updates: &[(u64, Update)]) -> Result<(), SpoolError> {
+        self.record_mirrored(sink, updates, &|_| None)
+    }
+
+    /// [`Spool::record`], and in the same transaction, for each item delivered here for the
+    /// first time, a one-line mirror owed to `audit(bucket)` (when it names another sink).
+    pub fn record_mirrored(
+        &self,
+        sink: &str,
+        updates: &[(u64, Update)],
+        audit: &(dyn Fn(&str) -> Option<String> + Sync),
+    ) -> Result<(), SpoolError> {
         let trees = (&self.items, &self.queue, &self.open, &self.counts);
         let settled = trees.transaction(|(items_t, queue_t, open_t, counts_t)| {
             let mut settled = false;
@@ -510,9 +478,18 @@ impl Spool {
                         d.last_error = Some(error.clone());
                     }
                 }
+                let mirrored = d.role != Some(Role::Audit);
                 if d.state != State::Pending {
                     queue_t.remove(queue_key(sink, &item))?;
                     settled = true;
+                }
+                if mirrored && matches!(update, Update::Delivered { .. }) {
+                    if let Some(a) = audit(&item.bucket).filter(|a| a != sink) {
+                        if item.delivery(&a).is_none() {
+                            item.deliveries.push(Delivery::owed(&a, Role::Audit));
+                            queue_t.insert(queue_key(&a, &item), &[])?;
+                        }
+                    }
                 }
                 let after = item.state();
                 if after != before {

@@ -48,6 +48,9 @@ pub struct Options {
     pub rl_window: Duration,
     /// Answer a request past the budget with a 429 (user scope), as Discord does.
     pub enforce: bool,
+    /// Messages per window per channel, shared by every webhook posting into it and shown in
+    /// no header (Discord: about 30 per 60 s): one more gets a `shared` 429 (code 20028).
+    pub channel_limit: Option<(u32, Duration)>,
 }
 
 impl Default for Options {
@@ -56,6 +59,7 @@ impl Default for Options {
             rl_limit: RL_LIMIT,
             rl_window: RL_WINDOW,
             enforce: false,
+            channel_limit: None,
         }
     }
 }
@@ -184,6 +188,10 @@ struct State {
     /// The next POST answers a global 429 with this `retry_after`.
     global_next: Option<f64>,
     ban: Option<Ban>,
+    /// Per channel: the shared message window of [`Options::channel_limit`].
+    channel_windows: HashMap<String, Window>,
+    /// Every answer waits this long first (a slow server), outside the state lock.
+    slow: Option<Duration>,
 }
 
 pub struct FakeDiscord {
@@ -220,6 +228,8 @@ impl FakeDiscord {
             messages: Vec::new(),
             global_next: None,
             ban: None,
+            channel_windows: HashMap::new(),
+            slow: None,
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -368,6 +378,11 @@ impl FakeDiscord {
 
     /// Cloudflare bans this client for `lasting`: every request gets the HTML "error code:
     /// 1015" page (429, no rate-limit headers), with `Retry-After` when given.
+    /// Every later answer comes only after `delay` (a slow server); `None` answers at once.
+    pub fn set_slow(&self, delay: Option<Duration>) {
+        lock(&self.state).slow = delay;
+    }
+
     pub fn ban(&self, lasting: Duration, retry_after: Option<u64>) {
         lock(&self.state).ban = Some(Ban {
             until: Instant::now() + lasting,
@@ -586,6 +601,10 @@ fn serve(state: &Arc<Mutex<State>>, mut rq: tiny_http::Request) {
     let _ = rq.as_reader().read_to_end(&mut raw);
     let raw_body = String::from_utf8_lossy(&raw).to_string();
     let body: Value = serde_json::from_slice(&raw).unwrap_or(Value::Null);
+    let slow = lock(state).slow;
+    if let Some(delay) = slow {
+        std::thread::sleep(delay);
+    }
 
     let reply = {
         let mut st = lock(state);
@@ -1090,6 +1109,10 @@ fn execute(
         }
     };
 
+    if let Some(r) = channel_full(st, &channel_id, now) {
+        return r;
+    }
+
     // 5. Success.
     let msg_id = create(st, &channel_id, &body, None);
     if let Some(r) = lose_answer(&mut st.hooks[i].behaviour) {
@@ -1113,6 +1136,40 @@ fn execute(
         200,
         message_json(&msg_id, &channel_id, &body, &username, Some(&h.id)),
     )
+}
+
+/// The channel's shared window is full: a `shared` 429 that no header warned of (the
+/// webhook's own `X-RateLimit-Remaining` may still be above 0).
+fn channel_full(st: &mut State, channel_id: &str, now: Instant) -> Option<Reply> {
+    let (limit, window) = st.opts.channel_limit?;
+    let w = st
+        .channel_windows
+        .entry(channel_id.to_string())
+        .or_insert(Window {
+            start: now,
+            count: 0,
+        });
+    if now.duration_since(w.start) >= window {
+        w.start = now;
+        w.count = 0;
+    }
+    if w.count < limit {
+        w.count += 1;
+        return None;
+    }
+    let left = window
+        .saturating_sub(now.duration_since(w.start))
+        .as_secs_f64();
+    let left = (left * 1000.0).ceil() / 1000.0;
+    let mut r = Reply::json(
+        429,
+        json!({ "message": "You are being rate limited.", "retry_after": left, "global": false, "code": 20028 }),
+    );
+    r.headers
+        .push(("Retry-After".into(), (left.ceil() as u64).to_string()));
+    r.headers
+        .push(("X-RateLimit-Scope".into(), "shared".into()));
+    Some(r)
 }
 
 /// The message object Discord answers with.

@@ -15,6 +15,9 @@ fn bucket(name: &str, rules: Vec<Rule>) -> Bucket {
         rules,
         mention: None,
         digest_every: None,
+        fallback: None,
+        escalate_after: None,
+        audit: None,
     }
 }
 

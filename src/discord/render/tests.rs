@@ -1,4 +1,6 @@
 use super::*;
+
+mod props;
 use crate::spool::{Delivery, State};
 
 fn item(id: u64, subject: &str, from: &str, snippet: &str) -> Item {
@@ -24,6 +26,7 @@ fn item(id: u64, subject: &str, from: &str, snippet: &str) -> Item {
             last_error: None,
             delivered_at: None,
             message_id: None,
+            role: None,
         }],
     }
 }
@@ -37,6 +40,9 @@ fn bucket(mention: Option<Mention>) -> Bucket {
         rules: vec![],
         mention,
         digest_every: None,
+        fallback: None,
+        escalate_after: None,
+        audit: None,
     }
 }
 

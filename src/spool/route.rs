@@ -1,0 +1,128 @@
+//! Which owed items a sink takes next, and deliveries added after spooling (failover).
+//!
+//! [`Spool::pending_where`] lets a sink pass over buckets it must not drain yet (a digest
+//! bucket between digests) without reading their items: it reads one head per bucket run.
+//! [`Spool::hand_over`] adds a delivery to another sink to items still pending, in one
+//! transaction with its queue keys, flushed: a crash leaves each item owed to the fallback
+//! sink or not, never half.
+
+use super::{
+    encode, id_from_suffix, key2, parse_queue_tail, queue_key, Delivery, Item, Role, Spool,
+    SpoolError, State,
+};
+use sled::transaction::ConflictableTransactionError;
+use sled::Transactional;
+
+impl Spool {
+    /// Up to `limit` items that `sink` still owes, all of one bucket: among the bucket runs that
+    /// `eligible(bucket, oldest owed id)` accepts, the one of the most urgent (lowest severity
+    /// rank), oldest owed item, and that bucket's items of the same severity, oldest first.
+    /// Reads one key per bucket run plus the batch, however long the backlog.
+    pub fn pending_where(
+        &self,
+        sink: &str,
+        limit: usize,
+        eligible: &dyn Fn(&str, u64) -> bool,
+    ) -> Result<Vec<Item>, SpoolError> {
+        let prefix = key2(sink, &[]);
+        // The head of each eligible bucket's run at the most urgent rank: (rank, id, run prefix).
+        let mut best: Option<(u8, u64, Vec<u8>)> = None;
+        let mut from = prefix.clone();
+        while let Some(kv) = self.queue.range(from.clone()..).next() {
+            let (k, _) = kv?;
+            let Some(tail) = k.strip_prefix(prefix.as_slice()) else {
+                break;
+            };
+            let Some((rank, bucket, id)) = parse_queue_tail(tail) else {
+                // Not a key this version writes: step over it.
+                from = [k.as_ref(), &[0]].concat();
+                continue;
+            };
+            if best.as_ref().is_some_and(|b| rank > b.0) {
+                break;
+            }
+            let run = [prefix.as_slice(), &[rank], bucket, &[0]].concat();
+            let better = best.as_ref().is_none_or(|b| id < b.1);
+            if better && eligible(&String::from_utf8_lossy(bucket), id) {
+                best = Some((rank, id, run.clone()));
+            }
+            // The first key past this bucket's run: its terminating 0 raised to 1.
+            from = run;
+            if let Some(last) = from.last_mut() {
+                *last = 1;
+            }
+        }
+        let mut out = Vec::new();
+        let Some((_, _, run)) = best else {
+            return Ok(out);
+        };
+        for kv in self.queue.scan_prefix(run) {
+            let (k, _) = kv?;
+            if let Some(item) = id_from_suffix(&k)
+                .map(|id| self.get(id))
+                .transpose()?
+                .flatten()
+            {
+                out.push(item);
+            }
+            if out.len() >= limit {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` pending items of `bucket` with an id of at least `from`, oldest first.
+    pub fn pending_in(
+        &self,
+        bucket: &str,
+        from: u64,
+        limit: usize,
+    ) -> Result<Vec<Item>, SpoolError> {
+        let prefix = key2(bucket, &[]);
+        let start = key2(bucket, &from.to_be_bytes());
+        let mut out = Vec::new();
+        for kv in self.open.range(start..) {
+            let (k, _) = kv?;
+            if !k.starts_with(&prefix) || out.len() >= limit {
+                break;
+            }
+            if let Some(item) = id_from_suffix(&k)
+                .map(|id| self.get(id))
+                .transpose()?
+                .flatten()
+            {
+                out.push(item);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Makes every item of `ids` that is still pending owed to `sink` as well (role
+    /// `fallback`), unless it already is. Returns how many items it changed; flushed.
+    pub fn hand_over(&self, ids: &[u64], sink: &str) -> Result<usize, SpoolError> {
+        let added = (&self.items, &self.queue).transaction(|(items_t, queue_t)| {
+            let mut added = 0;
+            for id in ids {
+                let idb = id.to_be_bytes();
+                let Some(bytes) = items_t.get(idb)? else {
+                    continue;
+                };
+                let mut item: Item =
+                    super::decode(&idb, &bytes).map_err(ConflictableTransactionError::Abort)?;
+                if item.state() != State::Pending || item.delivery(sink).is_some() {
+                    continue;
+                }
+                item.deliveries.push(Delivery::owed(sink, Role::Fallback));
+                queue_t.insert(queue_key(sink, &item), &[])?;
+                items_t.insert(&idb, encode(&item))?;
+                added += 1;
+            }
+            Ok(added)
+        })?;
+        if added > 0 {
+            self.db.flush()?;
+        }
+        Ok(added)
+    }
+}
