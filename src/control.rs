@@ -22,12 +22,23 @@ use tokio::sync::watch;
 #[serde(tag = "cmd", rename_all = "lowercase")]
 pub enum Request {
     Status,
-    Items { filter: Filter },
-    Retry { target: RetryTarget },
-    Drop { id: u64, yes: bool },
-    Probe { sink: String },
+    Items {
+        filter: Filter,
+    },
+    Retry {
+        target: RetryTarget,
+    },
+    Drop {
+        id: u64,
+        yes: bool,
+    },
+    Probe {
+        sink: String,
+    },
     /// Send the digest of `bucket` (every digest bucket when `None`) now.
-    Digest { bucket: Option<String> },
+    Digest {
+        bucket: Option<String>,
+    },
 }
 
 /// Where the daemon listens: `$RUNTIME_DIRECTORY/control.sock`, else `<state_dir>/control.sock`.
