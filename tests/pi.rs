@@ -85,6 +85,8 @@ fn led_and_buzzer_on_an_emulated_pi_3b() {
     let Some(console) = vm::boot(&parts, &image, Duration::from_secs(240), start) else {
         return skip_loudly("qemu-system-aarch64 -M raspi3b printed nothing: QEMU cannot start");
     };
+    let _ = std::fs::remove_dir_all(&root);
+    let _ = std::fs::remove_file(&image);
     assert!(
         console.done,
         "the emulated Pi did not finish its scenarios within 240 s; console:\n{}",
