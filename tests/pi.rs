@@ -209,26 +209,8 @@ fn selftest_then_imap_down(s: &Section) {
         "{shown}"
     );
     let swept = selftest_sweep(&led, &buzzer);
-    // The fast blink, judged over the last 4 s before SIGTERM (the first seconds belong to the
-    // self-test and the failing name lookup).
     let sigterm = s.mark("sigterm");
-    let window = 4.0;
-    assert!(
-        sigterm - window > swept,
-        "too short a run to judge: {shown}"
-    );
-    let blinks: Vec<_> = led
-        .pulses()
-        .into_iter()
-        .filter(|p| p.start >= sigterm - window && p.end.is_some_and(|e| e <= sigterm))
-        .collect();
-    let rate = blinks.len() as f64 / window;
-    let width = median(blinks.iter().filter_map(|p| p.width()).collect());
-    assert!(
-        (2.5..6.0).contains(&rate) && (0.05..0.25).contains(&width),
-        "IMAP down should blink fast (4 Hz, 125 ms on): saw {rate:.1}/s, {width:.3} s on\n{shown}"
-    );
-    // The self-test's chirp comes first.
+    // After the self-test's chirp, exactly one: on entering "dead" when the name lookup failed.
     let chirps: Vec<_> = buzzer
         .pulses()
         .into_iter()
@@ -238,6 +220,35 @@ fn selftest_then_imap_down(s: &Section) {
     assert!(
         chirps.len() == 1 && chirps[0].width().is_some_and(|w| (0.07..0.5).contains(&w)),
         "IMAP down should chirp once (150 ms) after the self-test: {chirps:?}\n{shown}"
+    );
+    let dead = chirps[0].start;
+    // While the lookup was still pending the state was ok: a 100 ms heartbeat every 2 s.
+    let beats: Vec<_> = led
+        .pulses()
+        .into_iter()
+        .filter(|p| p.start > swept && p.end.is_some_and(|e| e < dead - 0.05))
+        .collect();
+    if dead - swept > 2.5 {
+        assert!(
+            !beats.is_empty()
+                && beats.iter().all(|p| p.width().is_some_and(|w| w < 0.25))
+                && beats.windows(2).all(|w| w[1].start - w[0].start > 1.5),
+            "before IMAP failed the LED should show the ok heartbeat (100 ms every 2 s):\n{shown}"
+        );
+    }
+    // The fast blink, from the chirp to SIGTERM.
+    let window = sigterm - dead;
+    assert!(window > 2.5, "too short a run to judge: {shown}");
+    let blinks: Vec<_> = led
+        .pulses()
+        .into_iter()
+        .filter(|p| p.start >= dead && p.end.is_some_and(|e| e <= sigterm))
+        .collect();
+    let rate = blinks.len() as f64 / window;
+    let width = median(blinks.iter().filter_map(|p| p.width()).collect());
+    assert!(
+        (2.5..6.0).contains(&rate) && (0.05..0.25).contains(&width),
+        "IMAP down should blink fast (4 Hz, 125 ms on): saw {rate:.1}/s, {width:.3} s on\n{shown}"
     );
     stopped_cleanly(s, &led, &buzzer);
 }
