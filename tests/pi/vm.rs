@@ -77,7 +77,26 @@ pub fn build(start: Instant) -> (PathBuf, PathBuf) {
         elapsed(start)
     );
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-    let status = Command::new(cargo)
+    // What cargo tells a test about its package: build scripts (ring's) track some of it, and
+    // inheriting it would make this build differ from `.ci/cross`'s and rebuild each time.
+    let from_cargo_test = |k: &str| {
+        [
+            "CARGO_MANIFEST_",
+            "CARGO_PKG_",
+            "CARGO_CRATE_",
+            "CARGO_BIN_",
+        ]
+        .iter()
+        .any(|p| k.starts_with(p))
+            || ["CARGO_PRIMARY_PACKAGE", "CARGO_TARGET_TMPDIR", "OUT_DIR"].contains(&k)
+    };
+    let mut command = Command::new(cargo);
+    for (k, _) in std::env::vars_os() {
+        if from_cargo_test(&k.to_string_lossy()) {
+            command.env_remove(k);
+        }
+    }
+    let status = command
         .current_dir(repo())
         .args(["build", "--release", "--locked", "--target", TARGET])
         .args(["--bin", "mailbeacon"])
