@@ -82,8 +82,9 @@ fn led_and_buzzer_on_an_emulated_pi_3b() {
     let _ = std::fs::remove_dir_all(&root);
     write_spool(&root.join("pi/state-alarm"));
     let image = vm::initramfs(&root, &parts, &mailbeacon, &watch);
-    let Some(console) = vm::boot(&parts, &image, Duration::from_secs(240), start) else {
-        return skip_loudly("qemu-system-aarch64 -M raspi3b printed nothing: QEMU cannot start");
+    let console = match vm::boot(&parts, &image, Duration::from_secs(240), start) {
+        Ok(c) => c,
+        Err(why) => return skip_loudly(&format!("QEMU cannot start: {why}")),
     };
     let _ = std::fs::remove_dir_all(&root);
     let _ = std::fs::remove_file(&image);

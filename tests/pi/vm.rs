@@ -212,8 +212,15 @@ pub struct Console {
 }
 
 /// Boots the Pi with `image` and reads its console until init.sh says `@@ done` or `limit`
-/// passes; progress goes to stderr. `None` when QEMU printed nothing at all (it cannot start).
-pub fn boot(parts: &Parts, image: &Path, limit: Duration, start: Instant) -> Option<Console> {
+/// passes; progress goes to stderr. `Err` (QEMU's own words) when QEMU quit without a word on
+/// the console: it cannot start. A guest that stays silent until `limit` is a failure, left to
+/// the caller.
+pub fn boot(
+    parts: &Parts,
+    image: &Path,
+    limit: Duration,
+    start: Instant,
+) -> Result<Console, String> {
     let mut child = Command::new(QEMU)
         .args(["-M", "raspi3b", "-display", "none", "-monitor", "none"])
         .args(["-serial", "stdio", "-no-reboot"])
@@ -232,10 +239,13 @@ pub fn boot(parts: &Parts, image: &Path, limit: Duration, start: Instant) -> Opt
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .ok()?;
+        .map_err(|e| format!("{QEMU}: {e}"))?;
     eprintln!("pi: [{}] QEMU raspi3b started", elapsed(start));
     let (tx, rx) = mpsc::channel();
-    let stdout = child.stdout.take()?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or("QEMU's console is not readable")?;
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).split(b'\n').map_while(Result::ok) {
             let line = String::from_utf8_lossy(&line).trim_end().to_string();
@@ -289,14 +299,24 @@ pub fn boot(parts: &Parts, image: &Path, limit: Duration, start: Instant) -> Opt
             _ => {}
         }
     }
+    // The console closes when QEMU quits; give it a moment to be reaped.
+    let exited_by_itself = (0..20).any(|_| {
+        let exited = matches!(child.try_wait(), Ok(Some(_)));
+        if !exited {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        exited
+    });
     let _ = child.kill();
     let stderr = child.wait_with_output().map_or_else(
         |e| e.to_string(),
         |o| String::from_utf8_lossy(&o.stderr).into_owned(),
     );
     if console.all.trim().is_empty() {
-        eprintln!("pi: QEMU printed nothing; its stderr: {stderr}");
-        return None;
+        eprintln!("pi: QEMU printed nothing on the console; its stderr: {stderr}");
+        if exited_by_itself {
+            return Err(format!("{QEMU} -M raspi3b quit at once: {}", stderr.trim()));
+        }
     }
     let log = target_dir().join("pi-vm/last-console.txt");
     let _ = std::fs::write(&log, &console.all);
@@ -305,5 +325,5 @@ pub fn boot(parts: &Parts, image: &Path, limit: Duration, start: Instant) -> Opt
         elapsed(start),
         log.display()
     );
-    Some(console)
+    Ok(console)
 }
