@@ -13,11 +13,8 @@
 //! backlog (a fresh channel takes a full window at once). Goal: ≥ 90 % of the allowed rate and
 //! ≤ 1 429 per 100 requests.
 
-#[path = "../tests/common/fake_discord.rs"]
-mod fake_discord;
-
 use super::Row;
-use fake_discord::{Behaviour, FakeDiscord, Options};
+use crate::fake_discord::{Behaviour, FakeDiscord, Options};
 use mailbeacon::config::{SinkConfig, SinkTarget, WebhookUrl};
 use mailbeacon::discord::HttpSink;
 use mailbeacon::dispatch::{guard::Guard, Dispatcher};
@@ -181,37 +178,33 @@ pub fn run() -> Vec<Row> {
     let limited = median(all.iter().map(|r| r.limited).collect());
     let allowed = allowed_rate();
     let per_100 = limited as f64 * 100.0 / requests.max(1) as f64;
+    let share = rate * 100.0 / allowed;
     vec![
-        Row {
-            section: "drain",
-            figure: format!("{MAILS} pending mails → fake Discord, windows ÷{SCALE}"),
-            value: format!("{rate:.1} mails/s"),
-            note: format!(
-                "{:.0} % of the {allowed:.0} mails/s the limits allow (goal ≥ 90 %); median of {rounds}",
-                rate * 100.0 / allowed
-            ),
-        },
-        Row {
-            section: "drain",
-            figure: "time to drain vs the least the limits allow".into(),
-            value: format!("{:.2} s", f64::from(MAILS) / rate),
-            note: format!(
-                "least {:.2} s: {:.0} % of the fastest possible drain",
-                least_time().as_secs_f64(),
-                least_time().as_secs_f64() * rate * 100.0 / f64::from(MAILS)
-            ),
-        },
-        Row {
-            section: "drain",
-            figure: "requests sent (incl. 429s)".into(),
-            value: requests.to_string(),
-            note: format!("{:.0} mails per request", f64::from(MAILS) / requests.max(1) as f64),
-        },
-        Row {
-            section: "drain",
-            figure: "429s received".into(),
-            value: limited.to_string(),
-            note: format!("{per_100:.1} per 100 requests (goal ≤ 1)"),
-        },
+        Row::new(
+            "drain",
+            &format!("{MAILS} pending mails → fake Discord, windows ÷{SCALE}"),
+            format!("{rate:.1} mails/s"),
+        )
+        .goal("≥ 90 % of allowed", share >= 90.0)
+        .note(&format!(
+            "{share:.0} % of the {allowed:.0} mails/s the limits allow; median of {rounds}"
+        )),
+        Row::new(
+            "drain",
+            "time to drain vs the least the limits allow",
+            format!("{:.2} s", f64::from(MAILS) / rate),
+        )
+        .note(&format!(
+            "least {:.2} s: {:.0} % of the fastest possible drain",
+            least_time().as_secs_f64(),
+            least_time().as_secs_f64() * rate * 100.0 / f64::from(MAILS)
+        )),
+        Row::new("drain", "requests sent (incl. 429s)", requests.to_string()).note(&format!(
+            "{:.0} mails per request",
+            f64::from(MAILS) / requests.max(1) as f64
+        )),
+        Row::new("drain", "429s received", limited.to_string())
+            .goal("≤ 1 per 100 requests", per_100 <= 1.0)
+            .note(&format!("{per_100:.1} per 100 requests")),
     ]
 }

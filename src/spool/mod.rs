@@ -29,7 +29,8 @@
 //! owed item with one seek per bucket of that severity and reads its bucket's run: P0 drains
 //! before P1, oldest first, and one batch never mixes buckets. Bucket and sink names hold no
 //! `\0` (the config refuses them). Queue keys of the older form `sink \0 id` are rewritten in
-//! this form when the spool is opened, in one atomic batch.
+//! this form when the spool is opened, in one atomic batch, found with a seek per sink rather
+//! than a read of the whole queue: opening a spool with a long backlog stays fast.
 
 mod admin;
 mod bound;
@@ -232,28 +233,40 @@ impl Spool {
 
     /// Rewrites queue keys of the older form `sink \0 id` (no rank, no bucket) in the current
     /// form, in one atomic batch: a crash leaves either every old key or every new one.
+    ///
+    /// Found without reading the queue, which may hold a backlog of 100,000 keys: an old key's
+    /// 8-byte id starts with two zero bytes (ids stay below 2^48), while a current key has its
+    /// rank and then a bucket name, which is never empty and holds no `\0`. So a sink's old keys
+    /// all lie under `sink \0 \0 \0`: one prefix scan per sink, each sink found by one seek.
     fn migrate_queue(&self) -> Result<(), SpoolError> {
         let mut batch = sled::Batch::default();
         let mut moved = 0;
-        for kv in self.queue.iter() {
-            let (k, _) = kv?;
-            let Some(sep) = k.iter().position(|b| *b == 0) else {
+        let mut from = Vec::new();
+        while let Some(kv) = self.queue.range(from.as_slice()..).next() {
+            let (first, _) = kv?;
+            let Some(sep) = first.iter().position(|b| *b == 0) else {
+                from = [first.as_ref(), &[0]].concat();
                 continue;
             };
-            if k.len() - sep - 1 != 8 {
-                continue;
+            let sink = &first[..sep];
+            for kv in self.queue.scan_prefix([sink, &[0, 0, 0]].concat()) {
+                let (k, _) = kv?;
+                if k.len() - sep - 1 != 8 {
+                    continue;
+                }
+                let Some(item) = id_from_suffix(&k)
+                    .map(|id| self.get(id))
+                    .transpose()?
+                    .flatten()
+                else {
+                    continue;
+                };
+                batch.insert(queue_key(&String::from_utf8_lossy(sink), &item), &[]);
+                batch.remove(k);
+                moved += 1;
             }
-            let sink = String::from_utf8_lossy(&k[..sep]).to_string();
-            let Some(item) = id_from_suffix(&k)
-                .map(|id| self.get(id))
-                .transpose()?
-                .flatten()
-            else {
-                continue;
-            };
-            batch.insert(queue_key(&sink, &item), &[]);
-            batch.remove(k);
-            moved += 1;
+            // Past every key of this sink: its terminating 0 raised to 1.
+            from = [sink, &[1]].concat();
         }
         if moved > 0 {
             self.queue.apply_batch(batch)?;

@@ -362,3 +362,43 @@ fn queue_keys_of_an_older_version_are_rewritten_and_still_drain() {
     );
     assert_eq!(spool.queue.len(), 1, "the delivered item left the queue");
 }
+
+#[test]
+fn older_keys_of_every_sink_are_found_among_current_ones() {
+    let d = dir("migrate-mixed");
+    let spool = Spool::open(&d, 1 << 20).unwrap();
+    let mails: Vec<NewItem> = (1..=6).map(|u| mail(u, "b", &["s", "s2", "t"])).collect();
+    let ids = spool.ingest("a", "INBOX", CUR, &mails, false).unwrap();
+    // Sinks "s" and "t" keep current keys for the first three mails and old ones for the
+    // rest; "s2" (which sorts between them) has only old keys.
+    for id in &ids[3..] {
+        let item = spool.get(*id).unwrap().unwrap();
+        for sink in ["s", "t"] {
+            spool.queue.remove(queue_key(sink, &item)).unwrap();
+            spool
+                .queue
+                .insert(key2(sink, &id.to_be_bytes()), &[])
+                .unwrap();
+        }
+    }
+    for id in &ids {
+        let item = spool.get(*id).unwrap().unwrap();
+        spool.queue.remove(queue_key("s2", &item)).unwrap();
+        spool
+            .queue
+            .insert(key2("s2", &id.to_be_bytes()), &[])
+            .unwrap();
+    }
+    spool.flush().unwrap();
+    drop(spool);
+    let spool = Spool::open(&d, 1 << 20).unwrap();
+    let all: Vec<&str> = vec!["mail 1", "mail 2", "mail 3", "mail 4", "mail 5", "mail 6"];
+    for sink in ["s", "s2", "t"] {
+        assert_eq!(
+            subjects(&spool.pending_for(sink, 10).unwrap()),
+            all,
+            "{sink}"
+        );
+    }
+    assert_eq!(spool.queue.len(), 18, "no key lost or doubled");
+}

@@ -423,6 +423,12 @@ impl FakeDiscord {
         lock(&self.state).requests.clone()
     }
 
+    /// How many requests have been received so far (cheap: nothing is copied). A request is
+    /// counted before its answer is sent, so a kill the moment this grows lands mid-POST.
+    pub fn request_count(&self) -> usize {
+        lock(&self.state).requests.len()
+    }
+
     /// POSTs whose path has `{token}` as a segment, in order.
     pub fn posts_to(&self, token: &str) -> Vec<Request> {
         lock(&self.state)
