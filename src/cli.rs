@@ -1,5 +1,5 @@
 //! The command line: parse, dispatch, map every failure to DESIGN.md's exit codes
-//! (0 ok, 1 runtime failure, 2 usage, 78 configuration).
+//! (0 ok, 1 runtime failure, 2 usage, 65 damaged spool, 78 configuration).
 
 use crate::config::Config;
 use crate::control::{self, Request};
@@ -12,6 +12,9 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 pub const EX_CONFIG: i32 = 78;
+/// EX_DATAERR: the spool's files are damaged. Restarting cannot help (systemd's
+/// `RestartPreventExitStatus=` lists it); `spool salvage` can.
+pub const EX_SPOOL_DAMAGED: i32 = 65;
 
 #[derive(Parser)]
 #[command(
@@ -97,6 +100,9 @@ enum SpoolAction {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Copy every readable item and cursor of a damaged spool into a fresh one; the damaged
+    /// spool is moved aside (never deleted). Stop the daemon first.
+    Salvage(ConfigArg),
 }
 
 /// A failure and the exit code it maps to.
@@ -107,15 +113,26 @@ struct Failure {
 
 impl From<RunError> for Failure {
     fn from(e: RunError) -> Self {
-        let code = if matches!(e, RunError::Config(_)) {
-            EX_CONFIG
-        } else {
-            1
-        };
-        Failure {
-            code,
-            message: e.to_string(),
+        match e {
+            RunError::Config(_) => Failure {
+                code: EX_CONFIG,
+                message: e.to_string(),
+            },
+            RunError::Spool(s) if s.is_damaged() => damaged(&s),
+            RunError::SpoolDamaged(reason) => damaged(&reason),
+            _ => fail(e.to_string()),
         }
+    }
+}
+
+fn damaged(e: &dyn std::fmt::Display) -> Failure {
+    Failure {
+        code: EX_SPOOL_DAMAGED,
+        message: format!(
+            "{e}\nThe spool is damaged; it was left untouched and the daemon will not run on it. \
+             Run `mailbeacon spool salvage` (with the same --config) to copy what is readable \
+             into a fresh spool; the damaged one is kept aside."
+        ),
     }
 }
 
@@ -174,6 +191,7 @@ fn open_offline(config: &Config) -> Result<Spool, Failure> {
             path.display(),
             control::client_path(config).display()
         )),
+        other if other.is_damaged() => damaged(&other),
         other => fail(other.to_string()),
     })
 }
@@ -335,11 +353,30 @@ fn records(
         }
         None => {
             let spool = open_offline(config)?;
+            let mut unreadable = 0;
             for item in spool.iter() {
-                let item = item.map_err(|e| fail(e.to_string()))?;
+                let item = match item {
+                    Ok(item) => item,
+                    // One bad record is reported and skipped; the rest is still worth reading.
+                    Err(e @ SpoolError::Corrupt { .. }) => {
+                        eprintln!("mailbeacon: skipped: {e}");
+                        unreadable += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(fail(e.to_string())),
+                };
                 if filter.accepts(&item) {
                     each(DumpRecord::from(item)).map_err(|e| fail(e.to_string()))?;
                 }
+            }
+            if unreadable > 0 {
+                return Err(Failure {
+                    code: EX_SPOOL_DAMAGED,
+                    message: format!(
+                        "{unreadable} record(s) could not be read (listed above); \
+                         `mailbeacon spool salvage` copies the rest into a fresh spool"
+                    ),
+                });
             }
         }
     }
@@ -394,7 +431,48 @@ fn spool(action: SpoolAction) -> Result<(), Failure> {
                 Err(fail(format!("no item {id} in the spool")))
             }
         }
+        SpoolAction::Salvage(config) => salvage(&load_public(&config.config)?),
     };
     out.flush().map_err(|e| fail(e.to_string()))?;
     result
+}
+
+/// `spool salvage`: refuses while a daemon answers (it holds the spool), then copies.
+fn salvage(config: &Config) -> Result<(), Failure> {
+    if control::ask(&control::client_path(config), &Request::Status).is_some() {
+        return Err(fail(
+            "a running daemon holds the spool: stop it first (systemctl stop mailbeacon)",
+        ));
+    }
+    let dir = daemon::spool_dir(config);
+    if !dir.exists() {
+        return Err(fail(format!("no spool at {}", dir.display())));
+    }
+    println!("salvage: reading {}", dir.display());
+    let done = crate::spool::salvage(&dir, config.spool_cache_bytes, &mut |line| {
+        println!("{line}")
+    })
+    .map_err(|e| match e {
+        SpoolError::Locked { path } => fail(format!(
+            "the spool {} is locked by another process",
+            path.display()
+        )),
+        other => fail(other.to_string()),
+    })?;
+    if let Some(why) = &done.unopenable {
+        println!("salvage: sled cannot open the damaged spool at all: {why}");
+    }
+    println!(
+        "salvage: copied {} item(s) and {} cursor(s); unreadable: {}",
+        done.items, done.cursors, done.unreadable
+    );
+    println!(
+        "salvage: fresh spool at {}; the damaged one is kept at {}",
+        dir.display(),
+        done.damaged.display()
+    );
+    if done.unreadable > 0 || done.unopenable.is_some() {
+        println!("salvage: mail whose record was lost is still on the IMAP server, but below the cursor: it is not fetched again");
+    }
+    Ok(())
 }

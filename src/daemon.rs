@@ -36,6 +36,9 @@ pub enum RunError {
     Gpio(#[from] cdev::GpioError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// Found while running (a record that does not decode); the daemon stopped.
+    #[error("spool damaged: {0}")]
+    SpoolDamaged(String),
 }
 
 pub fn spool_dir(config: &Config) -> std::path::PathBuf {
@@ -165,6 +168,7 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
     // writable again, then the spool is reopened (sled refuses every write after one failed).
     let mut broken: Option<String> = None;
     let mut recheck = tokio::time::interval(Duration::from_secs(5));
+    let mut damaged = None;
     loop {
         tokio::select! {
             _ = sigterm.recv() => break,
@@ -172,6 +176,11 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
             changed = health_rx.changed(), if broken.is_none() => {
                 if changed.is_err() {
                     continue;
+                }
+                if let Some(reason) = health_rx.borrow().damaged.clone() {
+                    log::error!("spool damaged ({reason}); stopping: run `mailbeacon spool salvage`");
+                    damaged = Some(reason);
+                    break;
                 }
                 let trouble = health_rx.borrow().disk.values().next().cloned();
                 if let Some(reason) = trouble {
@@ -249,6 +258,9 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
     health_task.abort();
     for f in &socket_files {
         let _ = std::fs::remove_file(f);
+    }
+    if let Some(reason) = damaged {
+        return Err(RunError::SpoolDamaged(reason));
     }
     spool.flush()?;
     log::info!("stopped cleanly");

@@ -261,6 +261,9 @@ impl Dispatcher {
             Some(Ok(b)) => b,
             Some(Err(e)) => {
                 log::error!("sink {}: cannot read the spool: {e}", self.sink.name());
+                if e.is_damaged() {
+                    let _ = self.health.send(Event::SpoolDamaged(e.to_string()));
+                }
                 return Next::At(Instant::now() + Duration::from_secs(5));
             }
             None => return Next::At(Instant::now() + Duration::from_secs(5)),
@@ -381,6 +384,9 @@ impl Dispatcher {
             "sink {}: cannot record a delivery in the spool: {e}",
             self.sink.name()
         );
+        if e.is_damaged() {
+            let _ = self.health.send(Event::SpoolDamaged(e.to_string()));
+        }
         if e.is_disk_full() {
             self.disk_full.store(true, Ordering::Relaxed);
             self.report_disk(Some(e.to_string()));

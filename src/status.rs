@@ -315,7 +315,15 @@ impl Filter {
 pub fn dump(spool: &Spool, filter: &Filter, out: &mut dyn std::io::Write) -> std::io::Result<u64> {
     let mut n = 0;
     for item in spool.iter() {
-        let item = item.map_err(std::io::Error::other)?;
+        let item = match item {
+            Ok(item) => item,
+            // One record that does not decode must not hide the rest.
+            Err(e @ SpoolError::Corrupt { .. }) => {
+                log::error!("spool: skipped in a listing: {e}");
+                continue;
+            }
+            Err(e) => return Err(std::io::Error::other(e)),
+        };
         if filter.accepts(&item) {
             serde_json::to_writer(&mut *out, &DumpRecord::from(item))?;
             out.write_all(b"\n")?;

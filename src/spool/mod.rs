@@ -31,9 +31,11 @@
 //! this form when the spool is opened, in one atomic batch.
 
 mod item;
+mod salvage;
 pub mod selftest;
 
 pub use item::{Cursor, Delivery, Item, NewItem, State};
+pub use salvage::{salvage, Salvaged};
 
 use crate::config::Severity;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -76,6 +78,24 @@ impl SpoolError {
     /// ENOSPC, EROFS, EDQUOT: ingestion must stop and alarm, and resume when space returns.
     pub fn is_disk_full(&self) -> bool {
         matches!(self, SpoolError::DiskFull(_))
+    }
+
+    /// The spool's files are damaged (sled reports corruption, or a record does not decode):
+    /// waiting or restarting cannot help; `spool salvage` can.
+    pub fn is_damaged(&self) -> bool {
+        let sled_damage = |e: &sled::Error| match e {
+            sled::Error::Corruption { .. } => true,
+            sled::Error::Io(io) => matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+            ),
+            _ => false,
+        };
+        match self {
+            SpoolError::Corrupt { .. } => true,
+            SpoolError::Open { source, .. } | SpoolError::Storage(source) => sled_damage(source),
+            _ => false,
+        }
     }
 }
 
