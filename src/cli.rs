@@ -471,6 +471,14 @@ fn salvage(config: &Config) -> Result<(), Failure> {
         dir.display(),
         done.damaged.display()
     );
+    if !done.lost_cursors.is_empty() {
+        println!(
+            "salvage: the cursor of {} is lost: that mailbox starts again as on a first run \
+             (start_at); to fetch the mail it may have missed, set start_at = \"unseen\" or \
+             \"all\" with a backfill window before starting",
+            done.lost_cursors.join(", ")
+        );
+    }
     if done.unreadable > 0 || done.unopenable.is_some() {
         println!("salvage: mail whose record was lost is still on the IMAP server, but below the cursor: it is not fetched again");
     }

@@ -33,6 +33,7 @@
 mod item;
 mod salvage;
 pub mod selftest;
+mod witness;
 
 pub use item::{Cursor, Delivery, Item, NewItem, State};
 pub use salvage::{salvage, Salvaged};
@@ -141,6 +142,7 @@ pub struct Spool {
     counts: sled::Tree,
     cursors: sled::Tree,
     seen: sled::Tree,
+    witness: std::sync::Arc<witness::Witness>,
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<SpoolError>>;
@@ -252,8 +254,25 @@ impl Spool {
             counts: tree("counts")?,
             cursors: tree("cursors")?,
             seen: tree("seen")?,
+            witness: std::sync::Arc::new(witness::Witness::load(dir)?),
             db,
         };
+        let missing = spool.witness.missing(|a, f| {
+            spool
+                .cursors
+                .contains_key(key2(a, f.as_bytes()))
+                .unwrap_or(false)
+        });
+        if !missing.is_empty() {
+            return Err(SpoolError::Corrupt {
+                key: "cursors".into(),
+                reason: format!(
+                    "the spool lost the cursor of {} that it had (truncated or rolled-back files?)",
+                    missing.join(", ")
+                ),
+            });
+        }
+        spool.remember_cursors()?;
         spool.migrate_queue()?;
         Ok(spool)
     }
@@ -443,6 +462,12 @@ impl Spool {
                 Ok(written)
             })?;
         self.db.flush()?;
+        if cursor.is_some() {
+            // The mail is durable already; a witness not written is written by a later ingest.
+            if let Err(e) = self.witness.remember([(account, folder)]) {
+                log::warn!("spool: cannot note {account}/{folder} in the cursor witness: {e}");
+            }
+        }
         Ok(written)
     }
 
@@ -603,6 +628,21 @@ impl Spool {
             let (k, v) = kv?;
             decode(&k, &v)
         })
+    }
+
+    /// Writes every mailbox with a cursor to the witness (see [`witness`]).
+    fn remember_cursors(&self) -> Result<(), SpoolError> {
+        let mut mailboxes = Vec::new();
+        for kv in self.cursors.iter() {
+            let (k, _) = kv?;
+            if let Some(sep) = k.iter().position(|b| *b == 0) {
+                let account = String::from_utf8_lossy(&k[..sep]).to_string();
+                let folder = String::from_utf8_lossy(&k[sep + 1..]).to_string();
+                mailboxes.push((account, folder));
+            }
+        }
+        self.witness
+            .remember(mailboxes.iter().map(|(a, f)| (a.as_str(), f.as_str())))
     }
 
     pub fn flush(&self) -> Result<(), SpoolError> {

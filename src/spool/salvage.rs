@@ -23,6 +23,9 @@ pub struct Salvaged {
     pub damaged: PathBuf,
     /// Why sled could not open the damaged spool at all (then nothing was copied).
     pub unopenable: Option<String>,
+    /// Mailboxes (`account/folder`) the damaged spool had a cursor for and the fresh one has
+    /// not: they start again as on a first run.
+    pub lost_cursors: Vec<String>,
 }
 
 /// How often a progress line is printed while copying items.
@@ -65,6 +68,14 @@ pub fn salvage(
         Err(e) => done.unopenable = Some(e.to_string()),
     }
     fresh.flush()?;
+    if let Ok(witness) = super::witness::Witness::load(&work) {
+        done.lost_cursors = witness.missing(|a, f| {
+            fresh
+                .cursors
+                .contains_key(key2(a, f.as_bytes()))
+                .unwrap_or(false)
+        });
+    }
     let _ = std::fs::remove_dir_all(&work);
     Ok(done)
 }
@@ -126,6 +137,7 @@ fn copy(
         fresh.cursors.insert(k, v)?;
         done.cursors += 1;
     }
+    fresh.remember_cursors()?;
     // A `seen` entry whose item was lost is dropped: a rescan then fetches that mail again.
     let seen = old.open_tree("seen").map_err(SpoolError::Storage)?;
     for kv in seen.iter() {
