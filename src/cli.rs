@@ -315,7 +315,7 @@ fn status(path: &Path, json: bool) -> Result<(), Failure> {
             None => status::report(
                 &config,
                 None,
-                &open_offline(&config)?,
+                Some(&open_offline(&config)?),
                 chrono::Utc::now().timestamp(),
             )
             .map_err(|e| fail(e.to_string()))?,

@@ -115,14 +115,8 @@ fn handle(stream: UnixStream, ctx: &Context) -> std::io::Result<()> {
     let mut line = String::new();
     BufReader::new((&stream).take(64 * 1024)).read_line(&mut line)?;
     let mut out = BufWriter::new(&stream);
-    let Some(spool) = spool_in(&ctx.spool) else {
-        serde_json::to_writer(
-            &mut out,
-            &serde_json::json!({ "error": "the daemon is reopening its spool after a disk error; try again in a few seconds" }),
-        )?;
-        out.write_all(b"\n")?;
-        return out.flush();
-    };
+    // `None` while the disk is full or read-only: status still answers, from the live view.
+    let spool = spool_in(&ctx.spool);
     match serde_json::from_str::<Request>(&line) {
         Ok(Request::Status) => {
             let config = ctx.config.borrow().clone();
@@ -130,7 +124,7 @@ fn handle(stream: UnixStream, ctx: &Context) -> std::io::Result<()> {
             match report(
                 &config,
                 Some(&health),
-                &spool,
+                spool.as_ref(),
                 chrono::Utc::now().timestamp(),
             ) {
                 Ok(r) => serde_json::to_writer(&mut out, &r)?,
@@ -140,9 +134,18 @@ fn handle(stream: UnixStream, ctx: &Context) -> std::io::Result<()> {
             }
             out.write_all(b"\n")?;
         }
-        Ok(Request::Items { filter }) => {
-            dump(&spool, &filter, &mut out)?;
-        }
+        Ok(Request::Items { filter }) => match &spool {
+            Some(spool) => {
+                dump(spool, &filter, &mut out)?;
+            }
+            None => {
+                serde_json::to_writer(
+                    &mut out,
+                    &serde_json::json!({ "error": "the spool is closed until its disk is writable again (full or read-only); try again later" }),
+                )?;
+                out.write_all(b"\n")?;
+            }
+        },
         Err(e) => {
             serde_json::to_writer(
                 &mut out,

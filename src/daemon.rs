@@ -107,7 +107,10 @@ fn notify(states: &[sd_notify::NotifyState]) {
     }
 }
 
-async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
+async fn serve(mut config: Config, opened: Spool) -> Result<(), RunError> {
+    // `None` while the disk is in trouble: sled's files are closed then, so an operator can
+    // unmount, repair and remount the file system under a running daemon.
+    let mut spool = Some(opened.clone());
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
@@ -127,7 +130,7 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
     let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
     let (listener, socket_files) = control::bind(&config)?;
     let socket = socket_files[0].clone();
-    let slot: control::SpoolSlot = Arc::new(std::sync::RwLock::new(Some(spool.clone())));
+    let slot: control::SpoolSlot = Arc::new(std::sync::RwLock::new(Some(opened.clone())));
     let ctx = control::Context {
         config: config_rx.clone(),
         spool: slot.clone(),
@@ -147,8 +150,15 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
         health_tx.clone(),
         services.clone(),
     ));
-    let mut pipeline =
-        Pipeline::start(&config, &spool, &health_tx, &HashSet::new(), &beats, &guard);
+    let mut pipeline = Pipeline::start(
+        &config,
+        &opened,
+        &health_tx,
+        &HashSet::new(),
+        &beats,
+        &guard,
+    );
+    drop(opened);
     tokio::spawn(watchdog(beats.clone(), services.clone()));
     notify(&[sd_notify::NotifyState::Ready]);
     log::info!(
@@ -188,6 +198,14 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
                     pipeline.stop().await;
                     pipeline = Pipeline::idle();
                     broken = Some(reason);
+                    // The interval ticked on while unused: without a reset, a burst of probes.
+                    recheck.reset();
+                    if let Ok(mut s) = slot.write() {
+                        *s = None;
+                    }
+                    // Dropping the last handle flushes (and fails, quietly) and closes sled's files.
+                    let closing = spool.take();
+                    let _ = tokio::task::spawn_blocking(move || drop(closing)).await;
                 }
             }
             _ = recheck.tick(), if broken.is_some() => {
@@ -195,20 +213,20 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
                     log::debug!("spool: still not writable: {e}");
                     continue;
                 }
-                if let Ok(mut s) = slot.write() {
-                    *s = None;
-                }
-                drop(spool);
-                spool = match tokio::task::spawn_blocking({
+                let reopened = match tokio::task::spawn_blocking({
                     let c = config.clone();
                     move || open_spool(&c)
                 }).await {
                     Ok(Ok(s)) => s,
+                    Ok(Err(e)) if e.is_disk_full() => {
+                        log::warn!("spool: cannot reopen yet ({e}); trying again");
+                        continue;
+                    }
                     Ok(Err(e)) => return Err(e.into()),
                     Err(e) => return Err(std::io::Error::other(e.to_string()).into()),
                 };
                 if let Ok(mut s) = slot.write() {
-                    *s = Some(spool.clone());
+                    *s = Some(reopened.clone());
                 }
                 let _ = health_tx.send(Event::SpoolReopened);
                 // Consume the snapshot up to the cleared state, or the stale disk trouble would
@@ -219,7 +237,8 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
                 )
                 .await;
                 log::info!("spool: writable again and reopened; mail not yet on disk is fetched again, ingestion and delivery resume");
-                pipeline = Pipeline::start(&config, &spool, &health_tx, &HashSet::new(), &beats, &guard);
+                pipeline = Pipeline::start(&config, &reopened, &health_tx, &HashSet::new(), &beats, &guard);
+                spool = Some(reopened);
                 broken = None;
             }
             _ = sighup.recv() => {
@@ -239,7 +258,10 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
                         pipeline.stop().await;
                         let _ = health_tx.send(configured(&new));
                         guard.set_limit(new.discord.invalid_request_limit);
-                        pipeline = Pipeline::start(&new, &spool, &health_tx, &dead, &beats, &guard);
+                        pipeline = match &spool {
+                            Some(spool) => Pipeline::start(&new, spool, &health_tx, &dead, &beats, &guard),
+                            None => Pipeline::idle(),
+                        };
                         log::info!("configuration reloaded; probing dead sinks now: {dead:?}");
                         config = new;
                         let _ = config_tx.send(Arc::new(config.clone()));
@@ -262,7 +284,9 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
     if let Some(reason) = damaged {
         return Err(RunError::SpoolDamaged(reason));
     }
-    spool.flush()?;
+    if let Some(spool) = &spool {
+        spool.flush()?;
+    }
     log::info!("stopped cleanly");
     Ok(())
 }

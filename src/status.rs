@@ -84,15 +84,29 @@ pub fn bucket_stats(config: &Config, spool: &Spool) -> Result<Vec<BucketStats>, 
     names.iter().map(|n| spool.stats(n)).collect()
 }
 
-/// The report; `health` is the daemon's live view, `None` when no daemon runs.
+/// The report; `health` is the daemon's live view, `None` when no daemon runs. `spool` is
+/// `None` while the daemon has closed it (a full or read-only disk): counts and cursors then
+/// come from the live view, as last seen.
 pub fn report(
     config: &Config,
     health: Option<&Health>,
-    spool: &Spool,
+    spool: Option<&Spool>,
     now: i64,
 ) -> Result<StatusReport, SpoolError> {
-    let stats = bucket_stats(config, spool)?;
-    let cursors = spool.cursors()?;
+    let (stats, cursors) = match spool {
+        Some(spool) => (bucket_stats(config, spool)?, spool.cursors()?),
+        None => (
+            health.map(|h| h.buckets.clone()).unwrap_or_default(),
+            health
+                .map(|h| {
+                    h.accounts
+                        .iter()
+                        .filter_map(|((a, f), l)| Some((a.clone(), f.clone(), l.cursor?)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        ),
+    };
     let mut accounts = Vec::new();
     for a in &config.accounts {
         for folder in &a.folders {
