@@ -3,8 +3,8 @@
 //! which works while files are open for writing, unlike `mount -o remount,ro`), while mail
 //! arrives. What a user would notice is asserted: ingestion stops with a clear log line and the
 //! alarm pattern, the cursor does not move past unspooled mail, nothing is lost, and the daemon
-//! resumes by itself once the disk is writable again. Needs root (mount); skipped loudly when
-//! mounting is impossible here.
+//! resumes by itself once the disk is writable again. Needs root (mount) and e2fsprogs (from
+//! .ci/install-deps); skipped loudly when mounting is impossible here.
 
 mod common;
 
@@ -179,7 +179,6 @@ fn a_full_then_read_only_disk_stops_ingestion_loudly_and_loses_nothing() {
         eprintln!("SKIPPED: mounting a disk image needs root");
         return;
     }
-    // First: Dovecot runs .ci/install-deps, which also installs mkfs.ext4 and e2fsck.
     let dovecot = Dovecot::start();
     let discord = FakeDiscord::start();
     let dir = temp_dir("disk");
