@@ -1,5 +1,5 @@
 //! The command line: parse, dispatch, map every failure to DESIGN.md's exit codes
-//! (0 ok, 1 runtime failure, 2 usage, 78 configuration).
+//! (0 ok, 1 runtime failure, 2 usage, 65 damaged spool, 78 configuration).
 
 use crate::config::Config;
 use crate::control::{self, Request};
@@ -15,6 +15,9 @@ mod spool;
 use spool::{SinkAction, SpoolAction};
 
 pub const EX_CONFIG: i32 = 78;
+/// EX_DATAERR: the spool's files are damaged. Restarting cannot help (systemd's
+/// `RestartPreventExitStatus=` lists it); `spool salvage` can.
+pub const EX_SPOOL_DAMAGED: i32 = 65;
 
 #[derive(Parser)]
 #[command(
@@ -110,15 +113,26 @@ struct Failure {
 
 impl From<RunError> for Failure {
     fn from(e: RunError) -> Self {
-        let code = if matches!(e, RunError::Config(_)) {
-            EX_CONFIG
-        } else {
-            1
-        };
-        Failure {
-            code,
-            message: e.to_string(),
+        match e {
+            RunError::Config(_) => Failure {
+                code: EX_CONFIG,
+                message: e.to_string(),
+            },
+            RunError::Spool(s) if s.is_damaged() => damaged(&s),
+            RunError::SpoolDamaged(reason) => damaged(&reason),
+            _ => fail(e.to_string()),
         }
+    }
+}
+
+fn damaged(e: &dyn std::fmt::Display) -> Failure {
+    Failure {
+        code: EX_SPOOL_DAMAGED,
+        message: format!(
+            "{e}\nThe spool is damaged; it was left untouched and the daemon will not run on it. \
+             Run `mailbeacon spool salvage` (with the same --config) to copy what is readable \
+             into a fresh spool; the damaged one is kept aside."
+        ),
     }
 }
 
@@ -182,6 +196,7 @@ fn open_offline(config: &Config) -> Result<Spool, Failure> {
             path.display(),
             control::client_path(config).display()
         )),
+        other if other.is_damaged() => damaged(&other),
         other => fail(other.to_string()),
     })
 }
@@ -319,7 +334,7 @@ fn status(path: &Path, json: bool) -> Result<(), Failure> {
             None => status::report(
                 &config,
                 None,
-                &open_offline(&config)?,
+                Some(&open_offline(&config)?),
                 chrono::Utc::now().timestamp(),
             )
             .map_err(|e| fail(e.to_string()))?,

@@ -147,14 +147,8 @@ fn handle(stream: UnixStream, ctx: &Context) -> std::io::Result<()> {
     let mut line = String::new();
     BufReader::new((&stream).take(64 * 1024)).read_line(&mut line)?;
     let mut out = BufWriter::new(&stream);
-    let Some(spool) = spool_in(&ctx.spool) else {
-        serde_json::to_writer(
-            &mut out,
-            &serde_json::json!({ "error": "the daemon is reopening its spool after a disk error; try again in a few seconds" }),
-        )?;
-        out.write_all(b"\n")?;
-        return out.flush();
-    };
+    // `None` while the disk is full or read-only: status still answers, from the live view.
+    let spool = spool_in(&ctx.spool);
     match serde_json::from_str::<Request>(&line) {
         Ok(Request::Status) => {
             let config = ctx.config.borrow().clone();
@@ -162,7 +156,7 @@ fn handle(stream: UnixStream, ctx: &Context) -> std::io::Result<()> {
             match report(
                 &config,
                 Some(&health),
-                &spool,
+                spool.as_ref(),
                 chrono::Utc::now().timestamp(),
             ) {
                 Ok(r) => serde_json::to_writer(&mut out, &r)?,
@@ -172,29 +166,44 @@ fn handle(stream: UnixStream, ctx: &Context) -> std::io::Result<()> {
             }
             out.write_all(b"\n")?;
         }
-        Ok(Request::Items { filter }) => {
-            dump(&spool, &filter, &mut out)?;
-        }
-        Ok(Request::Retry { target }) => {
-            let answer = tools::retry(&spool, &target);
-            if answer.code == 0 {
-                ctx.digests.ring_all();
-            }
-            serde_json::to_writer(&mut out, &answer)?;
-            out.write_all(b"\n")?;
-        }
-        Ok(Request::Drop { id, yes }) => {
-            serde_json::to_writer(&mut out, &tools::drop(&spool, id, yes))?;
-            out.write_all(b"\n")?;
-        }
         Ok(Request::Probe { sink }) => {
             let config = ctx.config.borrow().clone();
             serde_json::to_writer(&mut out, &probe_sink(&config, &sink))?;
             out.write_all(b"\n")?;
         }
-        Ok(Request::Digest { bucket }) => {
-            serde_json::to_writer(&mut out, &digest_now(ctx, &spool, bucket.as_deref()))?;
+        Ok(_) if spool.is_none() => {
+            serde_json::to_writer(
+                &mut out,
+                &serde_json::json!({ "error": "the spool is closed until its disk is writable again (full or read-only); try again later" }),
+            )?;
             out.write_all(b"\n")?;
+        }
+        Ok(Request::Items { filter }) => {
+            if let Some(spool) = &spool {
+                dump(spool, &filter, &mut out)?;
+            }
+        }
+        Ok(Request::Retry { target }) => {
+            if let Some(spool) = &spool {
+                let answer = tools::retry(spool, &target);
+                if answer.code == 0 {
+                    ctx.digests.ring_all();
+                }
+                serde_json::to_writer(&mut out, &answer)?;
+                out.write_all(b"\n")?;
+            }
+        }
+        Ok(Request::Drop { id, yes }) => {
+            if let Some(spool) = &spool {
+                serde_json::to_writer(&mut out, &tools::drop(spool, id, yes))?;
+                out.write_all(b"\n")?;
+            }
+        }
+        Ok(Request::Digest { bucket }) => {
+            if let Some(spool) = &spool {
+                serde_json::to_writer(&mut out, &digest_now(ctx, spool, bucket.as_deref()))?;
+                out.write_all(b"\n")?;
+            }
         }
         Err(e) => {
             serde_json::to_writer(

@@ -38,6 +38,9 @@ pub enum RunError {
     Gpio(#[from] cdev::GpioError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+    /// Found while running (a record that does not decode); the daemon stopped.
+    #[error("spool damaged: {0}")]
+    SpoolDamaged(String),
 }
 
 pub fn spool_dir(config: &Config) -> std::path::PathBuf {
@@ -111,7 +114,10 @@ fn notify(states: &[sd_notify::NotifyState]) {
     }
 }
 
-async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
+async fn serve(mut config: Config, opened: Spool) -> Result<(), RunError> {
+    // `None` while the disk is in trouble: sled's files are closed then, so an operator can
+    // unmount, repair and remount the file system under a running daemon.
+    let mut spool = Some(opened.clone());
     let mut sigterm = signal(SignalKind::terminate())?;
     let mut sigint = signal(SignalKind::interrupt())?;
     let mut sighup = signal(SignalKind::hangup())?;
@@ -131,7 +137,7 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
     let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
     let (listener, socket_files) = control::bind(&config)?;
     let socket = socket_files[0].clone();
-    let slot: control::SpoolSlot = Arc::new(std::sync::RwLock::new(Some(spool.clone())));
+    let slot: control::SpoolSlot = Arc::new(std::sync::RwLock::new(Some(opened.clone())));
     // "digest now" from the control socket reaches whichever pipeline runs.
     let digests = Arc::new(Digests::default());
     let ctx = control::Context {
@@ -167,13 +173,14 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
     ));
     let mut pipeline = Pipeline::start(
         &config,
-        &spool,
+        &opened,
         &health_tx,
         &HashSet::new(),
         &beats,
         &guard,
         &digests,
     );
+    drop(opened);
     tokio::spawn(watchdog(beats.clone(), services.clone()));
     notify(&[sd_notify::NotifyState::Ready]);
     log::info!(
@@ -193,6 +200,7 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
     // writable again, then the spool is reopened (sled refuses every write after one failed).
     let mut broken: Option<String> = None;
     let mut recheck = tokio::time::interval(Duration::from_secs(5));
+    let mut damaged = None;
     loop {
         tokio::select! {
             _ = sigterm.recv() => break,
@@ -201,12 +209,25 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
                 if changed.is_err() {
                     continue;
                 }
+                if let Some(reason) = health_rx.borrow().damaged.clone() {
+                    log::error!("spool damaged ({reason}); stopping: run `mailbeacon spool salvage`");
+                    damaged = Some(reason);
+                    break;
+                }
                 let trouble = health_rx.borrow().disk.values().next().cloned();
                 if let Some(reason) = trouble {
                     log::error!("spool: cannot write ({reason}); ingestion and delivery pause, mail stays on the server; the spool is reopened once the disk is writable");
                     pipeline.stop().await;
                     pipeline = Pipeline::idle();
                     broken = Some(reason);
+                    // The interval ticked on while unused: without a reset, a burst of probes.
+                    recheck.reset();
+                    if let Ok(mut s) = slot.write() {
+                        *s = None;
+                    }
+                    // Dropping the last handle flushes (and fails, quietly) and closes sled's files.
+                    let closing = spool.take();
+                    let _ = tokio::task::spawn_blocking(move || drop(closing)).await;
                 }
             }
             _ = recheck.tick(), if broken.is_some() => {
@@ -214,20 +235,20 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
                     log::debug!("spool: still not writable: {e}");
                     continue;
                 }
-                if let Ok(mut s) = slot.write() {
-                    *s = None;
-                }
-                drop(spool);
-                spool = match tokio::task::spawn_blocking({
+                let reopened = match tokio::task::spawn_blocking({
                     let c = config.clone();
                     move || open_spool(&c)
                 }).await {
                     Ok(Ok(s)) => s,
+                    Ok(Err(e)) if e.is_disk_full() => {
+                        log::warn!("spool: cannot reopen yet ({e}); trying again");
+                        continue;
+                    }
                     Ok(Err(e)) => return Err(e.into()),
                     Err(e) => return Err(std::io::Error::other(e.to_string()).into()),
                 };
                 if let Ok(mut s) = slot.write() {
-                    *s = Some(spool.clone());
+                    *s = Some(reopened.clone());
                 }
                 let _ = health_tx.send(Event::SpoolReopened);
                 // Consume the snapshot up to the cleared state, or the stale disk trouble would
@@ -238,7 +259,8 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
                 )
                 .await;
                 log::info!("spool: writable again and reopened; mail not yet on disk is fetched again, ingestion and delivery resume");
-                pipeline = Pipeline::start(&config, &spool, &health_tx, &HashSet::new(), &beats, &guard, &digests);
+                pipeline = Pipeline::start(&config, &reopened, &health_tx, &HashSet::new(), &beats, &guard, &digests);
+                spool = Some(reopened);
                 broken = None;
             }
             _ = sighup.recv() => {
@@ -258,7 +280,10 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
                         pipeline.stop().await;
                         let _ = health_tx.send(configured(&new));
                         guard.set_limit(new.discord.invalid_request_limit);
-                        pipeline = Pipeline::start(&new, &spool, &health_tx, &dead, &beats, &guard, &digests);
+                        pipeline = match &spool {
+                            Some(spool) => Pipeline::start(&new, spool, &health_tx, &dead, &beats, &guard, &digests),
+                            None => Pipeline::idle(),
+                        };
                         log::info!("configuration reloaded; probing dead sinks now: {dead:?}");
                         config = new;
                         let _ = config_tx.send(Arc::new(config.clone()));
@@ -274,13 +299,18 @@ async fn serve(mut config: Config, mut spool: Spool) -> Result<(), RunError> {
     let _ = health_tx.send(Event::Stopping);
     services.trigger();
     let _ = metrics.await;
-    housekeeping::final_metrics(&config, &spool, &snapshot_rx.borrow());
+    housekeeping::final_metrics(&config, spool.as_ref(), &snapshot_rx.borrow());
     let _ = indicator.await;
     health_task.abort();
     for f in &socket_files {
         let _ = std::fs::remove_file(f);
     }
-    spool.flush()?;
+    if let Some(reason) = damaged {
+        return Err(RunError::SpoolDamaged(reason));
+    }
+    if let Some(spool) = &spool {
+        spool.flush()?;
+    }
     log::info!("stopped cleanly");
     Ok(())
 }

@@ -409,6 +409,9 @@ impl Dispatcher {
             "sink {}: cannot record a delivery in the spool: {e}",
             self.sink.name()
         );
+        if e.is_damaged() {
+            let _ = self.health.send(Event::SpoolDamaged(e.to_string()));
+        }
         if e.is_disk_full() {
             self.disk_full.store(true, Ordering::Relaxed);
             self.report_disk(Some(e.to_string()));

@@ -99,6 +99,9 @@ pub enum Event {
     Spool(Vec<BucketStats>),
     /// The spool was reopened on a writable disk: every writer's disk trouble is over.
     SpoolReopened,
+    /// A spool record does not decode or sled reports corruption: the daemon stops (waiting
+    /// cannot help) and the operator salvages.
+    SpoolDamaged(String),
     Discord(DiscordHealth),
     /// From one writer of the spool (`imap home/INBOX`, `sink alerts`): `Some(reason)` while it
     /// cannot write (disk full, read-only), `None` once it can. Each writer clears only its own.
@@ -152,6 +155,8 @@ pub struct Health {
     pub disk: BTreeMap<String, String>,
     /// Watchers whose mail the spool refuses at its size bound, with the reason.
     pub full: BTreeMap<String, String>,
+    /// Why the spool is damaged, once any component found it so.
+    pub damaged: Option<String>,
     pub stopping: bool,
     pub thresholds: Thresholds,
     pub discord: DiscordHealth,
@@ -220,6 +225,9 @@ impl Health {
                 }
             },
             Event::Discord(d) => self.discord = d,
+            Event::SpoolDamaged(reason) => {
+                self.damaged.get_or_insert(reason);
+            }
             Event::Disk { writer, full } => match full {
                 Some(reason) => {
                     self.disk.insert(writer, reason);

@@ -84,15 +84,29 @@ pub fn bucket_stats(config: &Config, spool: &Spool) -> Result<Vec<BucketStats>, 
     names.iter().map(|n| spool.stats(n)).collect()
 }
 
-/// The report; `health` is the daemon's live view, `None` when no daemon runs.
+/// The report; `health` is the daemon's live view, `None` when no daemon runs. `spool` is
+/// `None` while the daemon has closed it (a full or read-only disk): counts and cursors then
+/// come from the live view, as last seen.
 pub fn report(
     config: &Config,
     health: Option<&Health>,
-    spool: &Spool,
+    spool: Option<&Spool>,
     now: i64,
 ) -> Result<StatusReport, SpoolError> {
-    let stats = bucket_stats(config, spool)?;
-    let cursors = spool.cursors()?;
+    let (stats, cursors) = match spool {
+        Some(spool) => (bucket_stats(config, spool)?, spool.cursors()?),
+        None => (
+            health.map(|h| h.buckets.clone()).unwrap_or_default(),
+            health
+                .map(|h| {
+                    h.accounts
+                        .iter()
+                        .filter_map(|((a, f), l)| Some((a.clone(), f.clone(), l.cursor?)))
+                        .collect()
+                })
+                .unwrap_or_default(),
+        ),
+    };
     let mut accounts = Vec::new();
     for a in &config.accounts {
         for folder in &a.folders {
@@ -352,7 +366,15 @@ impl Filter {
 pub fn dump(spool: &Spool, filter: &Filter, out: &mut dyn std::io::Write) -> std::io::Result<u64> {
     let mut n = 0;
     for item in spool.iter() {
-        let item = item.map_err(std::io::Error::other)?;
+        let item = match item {
+            Ok(item) => item,
+            // One record that does not decode must not hide the rest.
+            Err(e @ SpoolError::Corrupt { .. }) => {
+                log::error!("spool: skipped in a listing: {e}");
+                continue;
+            }
+            Err(e) => return Err(std::io::Error::other(e)),
+        };
         if filter.accepts(&item) {
             serde_json::to_writer(&mut *out, &DumpRecord::from(item))?;
             out.write_all(b"\n")?;

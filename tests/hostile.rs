@@ -329,6 +329,28 @@ fn corpus() -> Vec<(&'static str, Vec<u8>)> {
                 "a 4,000-character subject that doubles when escaped",
             ),
         ),
+        // Discord's title limit (256) falls right after an '@': the cut must not strip the
+        // zero-width space that disarms it (the `mail` fuzzer found this one).
+        (
+            "at-sign-at-the-title-cut",
+            mail(
+                "at-sign-at-the-title-cut",
+                "cut@example.org",
+                &format!("{}@everyone", "x".repeat(254)),
+                "",
+                "a mention cut in half",
+            ),
+        ),
+        (
+            "escaped-at-sign-at-the-title-cut",
+            mail(
+                "escaped-at-sign-at-the-title-cut",
+                "cut@example.org",
+                &format!("{}@here", "*".repeat(127)),
+                "",
+                "escapes push the mention to the cut",
+            ),
+        ),
         (
             "subject-1mb",
             mail(

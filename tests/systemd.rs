@@ -39,7 +39,7 @@ fn the_unit_has_every_directive_the_appliance_relies_on() {
         ("ExecReload", "/bin/kill -HUP $MAINPID"),
         ("WatchdogSec", "30s"),
         ("Restart", "on-failure"),
-        ("RestartPreventExitStatus", "78"),
+        ("RestartPreventExitStatus", "78 65"),
         ("User", "mailbeacon"),
         ("Group", "mailbeacon"),
         ("SupplementaryGroups", "gpio"),

@@ -1,10 +1,10 @@
 //! `spool …` and `sink probe`: each asks the running daemon over the control socket, or, when
 //! none answers, opens the spool (or reads the sink's secret) itself. Both ways print the same.
 
-use super::{fail, load, load_public, open_offline, ConfigArg, Failure};
+use super::{fail, load, load_public, open_offline, ConfigArg, Failure, EX_SPOOL_DAMAGED};
 use crate::config::Config;
 use crate::control::{self, Request};
-use crate::spool::State;
+use crate::spool::{SpoolError, State};
 use crate::status::{self, DumpRecord, Filter};
 use crate::tools::{self, Answer, RetryTarget};
 use clap::{Subcommand, ValueEnum};
@@ -63,6 +63,9 @@ pub(super) enum SpoolAction {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Copy every readable item and cursor of a damaged spool into a fresh one; the damaged
+    /// spool is moved aside (never deleted). Stop the daemon first.
+    Salvage(ConfigArg),
 }
 
 #[derive(Subcommand)]
@@ -125,11 +128,30 @@ fn records(
         }
         None => {
             let spool = open_offline(config)?;
+            let mut unreadable = 0;
             for item in spool.iter() {
-                let item = item.map_err(|e| fail(e.to_string()))?;
+                let item = match item {
+                    Ok(item) => item,
+                    // One bad record is reported and skipped; the rest is still worth reading.
+                    Err(e @ SpoolError::Corrupt { .. }) => {
+                        eprintln!("mailbeacon: skipped: {e}");
+                        unreadable += 1;
+                        continue;
+                    }
+                    Err(e) => return Err(fail(e.to_string())),
+                };
                 if filter.accepts(&item) {
                     each(DumpRecord::from(item)).map_err(|e| fail(e.to_string()))?;
                 }
+            }
+            if unreadable > 0 {
+                return Err(Failure {
+                    code: EX_SPOOL_DAMAGED,
+                    message: format!(
+                        "{unreadable} record(s) could not be read (listed above); \
+                         `mailbeacon spool salvage` copies the rest into a fresh spool"
+                    ),
+                });
             }
         }
     }
@@ -219,6 +241,7 @@ pub(super) fn run(action: SpoolAction) -> Result<(), Failure> {
                 Err(fail(format!("no item {id} in the spool")))
             }
         }
+        SpoolAction::Salvage(config) => salvage(&load_public(&config.config)?),
         SpoolAction::Retry {
             id,
             bucket,
@@ -253,4 +276,52 @@ pub(super) fn run(action: SpoolAction) -> Result<(), Failure> {
     };
     out.flush().map_err(|e| fail(e.to_string()))?;
     result
+}
+
+/// `spool salvage`: refuses while a daemon answers (it holds the spool), then copies.
+fn salvage(config: &Config) -> Result<(), Failure> {
+    if control::ask(&control::client_path(config), &Request::Status).is_some() {
+        return Err(fail(
+            "a running daemon holds the spool: stop it first (systemctl stop mailbeacon)",
+        ));
+    }
+    let dir = crate::daemon::spool_dir(config);
+    if !dir.exists() {
+        return Err(fail(format!("no spool at {}", dir.display())));
+    }
+    println!("salvage: reading {}", dir.display());
+    let done = crate::spool::salvage(&dir, config.spool_cache_bytes, &mut |line| {
+        println!("{line}")
+    })
+    .map_err(|e| match e {
+        SpoolError::Locked { path } => fail(format!(
+            "the spool {} is locked by another process",
+            path.display()
+        )),
+        other => fail(other.to_string()),
+    })?;
+    if let Some(why) = &done.unopenable {
+        println!("salvage: sled cannot open the damaged spool at all: {why}");
+    }
+    println!(
+        "salvage: copied {} item(s) and {} cursor(s); unreadable: {}",
+        done.items, done.cursors, done.unreadable
+    );
+    println!(
+        "salvage: fresh spool at {}; the damaged one is kept at {}",
+        dir.display(),
+        done.damaged.display()
+    );
+    if !done.lost_cursors.is_empty() {
+        println!(
+            "salvage: the cursor of {} is lost: that mailbox starts again as on a first run \
+             (start_at); to fetch the mail it may have missed, set start_at = \"unseen\" or \
+             \"all\" with a backfill window before starting",
+            done.lost_cursors.join(", ")
+        );
+    }
+    if done.unreadable > 0 || done.unopenable.is_some() {
+        println!("salvage: mail whose record was lost is still on the IMAP server, but below the cursor: it is not fetched again");
+    }
+    Ok(())
 }

@@ -216,8 +216,20 @@ impl Config {
         };
         let text = std::fs::read_to_string(path)
             .map_err(|e| err("(file)", format!("cannot read: {e}")))?;
+        Config::parse(path, &text, read_secrets)
+    }
+
+    /// Parses and validates `text` as if read from `path` (relative secret paths resolve
+    /// against the current directory, as for a file). `load` without the read; the fuzzers
+    /// call it with `read_secrets = false`.
+    pub fn parse(path: &Path, text: &str, read_secrets: bool) -> Result<Config, ConfigError> {
+        let err = |key: &str, reason: String| ConfigError {
+            file: path.to_path_buf(),
+            key: key.to_string(),
+            reason,
+        };
         let raw: RawConfig =
-            toml::from_str(&text).map_err(|e| err(&toml_key(&e, &text), toml_reason(&e)))?;
+            toml::from_str(text).map_err(|e| err(&toml_key(&e, text), toml_reason(&e)))?;
         Loader { path, read_secrets }.config(raw)
     }
 

@@ -111,7 +111,11 @@ pub async fn metrics(
 }
 
 /// The last file, written after the pipeline stopped: `mailbeacon_up 0`.
-pub fn final_metrics(c: &Config, spool: &Spool, health: &Health) {
+/// Nothing when the spool is closed (disk trouble): the file keeps its last figures.
+pub fn final_metrics(c: &Config, spool: Option<&Spool>, health: &Health) {
+    let Some(spool) = spool else {
+        return;
+    };
     let mut h = health.clone();
     h.stopping = true;
     if let Err(e) = write(c, spool, &h) {

@@ -77,7 +77,8 @@ fn escaped_or(text: &str, placeholder: &str, max: usize) -> String {
     }
 }
 
-/// `ellipsize` for escaped text: never leaves a dangling backslash that would eat the "…".
+/// `ellipsize` for escaped text: never leaves a dangling backslash that would eat the "…", nor
+/// an `@` cut off from the zero-width space that disarms it (found by the `mail` fuzzer).
 fn cut(escaped: &str, max: usize) -> String {
     if escaped.chars().count() <= max {
         return escaped.to_string();
@@ -85,6 +86,9 @@ fn cut(escaped: &str, max: usize) -> String {
     let mut s = truncate_chars(escaped, max.saturating_sub(1)).to_string();
     let trailing = s.chars().rev().take_while(|c| *c == '\\').count();
     if trailing % 2 == 1 {
+        s.pop();
+    }
+    if s.ends_with('@') {
         s.pop();
     }
     s.push('…');

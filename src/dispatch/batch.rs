@@ -8,6 +8,7 @@ use crate::config::Bucket;
 use crate::discord::render::digest::{render_audit, render_digest, AUDIT_LINES};
 use crate::discord::render::MAX_EMBEDS;
 use crate::discord::{render, Level, Message};
+use crate::health::Event;
 use crate::spool::{Item, Spool, SpoolError};
 use std::collections::HashMap;
 use tokio::time::Instant;
@@ -100,6 +101,9 @@ impl Dispatcher {
             Ok(batch) => Some(batch),
             Err(e) => {
                 log::error!("sink {}: cannot read the spool: {e}", self.sink.name());
+                if e.is_damaged() {
+                    let _ = self.health.send(Event::SpoolDamaged(e.to_string()));
+                }
                 None
             }
         }

@@ -154,7 +154,7 @@ impl Watcher {
         let stored = self
             .spool
             .cursor(&self.account.name, &self.folder)
-            .map_err(spool_error)?;
+            .map_err(|e| self.spool_error(e))?;
         let mut cursor = match stored {
             Some(c) if c.uidvalidity == uidvalidity => c,
             other => {
@@ -224,7 +224,7 @@ impl Watcher {
                 let written = self
                     .spool
                     .cursor_written_at(&self.account.name, &self.folder)
-                    .map_err(spool_error)?;
+                    .map_err(|e| self.spool_error(e))?;
                 let since = written
                     .and_then(|t| DateTime::from_timestamp(t, 0))
                     .map(|t| t - RESCAN_MARGIN);
@@ -441,6 +441,14 @@ impl Watcher {
         Ok(true)
     }
 
+    /// A spool failure as this watcher's error; a damaged spool also stops the daemon.
+    fn spool_error(&self, e: crate::spool::SpoolError) -> ImapError {
+        if e.is_damaged() {
+            let _ = self.health.send(Event::SpoolDamaged(e.to_string()));
+        }
+        ImapError::Protocol(format!("spool: {e}"))
+    }
+
     /// Summarises and triages one mail; hostile bytes cannot take the loop down.
     fn item(&self, uid: u32, body: Option<&[u8]>) -> NewItem {
         let summary = match body {
@@ -549,7 +557,7 @@ impl Watcher {
                         return Ok(false);
                     }
                 }
-                Err(e) => return Err(spool_error(e)),
+                Err(e) => return Err(self.spool_error(e)),
             }
         }
     }
@@ -595,8 +603,4 @@ fn received_since(
     keep.sort_unstable();
     keep.dedup();
     Ok(keep)
-}
-
-fn spool_error(e: crate::spool::SpoolError) -> ImapError {
-    ImapError::Protocol(format!("spool: {e}"))
 }

@@ -37,11 +37,14 @@ mod bound;
 mod item;
 mod retention;
 mod route;
+mod salvage;
 pub mod selftest;
+mod witness;
 
 pub use admin::{Dropped, Retried};
 pub use item::{fingerprint, Cursor, Delivery, Item, NewItem, Role, State};
 pub use retention::Pruned;
+pub use salvage::{salvage, Salvaged};
 
 use crate::config::Severity;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -86,6 +89,24 @@ impl SpoolError {
     /// ENOSPC, EROFS, EDQUOT: ingestion must stop and alarm, and resume when space returns.
     pub fn is_disk_full(&self) -> bool {
         matches!(self, SpoolError::DiskFull(_))
+    }
+
+    /// The spool's files are damaged (sled reports corruption, or a record does not decode):
+    /// waiting or restarting cannot help; `spool salvage` can.
+    pub fn is_damaged(&self) -> bool {
+        let sled_damage = |e: &sled::Error| match e {
+            sled::Error::Corruption { .. } => true,
+            sled::Error::Io(io) => matches!(
+                io.kind(),
+                std::io::ErrorKind::InvalidData | std::io::ErrorKind::UnexpectedEof
+            ),
+            _ => false,
+        };
+        match self {
+            SpoolError::Corrupt { .. } => true,
+            SpoolError::Open { source, .. } | SpoolError::Storage(source) => sled_damage(source),
+            _ => false,
+        }
     }
 }
 
@@ -133,6 +154,7 @@ pub struct Spool {
     seen: sled::Tree,
     /// `spool_max_mb` in bytes, shared by every clone; `u64::MAX` when unbounded.
     limit: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    witness: std::sync::Arc<witness::Witness>,
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<SpoolError>>;
@@ -225,8 +247,25 @@ impl Spool {
             cursors: tree("cursors")?,
             seen: tree("seen")?,
             limit: std::sync::Arc::new(u64::MAX.into()),
+            witness: std::sync::Arc::new(witness::Witness::load(dir)?),
             db,
         };
+        let missing = spool.witness.missing(|a, f| {
+            spool
+                .cursors
+                .contains_key(key2(a, f.as_bytes()))
+                .unwrap_or(false)
+        });
+        if !missing.is_empty() {
+            return Err(SpoolError::Corrupt {
+                key: "cursors".into(),
+                reason: format!(
+                    "the spool lost the cursor of {} that it had (truncated or rolled-back files?)",
+                    missing.join(", ")
+                ),
+            });
+        }
+        spool.remember_cursors()?;
         spool.migrate_queue()?;
         Ok(spool)
     }
@@ -433,6 +472,12 @@ impl Spool {
                 Ok(written)
             })?;
         self.db.flush()?;
+        if cursor.is_some() {
+            // The mail is durable already; a witness not written is written by a later ingest.
+            if let Err(e) = self.witness.remember([(account, folder)]) {
+                log::warn!("spool: cannot note {account}/{folder} in the cursor witness: {e}");
+            }
+        }
         Ok(written)
     }
 
@@ -571,6 +616,21 @@ impl Spool {
             let (k, v) = kv?;
             decode(&k, &v)
         })
+    }
+
+    /// Writes every mailbox with a cursor to the witness (see [`witness`]).
+    fn remember_cursors(&self) -> Result<(), SpoolError> {
+        let mut mailboxes = Vec::new();
+        for kv in self.cursors.iter() {
+            let (k, _) = kv?;
+            if let Some(sep) = k.iter().position(|b| *b == 0) {
+                let account = String::from_utf8_lossy(&k[..sep]).to_string();
+                let folder = String::from_utf8_lossy(&k[sep + 1..]).to_string();
+                mailboxes.push((account, folder));
+            }
+        }
+        self.witness
+            .remember(mailboxes.iter().map(|(a, f)| (a.as_str(), f.as_str())))
     }
 
     pub fn flush(&self) -> Result<(), SpoolError> {

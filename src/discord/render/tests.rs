@@ -160,6 +160,24 @@ fn cuts_are_visible_and_never_leave_a_dangling_escape() {
     assert_within_limits(&m);
 }
 
+/// Regression (fuzz/artifacts crash-b510dd18): a cut right after an `@` dropped its
+/// zero-width space. Every `@` from a mail must stay disarmed, wherever the cut falls.
+#[test]
+fn a_cut_never_separates_an_at_sign_from_its_guard() {
+    for pad in 250..260 {
+        let subject = format!("{}@everyone", "x".repeat(pad));
+        let m = render(None, &[item(1, &subject, "a", "")], Level::Full);
+        let title = m.body["embeds"][0]["title"].as_str().unwrap();
+        let chars: Vec<char> = title.chars().collect();
+        for (i, c) in chars.iter().enumerate() {
+            if *c == '@' {
+                assert_eq!(chars.get(i + 1), Some(&'\u{200B}'), "{title}");
+            }
+        }
+        assert_within_limits(&m);
+    }
+}
+
 #[test]
 fn smaller_levels_shrink() {
     let it = item(1, "subject", "from", &"x".repeat(500));

@@ -1,0 +1,194 @@
+//! `spool salvage`: what can still be read from a damaged spool, copied into a fresh one.
+//!
+//! The damaged directory is only ever renamed aside (`spool.damaged-<unix time>`), never
+//! changed or deleted: sled is opened on a *copy* of it, because opening runs recovery, which
+//! writes. Items keep their order but get new ids from the fresh spool (sled's id counter cannot
+//! be set); the derived trees (`queue`, `open`, `counts`) are rebuilt from the items, cursors are
+//! copied as they are, and `seen` entries follow their item's new id. A record that does not
+//! decode, or a tree sled cannot read to its end, is counted as unreadable, never guessed at.
+
+use super::{decode, encode, key2, Item, Spool, SpoolError, State};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// What a salvage did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Salvaged {
+    pub items: u64,
+    pub cursors: u64,
+    /// Records (items, cursors, seen entries) that could not be read, plus one per tree sled
+    /// could not read to its end.
+    pub unreadable: u64,
+    /// Where the damaged spool now is.
+    pub damaged: PathBuf,
+    /// Why sled could not open the damaged spool at all (then nothing was copied).
+    pub unopenable: Option<String>,
+    /// Mailboxes (`account/folder`) the damaged spool had a cursor for and the fresh one has
+    /// not: they start again as on a first run.
+    pub lost_cursors: Vec<String>,
+}
+
+/// How often a progress line is printed while copying items.
+const PROGRESS_EVERY: u64 = 10_000;
+
+/// Moves `dir` aside and fills a fresh spool at `dir` with everything readable from it.
+/// `progress` receives a line every [`PROGRESS_EVERY`] items.
+pub fn salvage(
+    dir: &Path,
+    cache_bytes: u64,
+    progress: &mut dyn FnMut(String),
+) -> Result<Salvaged, SpoolError> {
+    let io = |what: &str, e: std::io::Error| SpoolError::Open {
+        path: dir.to_path_buf(),
+        source: sled::Error::Io(std::io::Error::new(e.kind(), format!("{what}: {e}"))),
+    };
+    let name = dir
+        .file_name()
+        .map_or("spool".into(), |n| n.to_string_lossy());
+    let parent = dir.parent().unwrap_or(Path::new("."));
+    let stamp = chrono::Utc::now().timestamp();
+    let damaged = parent.join(format!("{name}.damaged-{stamp}"));
+    let work = parent.join(format!("{name}.salvage-{stamp}"));
+    std::fs::rename(dir, &damaged).map_err(|e| io("cannot move the damaged spool aside", e))?;
+    if let Err(e) = copy_dir(&damaged, &work) {
+        let _ = std::fs::remove_dir_all(&work);
+        let _ = std::fs::rename(&damaged, dir);
+        return Err(io(
+            "cannot copy the damaged spool (it is left as it was)",
+            e,
+        ));
+    }
+    let fresh = Spool::open(dir, cache_bytes)?;
+    let mut done = Salvaged {
+        damaged,
+        ..Salvaged::default()
+    };
+    match open_damaged(&work, cache_bytes) {
+        Ok(old) => copy(&old, &fresh, &mut done, progress)?,
+        Err(e) => done.unopenable = Some(e.to_string()),
+    }
+    fresh.flush()?;
+    if let Ok(witness) = super::witness::Witness::load(&work) {
+        done.lost_cursors = witness.missing(|a, f| {
+            fresh
+                .cursors
+                .contains_key(key2(a, f.as_bytes()))
+                .unwrap_or(false)
+        });
+    }
+    let _ = std::fs::remove_dir_all(&work);
+    Ok(done)
+}
+
+/// Opens the working copy; when sled refuses it, once more without its `conf` file (sled
+/// writes a default one, which is what the spool uses), in case only that was damaged.
+fn open_damaged(work: &Path, cache_bytes: u64) -> Result<sled::Db, sled::Error> {
+    let open = || {
+        sled::Config::new()
+            .path(work)
+            .cache_capacity(cache_bytes)
+            .open()
+    };
+    open().or_else(|first| {
+        if std::fs::remove_file(work.join("conf")).is_err() {
+            return Err(first);
+        }
+        open().map_err(|_| first)
+    })
+}
+
+fn copy(
+    old: &sled::Db,
+    fresh: &Spool,
+    done: &mut Salvaged,
+    progress: &mut dyn FnMut(String),
+) -> Result<(), SpoolError> {
+    let mut new_ids: HashMap<[u8; 8], [u8; 8]> = HashMap::new();
+    let items = old.open_tree("items").map_err(SpoolError::Storage)?;
+    for kv in items.iter() {
+        let Ok((k, v)) = kv else {
+            done.unreadable += 1;
+            break;
+        };
+        let Ok(mut item) = decode::<Item>(&k, &v) else {
+            done.unreadable += 1;
+            continue;
+        };
+        item.id = fresh.db.generate_id()?;
+        if let Ok(old_id) = <[u8; 8]>::try_from(k.as_ref()) {
+            new_ids.insert(old_id, item.id.to_be_bytes());
+        }
+        fresh.restore(&item)?;
+        done.items += 1;
+        if done.items % PROGRESS_EVERY == 0 {
+            progress(format!("salvage: {} items copied…", done.items));
+        }
+    }
+    let cursors = old.open_tree("cursors").map_err(SpoolError::Storage)?;
+    for kv in cursors.iter() {
+        let Ok((k, v)) = kv else {
+            done.unreadable += 1;
+            break;
+        };
+        if decode::<super::Cursor>(&k, &v).is_err() {
+            done.unreadable += 1;
+            continue;
+        }
+        fresh.cursors.insert(k, v)?;
+        done.cursors += 1;
+    }
+    fresh.remember_cursors()?;
+    // A `seen` entry whose item was lost is dropped: a rescan then fetches that mail again.
+    let seen = old.open_tree("seen").map_err(SpoolError::Storage)?;
+    for kv in seen.iter() {
+        let Ok((k, v)) = kv else {
+            done.unreadable += 1;
+            break;
+        };
+        let new = <[u8; 8]>::try_from(v.as_ref())
+            .ok()
+            .and_then(|old_id| new_ids.get(&old_id));
+        if let Some(id) = new {
+            fresh.seen.insert(k, id.as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+impl Spool {
+    /// Writes `item` under its id with its queue, open and count entries, as ingest and record
+    /// would have left them.
+    fn restore(&self, item: &Item) -> Result<(), SpoolError> {
+        let idb = item.id.to_be_bytes();
+        self.items.insert(idb, encode(item))?;
+        for d in item.deliveries.iter().filter(|d| d.state == State::Pending) {
+            self.queue.insert(super::queue_key(&d.sink, item), &[])?;
+        }
+        let state = item.state();
+        if state == State::Pending {
+            self.open.insert(key2(&item.bucket, &idb), &[])?;
+        }
+        let key = key2(&item.bucket, state.as_str().as_bytes());
+        let count = self
+            .counts
+            .get(&key)?
+            .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
+            .map_or(0, u64::from_be_bytes);
+        self.counts.insert(key, &(count + 1).to_be_bytes())?;
+        Ok(())
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let target = to.join(entry.file_name());
+        if entry.file_type()?.is_dir() {
+            copy_dir(&entry.path(), &target)?;
+        } else {
+            std::fs::copy(entry.path(), target)?;
+        }
+    }
+    Ok(())
+}
