@@ -17,6 +17,7 @@
 //!
 //! - `size`, `quiet`, `backlog`: binary sizes, and the real daemon's start-up time, RSS and
 //!   CPU (see `sizes.rs` and `daemon.rs`; `ingest` and `idle` live in `imap.rs`).
+//! - `dump` (dump.rs): `spool dump` of 1,000,000 items, its RSS as the items stream.
 //!
 //! Each row gives the figure, its median, the goal from the issues and whether it is met. More
 //! sections slot into [`SECTIONS`]. Environment: `MAILBEACON_BENCH_MAILS` (default 10000) and
@@ -27,6 +28,7 @@ mod daemon;
 #[path = "../tests/common/dovecot.rs"]
 mod dovecot;
 mod drain;
+mod dump;
 #[path = "../tests/common/fake_discord.rs"]
 mod fake_discord;
 mod imap;
@@ -79,6 +81,7 @@ const SECTIONS: &[(&str, Section)] = &[
     ("drain", drain::run),
     ("quiet", daemon::quiet),
     ("backlog", daemon::backlog),
+    ("dump", dump::run),
 ];
 
 fn main() {

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const BIN: &str = env!("CARGO_BIN_EXE_mailbeacon");
+pub(crate) const BIN: &str = env!("CARGO_BIN_EXE_mailbeacon");
 const MB: f64 = 1_000_000.0;
 
 fn rounds() -> usize {
@@ -137,7 +137,7 @@ impl Drop for Process {
     }
 }
 
-fn write_config(dir: &Path, dovecot: &Dovecot, sink_url: &str) -> PathBuf {
+pub(crate) fn write_config(dir: &Path, dovecot: &Dovecot, sink_url: &str) -> PathBuf {
     let text = format!(
         r#"
 state_dir = "{state}"
@@ -173,7 +173,7 @@ trace = "{trace}"
     path
 }
 
-fn mb(bytes: u64) -> String {
+pub(crate) fn mb(bytes: u64) -> String {
     format!("{:.1} MB", bytes as f64 / MB)
 }
 
@@ -328,7 +328,7 @@ pub fn backlog() -> Vec<Row> {
 
 /// `n` pending items for the configured mailbox, written as the watcher writes them: batches
 /// of 1,000 with their cursor, each flushed.
-fn prepare_spool(dir: &Path, uidvalidity: u32, n: usize) {
+pub(crate) fn prepare_spool(dir: &Path, uidvalidity: u32, n: usize) {
     let spool = Spool::open(dir, 16 << 20).expect("open the prepared spool");
     let mut uid = 0u32;
     while (uid as usize) < n {
@@ -345,7 +345,7 @@ fn prepare_spool(dir: &Path, uidvalidity: u32, n: usize) {
             .ingest("bench", "INBOX", cursor, &batch, false)
             .expect("ingest a prepared batch");
         if uid % 20_000 == 0 {
-            progress("backlog", &format!("spooled {uid}/{n}"));
+            progress("spool", &format!("spooled {uid}/{n}"));
         }
     }
     spool.flush().expect("flush the prepared spool");
