@@ -4,44 +4,11 @@
 
 mod common;
 
-use common::daemon::{blinks, mail, temp_dir, wait_until, Daemon};
+use common::daemon::{blinks, config, mail, temp_dir, wait_until, Daemon};
 use common::dovecot::{Dovecot, PASSWORD};
 use common::fake_discord::{Behaviour, FakeDiscord, Options, Request};
 use serde_json::Value;
-use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn config(dir: &Path, dovecot: &Dovecot, top: &str, sinks: &str, buckets: &str) -> String {
-    format!(
-        r#"
-state_dir = "{state}"
-{top}
-
-[[account]]
-name = "home"
-host = "127.0.0.1"
-port = {port}
-tls = "implicit"
-username = "alice"
-password = "{PASSWORD}"
-ca_file = "{ca}"
-folders = ["INBOX"]
-poll_interval = "1s"
-
-{sinks}
-
-{buckets}
-
-[indicator]
-backend = "sim"
-trace = "{trace}"
-"#,
-        state = dir.join("state").display(),
-        port = dovecot.imaps_port(),
-        ca = dovecot.ca_file().display(),
-        trace = dir.join("led.jsonl").display(),
-    )
-}
 
 fn webhook(name: &str, url: &str, extra: &str) -> String {
     format!("[[sink]]\nname = \"{name}\"\nkind = \"webhook\"\nurl = \"{url}\"\n{extra}\n")

@@ -5,38 +5,11 @@
 
 mod common;
 
-use common::daemon::{cli, mail, temp_dir, wait_until, Daemon};
-use common::dovecot::{Dovecot, PASSWORD};
+use common::daemon::{cli, config, mail, temp_dir, wait_until, Daemon};
+use common::dovecot::Dovecot;
 use common::fake_discord::{Behaviour, FakeDiscord};
 use serde_json::Value;
-use std::path::Path;
 use std::time::Duration;
-
-fn config(dir: &Path, dovecot: &Dovecot, sinks: &str, buckets: &str) -> String {
-    format!(
-        r#"
-state_dir = "{state}"
-
-[[account]]
-name = "home"
-host = "127.0.0.1"
-port = {port}
-tls = "implicit"
-username = "alice"
-password = "{PASSWORD}"
-ca_file = "{ca}"
-folders = ["INBOX"]
-poll_interval = "1s"
-
-{sinks}
-
-{buckets}
-"#,
-        state = dir.join("state").display(),
-        port = dovecot.imaps_port(),
-        ca = dovecot.ca_file().display(),
-    )
-}
 
 fn webhook(name: &str, url: &str) -> String {
     format!(
@@ -46,7 +19,7 @@ fn webhook(name: &str, url: &str) -> String {
 
 fn start(tag: &str, dovecot: &Dovecot, sinks: &str, buckets: &str) -> Daemon {
     let dir = temp_dir(tag);
-    let daemon = Daemon::start(&dir, &config(&dir, dovecot, sinks, buckets));
+    let daemon = Daemon::start(&dir, &config(&dir, dovecot, "", sinks, buckets));
     wait_until(Duration::from_secs(20), "the mailbox to be watched", || {
         daemon.status()["accounts"][0]["state"] == "idle"
     });
