@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::daemon::{config, mail, temp_dir, wait_until, Daemon};
+use common::daemon::{send, start_watching, wait_until, Daemon};
 use common::dovecot::Dovecot;
 use common::fake_discord::{Behaviour, FakeDiscord};
 use serde_json::Value;
@@ -14,24 +14,6 @@ use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-
-fn start(tag: &str, dovecot: &Dovecot, sinks: &str, buckets: &str) -> Daemon {
-    let dir = temp_dir(tag);
-    let daemon = Daemon::start(&dir, &config(&dir, dovecot, "", sinks, buckets));
-    wait_until(Duration::from_secs(20), "the mailbox to be watched", || {
-        daemon.status()["accounts"][0]["state"] == "idle"
-    });
-    daemon
-}
-
-fn send(dovecot: &Dovecot, subject: &str) {
-    let id = format!("{}@example.org", subject.replace(' ', "."));
-    dovecot.deliver(
-        "alice",
-        "INBOX",
-        &mail("Sender <s@example.org>", subject, "hello", &id),
-    );
-}
 
 fn sink(daemon: &Daemon, name: &str) -> Value {
     daemon.status()["sinks"]
@@ -95,7 +77,7 @@ fn each_status_and_error_code_gets_its_own_reaction() {
         buckets += &format!("[[bucket]]\nname = \"b{http}-{code}\"\nsinks = [\"s{http}-{code}\"]\nrules = [{{ subject = '^Code {http}-{code}$' }}]\n");
     }
     buckets += "[[bucket]]\nname = \"other\"\nsinks = [\"s500-0\"]\n";
-    let daemon = start("codes", &dovecot, &sinks, &buckets);
+    let daemon = start_watching("codes", &dovecot, &sinks, &buckets);
     for (http, code, _) in CODES {
         send(&dovecot, &format!("Code {http}-{code}"));
     }
@@ -247,7 +229,7 @@ fn resets_timeouts_and_a_slow_server_are_retried_never_dead_and_lose_nothing() {
     let sinks = format!(
         "[[sink]]\nname = \"net\"\nkind = \"webhook\"\nurl = \"{url}\"\ntimeout = \"1s\"\n"
     );
-    let daemon = start(
+    let daemon = start_watching(
         "network",
         &dovecot,
         &sinks,

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::daemon::{cli, config, mail, temp_dir, wait_until, Daemon};
+use common::daemon::{cli, send, start_watching, wait_until, Daemon};
 use common::dovecot::Dovecot;
 use common::fake_discord::{Behaviour, FakeDiscord};
 use serde_json::Value;
@@ -15,24 +15,6 @@ fn webhook(name: &str, url: &str) -> String {
     format!(
         "[[sink]]\nname = \"{name}\"\nkind = \"webhook\"\nurl = \"{url}\"\nprobe_every = \"1s\"\n"
     )
-}
-
-fn start(tag: &str, dovecot: &Dovecot, sinks: &str, buckets: &str) -> Daemon {
-    let dir = temp_dir(tag);
-    let daemon = Daemon::start(&dir, &config(&dir, dovecot, "", sinks, buckets));
-    wait_until(Duration::from_secs(20), "the mailbox to be watched", || {
-        daemon.status()["accounts"][0]["state"] == "idle"
-    });
-    daemon
-}
-
-fn send(dovecot: &Dovecot, subject: &str) {
-    let id = format!("{}@example.org", subject.replace(' ', "."));
-    dovecot.deliver(
-        "alice",
-        "INBOX",
-        &mail("Sender <s@example.org>", subject, "hello", &id),
-    );
 }
 
 fn bucket_stats(daemon: &Daemon, name: &str) -> Value {
@@ -76,7 +58,7 @@ sinks = ["main"]
 spool_warn = 1
 spool_alarm = 50
 "#;
-    let daemon = start("digest", &dovecot, &webhook("main", &url), buckets);
+    let daemon = start_watching("digest", &dovecot, &webhook("main", &url), buckets);
     for s in [
         "News one",
         "News two",
@@ -168,7 +150,7 @@ sinks = ["main"]
 fallback = "pager"
 audit = "log"
 "#;
-    let daemon = start("failover", &dovecot, &sinks, buckets);
+    let daemon = start_watching("failover", &dovecot, &sinks, buckets);
     send(&dovecot, "Disk failing");
     assert!(discord.wait_until(Duration::from_secs(20), |d| {
         d.delivered_titles("mainTOKEN") == ["Disk failing"]
@@ -231,7 +213,7 @@ fn a_crash_between_a_digest_post_and_its_answer_repeats_the_digest_and_loses_not
     let discord = FakeDiscord::start();
     let url = discord.webhook("810", "crashTOKEN", Behaviour::Ok);
     let buckets = "[[bucket]]\nname = \"news\"\nmode = \"digest\"\ndigest_every = \"1d\"\nsinks = [\"main\"]\n";
-    let mut daemon = start("digest-crash", &dovecot, &webhook("main", &url), buckets);
+    let mut daemon = start_watching("digest-crash", &dovecot, &webhook("main", &url), buckets);
     for s in ["News alpha", "News beta", "News gamma"] {
         send(&dovecot, s);
     }

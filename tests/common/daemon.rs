@@ -9,6 +9,31 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mailbeacon");
 
+/// A daemon on [`config`] in a fresh directory, returned once alice's INBOX is watched.
+pub fn start_watching(
+    tag: &str,
+    dovecot: &crate::common::dovecot::Dovecot,
+    sinks: &str,
+    buckets: &str,
+) -> Daemon {
+    let dir = temp_dir(tag);
+    let daemon = Daemon::start(&dir, &config(&dir, dovecot, "", sinks, buckets));
+    wait_until(Duration::from_secs(20), "the mailbox to be watched", || {
+        daemon.status()["accounts"][0]["state"] == "idle"
+    });
+    daemon
+}
+
+/// A small mail with `subject` delivered to alice's INBOX (its Message-ID made from the subject).
+pub fn send(dovecot: &crate::common::dovecot::Dovecot, subject: &str) {
+    let id = format!("{}@example.org", subject.replace(' ', "."));
+    dovecot.deliver(
+        "alice",
+        "INBOX",
+        &mail("Sender <s@example.org>", subject, "hello", &id),
+    );
+}
+
 /// The config most daemon tests run: alice's INBOX on `dovecot` (implicit TLS, 1 s polls), the
 /// `sim` LED traced to `dir/led.jsonl`, plus the test's own top-level keys, sinks and buckets.
 /// A test that tunes the indicator writes its own `[indicator]` table; the sim keys join it.
