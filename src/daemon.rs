@@ -6,27 +6,37 @@
 //! in-flight POST) and the process exits 0 with the LED off. SIGHUP: the config is re-read; if
 //! valid, the pipeline restarts with it and every sink that was dead is probed at once; if not,
 //! the running configuration stays and the error is logged.
+//!
+//! This file holds that run loop: the signals, the reload, and the pause while the spool cannot
+//! be written. What it starts lives in the submodules.
 
-use crate::config::{Backend, Config, ConfigError, IndicatorConfig};
+use crate::config::{Config, ConfigError, IndicatorConfig};
 use crate::control;
-use crate::discord::HttpSink;
-use crate::dispatch::{digest::Digests, failover, guard::Guard, Dispatcher};
+use crate::dispatch::{digest::Digests, guard::Guard};
 use crate::health::{Event, Health, Pattern, SinkState, Thresholds};
-use crate::imap::{tls_config, Watcher};
-use crate::indicator::{cdev, sim, Indicator, Logical};
+use crate::indicator::cdev;
 use crate::spool::{Spool, SpoolError};
 use crate::stop::Stop;
-use crate::watchdog::{Beat, Beats};
+use crate::watchdog::Beats;
+use disk::open_spool;
+use health_feed::{guard_stats, health_actor, spool_stats};
+use indicator::start_indicator;
+use pipeline::Pipeline;
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
+use systemd::{notify, watchdog};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
-use tokio::sync::{watch, Notify};
-use tokio::task::JoinHandle;
+use tokio::sync::mpsc::unbounded_channel;
+use tokio::sync::watch;
 
+mod disk;
+mod health_feed;
 mod housekeeping;
+mod indicator;
+mod pipeline;
+mod systemd;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -67,25 +77,6 @@ fn warn_about_rules(config: &Config) {
     }
 }
 
-/// Opens the spool, waiting up to 10 s while another process holds it: a `status` or `spool`
-/// command run while the daemon starts holds the lock only for a moment.
-fn open_spool(config: &Config) -> Result<Spool, SpoolError> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        match Spool::open(&spool_dir(config), config.spool_cache_bytes) {
-            Err(SpoolError::Locked { .. }) if std::time::Instant::now() < deadline => {
-                std::thread::sleep(Duration::from_millis(100))
-            }
-            Ok(spool) => {
-                spool.count_bytes_if_missing()?;
-                spool.set_size_limit(config.spool_max_bytes);
-                return Ok(spool);
-            }
-            other => return other,
-        }
-    }
-}
-
 fn thresholds(c: &IndicatorConfig) -> Thresholds {
     Thresholds {
         spool_warn: c.spool_warn,
@@ -103,14 +94,6 @@ fn configured(config: &Config) -> Event {
             .collect(),
         sinks: config.sinks.iter().map(|s| s.name.clone()).collect(),
         thresholds: thresholds(&config.indicator),
-    }
-}
-
-fn notify(states: &[sd_notify::NotifyState]) {
-    if std::env::var_os("NOTIFY_SOCKET").is_some() {
-        if let Err(e) = sd_notify::notify(states) {
-            log::warn!("systemd notify failed: {e}");
-        }
     }
 }
 
@@ -231,21 +214,8 @@ async fn serve(mut config: Config, opened: Spool) -> Result<(), RunError> {
                 }
             }
             _ = recheck.tick(), if broken.is_some() => {
-                if let Err(e) = writable(&spool_dir(&config)) {
-                    log::debug!("spool: still not writable: {e}");
+                let Some(reopened) = disk::reopen(&config).await? else {
                     continue;
-                }
-                let reopened = match tokio::task::spawn_blocking({
-                    let c = config.clone();
-                    move || open_spool(&c)
-                }).await {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) if e.is_disk_full() => {
-                        log::warn!("spool: cannot reopen yet ({e}); trying again");
-                        continue;
-                    }
-                    Ok(Err(e)) => return Err(e.into()),
-                    Err(e) => return Err(std::io::Error::other(e.to_string()).into()),
                 };
                 if let Ok(mut s) = slot.write() {
                     *s = Some(reopened.clone());
@@ -313,358 +283,4 @@ async fn serve(mut config: Config, opened: Spool) -> Result<(), RunError> {
     }
     log::info!("stopped cleanly");
     Ok(())
-}
-
-/// Tells systemd the agent is alive (`WATCHDOG=1`, at half of `WatchdogSec=`) only while every
-/// loop keeps its promise to check in; names a loop that breaks it in the log, with or without
-/// a systemd watchdog. Without `WATCHDOG=1`, systemd kills and restarts the service.
-async fn watchdog(beats: Beats, stop: Stop) {
-    let interval = sd_notify::watchdog_enabled();
-    let every = interval.map_or(Duration::from_secs(5), |d| {
-        (d / 2).max(Duration::from_millis(100))
-    });
-    if let Some(d) = interval {
-        log::info!("watchdog: systemd expects a sign of life every {d:?}");
-    }
-    let mut tick = tokio::time::interval(every);
-    let mut late_before: Vec<String> = Vec::new();
-    loop {
-        tokio::select! {
-            _ = stop.wait() => break,
-            _ = tick.tick() => {}
-        }
-        let late = beats.overdue();
-        let names: Vec<String> = late.iter().map(|(n, _)| n.clone()).collect();
-        if late.is_empty() {
-            if interval.is_some() {
-                notify(&[sd_notify::NotifyState::Watchdog]);
-            }
-            if !late_before.is_empty() {
-                log::info!("watchdog: every loop checks in again");
-            }
-        } else if names != late_before {
-            let list = late
-                .iter()
-                .map(|(n, d)| format!("{n} ({}s overdue)", d.as_secs()))
-                .collect::<Vec<_>>()
-                .join(", ");
-            log::error!(
-                "watchdog: hung: {list}{}",
-                if interval.is_some() {
-                    "; withholding WATCHDOG=1 so systemd restarts the service"
-                } else {
-                    ""
-                }
-            );
-        }
-        late_before = names;
-    }
-}
-
-/// Applies events to the health state and publishes the result: snapshot for `status`,
-/// pattern for the indicator, one line for the journal and systemd when it changes.
-async fn health_actor(
-    mut events: UnboundedReceiver<Event>,
-    snapshot: watch::Sender<Health>,
-    pattern: watch::Sender<Pattern>,
-) {
-    let mut health = Health::default();
-    let mut last = String::new();
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    loop {
-        tokio::select! {
-            ev = events.recv() => match ev {
-                Some(ev) => health.apply(ev, chrono::Utc::now().timestamp()),
-                None => break,
-            },
-            _ = tick.tick() => {}
-        }
-        let now = chrono::Utc::now().timestamp();
-        while let Ok(ev) = events.try_recv() {
-            health.apply(ev, now);
-        }
-        let p = health.pattern(now);
-        pattern.send_if_modified(|old| std::mem::replace(old, p) != p);
-        let summary = health.summary(now);
-        if summary != last {
-            match p {
-                Pattern::Dead | Pattern::Alarm => log::error!("health: {summary}"),
-                Pattern::Backlog => log::warn!("health: {summary}"),
-                _ => log::info!("health: {summary}"),
-            }
-            notify(&[sd_notify::NotifyState::Status(&summary)]);
-            last = summary;
-        }
-        snapshot.send_if_modified(|old| {
-            let changed = *old != health;
-            if changed {
-                *old = health.clone();
-            }
-            changed
-        });
-    }
-}
-
-/// Feeds per-bucket totals to health twice a second (ages grow even when nothing happens).
-async fn spool_stats(
-    config: watch::Receiver<Arc<Config>>,
-    slot: control::SpoolSlot,
-    health: UnboundedSender<Event>,
-    stop: Stop,
-) {
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    loop {
-        tokio::select! {
-            _ = stop.wait() => break,
-            _ = tick.tick() => {}
-        }
-        let c = config.borrow().clone();
-        let Some(s) = control::spool_in(&slot) else {
-            continue;
-        };
-        match tokio::task::spawn_blocking(move || {
-            let stats = crate::status::bucket_stats(&c, &s)?;
-            let now = chrono::Utc::now().timestamp();
-            // Mail held for a digest that is not due yet is scheduled, not a backlog.
-            Ok::<_, SpoolError>(
-                stats
-                    .into_iter()
-                    .map(|b| match c.bucket(&b.name).and_then(|k| k.digest_every) {
-                        Some(every) => crate::dispatch::digest::as_health_sees(b, every, now),
-                        None => b,
-                    })
-                    .collect::<Vec<_>>(),
-            )
-        })
-        .await
-        {
-            Ok(Ok(stats)) => {
-                let _ = health.send(Event::Spool(stats));
-            }
-            Ok(Err(e)) => log::error!("spool: cannot read totals: {e}"),
-            Err(_) => {}
-        }
-    }
-}
-
-/// Feeds the shared guard's count and pauses to health twice a second (the window drains with
-/// time alone).
-async fn guard_stats(guard: Arc<Guard>, health: UnboundedSender<Event>, stop: Stop) {
-    let mut tick = tokio::time::interval(Duration::from_millis(500));
-    let mut last = None;
-    loop {
-        tokio::select! {
-            _ = stop.wait() => break,
-            _ = tick.tick() => {}
-        }
-        let now = tokio::time::Instant::now();
-        let snapshot = guard.snapshot(now, chrono::Utc::now().timestamp());
-        if last.as_ref() != Some(&snapshot) {
-            last = Some(snapshot.clone());
-            let _ = health.send(Event::Discord(snapshot));
-        }
-    }
-}
-
-fn start_indicator(
-    c: &IndicatorConfig,
-    patterns: watch::Receiver<Pattern>,
-    stop: Stop,
-    beat: Beat,
-) -> Result<JoinHandle<()>, RunError> {
-    let done = async move { stop.wait().await };
-    Ok(match &c.backend {
-        Backend::Cdev { chip } => {
-            let mut gpio = cdev::open_chip(chip)?;
-            let led = cdev::output(&mut gpio, chip, c.led.line, c.led.active_low, "led")?;
-            let led2 = c
-                .led2
-                .map(|p| cdev::output(&mut gpio, chip, p.line, p.active_low, "led2"))
-                .transpose()?;
-            let buzzer = c
-                .buzzer
-                .map(|p| cdev::output(&mut gpio, chip, p.line, p.active_low, "buzzer"))
-                .transpose()?;
-            log::info!(
-                "indicator: GPIO chip {chip}, led line {}{}",
-                c.led.line,
-                c.buzzer
-                    .map_or(String::new(), |b| format!(", buzzer line {}", b.line))
-            );
-            let ind = Indicator::new(
-                Logical::new(led, c.led.active_low, "led"),
-                led2.map(|p| Logical::new(p, c.led2.is_some_and(|x| x.active_low), "led2")),
-                buzzer.map(|p| Logical::new(p, c.buzzer.is_some_and(|x| x.active_low), "buzzer")),
-                c.quiet_hours,
-                c.buzzer_repeat,
-            )
-            .with_beat(beat.clone());
-            tokio::spawn(async move {
-                // Dropping the returned pins releases the lines.
-                drop(ind.run(patterns, done).await);
-            })
-        }
-        Backend::Sim { .. } | Backend::None => {
-            let trace = match &c.backend {
-                Backend::Sim { trace: Some(path) } => Some(sim::open_trace(path)?),
-                _ => None,
-            };
-            let pin = |name| sim::SimPin::new(name, trace.clone());
-            let ind = Indicator::new(
-                Logical::new(pin("led"), false, "led"),
-                c.led2.map(|_| Logical::new(pin("led2"), false, "led2")),
-                c.buzzer
-                    .map(|_| Logical::new(pin("buzzer"), false, "buzzer")),
-                c.quiet_hours,
-                c.buzzer_repeat,
-            )
-            .with_beat(beat.clone());
-            tokio::spawn(async move {
-                drop(ind.run(patterns, done).await);
-            })
-        }
-    })
-}
-
-/// Whether `dir` takes a write that reaches the disk: a file of 1 MiB, synced, then removed
-/// (sled needs room for a segment, not just a byte).
-fn writable(dir: &Path) -> std::io::Result<()> {
-    use std::io::Write;
-    let probe = dir.join(".writable-probe");
-    let result = (|| {
-        let mut f = std::fs::File::create(&probe)?;
-        f.write_all(&vec![0u8; 1 << 20])?;
-        f.sync_all()
-    })();
-    let _ = std::fs::remove_file(&probe);
-    result
-}
-
-/// The workers built from one configuration; replaced whole on reload.
-struct Pipeline {
-    stop: Stop,
-    watchers: Vec<std::thread::JoinHandle<()>>,
-    dispatchers: Vec<JoinHandle<()>>,
-}
-
-impl Pipeline {
-    /// No workers (while the spool cannot be written).
-    fn idle() -> Pipeline {
-        Pipeline {
-            stop: Stop::new(),
-            watchers: Vec::new(),
-            dispatchers: Vec::new(),
-        }
-    }
-
-    fn start(
-        config: &Config,
-        spool: &Spool,
-        health: &UnboundedSender<Event>,
-        dead: &HashSet<String>,
-        beats: &Beats,
-        guard: &Arc<Guard>,
-        digests: &Arc<Digests>,
-    ) -> Pipeline {
-        let stop = Stop::new();
-        let buckets = Arc::new(config.buckets.clone());
-        let triage = Arc::new(config.triage());
-        let mut wakes = Vec::new();
-        let mut by_sink = std::collections::HashMap::new();
-        let mut dispatchers = Vec::new();
-        let dead_sinks = Arc::new(failover::DeadSinks::default());
-        for s in &config.sinks {
-            let wake = Arc::new(Notify::new());
-            wakes.push(wake.clone());
-            by_sink.insert(s.name.clone(), wake.clone());
-            let d = Dispatcher {
-                sink: Arc::new(HttpSink::new(s.clone())),
-                spool: spool.clone(),
-                buckets: buckets.clone(),
-                health: health.clone(),
-                wake,
-                probe_every: s.probe_every,
-                probe_max: s.probe_max,
-                start_dead: dead.contains(&s.name),
-                disk_full: Default::default(),
-                beat: beats.beat(
-                    format!("sink {}", s.name),
-                    s.timeout + Duration::from_secs(10),
-                ),
-                timeout: s.timeout,
-                guard: guard.clone(),
-                digests: digests.clone(),
-                dead: dead_sinks.clone(),
-            };
-            dispatchers.push(tokio::spawn(d.run(stop.clone())));
-        }
-        digests.set_wakes(by_sink.clone());
-        dispatchers.push(tokio::spawn(failover::watch(
-            buckets.clone(),
-            spool.clone(),
-            dead_sinks,
-            by_sink,
-            stop.clone(),
-        )));
-        let mut watchers = Vec::new();
-        for a in &config.accounts {
-            let tls = match tls_config(a.ca_file.as_deref()) {
-                Ok(t) => t,
-                Err(e) => {
-                    log::error!("imap {}: {e}", a.name);
-                    for f in &a.folders {
-                        let _ = health.send(Event::Account {
-                            account: a.name.clone(),
-                            folder: f.clone(),
-                            state: e.state(),
-                            error: Some(e.to_string()),
-                            cursor: None,
-                        });
-                    }
-                    continue;
-                }
-            };
-            for folder in &a.folders {
-                let w = Watcher {
-                    account: a.clone(),
-                    folder: folder.clone(),
-                    spool: spool.clone(),
-                    triage: triage.clone(),
-                    buckets: buckets.clone(),
-                    health: health.clone(),
-                    wakes: wakes.clone(),
-                    tls: tls.clone(),
-                    beat: beats.beat(format!("imap {}/{folder}", a.name), a.timeout * 5),
-                };
-                let s = stop.clone();
-                match std::thread::Builder::new()
-                    .name(format!("imap {}/{folder}", a.name))
-                    .spawn(move || w.run(s))
-                {
-                    Ok(h) => watchers.push(h),
-                    Err(e) => log::error!("imap {}/{folder}: cannot start a thread: {e}", a.name),
-                }
-            }
-        }
-        Pipeline {
-            stop,
-            watchers,
-            dispatchers,
-        }
-    }
-
-    /// Signals every worker and waits until each finished the unit of work it held.
-    async fn stop(self) {
-        self.stop.trigger();
-        for d in self.dispatchers {
-            let _ = d.await;
-        }
-        let watchers = self.watchers;
-        let _ = tokio::task::spawn_blocking(move || {
-            for w in watchers {
-                let _ = w.join();
-            }
-        })
-        .await;
-    }
 }

@@ -1,0 +1,147 @@
+//! The pipeline: one IMAP watcher thread per mailbox and one dispatch task per sink (plus the
+//! failover watch), all built from one configuration and stopped together, each finishing the
+//! unit of work it holds.
+
+use crate::config::Config;
+use crate::discord::HttpSink;
+use crate::dispatch::{digest::Digests, failover, guard::Guard, Dispatcher};
+use crate::health::Event;
+use crate::imap::{tls_config, Watcher};
+use crate::spool::Spool;
+use crate::stop::Stop;
+use crate::watchdog::Beats;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc::UnboundedSender;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+/// The workers built from one configuration; replaced whole on reload.
+pub struct Pipeline {
+    stop: Stop,
+    watchers: Vec<std::thread::JoinHandle<()>>,
+    dispatchers: Vec<JoinHandle<()>>,
+}
+
+impl Pipeline {
+    /// No workers (while the spool cannot be written).
+    pub fn idle() -> Pipeline {
+        Pipeline {
+            stop: Stop::new(),
+            watchers: Vec::new(),
+            dispatchers: Vec::new(),
+        }
+    }
+
+    pub fn start(
+        config: &Config,
+        spool: &Spool,
+        health: &UnboundedSender<Event>,
+        dead: &HashSet<String>,
+        beats: &Beats,
+        guard: &Arc<Guard>,
+        digests: &Arc<Digests>,
+    ) -> Pipeline {
+        let stop = Stop::new();
+        let buckets = Arc::new(config.buckets.clone());
+        let triage = Arc::new(config.triage());
+        let mut wakes = Vec::new();
+        let mut by_sink = std::collections::HashMap::new();
+        let mut dispatchers = Vec::new();
+        let dead_sinks = Arc::new(failover::DeadSinks::default());
+        for s in &config.sinks {
+            let wake = Arc::new(Notify::new());
+            wakes.push(wake.clone());
+            by_sink.insert(s.name.clone(), wake.clone());
+            let d = Dispatcher {
+                sink: Arc::new(HttpSink::new(s.clone())),
+                spool: spool.clone(),
+                buckets: buckets.clone(),
+                health: health.clone(),
+                wake,
+                probe_every: s.probe_every,
+                probe_max: s.probe_max,
+                start_dead: dead.contains(&s.name),
+                disk_full: Default::default(),
+                beat: beats.beat(
+                    format!("sink {}", s.name),
+                    s.timeout + Duration::from_secs(10),
+                ),
+                timeout: s.timeout,
+                guard: guard.clone(),
+                digests: digests.clone(),
+                dead: dead_sinks.clone(),
+            };
+            dispatchers.push(tokio::spawn(d.run(stop.clone())));
+        }
+        digests.set_wakes(by_sink.clone());
+        dispatchers.push(tokio::spawn(failover::watch(
+            buckets.clone(),
+            spool.clone(),
+            dead_sinks,
+            by_sink,
+            stop.clone(),
+        )));
+        let mut watchers = Vec::new();
+        for a in &config.accounts {
+            let tls = match tls_config(a.ca_file.as_deref()) {
+                Ok(t) => t,
+                Err(e) => {
+                    log::error!("imap {}: {e}", a.name);
+                    for f in &a.folders {
+                        let _ = health.send(Event::Account {
+                            account: a.name.clone(),
+                            folder: f.clone(),
+                            state: e.state(),
+                            error: Some(e.to_string()),
+                            cursor: None,
+                        });
+                    }
+                    continue;
+                }
+            };
+            for folder in &a.folders {
+                let w = Watcher {
+                    account: a.clone(),
+                    folder: folder.clone(),
+                    spool: spool.clone(),
+                    triage: triage.clone(),
+                    buckets: buckets.clone(),
+                    health: health.clone(),
+                    wakes: wakes.clone(),
+                    tls: tls.clone(),
+                    beat: beats.beat(format!("imap {}/{folder}", a.name), a.timeout * 5),
+                };
+                let s = stop.clone();
+                match std::thread::Builder::new()
+                    .name(format!("imap {}/{folder}", a.name))
+                    .spawn(move || w.run(s))
+                {
+                    Ok(h) => watchers.push(h),
+                    Err(e) => log::error!("imap {}/{folder}: cannot start a thread: {e}", a.name),
+                }
+            }
+        }
+        Pipeline {
+            stop,
+            watchers,
+            dispatchers,
+        }
+    }
+
+    /// Signals every worker and waits until each finished the unit of work it held.
+    pub async fn stop(self) {
+        self.stop.trigger();
+        for d in self.dispatchers {
+            let _ = d.await;
+        }
+        let watchers = self.watchers;
+        let _ = tokio::task::spawn_blocking(move || {
+            for w in watchers {
+                let _ = w.join();
+            }
+        })
+        .await;
+    }
+}
