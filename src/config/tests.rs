@@ -1,7 +1,7 @@
 use super::*;
 use std::io::Write;
 
-fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+pub(super) fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::File::create(&p)
         .and_then(|mut f| f.write_all(text.as_bytes()))
@@ -9,13 +9,13 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
-fn tempdir(tag: &str) -> PathBuf {
+pub(super) fn tempdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("mb-config-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d
 }
 
-const GOOD: &str = r#"
+pub(super) const GOOD: &str = r#"
 state_dir = "/tmp/x"
 [[account]]
 name = "home"
@@ -36,7 +36,7 @@ name = "unknown"
 sinks = ["alerts"]
 "#;
 
-fn load(tag: &str, text: &str) -> Result<Config, ConfigError> {
+pub(super) fn load(tag: &str, text: &str) -> Result<Config, ConfigError> {
     let dir = tempdir(tag);
     let pass = write(&dir, "pass", "pw-from-file\n");
     let text = text.replace("PASS", &pass.display().to_string());
@@ -118,89 +118,6 @@ fn secrets_never_reach_errors() {
     );
     let c = load("dbg", GOOD).unwrap();
     assert!(!format!("{c:?}").contains("pw-from-file") && !format!("{c:?}").contains("/tok"));
-}
-
-#[test]
-fn quiet_hours_and_thresholds() {
-    assert_eq!(parse_quiet_hours("22:00-07:00"), Ok((1320, 420)));
-    assert!(parse_quiet_hours("25:00-07:00").is_err());
-    let e = load(
-        "thr",
-        &format!("{GOOD}\n[indicator]\nspool_warn = 10\nspool_alarm = 5\n"),
-    )
-    .unwrap_err();
-    assert!(e.key.contains("spool_warn"), "{e}");
-}
-
-#[test]
-fn inspection_needs_no_secret_files() {
-    let text = GOOD.replace(
-        "url = \"https://discord.com/api/webhooks/1/tok\"",
-        "credential = \"alerts-url\"",
-    );
-    let dir = tempdir("inspect");
-    let path = write(&dir, "c.toml", &text.replace("PASS", "/nonexistent/pass"));
-    assert!(Config::load(&path).is_err());
-    let c = Config::load_without_secrets(&path).unwrap();
-    assert_eq!(c.accounts[0].password.expose(), "");
-    assert_eq!(c.sinks[0].name, "alerts");
-}
-
-#[test]
-fn rules_match_named_headers() {
-    let c = load(
-        "headers",
-        &GOOD.replace(
-            "rules = [{ from",
-            "rules = [{ headers = { \"List-Id\" = '<news\\.example\\.com>', X-Priority = '^1' } }, { from",
-        ),
-    )
-    .unwrap();
-    let rule = &c.buckets[0].rules[0];
-    let names: Vec<&str> = rule.headers.iter().map(|(n, _)| n.as_str()).collect();
-    assert_eq!(names, ["List-Id", "X-Priority"]);
-    assert_eq!(c.triage().header_names(), ["list-id", "x-priority"]);
-    let e = load(
-        "header-regex",
-        &GOOD.replace(
-            "rules = [{ from",
-            "rules = [{ headers = { \"List-Id\" = '(news' } }, { from",
-        ),
-    )
-    .unwrap_err();
-    assert_eq!(e.key, "bucket[0] (stripe).rules[0].headers.List-Id", "{e}");
-    assert!(e.reason.contains("regex does not compile"), "{e}");
-    let e = load(
-        "header-name",
-        &GOOD.replace(
-            "rules = [{ from",
-            "rules = [{ headers = { \"List Id\" = 'x' } }, { from",
-        ),
-    )
-    .unwrap_err();
-    assert_eq!(
-        e.key, "bucket[0] (stripe).rules[0].headers.\"List Id\"",
-        "{e}"
-    );
-    assert!(e.reason.contains("not a header name"), "{e}");
-    let e = load(
-        "header-none",
-        &GOOD.replace("rules = [{ from", "rules = [{ headers = {} }, { from"),
-    )
-    .unwrap_err();
-    assert!(
-        e.key.ends_with("rules[0]") && e.reason.contains("headers"),
-        "{e}"
-    );
-}
-
-#[test]
-fn a_pattern_too_large_to_compile_is_a_config_error() {
-    let e = load("huge", &GOOD.replace("(?i)payment", "\\w{5000}")).unwrap_err();
-    assert_eq!(e.key, "bucket[0] (stripe).rules[1].subject", "{e}");
-    assert!(e.reason.contains("too large"), "{e}");
-    // An ordinary Unicode pattern is far below the limit.
-    load("sized", &GOOD.replace("(?i)payment", "(?i)\\w{20} payment")).unwrap();
 }
 
 #[test]

@@ -1,0 +1,121 @@
+//! An `[[account]]`: one IMAP server and login, validated — TLS (plaintext only to a loopback
+//! host), folders, IDLE renewal within RFC 2177's 29 minutes, and where a new mailbox starts.
+
+use super::raw::RawAccount;
+use super::{is_loopback, ConfigError, Loader, Secret};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tls {
+    Implicit,
+    Starttls,
+    /// Plaintext, accepted only to a loopback host (tests and local stand-ins).
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct Account {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+    pub tls: Tls,
+    pub username: String,
+    pub password: Secret,
+    pub ca_file: Option<PathBuf>,
+    pub folders: Vec<String>,
+    pub idle: bool,
+    /// How long one IDLE command may run before it is renewed (RFC 2177: under 29 minutes).
+    pub idle_renew: Duration,
+    /// The reconciliation poll: runs on this schedule even while idling.
+    pub poll_interval: Duration,
+    pub timeout: Duration,
+    /// Where a mailbox seen for the first time starts.
+    pub start_at: StartAt,
+    /// With `start_at = "unseen" | "all"`: only mail received within this window.
+    pub backfill: Option<Duration>,
+}
+
+/// The first run of a mailbox: only mail that arrives from now on (the default), mail not yet
+/// marked `\Seen`, or everything already there. `backfill` narrows the last two by age.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAt {
+    Now,
+    Unseen,
+    All,
+}
+
+impl Loader<'_> {
+    pub(super) fn account(&self, i: usize, a: RawAccount) -> Result<Account, ConfigError> {
+        let key = |k: &str| format!("account[{i}] ({}).{k}", a.name);
+        if a.name.trim().is_empty() {
+            return Err(self.err(format!("account[{i}].name"), "must not be empty"));
+        }
+        let tls = match a.tls.as_deref().unwrap_or("implicit") {
+            "implicit" => Tls::Implicit,
+            "starttls" => Tls::Starttls,
+            "none" if is_loopback(&a.host) => Tls::None,
+            "none" => return Err(self.err(key("tls"), "plaintext IMAP is allowed only to a loopback host; use \"implicit\" or \"starttls\"")),
+            other => return Err(self.err(key("tls"), format!("{other:?} is not one of implicit, starttls"))),
+        };
+        let password = self.secret(&key("password"), a.password, a.password_file, a.credential)?;
+        if let Some(ca) = &a.ca_file {
+            std::fs::metadata(ca)
+                .map_err(|e| self.err(key("ca_file"), format!("{}: {e}", ca.display())))?;
+        }
+        let folders = a.folders.unwrap_or_else(|| vec!["INBOX".to_string()]);
+        if folders.is_empty() || folders.iter().any(|f| f.trim().is_empty()) {
+            return Err(self.err(key("folders"), "list at least one folder, none empty"));
+        }
+        let idle_renew = self.duration(&key("idle_renew"), a.idle_renew.as_deref(), "5m")?;
+        if idle_renew < Duration::from_secs(10) || idle_renew > Duration::from_secs(29 * 60) {
+            return Err(self.err(
+                key("idle_renew"),
+                "must be between 10s and 29m (RFC 2177: renew IDLE at least every 29 minutes)",
+            ));
+        }
+        let start_at = match a.start_at.as_deref().unwrap_or("now") {
+            "now" => StartAt::Now,
+            "unseen" => StartAt::Unseen,
+            "all" => StartAt::All,
+            other => {
+                return Err(self.err(
+                    key("start_at"),
+                    format!("{other:?} is not one of now, unseen, all"),
+                ))
+            }
+        };
+        let backfill =
+            match a.backfill.as_deref() {
+                None => None,
+                Some(_) if start_at == StartAt::Now => return Err(self.err(
+                    key("backfill"),
+                    "has no effect with start_at = \"now\"; set start_at = \"unseen\" or \"all\"",
+                )),
+                Some(b) => Some(self.duration(&key("backfill"), Some(b), "0s")?),
+            };
+        Ok(Account {
+            port: a.port.unwrap_or(match tls {
+                Tls::Implicit => 993,
+                Tls::Starttls | Tls::None => 143,
+            }),
+            tls,
+            username: a.username,
+            password,
+            ca_file: a.ca_file,
+            folders,
+            idle: a.idle.unwrap_or(true),
+            idle_renew,
+            start_at,
+            backfill,
+            poll_interval: self.duration(
+                &key("poll_interval"),
+                a.poll_interval.as_deref(),
+                "15m",
+            )?,
+            timeout: self.duration(&key("timeout"), a.timeout.as_deref(), "60s")?,
+            host: a.host,
+            name: a.name,
+        })
+    }
+}

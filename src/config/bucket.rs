@@ -1,0 +1,260 @@
+//! A `[[bucket]]`: where matching mail goes, validated — severity, delivery mode, sinks, mention,
+//! and its rules, each pattern compiled once under a size limit.
+
+use super::raw::{RawBucket, RawRule};
+use super::{ConfigError, Loader, SinkConfig};
+use crate::triage::{Field, Rule};
+use regex::{Regex, RegexBuilder};
+use std::time::Duration;
+
+/// P0 is the most urgent: its mail is delivered before P1's, and so on.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+pub enum Severity {
+    P0,
+    P1,
+    P2,
+    P3,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Push,
+    Digest,
+    Hold,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mention {
+    Role(String),
+    Everyone,
+}
+
+#[derive(Debug, Clone)]
+pub struct Bucket {
+    pub name: String,
+    pub severity: Severity,
+    pub mode: Mode,
+    pub sinks: Vec<String>,
+    pub rules: Vec<Rule>,
+    pub mention: Option<Mention>,
+    pub digest_every: Option<Duration>,
+    /// Also delivers to this sink when every sink of the bucket is dead, or (P0/P1) when a
+    /// mail waited longer than `escalate_after`.
+    pub fallback: Option<String>,
+    pub escalate_after: Option<Duration>,
+    /// Receives a one-line mirror of every delivery of the bucket's mail.
+    pub audit: Option<String>,
+}
+
+impl Loader<'_> {
+    pub(super) fn bucket(
+        &self,
+        i: usize,
+        b: RawBucket,
+        sinks: &[SinkConfig],
+    ) -> Result<Bucket, ConfigError> {
+        let key = |k: &str| format!("bucket[{i}] ({}).{k}", b.name);
+        if b.name.trim().is_empty() || b.name.contains('\0') {
+            return Err(self.err(format!("bucket[{i}].name"), "must not be empty"));
+        }
+        let severity = match b.severity.as_deref().unwrap_or("P3") {
+            "P0" => Severity::P0,
+            "P1" => Severity::P1,
+            "P2" => Severity::P2,
+            "P3" => Severity::P3,
+            other => {
+                return Err(self.err(
+                    key("severity"),
+                    format!("{other:?} is not one of P0, P1, P2, P3"),
+                ))
+            }
+        };
+        let mode = match b.mode.as_deref().unwrap_or("push") {
+            "push" => Mode::Push,
+            "digest" => Mode::Digest,
+            "hold" => Mode::Hold,
+            other => {
+                return Err(self.err(
+                    key("mode"),
+                    format!("{other:?} is not one of push, digest, hold"),
+                ))
+            }
+        };
+        for s in &b.sinks {
+            if !sinks.iter().any(|k| &k.name == s) {
+                return Err(self.err(key("sinks"), format!("no [[sink]] is named {s:?}")));
+            }
+        }
+        if b.sinks.is_empty() && mode != Mode::Hold {
+            return Err(self.err(
+                key("sinks"),
+                "list at least one sink (or set mode = \"hold\")",
+            ));
+        }
+        let mention = match b.mention.as_deref() {
+            None => None,
+            Some("everyone") if severity == Severity::P0 => Some(Mention::Everyone),
+            Some("everyone") => {
+                return Err(self.err(
+                    key("mention"),
+                    "\"everyone\" is allowed only for severity P0",
+                ))
+            }
+            Some(m) => match m.strip_prefix("role:") {
+                Some(id) if !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()) => {
+                    Some(Mention::Role(id.to_string()))
+                }
+                _ => {
+                    return Err(self.err(
+                        key("mention"),
+                        format!("{m:?} is not \"role:ID\" or \"everyone\""),
+                    ))
+                }
+            },
+        };
+        let route = self.route(&key, &b, severity, mode, sinks)?;
+        let rules = b
+            .rules
+            .into_iter()
+            .enumerate()
+            .map(|(r, rule)| self.rule(&key(&format!("rules[{r}]")), rule))
+            .collect::<Result<Vec<_>, _>>()?;
+        let digest_every = match mode {
+            Mode::Digest => {
+                Some(self.duration(&key("digest_every"), b.digest_every.as_deref(), "1h")?)
+            }
+            _ => None,
+        };
+        Ok(Bucket {
+            name: b.name,
+            severity,
+            mode,
+            sinks: b.sinks,
+            rules,
+            mention,
+            digest_every,
+            fallback: route.fallback,
+            escalate_after: route.escalate_after,
+            audit: route.audit,
+        })
+    }
+
+    fn rule(&self, key: &str, r: RawRule) -> Result<Rule, ConfigError> {
+        let re = |field: Field, value: Option<String>| -> Result<Option<Regex>, ConfigError> {
+            value
+                .map(|v| compile(&v).map_err(|reason| self.err(format!("{key}.{field}"), reason)))
+                .transpose()
+        };
+        let mut headers = Vec::new();
+        for (name, pattern) in r.headers {
+            // RFC 5322 field names: printable ASCII except the colon.
+            if name.is_empty() || !name.bytes().all(|b| b.is_ascii_graphic() && b != b':') {
+                return Err(self.err(
+                    format!("{key}.{}", Field::Header(&name)),
+                    "not a header name (printable ASCII, no spaces, no colon)",
+                ));
+            }
+            if let Some(re) = re(Field::Header(&name), Some(pattern))? {
+                headers.push((name, re));
+            }
+        }
+        let rule = Rule {
+            from: re(Field::From, r.from)?,
+            subject: re(Field::Subject, r.subject)?,
+            to: re(Field::To, r.to)?,
+            cc: re(Field::Cc, r.cc)?,
+            snippet: re(Field::Snippet, r.snippet)?,
+            headers,
+        };
+        if rule.is_empty() {
+            return Err(self.err(
+                key,
+                "a rule must name at least one of from, subject, to, cc, snippet, headers",
+            ));
+        }
+        Ok(rule)
+    }
+}
+
+/// The most memory one compiled rule pattern may take: the regex crate's own default, pinned here
+/// so that it cannot grow under us. Every rule stays compiled for the life of the agent; a
+/// pattern past this (`\w{250}`: a large count of a Unicode class) is a config error that says
+/// so, not a board out of memory.
+const REGEX_SIZE_LIMIT: usize = 10 << 20;
+
+fn compile(pattern: &str) -> Result<Regex, String> {
+    RegexBuilder::new(pattern)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| match e {
+            regex::Error::CompiledTooBig(limit) => format!(
+                "regex is too large once compiled (over {} MiB): use smaller counted repetitions, or ASCII classes with (?-u)",
+                limit >> 20
+            ),
+            other => format!("regex does not compile: {other}"),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::config::tests::{load, GOOD};
+
+    #[test]
+    fn rules_match_named_headers() {
+        let c = load(
+            "headers",
+            &GOOD.replace(
+                "rules = [{ from",
+                "rules = [{ headers = { \"List-Id\" = '<news\\.example\\.com>', X-Priority = '^1' } }, { from",
+            ),
+        )
+        .unwrap();
+        let rule = &c.buckets[0].rules[0];
+        let names: Vec<&str> = rule.headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(names, ["List-Id", "X-Priority"]);
+        assert_eq!(c.triage().header_names(), ["list-id", "x-priority"]);
+        let e = load(
+            "header-regex",
+            &GOOD.replace(
+                "rules = [{ from",
+                "rules = [{ headers = { \"List-Id\" = '(news' } }, { from",
+            ),
+        )
+        .unwrap_err();
+        assert_eq!(e.key, "bucket[0] (stripe).rules[0].headers.List-Id", "{e}");
+        assert!(e.reason.contains("regex does not compile"), "{e}");
+        let e = load(
+            "header-name",
+            &GOOD.replace(
+                "rules = [{ from",
+                "rules = [{ headers = { \"List Id\" = 'x' } }, { from",
+            ),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.key, "bucket[0] (stripe).rules[0].headers.\"List Id\"",
+            "{e}"
+        );
+        assert!(e.reason.contains("not a header name"), "{e}");
+        let e = load(
+            "header-none",
+            &GOOD.replace("rules = [{ from", "rules = [{ headers = {} }, { from"),
+        )
+        .unwrap_err();
+        assert!(
+            e.key.ends_with("rules[0]") && e.reason.contains("headers"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_pattern_too_large_to_compile_is_a_config_error() {
+        let e = load("huge", &GOOD.replace("(?i)payment", "\\w{5000}")).unwrap_err();
+        assert_eq!(e.key, "bucket[0] (stripe).rules[1].subject", "{e}");
+        assert!(e.reason.contains("too large"), "{e}");
+        // An ordinary Unicode pattern is far below the limit.
+        load("sized", &GOOD.replace("(?i)payment", "(?i)\\w{20} payment")).unwrap();
+    }
+}
