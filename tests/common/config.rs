@@ -8,8 +8,8 @@ use crate::common::dovecot::{Dovecot, PASSWORD};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// `Config::new(dir, dovecot)` is the config most daemon tests run; each method changes one
-/// part of it, and [`Config::text`] writes it out:
+/// `Config::new(dir, dovecot)` is the config most daemon tests run, its state in `dir/state`;
+/// each method changes one part of it, and [`Config::text`] writes it out:
 ///
 /// ```ignore
 /// let dir = temp_dir("bound");
@@ -49,10 +49,6 @@ impl Config {
         Config::new(&temp_dir(tag), dovecot)
     }
 
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     /// Top-level keys (`spool_max_mb = 1`), written right after `state_dir`.
     pub fn top(mut self, keys: &str) -> Config {
         self.top = format!("{}{keys}\n", self.top);
@@ -80,7 +76,7 @@ impl Config {
     /// `[[sink]]` tables. A test that tunes the LED adds its own `[indicator]` table here or
     /// with the buckets; the `sim` keys join it.
     pub fn sinks(mut self, tables: &str) -> Config {
-        self.body = format!("{}{tables}\n\n", self.body);
+        self.body = format!("{}{}\n\n", self.body, tables.trim());
         self
     }
 
