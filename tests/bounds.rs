@@ -5,6 +5,7 @@
 
 mod common;
 
+use common::config::Config;
 use common::daemon::{mail, temp_dir, wait_until, Daemon};
 use common::dovecot::Dovecot;
 use common::fake_discord::{Behaviour, FakeDiscord};
@@ -16,20 +17,13 @@ const DEAD: Behaviour = Behaviour::Status {
     code: 50013,
 };
 
-fn config(dir: &Path, dovecot: &Dovecot, alerts: &str, noise: &str, top: &str) -> String {
-    std::fs::write(dir.join("imap.pass"), "secret\n").unwrap();
-    format!(
-        r#"
-state_dir = "{state}"
-{top}
-[[account]]
-name = "home"
-host = "127.0.0.1"
-port = {port}
-username = "alice"
-password_file = "{pass}"
-ca_file = "{ca}"
-poll_interval = "1s"
+/// Mail from the boss to `alerts`, the rest to `noise`, which is probed every second or two
+/// while it is dead; the test's own `top` keys.
+fn config(dir: &Path, dovecot: &Dovecot, alerts: &str, noise: &str, top: &str) -> Config {
+    Config::new(dir, dovecot)
+        .top(top)
+        .sinks(&format!(
+            r#"
 [[sink]]
 name = "alerts"
 kind = "webhook"
@@ -40,27 +34,19 @@ kind = "webhook"
 url = "{noise}"
 probe_every = "1s"
 probe_max = "2s"
+"#
+        ))
+        .buckets(
+            r#"
 [[bucket]]
 name = "vip"
 sinks = ["alerts"]
-rules = [{{ from = 'boss@' }}]
+rules = [{ from = 'boss@' }]
 [[bucket]]
 name = "unknown"
 sinks = ["noise"]
-[indicator]
-backend = "sim"
 "#,
-        state = dir.join("state").display(),
-        port = dovecot.imaps_port(),
-        pass = dir.join("imap.pass").display(),
-        ca = dovecot.ca_file().display(),
-    )
-}
-
-fn watched(daemon: &Daemon) {
-    wait_until(Duration::from_secs(20), "the mailbox watched", || {
-        daemon.status()["accounts"][0]["state"] == "idle"
-    });
+        )
 }
 
 fn count(daemon: &Daemon, bucket: &str, state: &str) -> usize {
@@ -87,8 +73,7 @@ fn delivered_mail_is_pruned_pending_mail_stays_and_metrics_tell() {
         "keep_delivered = \"1s\"\nmetrics_file = \"{}\"\nmetrics_every = \"1s\"",
         prom.display()
     );
-    let mut daemon = Daemon::start(&dir, &config(&dir, &dovecot, &alerts, &noise, &top));
-    watched(&daemon);
+    let mut daemon = config(&dir, &dovecot, &alerts, &noise, &top).start_watching();
     for i in 0..2 {
         let boss = mail(
             "Boss <boss@corp>",
@@ -147,7 +132,10 @@ fn delivered_mail_is_pruned_pending_mail_stays_and_metrics_tell() {
     wait_until(Duration::from_secs(20), "the delivered mail pruned", || {
         count(&daemon, "vip", "delivered") == 0
     });
-    assert!(daemon.log_text().contains("pruned 2 delivered item(s)"));
+    // The prune is visible in the spool an instant before its log line is written.
+    wait_until(Duration::from_secs(5), "the prune logged", || {
+        daemon.log_text().contains("pruned 2 delivered item(s)")
+    });
     std::thread::sleep(Duration::from_secs(6));
     assert_eq!(
         count(&daemon, "unknown", "pending"),
@@ -176,8 +164,7 @@ fn a_full_spool_stops_ingestion_loses_nothing_and_resumes_by_itself() {
     let dir = temp_dir("bound");
     // About 2 KiB: a handful of small mails.
     let top = "spool_max_mb = 0.002";
-    let daemon = Daemon::start(&dir, &config(&dir, &dovecot, &alerts, &noise, top));
-    watched(&daemon);
+    let daemon = config(&dir, &dovecot, &alerts, &noise, top).start_watching();
     let full = || {
         daemon.status()["summary"]
             .as_str()

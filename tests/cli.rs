@@ -4,6 +4,7 @@
 
 mod common;
 
+use common::config::Config;
 use common::daemon::{cli, mail, temp_dir, wait_until, Daemon, BIN};
 use common::dovecot::Dovecot;
 use common::fake_discord::{Behaviour, FakeDiscord};
@@ -274,34 +275,12 @@ fn the_shipped_example_config_is_valid() {
 }
 
 /// A config for the tools tests: one mailbox on a real Dovecot, one webhook on the fake Discord.
-fn live_config(dir: &std::path::Path, dovecot: &Dovecot, url: &str, extra: &str) -> String {
-    std::fs::write(dir.join("imap.pass"), "secret\n").unwrap();
-    format!(
-        r#"
-state_dir = "{state}"
-{extra}
-[[account]]
-name = "home"
-host = "127.0.0.1"
-port = {port}
-username = "alice"
-password_file = "{pass}"
-ca_file = "{ca}"
-poll_interval = "1s"
-[[sink]]
-name = "alerts"
-kind = "webhook"
-url = "{url}"
-probe_every = "1s"
-[[bucket]]
-name = "unknown"
-sinks = ["alerts"]
-"#,
-        state = dir.join("state").display(),
-        port = dovecot.imaps_port(),
-        pass = dir.join("imap.pass").display(),
-        ca = dovecot.ca_file().display(),
-    )
+fn live_config(dir: &std::path::Path, dovecot: &Dovecot, url: &str) -> Config {
+    Config::new(dir, dovecot)
+        .sinks(&format!(
+            "[[sink]]\nname = \"alerts\"\nkind = \"webhook\"\nurl = \"{url}\"\nprobe_every = \"1s\""
+        ))
+        .buckets("[[bucket]]\nname = \"unknown\"\nsinks = [\"alerts\"]")
 }
 
 fn run_ok(config: &std::path::Path, args: &[&str]) -> String {
@@ -342,12 +321,9 @@ fn spool_tools_and_sink_probe_work_with_the_daemon_running_and_stopped() {
     };
     let url = discord.webhook("300", "toolsTOKEN", refused);
     let dir = temp_dir("tools");
-    let mut daemon = Daemon::start(&dir, &live_config(&dir, &dovecot, &url, ""));
-    let config = daemon.config.clone();
     // `start_at = "now"`: only mail that arrives once the mailbox is watched.
-    wait_until(Duration::from_secs(20), "the mailbox watched", || {
-        daemon.status()["accounts"][0]["state"] == "idle"
-    });
+    let mut daemon = live_config(&dir, &dovecot, &url).start_watching();
+    let config = daemon.config.clone();
     for i in 0..4 {
         let m = mail(
             "A <a@example.org>",

@@ -9,7 +9,8 @@
 
 mod common;
 
-use common::daemon::{mail, temp_dir, wait_until, Daemon};
+use common::config::Config;
+use common::daemon::{mail, temp_dir, wait_until};
 use common::dovecot::Dovecot;
 use common::fake_discord::{Behaviour, FakeDiscord};
 use mailbeacon::mail::Summary;
@@ -19,30 +20,14 @@ use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-fn config(dir: &std::path::Path, dovecot: &Dovecot, url: &str) -> String {
-    format!(
-        r#"
-state_dir = "{state}"
-[[account]]
-name = "home"
-host = "127.0.0.1"
-port = {port}
-username = "alice"
-password = "secret"
-ca_file = "{ca}"
-poll_interval = "300ms"
-[[sink]]
-name = "flaky"
-kind = "webhook"
-url = "{url}"
-[[bucket]]
-name = "unknown"
-sinks = ["flaky"]
-"#,
-        state = dir.join("state").display(),
-        port = dovecot.imaps_port(),
-        ca = dovecot.ca_file().display(),
-    )
+/// Every mail to the `flaky` webhook at `url`; polls 300 ms apart, so kills land mid-fetch.
+fn config(dir: &std::path::Path, dovecot: &Dovecot, url: &str) -> Config {
+    Config::new(dir, dovecot)
+        .account("poll_interval = \"300ms\"")
+        .sinks(&format!(
+            "[[sink]]\nname = \"flaky\"\nkind = \"webhook\"\nurl = \"{url}\""
+        ))
+        .buckets("[[bucket]]\nname = \"unknown\"\nsinks = [\"flaky\"]")
 }
 
 /// Where a kill lands. Each kill takes the next of these in turn.
@@ -70,10 +55,7 @@ fn sigkill_at_random_moments_loses_nothing() {
     let discord = FakeDiscord::start();
     let url = discord.webhook("300", "flakyTOKEN", Behaviour::FlakyEvery(3));
     let dir = temp_dir("crash");
-    let mut daemon = Daemon::start(&dir, &config(&dir, &dovecot, &url));
-    wait_until(Duration::from_secs(20), "the mailbox to be watched", || {
-        daemon.status()["accounts"][0]["state"] == "idle"
-    });
+    let mut daemon = config(&dir, &dovecot, &url).start_watching();
 
     // Mail numbers are handed out by one counter: the feeder and the `Ingest` kills both deliver.
     let next = AtomicUsize::new(0);

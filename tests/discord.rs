@@ -4,7 +4,8 @@
 
 mod common;
 
-use common::daemon::{blinks, config, mail, temp_dir, wait_until, Daemon};
+use common::config::{config, Config};
+use common::daemon::{blinks, mail, wait_until, Daemon};
 use common::dovecot::{Dovecot, PASSWORD};
 use common::fake_discord::{Behaviour, FakeDiscord, Options, Request};
 use serde_json::Value;
@@ -24,12 +25,11 @@ fn fallback(sink: &str) -> String {
 }
 
 fn start(tag: &str, dovecot: &Dovecot, top: &str, sinks: &str, buckets: &str) -> Daemon {
-    let dir = temp_dir(tag);
-    let daemon = Daemon::start(&dir, &config(&dir, dovecot, top, sinks, buckets));
-    wait_until(Duration::from_secs(20), "the mailbox to be watched", || {
-        daemon.status()["accounts"][0]["state"] == "idle"
-    });
-    daemon
+    Config::temp(tag, dovecot)
+        .top(top)
+        .sinks(sinks)
+        .buckets(buckets)
+        .start_watching()
 }
 
 fn send(dovecot: &Dovecot, subject: &str) {

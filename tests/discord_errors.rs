@@ -5,7 +5,8 @@
 
 mod common;
 
-use common::daemon::{send, start_watching, wait_until, Daemon};
+use common::config::start_watching;
+use common::daemon::{send, wait_until, Daemon};
 use common::dovecot::Dovecot;
 use common::fake_discord::{Behaviour, FakeDiscord};
 use serde_json::Value;

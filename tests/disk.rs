@@ -8,6 +8,7 @@
 
 mod common;
 
+use common::config::Config;
 use common::daemon::{mail, temp_dir, wait_until, Daemon};
 use common::dovecot::Dovecot;
 use common::fake_discord::{Behaviour, FakeDiscord};
@@ -121,37 +122,6 @@ fn fill(dir: &Path) -> PathBuf {
     path
 }
 
-fn config(dir: &Path, state: &Path, dovecot: &Dovecot, url: &str) -> String {
-    format!(
-        r#"
-state_dir = "{state}"
-[[account]]
-name = "home"
-host = "127.0.0.1"
-port = {port}
-username = "alice"
-password = "secret"
-ca_file = "{ca}"
-poll_interval = "2s"
-timeout = "5s"
-[[sink]]
-name = "alerts"
-kind = "webhook"
-url = "{url}"
-[[bucket]]
-name = "unknown"
-sinks = ["alerts"]
-[indicator]
-backend = "sim"
-trace = "{trace}"
-"#,
-        state = state.display(),
-        port = dovecot.imaps_port(),
-        ca = dovecot.ca_file().display(),
-        trace = dir.join("led.jsonl").display(),
-    )
-}
-
 /// Distinct mails delivered (a mail may be delivered twice around a crash; never zero times).
 fn distinct(discord: &FakeDiscord) -> usize {
     let mut titles = discord.delivered_titles("diskTOKEN");
@@ -194,10 +164,10 @@ fn a_full_then_read_only_disk_stops_ingestion_loudly_and_loses_nothing() {
     };
 
     let url = discord.webhook("1", "diskTOKEN", Behaviour::Ok);
-    let mut daemon = Daemon::start(&dir, &config(&dir, &state, &dovecot, &url));
-    wait_until(Duration::from_secs(20), "INBOX watched", || {
-        daemon.status()["accounts"][0]["state"] == "idle"
-    });
+    let mut daemon = Config::new(&dir, &dovecot)
+        .account("poll_interval = \"2s\"\ntimeout = \"5s\"")
+        .webhook(&url)
+        .start_watching();
     let deliver = |from: usize, to: usize| {
         for i in from..to {
             let body = format!("{i} ").repeat(400);

@@ -9,7 +9,8 @@
 
 mod common;
 
-use common::daemon::{temp_dir, wait_until, Daemon};
+use common::config::Config;
+use common::daemon::temp_dir;
 use common::dovecot::Dovecot;
 use common::fake_discord::{Behaviour, FakeDiscord, Request};
 use serde_json::Value;
@@ -669,25 +670,14 @@ fn a_header_cut_off_by_the_end_of_the_data_is_still_read() {
 
 // ------------------------------------------------------------------------ the real daemon
 
-fn config(dir: &Path, dovecot: &Dovecot, url: &str) -> String {
-    format!(
-        r#"
-state_dir = "{state}"
-
-[[account]]
-name = "home"
-host = "127.0.0.1"
-port = {port}
-username = "alice"
-password = "secret"
-ca_file = "{ca}"
-poll_interval = "300ms"
-
-[[sink]]
-name = "alerts"
-kind = "webhook"
-url = "{url}"
-
+fn config(dir: &Path, dovecot: &Dovecot, url: &str) -> Config {
+    Config::new(dir, dovecot)
+        .account("poll_interval = \"300ms\"")
+        .sinks(&format!(
+            "[[sink]]\nname = \"alerts\"\nkind = \"webhook\"\nurl = \"{url}\""
+        ))
+        .buckets(&format!(
+            r#"
 # Matches every mail it can read: only a mail that reads badly reaches the fallback.
 [[bucket]]
 name = "{EVERYTHING}"
@@ -699,16 +689,10 @@ name = "{FALLBACK}"
 sinks = ["alerts"]
 
 [indicator]
-backend = "sim"
-trace = "{trace}"
 spool_warn = 1000
 spool_alarm = 2000
-"#,
-        state = dir.join("state").display(),
-        port = dovecot.imaps_port(),
-        ca = dovecot.ca_file().display(),
-        trace = dir.join("led.jsonl").display(),
-    )
+"#
+        ))
 }
 
 /// Stores one raw mail in alice's INBOX with `doveadm save`; when Dovecot refuses the bytes,
@@ -948,10 +932,7 @@ fn hostile_mail_is_spooled_delivered_and_inert() {
     let discord = FakeDiscord::start();
     let url = discord.webhook("900", "hostileTOKEN", Behaviour::Ok);
     let dir = temp_dir("hostile");
-    let mut daemon = Daemon::start(&dir, &config(&dir, &dovecot, &url));
-    wait_until(Duration::from_secs(20), "the mailbox to be watched", || {
-        daemon.status()["accounts"][0]["state"] == "idle"
-    });
+    let mut daemon = config(&dir, &dovecot, &url).start_watching();
 
     let corpus = corpus();
     let mut paths: HashMap<&str, &str> = HashMap::new();

@@ -4,41 +4,15 @@
 
 mod common;
 
-use common::daemon::{cli, temp_dir, wait_until, Daemon};
+use common::config::Config;
+use common::daemon::{cli, wait_until};
 use common::dovecot::Dovecot;
 use common::fake_discord::{Behaviour, FakeDiscord};
 use std::time::Duration;
 
-fn config(dir: &std::path::Path, account: &str, sink_url: &str) -> String {
-    format!(
-        r#"
-state_dir = "{state}"
-[[account]]
-name = "home"
-host = "127.0.0.1"
-username = "alice"
-{account}
-[[sink]]
-name = "alerts"
-kind = "webhook"
-url = "{sink_url}"
-[[bucket]]
-name = "unknown"
-sinks = ["alerts"]
-[indicator]
-backend = "sim"
-trace = "{trace}"
-"#,
-        state = dir.join("state").display(),
-        trace = dir.join("led.jsonl").display(),
-    )
-}
-
-fn probe(tag: &str, account: &str, sink_url: &str) -> (bool, String) {
-    let dir = temp_dir(tag);
-    let path = dir.join("c.toml");
-    std::fs::write(&path, config(&dir, account, sink_url)).unwrap();
-    let out = cli(&path, &["check", "--probe"]);
+/// `check --probe` on `config`: whether it passed, and what it said.
+fn probe(config: Config) -> (bool, String) {
+    let out = cli(&config.write(), &["check", "--probe"]);
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr),
@@ -58,14 +32,9 @@ fn check_probe_tells_each_failure_apart() {
             code: 10015,
         },
     );
-    let ca = dovecot.ca_file().display().to_string();
-    let (imaps, imap) = (dovecot.imaps_port(), dovecot.imap_port());
+    let home = |tag| Config::temp(tag, &dovecot);
 
-    let (passed, text) = probe(
-        "implicit",
-        &format!("port = {imaps}\npassword = \"secret\"\nca_file = \"{ca}\""),
-        &ok,
-    );
+    let (passed, text) = probe(home("implicit").webhook(&ok));
     assert!(
         passed && text.contains("ok   imap home/INBOX") && text.contains("ok   sink alerts"),
         "{text}"
@@ -75,36 +44,22 @@ fn check_probe_tells_each_failure_apart() {
         "a probe never posts"
     );
 
-    let (passed, text) = probe(
-        "starttls",
-        &format!("port = {imap}\ntls = \"starttls\"\npassword = \"secret\"\nca_file = \"{ca}\""),
-        &ok,
-    );
+    let starttls = format!("port = {}\ntls = \"starttls\"", dovecot.imap_port());
+    let (passed, text) = probe(home("starttls").account(&starttls).webhook(&ok));
     assert!(passed && text.contains("ok   imap home/INBOX"), "{text}");
 
-    let (passed, text) = probe(
-        "untrusted",
-        &format!("port = {imaps}\npassword = \"secret\""),
-        &ok,
-    );
+    let (passed, text) = probe(home("untrusted").without("ca_file").webhook(&ok));
     assert!(!passed && text.contains("FAIL imap home: TLS"), "{text}");
 
-    let (passed, text) = probe(
-        "password",
-        &format!("port = {imaps}\npassword = \"wrong-PASSWORD\"\nca_file = \"{ca}\""),
-        &ok,
-    );
+    let wrong = home("password").account("password = \"wrong-PASSWORD\"");
+    let (passed, text) = probe(wrong.webhook(&ok));
     assert!(
         !passed && text.contains("FAIL imap home: login refused"),
         "{text}"
     );
     assert!(!text.contains("wrong-PASSWORD"), "{text}");
 
-    let (passed, text) = probe(
-        "sink",
-        &format!("port = {imaps}\npassword = \"secret\"\nca_file = \"{ca}\""),
-        &gone,
-    );
+    let (passed, text) = probe(home("sink").webhook(&gone));
     assert!(
         !passed && text.contains("FAIL sink alerts: HTTP 404 (code 10015"),
         "{text}"
@@ -117,13 +72,10 @@ fn a_refused_login_shows_as_auth_failed_and_on_the_led() {
     let dovecot = Dovecot::start();
     let discord = FakeDiscord::start();
     let ok = discord.webhook("1", "okTOKEN", Behaviour::Ok);
-    let dir = temp_dir("authfail");
-    let account = format!(
-        "port = {}\npassword = \"wrong\"\nca_file = \"{}\"",
-        dovecot.imaps_port(),
-        dovecot.ca_file().display()
-    );
-    let daemon = Daemon::start(&dir, &config(&dir, &account, &ok));
+    let daemon = Config::temp("authfail", &dovecot)
+        .account("password = \"wrong\"")
+        .webhook(&ok)
+        .start();
     wait_until(Duration::from_secs(30), "auth_failed in status", || {
         daemon.status()["accounts"][0]["state"] == "auth_failed"
     });

@@ -4,44 +4,34 @@
 
 mod common;
 
-use common::daemon::{mail, temp_dir, wait_until, Daemon};
+use common::config::Config;
+use common::daemon::{mail, temp_dir, wait_until};
 use common::dovecot::Dovecot;
 use common::fake_discord::{Behaviour, FakeDiscord};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-fn config(dir: &std::path::Path, dovecot: &Dovecot, url: &str) -> String {
-    format!(
-        r#"
-state_dir = "{state}"
-[[account]]
-name = "home"
-host = "127.0.0.1"
-port = {port}
-username = "alice"
-password = "secret"
-ca_file = "{ca}"
-poll_interval = "1s"
-[[sink]]
-name = "alerts"
-kind = "webhook"
-url = "{url}"
+/// Three held buckets: `news` and `urgent` by named headers, `unknown` for the rest.
+fn config(dir: &std::path::Path, dovecot: &Dovecot, url: &str) -> Config {
+    Config::new(dir, dovecot)
+        .sinks(&format!(
+            "[[sink]]\nname = \"alerts\"\nkind = \"webhook\"\nurl = \"{url}\""
+        ))
+        .buckets(
+            r#"
 [[bucket]]
 name = "news"
 mode = "hold"
-rules = [{{ headers = {{ "List-Id" = '<news\.example\.com>' }} }}]
+rules = [{ headers = { "List-Id" = '<news\.example\.com>' } }]
 [[bucket]]
 name = "urgent"
 mode = "hold"
-rules = [{{ from = 'alerts@', headers = {{ x-priority = '^1' }} }}]
+rules = [{ from = 'alerts@', headers = { x-priority = '^1' } }]
 [[bucket]]
 name = "unknown"
 mode = "hold"
 "#,
-        state = dir.join("state").display(),
-        port = dovecot.imaps_port(),
-        ca = dovecot.ca_file().display(),
-    )
+        )
 }
 
 /// `headers` (CRLF-terminated lines) put in front of an ordinary message.
@@ -62,10 +52,7 @@ fn mail_is_sorted_on_named_headers() {
     let discord = FakeDiscord::start();
     let url = discord.webhook("1", "rulesTOKEN", Behaviour::Ok);
     let dir = temp_dir("rules");
-    let daemon = Daemon::start(&dir, &config(&dir, &dovecot, &url));
-    wait_until(Duration::from_secs(20), "the mailbox to be watched", || {
-        daemon.status()["accounts"][0]["state"] == "idle"
-    });
+    let daemon = config(&dir, &dovecot, &url).start_watching();
     let mails = [
         // Encoded and folded: matched on the decoded, unfolded text, in any case of the name.
         (

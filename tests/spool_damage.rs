@@ -7,6 +7,7 @@
 
 mod common;
 
+use common::config::Config;
 use common::daemon::{cli, temp_dir, wait_until, Daemon, BIN};
 use common::dovecot::Dovecot;
 use common::fake_discord::{Behaviour, FakeDiscord};
@@ -22,29 +23,10 @@ const DAMAGED: i32 = 65;
 const MAILS: usize = 6;
 
 fn config(dir: &Path, dovecot: &Dovecot, url: &str) -> String {
-    format!(
-        r#"
-state_dir = "{state}"
-[[account]]
-name = "home"
-host = "127.0.0.1"
-port = {port}
-username = "alice"
-password = "secret"
-ca_file = "{ca}"
-poll_interval = "2s"
-[[sink]]
-name = "alerts"
-kind = "webhook"
-url = "{url}"
-[[bucket]]
-name = "unknown"
-sinks = ["alerts"]
-"#,
-        state = dir.join("state").display(),
-        port = dovecot.imaps_port(),
-        ca = dovecot.ca_file().display(),
-    )
+    Config::new(dir, dovecot)
+        .account("poll_interval = \"2s\"")
+        .webhook(url)
+        .text()
 }
 
 fn spool_dir(dir: &Path) -> PathBuf {

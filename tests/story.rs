@@ -6,27 +6,22 @@
 
 mod common;
 
-use common::daemon::{blinks, cli, mail, temp_dir, wait_until, Daemon};
+use common::config::Config;
+use common::daemon::{blinks, cli, mail, temp_dir, wait_until};
 use common::dovecot::Dovecot;
 use common::fake_discord::{Behaviour, FakeDiscord};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-fn config(dir: &std::path::Path, dovecot: &Dovecot, alerts: &str, noise: &str) -> String {
-    format!(
-        r#"
-state_dir = "{state}"
-
-[[account]]
-name = "home"
-host = "127.0.0.1"
-port = {port}
-tls = "implicit"
-username = "alice"
-password_file = "{pass}"
-ca_file = "{ca}"
-folders = ["INBOX"]
-poll_interval = "1s"
-
+/// alice's INBOX with her password in a file; Stripe and the boss to `alerts`, everything
+/// else to `noise`, whose URL lives in a file so it can be rotated; a buzzer and spool levels.
+fn config(dir: &Path, dovecot: &Dovecot, alerts: &str, noise: &str) -> Config {
+    let pass = write(dir, "imap.pass", "secret\n");
+    let noise_file = write(dir, "noise.url", &format!("{noise}\n"));
+    Config::new(dir, dovecot)
+        .account(&format!("password_file = \"{}\"", pass.display()))
+        .sinks(&format!(
+            r#"
 [[sink]]
 name = "alerts"
 kind = "webhook"
@@ -37,18 +32,22 @@ name = "noise"
 kind = "webhook"
 url_file = "{noise_file}"
 probe_every = "3s"
-
+"#,
+            noise_file = noise_file.display(),
+        ))
+        .buckets(
+            r#"
 [[bucket]]
 name = "vip"
 severity = "P1"
 sinks = ["alerts"]
-rules = [{{ from = '(?i)boss@corp\.example' }}]
+rules = [{ from = '(?i)boss@corp\.example' }]
 
 [[bucket]]
 name = "stripe"
 severity = "P2"
 sinks = ["alerts"]
-rules = [{{ from = '@stripe\.com>?$' }}, {{ subject = '(?i)payment' }}]
+rules = [{ from = '@stripe\.com>?$' }, { subject = '(?i)payment' }]
 
 [[bucket]]
 name = "unknown"
@@ -56,22 +55,14 @@ severity = "P3"
 sinks = ["noise"]
 
 [indicator]
-backend = "sim"
-trace = "{trace}"
-buzzer = {{ line = 27 }}
+buzzer = { line = 27 }
 spool_warn = 50
 spool_alarm = 500
 "#,
-        state = dir.join("state").display(),
-        port = dovecot.imaps_port(),
-        pass = write(dir, "imap.pass", "secret\n").display(),
-        ca = dovecot.ca_file().display(),
-        noise_file = write(dir, "noise.url", &format!("{noise}\n")).display(),
-        trace = dir.join("led.jsonl").display(),
-    )
+        )
 }
 
-fn write(dir: &std::path::Path, name: &str, text: &str) -> std::path::PathBuf {
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     let p = dir.join(name);
     std::fs::write(&p, text).unwrap();
     p
@@ -104,10 +95,7 @@ fn a_403_webhook_loses_nothing_and_is_seen_at_once() {
     );
     let dir = temp_dir("story");
     say("a private Dovecot and a Discord stand-in are up; the `unknown` bucket's webhook answers 403");
-    let mut daemon = Daemon::start(&dir, &config(&dir, &dovecot, &alerts, &noise_old));
-    wait_until(Duration::from_secs(20), "the mailbox to be watched", || {
-        daemon.status()["accounts"][0]["state"] == "idle"
-    });
+    let mut daemon = config(&dir, &dovecot, &alerts, &noise_old).start_watching();
 
     say("mailbeacon runs and watches alice's INBOX; now 20 unclassified mails and 2 Stripe mails arrive");
     // Twenty unclassified mails and two Stripe receipts arrive.

@@ -6,52 +6,25 @@
 
 mod common;
 
-use common::daemon::{mail, temp_dir, wait_until, Daemon};
+use common::config::Config;
+use common::daemon::{mail, wait_until, Daemon};
 use common::dovecot::Dovecot;
 use common::fake_discord::{Behaviour, FakeDiscord};
 use serde_json::Value;
-use std::path::Path;
 use std::time::{Duration, Instant};
 
-/// A config with `accounts` (TOML `[[account]]` tables) and one webhook for everything.
-fn config(dir: &Path, accounts: &str, sink_url: &str) -> String {
-    format!(
-        r#"
-state_dir = "{state}"
-{accounts}
-[[sink]]
-name = "alerts"
-kind = "webhook"
-url = "{sink_url}"
-[[bucket]]
-name = "unknown"
-sinks = ["alerts"]
-[indicator]
-backend = "sim"
-trace = "{trace}"
-"#,
-        state = dir.join("state").display(),
-        trace = dir.join("led.jsonl").display(),
-    )
+/// One `[[account]]` on the test Dovecot with a short read timeout, so a server that goes
+/// away is noticed within seconds.
+fn account(dovecot: &Dovecot, name: &str, user: &str, extra: &str) -> String {
+    common::config::account(dovecot, name, user, &format!("timeout = \"5s\"\n{extra}"))
 }
 
-/// One `[[account]]` on the test Dovecot's implicit-TLS port.
-fn account(dovecot: &Dovecot, name: &str, user: &str, extra: &str) -> String {
-    format!(
-        r#"
-[[account]]
-name = "{name}"
-host = "127.0.0.1"
-port = {port}
-username = "{user}"
-password = "secret"
-ca_file = "{ca}"
-timeout = "5s"
-{extra}
-"#,
-        port = dovecot.imaps_port(),
-        ca = dovecot.ca_file().display(),
-    )
+/// The daemon watching `accounts`, every mail to one webhook.
+fn start(tag: &str, dovecot: &Dovecot, accounts: &str, url: &str) -> Daemon {
+    Config::temp(tag, dovecot)
+        .accounts(accounts)
+        .webhook(url)
+        .start()
 }
 
 fn subjects(dump: &[Value]) -> Vec<String> {
@@ -84,7 +57,6 @@ fn idle_brings_mail_at_once_and_survives_a_server_restart() {
     let dovecot = Dovecot::start();
     let discord = FakeDiscord::start();
     let url = discord.webhook("1", "idleTOKEN", Behaviour::Ok);
-    let dir = temp_dir("idle");
     // An hour between polls: only IDLE can bring mail within seconds.
     let acct = account(
         &dovecot,
@@ -92,7 +64,7 @@ fn idle_brings_mail_at_once_and_survives_a_server_restart() {
         "alice",
         "poll_interval = \"1h\"\nidle_renew = \"10s\"",
     );
-    let daemon = Daemon::start(&dir, &config(&dir, &acct, &url));
+    let daemon = start("idle", &dovecot, &acct, &url);
     wait_until(Duration::from_secs(20), "INBOX watched", || {
         watching(&daemon, "home", "INBOX")
     });
@@ -167,9 +139,8 @@ fn a_server_without_idle_is_polled() {
     );
     let discord = FakeDiscord::start();
     let url = discord.webhook("1", "pollTOKEN", Behaviour::Ok);
-    let dir = temp_dir("noidle");
     let acct = account(&dovecot, "home", "alice", "poll_interval = \"2s\"");
-    let daemon = Daemon::start(&dir, &config(&dir, &acct, &url));
+    let daemon = start("noidle", &dovecot, &acct, &url);
     wait_until(Duration::from_secs(20), "INBOX watched", || {
         watching(&daemon, "home", "INBOX")
     });
@@ -204,7 +175,6 @@ fn a_recreated_mailbox_repeats_nothing_and_loses_nothing() {
     let dovecot = Dovecot::start();
     let discord = FakeDiscord::start();
     let url = discord.webhook("1", "uvTOKEN", Behaviour::Ok);
-    let dir = temp_dir("uidvalidity");
     dovecot.deliver(
         "alice",
         "Work",
@@ -216,7 +186,7 @@ fn a_recreated_mailbox_repeats_nothing_and_loses_nothing() {
         "alice",
         "folders = [\"Work\"]\npoll_interval = \"2s\"",
     );
-    let daemon = Daemon::start(&dir, &config(&dir, &acct, &url));
+    let daemon = start("uidvalidity", &dovecot, &acct, &url);
     wait_until(Duration::from_secs(20), "Work watched", || {
         watching(&daemon, "home", "Work")
     });
@@ -273,7 +243,6 @@ fn several_accounts_and_folders_each_keep_their_own_cursor() {
     let dovecot = Dovecot::start();
     let discord = FakeDiscord::start();
     let url = discord.webhook("1", "manyTOKEN", Behaviour::Ok);
-    let dir = temp_dir("many");
     let accounts = account(
         &dovecot,
         "alice",
@@ -289,7 +258,7 @@ fn several_accounts_and_folders_each_keep_their_own_cursor() {
     for (user, folder) in [("alice", "Work"), ("bob", "Alerts")] {
         dovecot.deliver(user, folder, &mail("o@example.org", "Old", "x", "old@x"));
     }
-    let daemon = Daemon::start(&dir, &config(&dir, &accounts, &url));
+    let daemon = start("many", &dovecot, &accounts, &url);
     let boxes = [
         ("alice", "INBOX"),
         ("alice", "Work"),
@@ -356,7 +325,6 @@ fn the_first_run_honours_start_at_and_backfill() {
     let dovecot = Dovecot::start();
     let discord = FakeDiscord::start();
     let url = discord.webhook("1", "firstTOKEN", Behaviour::Ok);
-    let dir = temp_dir("first-run");
     let now = chrono::Utc::now().fixed_offset();
     let days = |d: i64| now - chrono::TimeDelta::days(d);
     let m = |subject: &str| mail("f@example.org", subject, "x", &format!("{subject}@x"));
@@ -378,7 +346,7 @@ fn the_first_run_honours_start_at_and_backfill() {
         )
     })
     .collect::<String>();
-    let daemon = Daemon::start(&dir, &config(&dir, &accounts, &url));
+    let daemon = start("first-run", &dovecot, &accounts, &url);
     wait_until(Duration::from_secs(30), "three accounts watched", || {
         ["unseen2d", "all", "now"]
             .iter()
@@ -416,9 +384,8 @@ fn server_restarts_mid_fetch_lose_nothing_and_repeat_nothing() {
     let dovecot = Dovecot::start();
     let discord = FakeDiscord::start();
     let url = discord.webhook("1", "restartTOKEN", Behaviour::Ok);
-    let dir = temp_dir("restart-fetch");
     let acct = account(&dovecot, "home", "alice", "poll_interval = \"2s\"");
-    let daemon = Daemon::start(&dir, &config(&dir, &acct, &url));
+    let daemon = start("restart-fetch", &dovecot, &acct, &url);
     wait_until(Duration::from_secs(20), "INBOX watched", || {
         watching(&daemon, "home", "INBOX")
     });

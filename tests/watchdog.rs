@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::config::Config;
 use common::daemon::{temp_dir, Daemon};
 use common::dovecot::Dovecot;
 use common::fake_discord::{Behaviour, FakeDiscord};
@@ -67,31 +68,15 @@ fn trickling_server() -> u16 {
     port
 }
 
-fn config(dir: &Path, account: &str, sink_url: &str) -> String {
-    format!(
-        r#"
-state_dir = "{state}"
-[[account]]
-name = "home"
-host = "127.0.0.1"
-username = "alice"
-password = "secret"
-timeout = "1s"
-{account}
-[[sink]]
-name = "alerts"
-kind = "webhook"
-url = "{sink_url}"
-[[bucket]]
-name = "unknown"
-sinks = ["alerts"]
-[indicator]
-backend = "sim"
-trace = "{trace}"
-"#,
-        state = dir.join("state").display(),
-        trace = dir.join("led.jsonl").display(),
-    )
+/// A daemon config whose `home` account has `keys`, a 1 s read timeout and polls 15 min apart
+/// (the default): a healthy IDLE then lasts its full renewal, many watchdog intervals.
+fn config(dir: &Path, dovecot: &Dovecot, keys: &str, sink_url: &str) -> String {
+    Config::new(dir, dovecot)
+        .account(&format!(
+            "timeout = \"1s\"\npoll_interval = \"15m\"\n{keys}"
+        ))
+        .webhook(sink_url)
+        .text()
 }
 
 #[test]
@@ -117,7 +102,12 @@ fn watchdog_pings_stop_when_a_loop_hangs_and_continue_while_all_are_well() {
         .collect();
     let hung = Daemon::start_with_env(
         &hung_dir,
-        &config(&hung_dir, &format!("port = {port}\ntls = \"none\""), &url),
+        &config(
+            &hung_dir,
+            &dovecot,
+            &format!("port = {port}\ntls = \"none\""),
+            &url,
+        ),
         &hung_env,
     );
 
@@ -129,12 +119,8 @@ fn watchdog_pings_stop_when_a_loop_hangs_and_continue_while_all_are_well() {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect();
-    let account = format!(
-        "port = {}\nca_file = \"{}\"\nidle_renew = \"10s\"",
-        dovecot.imaps_port(),
-        dovecot.ca_file().display()
-    );
-    let ok = Daemon::start_with_env(&ok_dir, &config(&ok_dir, &account, &url), &ok_env);
+    let keys = "idle_renew = \"10s\"";
+    let ok = Daemon::start_with_env(&ok_dir, &config(&ok_dir, &dovecot, keys, &url), &ok_env);
     let started = Instant::now();
 
     // The stuck watcher promised to be back within its connect budget (2 × 1 s + 3 × 1 s +

@@ -9,21 +9,6 @@ use std::time::{Duration, Instant};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_mailbeacon");
 
-/// A daemon on [`config`] in a fresh directory, returned once alice's INBOX is watched.
-pub fn start_watching(
-    tag: &str,
-    dovecot: &crate::common::dovecot::Dovecot,
-    sinks: &str,
-    buckets: &str,
-) -> Daemon {
-    let dir = temp_dir(tag);
-    let daemon = Daemon::start(&dir, &config(&dir, dovecot, "", sinks, buckets));
-    wait_until(Duration::from_secs(20), "the mailbox to be watched", || {
-        daemon.status()["accounts"][0]["state"] == "idle"
-    });
-    daemon
-}
-
 /// A small mail with `subject` delivered to alice's INBOX (its Message-ID made from the subject).
 pub fn send(dovecot: &crate::common::dovecot::Dovecot, subject: &str) {
     let id = format!("{}@example.org", subject.replace(' ', "."));
@@ -32,51 +17,6 @@ pub fn send(dovecot: &crate::common::dovecot::Dovecot, subject: &str) {
         "INBOX",
         &mail("Sender <s@example.org>", subject, "hello", &id),
     );
-}
-
-/// The config most daemon tests run: alice's INBOX on `dovecot` (implicit TLS, 1 s polls), the
-/// `sim` LED traced to `dir/led.jsonl`, plus the test's own top-level keys, sinks and buckets.
-/// A test that tunes the indicator writes its own `[indicator]` table; the sim keys join it.
-pub fn config(
-    dir: &Path,
-    dovecot: &crate::common::dovecot::Dovecot,
-    top: &str,
-    sinks: &str,
-    buckets: &str,
-) -> String {
-    let led = format!(
-        "backend = \"sim\"\ntrace = \"{}\"\n",
-        dir.join("led.jsonl").display()
-    );
-    let rest = format!("{sinks}\n\n{buckets}");
-    let rest = if rest.contains("[indicator]\n") {
-        rest.replacen("[indicator]\n", &format!("[indicator]\n{led}"), 1)
-    } else {
-        format!("{rest}\n\n[indicator]\n{led}")
-    };
-    format!(
-        r#"
-state_dir = "{state}"
-{top}
-
-[[account]]
-name = "home"
-host = "127.0.0.1"
-port = {port}
-tls = "implicit"
-username = "alice"
-password = "{password}"
-ca_file = "{ca}"
-folders = ["INBOX"]
-poll_interval = "1s"
-
-{rest}
-"#,
-        state = dir.join("state").display(),
-        port = dovecot.imaps_port(),
-        password = crate::common::dovecot::PASSWORD,
-        ca = dovecot.ca_file().display(),
-    )
 }
 
 /// A fresh directory under the system temp dir, removed by nobody (CI machines are thrown away

@@ -1,3 +1,4 @@
+pub mod config;
 pub mod daemon;
 pub mod dovecot;
 pub mod fake_discord;
