@@ -244,7 +244,7 @@ impl Loader<'_> {
                 raw.keep_delivered.as_deref(),
                 "30d",
             )?,
-            spool_cache_bytes: raw.spool_cache_mb.unwrap_or(16) * 1024 * 1024,
+            spool_cache_bytes: raw.spool_cache_mb.unwrap_or(2) * 1024 * 1024,
             spool_max_bytes: self.spool_max(raw.spool_max_mb)?,
             metrics: match raw.metrics_file {
                 Some(path) => Some(MetricsConfig {

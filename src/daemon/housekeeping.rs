@@ -34,7 +34,11 @@ pub async fn retention(config: watch::Receiver<Arc<Config>>, slot: SpoolSlot, st
         if due {
             last_prune = Some(Instant::now());
         }
-        let _ = tokio::task::spawn_blocking(move || chores(&c, &spool, due)).await;
+        let _ = tokio::task::spawn_blocking(move || {
+            chores(&c, &spool, due);
+            super::memory::trim();
+        })
+        .await;
     }
 }
 
