@@ -5,7 +5,7 @@
 //! A retried delivery keeps its `attempts` and `last_error`: they are the item's history (how
 //! often and why Discord refused it), and the next attempt overwrites `last_error` anyway.
 
-use super::{key2, queue_key, Item, Spool, SpoolError, State};
+use super::{queue_key, Item, Spool, SpoolError, State};
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 
@@ -66,8 +66,8 @@ impl Spool {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let trees = (&self.items, &self.queue, &self.open, &self.counts);
-        let out = trees.transaction(|(items_t, queue_t, open_t, counts_t)| {
+        let trees = (&self.items, &self.queue, &self.pending, &self.counts);
+        let out = trees.transaction(|(items_t, queue_t, pending_t, counts_t)| {
             let mut out = Vec::new();
             for id in ids {
                 let idb = id.to_be_bytes();
@@ -98,7 +98,7 @@ impl Spool {
                 super::bump(counts_t, &item.bucket, before, -1)?;
                 super::bump(counts_t, &item.bucket, after, 1)?;
                 if after == State::Pending {
-                    open_t.insert(key2(&item.bucket, &idb), &[])?;
+                    super::blocks::mark(pending_t, &item.bucket, *id, true)?;
                 }
                 items_t.insert(&idb, super::encode(&item))?;
                 out.push(Retried::Requeued { sinks });

@@ -120,6 +120,18 @@ impl Item {
     pub fn delivery(&self, sink: &str) -> Option<&Delivery> {
         self.deliveries.iter().find(|d| d.sink == sink)
     }
+
+    /// The [`fingerprint`] of the mail this item was spooled from, from the fields it keeps.
+    pub fn fingerprint(&self) -> String {
+        fingerprint(&crate::mail::Summary {
+            from: self.from.clone(),
+            subject: self.subject.clone(),
+            date: self.date.clone(),
+            message_id: self.message_id.clone(),
+            snippet: self.snippet.clone(),
+            ..Default::default()
+        })
+    }
 }
 
 /// What the IMAP side hands the spool: an item without its id and time yet.

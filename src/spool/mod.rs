@@ -10,18 +10,22 @@
 //!   operator's explicit `drop` (`admin.rs`). Pending and dead items are never pruned; a spool
 //!   at its size bound refuses new mail instead (`bound.rs`), so the cursor stays.
 //!
-//! # Layout (one sled database, seven trees)
+//! # Layout (one sled database, five trees)
 //! | tree      | key                                  | value                       |
 //! |-----------|--------------------------------------|-----------------------------|
 //! | `items`   | id (u64 BE)                          | JSON [`Item`]               |
 //! | `queue`   | sink `\0` rank bucket `\0` id        | empty: a delivery owed      |
-//! | `open`    | bucket `\0` id                       | empty: item still pending   |
+//! | `pending` | bucket `\0` id / 64                  | u64 BE map of pending ids ([`blocks`]) |
 //! | `counts`  | bucket `\0` state; `\0bytes`         | u64 BE; the size held       |
 //! | `cursors` | account `\0` folder                  | JSON [`Cursor`]             |
-//! | `seen`    | account `\0` folder `\0` fingerprint | id: for rescans after a UIDVALIDITY change |
 //! Ids come from sled's monotonic id generator, so key order is spool order (oldest first).
-//! `queue` and `open` let a sink find its work and `status` find the oldest pending item
-//! without reading the whole spool; `counts` makes per-bucket totals O(1).
+//! `queue` and `pending` let a sink find its work and `status` find the oldest pending item
+//! without reading the whole spool; `counts` makes per-bucket totals O(1). A rescan recognises
+//! mail spooled before by fingerprints made from the items themselves ([`recognise`]).
+//!
+//! Spools written before this layout had a `open` tree (one key per pending item) and a `seen`
+//! tree (one key per item): opening such a spool moves `open` into `pending` in atomic batches
+//! and drops both (see [`Spool::migrate_indexes`]). Every key costs resident memory in sled.
 //!
 //! A `queue` key's rank is one byte, the item's severity at spool time (0 = P0 … 3 = P3; items
 //! from a version that recorded no severity rank 0: they are the oldest). So a sink's keys run
@@ -33,8 +37,10 @@
 //! than a read of the whole queue: opening a spool with a long backlog stays fast.
 
 mod admin;
+mod blocks;
 mod bound;
 mod item;
+mod recognise;
 mod retention;
 mod route;
 mod salvage;
@@ -49,6 +55,7 @@ pub use salvage::{salvage, Salvaged};
 use crate::config::Severity;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
@@ -148,10 +155,10 @@ pub struct Spool {
     db: sled::Db,
     items: sled::Tree,
     queue: sled::Tree,
-    open: sled::Tree,
+    pending: sled::Tree,
     counts: sled::Tree,
     cursors: sled::Tree,
-    seen: sled::Tree,
+    recognised: std::sync::Arc<recognise::Recognised>,
     /// `spool_max_mb` in bytes, shared by every clone; `u64::MAX` when unbounded.
     limit: std::sync::Arc<std::sync::atomic::AtomicU64>,
     witness: std::sync::Arc<witness::Witness>,
@@ -242,10 +249,10 @@ impl Spool {
         let spool = Spool {
             items: tree("items")?,
             queue: tree("queue")?,
-            open: tree("open")?,
+            pending: tree("pending")?,
             counts: tree("counts")?,
             cursors: tree("cursors")?,
-            seen: tree("seen")?,
+            recognised: Default::default(),
             limit: std::sync::Arc::new(u64::MAX.into()),
             witness: std::sync::Arc::new(witness::Witness::load(dir)?),
             db,
@@ -267,7 +274,53 @@ impl Spool {
         }
         spool.remember_cursors()?;
         spool.migrate_queue()?;
+        spool.migrate_indexes()?;
         Ok(spool)
+    }
+
+    /// Moves a spool of the older layout to this one: each key of `open` (`bucket \0 id`)
+    /// becomes a bit in `pending`, in transactions of 1,000 that set the bits and remove the
+    /// keys together, so a crash part-way leaves every pending item in one index or the other
+    /// and the next open finishes the move. `seen` is dropped: fingerprints now come from the
+    /// items. Flushed before the spool is used.
+    fn migrate_indexes(&self) -> Result<(), SpoolError> {
+        let names = self.db.tree_names();
+        let has = |name: &str| names.iter().any(|n| n.as_ref() == name.as_bytes());
+        let mut moved = 0;
+        if has("open") {
+            let open = self.db.open_tree("open")?;
+            loop {
+                let keys = open
+                    .iter()
+                    .keys()
+                    .take(1_000)
+                    .collect::<Result<Vec<_>, _>>()?;
+                if keys.is_empty() {
+                    break;
+                }
+                (&open, &self.pending).transaction(|(open_t, pending_t)| {
+                    for k in &keys {
+                        let sep = k.iter().position(|b| *b == 0);
+                        if let (Some(sep), Some(id)) = (sep, id_from_suffix(k)) {
+                            blocks::mark(pending_t, &String::from_utf8_lossy(&k[..sep]), id, true)?;
+                        }
+                        open_t.remove(k)?;
+                    }
+                    Ok(())
+                })?;
+                moved += keys.len();
+            }
+            self.db.flush()?;
+            self.db.drop_tree("open")?;
+        }
+        if has("seen") {
+            self.db.drop_tree("seen")?;
+        }
+        if has("open") || has("seen") {
+            self.db.flush()?;
+            log::info!("spool: {moved} pending entries moved to the compact index");
+        }
+        Ok(())
     }
 
     /// Rewrites queue keys of the older form `sink \0 id` (no rank, no bucket) in the current
@@ -400,22 +453,29 @@ impl Spool {
             .iter()
             .map(|_| self.db.generate_id())
             .collect::<Result<Vec<_>, _>>()?;
+        // A rescan skips mail already spooled for this mailbox, and a mail met twice in it.
+        let known = if rescan {
+            Some(self.known(account, folder)?)
+        } else {
+            self.recognised.forget(Some((account, folder)));
+            None
+        };
         let trees = (
             &self.items,
             &self.queue,
-            &self.open,
+            &self.pending,
             &self.counts,
             &self.cursors,
-            &self.seen,
         );
-        let written =
-            trees.transaction(|(items_t, queue_t, open_t, counts_t, cursors_t, seen_t)| {
-                let (mut written, mut bytes) = (Vec::new(), 0);
+        let (written, digests) =
+            trees.transaction(|(items_t, queue_t, pending_t, counts_t, cursors_t)| {
+                let (mut written, mut bytes, mut digests) = (Vec::new(), 0, HashSet::new());
                 for (new, &id) in items.iter().zip(&ids) {
-                    let seen_key =
-                        key2(account, &key2(folder, fingerprint(&new.summary).as_bytes()));
-                    if rescan && seen_t.get(&seen_key)?.is_some() {
-                        continue;
+                    if let Some(known) = &known {
+                        let d = recognise::digest(&fingerprint(&new.summary));
+                        if known.contains(&d) || !digests.insert(d) {
+                            continue;
+                        }
                     }
                     let item = Item {
                         id,
@@ -455,10 +515,9 @@ impl Spool {
                     }
                     let state = item.state();
                     if state == State::Pending {
-                        open_t.insert(key2(&item.bucket, &idb), &[])?;
+                        blocks::mark(pending_t, &item.bucket, id, true)?;
                     }
                     bump(counts_t, &item.bucket, state, 1)?;
-                    seen_t.insert(seen_key, &idb)?;
                     written.push(id);
                 }
                 if let Some(cursor) = cursor {
@@ -469,9 +528,13 @@ impl Spool {
                     cursors_t.insert(key2(account, folder.as_bytes()), encode(&stored))?;
                 }
                 bound::grow(counts_t, bytes as i64)?;
-                Ok(written)
+                Ok((written, digests))
             })?;
         self.db.flush()?;
+        if let Some(mut known) = known {
+            known.extend(digests);
+            self.recognised.put(account, folder, known);
+        }
         if cursor.is_some() {
             // The mail is durable already; a witness not written is written by a later ingest.
             if let Err(e) = self.witness.remember([(account, folder)]) {
@@ -506,8 +569,8 @@ impl Spool {
         updates: &[(u64, Update)],
         audit: &(dyn Fn(&str) -> Option<String> + Sync),
     ) -> Result<(), SpoolError> {
-        let trees = (&self.items, &self.queue, &self.open, &self.counts);
-        let settled = trees.transaction(|(items_t, queue_t, open_t, counts_t)| {
+        let trees = (&self.items, &self.queue, &self.pending, &self.counts);
+        let settled = trees.transaction(|(items_t, queue_t, pending_t, counts_t)| {
             let mut settled = false;
             for (id, update) in updates {
                 let idb = id.to_be_bytes();
@@ -554,7 +617,7 @@ impl Spool {
                     bump(counts_t, &item.bucket, before, -1)?;
                     bump(counts_t, &item.bucket, after, 1)?;
                     if after != State::Pending {
-                        open_t.remove(key2(&item.bucket, &idb))?;
+                        blocks::mark(pending_t, &item.bucket, *id, false)?;
                     }
                 }
                 let encoded = encode(&item);
@@ -578,12 +641,8 @@ impl Spool {
                 .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
                 .map_or(0, u64::from_be_bytes))
         };
-        let oldest = match self.open.scan_prefix(key2(bucket, &[])).next() {
-            Some(kv) => id_from_suffix(&kv?.0)
-                .map(|id| self.get(id))
-                .transpose()?
-                .flatten()
-                .map(|i| i.spooled_at),
+        let oldest = match blocks::pending_ids(&self.pending, bucket, 0).next() {
+            Some(id) => self.get(id?)?.map(|i| i.spooled_at),
             None => None,
         };
         Ok(BucketStats {

@@ -9,7 +9,7 @@
 //! items oldest first even before their time, because delivered mail is already in Discord
 //! and new mail is not anywhere yet.
 
-use super::{bound, key2, queue_key, Item, Spool, SpoolError, State};
+use super::{bound, queue_key, Item, Spool, SpoolError, State};
 use sled::Transactional;
 
 const BATCH: usize = 500;
@@ -95,14 +95,8 @@ impl Spool {
         if ids.is_empty() {
             return Ok(Pruned::default());
         }
-        let trees = (
-            &self.items,
-            &self.queue,
-            &self.open,
-            &self.counts,
-            &self.seen,
-        );
-        let removed = trees.transaction(|(items_t, queue_t, open_t, counts_t, seen_t)| {
+        let trees = (&self.items, &self.queue, &self.pending, &self.counts);
+        let removed = trees.transaction(|(items_t, queue_t, pending_t, counts_t)| {
             let mut removed = Pruned::default();
             for id in ids {
                 let idb = id.to_be_bytes();
@@ -119,14 +113,7 @@ impl Spool {
                 for d in item.deliveries.iter().filter(|d| d.state == State::Pending) {
                     queue_t.remove(queue_key(&d.sink, &item))?;
                 }
-                open_t.remove(key2(&item.bucket, &idb))?;
-                let seen_key = key2(
-                    &item.account,
-                    &key2(&item.folder, super::fingerprint(&summary(&item)).as_bytes()),
-                );
-                if seen_t.get(&seen_key)?.is_some_and(|v| v.as_ref() == idb) {
-                    seen_t.remove(seen_key)?;
-                }
+                super::blocks::mark(pending_t, &item.bucket, *id, false)?;
                 super::bump(counts_t, &item.bucket, state, -1)?;
                 let cost = bound::footprint(bytes.len(), &item);
                 bound::grow(counts_t, -(cost as i64))?;
@@ -136,18 +123,8 @@ impl Spool {
             Ok(removed)
         })?;
         self.db.flush()?;
+        // A rescan reads its fingerprints afresh: these items are no longer there to match.
+        self.recognised.forget(None);
         Ok(removed)
-    }
-}
-
-/// The parts of the mail its fingerprint was made from.
-fn summary(item: &Item) -> crate::mail::Summary {
-    crate::mail::Summary {
-        from: item.from.clone(),
-        subject: item.subject.clone(),
-        date: item.date.clone(),
-        message_id: item.message_id.clone(),
-        snippet: item.snippet.clone(),
-        ..Default::default()
     }
 }

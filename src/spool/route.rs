@@ -79,19 +79,12 @@ impl Spool {
         from: u64,
         limit: usize,
     ) -> Result<Vec<Item>, SpoolError> {
-        let prefix = key2(bucket, &[]);
-        let start = key2(bucket, &from.to_be_bytes());
         let mut out = Vec::new();
-        for kv in self.open.range(start..) {
-            let (k, _) = kv?;
-            if !k.starts_with(&prefix) || out.len() >= limit {
+        for id in super::blocks::pending_ids(&self.pending, bucket, from) {
+            if out.len() >= limit {
                 break;
             }
-            if let Some(item) = id_from_suffix(&k)
-                .map(|id| self.get(id))
-                .transpose()?
-                .flatten()
-            {
+            if let Some(item) = self.get(id?)? {
                 out.push(item);
             }
         }

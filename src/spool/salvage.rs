@@ -3,12 +3,11 @@
 //! The damaged directory is only ever renamed aside (`spool.damaged-<unix time>`), never
 //! changed or deleted: sled is opened on a *copy* of it, because opening runs recovery, which
 //! writes. Items keep their order but get new ids from the fresh spool (sled's id counter cannot
-//! be set); the derived trees (`queue`, `open`, `counts`) are rebuilt from the items, cursors are
-//! copied as they are, and `seen` entries follow their item's new id. A record that does not
+//! be set); the derived trees (`queue`, `pending`, `counts`) are rebuilt from the items and cursors
+//! are copied as they are. A record that does not
 //! decode, or a tree sled cannot read to its end, is counted as unreadable, never guessed at.
 
 use super::{decode, encode, key2, Item, Spool, SpoolError, State};
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// What a salvage did.
@@ -16,7 +15,7 @@ use std::path::{Path, PathBuf};
 pub struct Salvaged {
     pub items: u64,
     pub cursors: u64,
-    /// Records (items, cursors, seen entries) that could not be read, plus one per tree sled
+    /// Records (items, cursors) that could not be read, plus one per tree sled
     /// could not read to its end.
     pub unreadable: u64,
     /// Where the damaged spool now is.
@@ -103,7 +102,6 @@ fn copy(
     done: &mut Salvaged,
     progress: &mut dyn FnMut(String),
 ) -> Result<(), SpoolError> {
-    let mut new_ids: HashMap<[u8; 8], [u8; 8]> = HashMap::new();
     let items = old.open_tree("items").map_err(SpoolError::Storage)?;
     for kv in items.iter() {
         let Ok((k, v)) = kv else {
@@ -115,9 +113,6 @@ fn copy(
             continue;
         };
         item.id = fresh.db.generate_id()?;
-        if let Ok(old_id) = <[u8; 8]>::try_from(k.as_ref()) {
-            new_ids.insert(old_id, item.id.to_be_bytes());
-        }
         fresh.restore(&item)?;
         done.items += 1;
         if done.items % PROGRESS_EVERY == 0 {
@@ -138,20 +133,6 @@ fn copy(
         done.cursors += 1;
     }
     fresh.remember_cursors()?;
-    // A `seen` entry whose item was lost is dropped: a rescan then fetches that mail again.
-    let seen = old.open_tree("seen").map_err(SpoolError::Storage)?;
-    for kv in seen.iter() {
-        let Ok((k, v)) = kv else {
-            done.unreadable += 1;
-            break;
-        };
-        let new = <[u8; 8]>::try_from(v.as_ref())
-            .ok()
-            .and_then(|old_id| new_ids.get(&old_id));
-        if let Some(id) = new {
-            fresh.seen.insert(k, id.as_slice())?;
-        }
-    }
     Ok(())
 }
 
@@ -166,7 +147,9 @@ impl Spool {
         }
         let state = item.state();
         if state == State::Pending {
-            self.open.insert(key2(&item.bucket, &idb), &[])?;
+            self.pending
+                .transaction(|t| super::blocks::mark(t, &item.bucket, item.id, true))
+                .map_err(SpoolError::from)?;
         }
         let key = key2(&item.bucket, state.as_str().as_bytes());
         let count = self

@@ -174,6 +174,107 @@ fn rescan_skips_mail_already_spooled() {
 }
 
 #[test]
+fn a_rescan_remembers_across_batches_and_a_reopen_and_keeps_mailboxes_apart() {
+    let d = dir("rescan-long");
+    let spool = Spool::open(&d, 1 << 20).unwrap();
+    spool
+        .ingest("a", "INBOX", CUR, &[mail(1, "b", &["s"])], false)
+        .unwrap();
+    // Another mailbox's mail 2 is not this mailbox's mail 2.
+    spool
+        .ingest("a", "Archive", CUR, &[mail(2, "b", &["s"])], false)
+        .unwrap();
+    let rescan = |spool: &Spool, uids: &[u32]| -> Vec<u32> {
+        let items: Vec<NewItem> = uids.iter().map(|u| mail(*u, "b", &["s"])).collect();
+        let ids = spool.backfill("a", "INBOX", 8, &items).unwrap();
+        ids.iter()
+            .map(|id| spool.get(*id).unwrap().unwrap().uid)
+            .collect()
+    };
+    assert_eq!(
+        rescan(&spool, &[1, 2, 2]),
+        [2],
+        "mail 2 met twice in one batch is spooled once"
+    );
+    assert_eq!(
+        rescan(&spool, &[2, 3]),
+        [3],
+        "the first batch's mail is known to the second"
+    );
+    drop(spool);
+    let spool = Spool::open(&d, 1 << 20).unwrap();
+    assert_eq!(
+        rescan(&spool, &[1, 2, 3, 4]),
+        [4],
+        "a reopened spool reads them from the items"
+    );
+    assert_eq!(spool.stats("b").unwrap().pending, 5);
+}
+
+#[test]
+fn a_spool_of_the_older_layout_moves_its_indexes_on_open() {
+    let d = dir("layout");
+    let ids = {
+        let spool = Spool::open(&d, 1 << 20).unwrap();
+        let batch: Vec<NewItem> = (1..=150).map(|u| mail(u, "b", &["s"])).collect();
+        spool.ingest("a", "INBOX", CUR, &batch, false).unwrap()
+    };
+    // Rewrite the pending index as the older version kept it: one `open` key per pending
+    // item, and a `seen` tree.
+    {
+        let db = sled::open(&d).unwrap();
+        let pending = db.open_tree("pending").unwrap();
+        pending.clear().unwrap();
+        let open = db.open_tree("open").unwrap();
+        for id in &ids[10..] {
+            open.insert(key2("b", &id.to_be_bytes()), &[]).unwrap();
+        }
+        db.open_tree("seen")
+            .unwrap()
+            .insert(b"a\0INBOX\0m:1@x", &ids[0].to_be_bytes())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    let spool = Spool::open(&d, 1 << 20).unwrap();
+    let names = spool.db.tree_names();
+    assert!(!names
+        .iter()
+        .any(|n| n.as_ref() == b"open" || n.as_ref() == b"seen"));
+    let listed: Vec<u64> = spool
+        .pending_in("b", 0, 1_000)
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(listed, ids[10..], "every pending key moved, in order");
+    let oldest = spool.get(ids[10]).unwrap().unwrap().spooled_at;
+    assert_eq!(spool.stats("b").unwrap().oldest_pending_at, Some(oldest));
+    // Settling an item clears its bit.
+    spool
+        .record(
+            "s",
+            &[(
+                ids[10],
+                Update::Delivered {
+                    message_id: "m".into(),
+                    at: 1,
+                },
+            )],
+        )
+        .unwrap();
+    assert_eq!(spool.pending_in("b", 0, 1).unwrap()[0].id, ids[11]);
+    assert_eq!(
+        spool
+            .pending_in("b", ids[100], 2)
+            .unwrap()
+            .iter()
+            .map(|i| i.id)
+            .collect::<Vec<_>>(),
+        ids[100..102]
+    );
+}
+
+#[test]
 fn a_second_opener_is_told_the_spool_is_locked() {
     let d = dir("lock");
     let _first = Spool::open(&d, 1 << 20).unwrap();
