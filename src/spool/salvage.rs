@@ -3,9 +3,9 @@
 //! The damaged directory is only ever renamed aside (`spool.damaged-<unix time>`), never
 //! changed or deleted: sled is opened on a *copy* of it, because opening runs recovery, which
 //! writes. Items keep their order but get new ids from the fresh spool (sled's id counter cannot
-//! be set); the derived trees (`queue`, `pending`, `counts`) are rebuilt from the items and cursors
-//! are copied as they are. A record that does not
-//! decode, or a tree sled cannot read to its end, is counted as unreadable, never guessed at.
+//! be set); the derived trees (`queue`, `pending`, `counts`) are rebuilt from the items and
+//! cursors are copied as they are. A record that does not decode, or a tree sled cannot read to
+//! its end, is counted as unreadable, never guessed at.
 
 use super::{decode, encode, key2, Item, Spool, SpoolError, State};
 use std::path::{Path, PathBuf};
@@ -15,8 +15,8 @@ use std::path::{Path, PathBuf};
 pub struct Salvaged {
     pub items: u64,
     pub cursors: u64,
-    /// Records (items, cursors) that could not be read, plus one per tree sled
-    /// could not read to its end.
+    /// Records (items, cursors) that could not be read, plus one per tree sled could not read
+    /// to its end.
     pub unreadable: u64,
     /// Where the damaged spool now is.
     pub damaged: PathBuf,
