@@ -164,6 +164,9 @@ pub struct Spool {
     witness: std::sync::Arc<witness::Witness>,
 }
 
+/// How long [`Spool::open`] waits for sled's lock on the directory.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
 type TxResult<T> = Result<T, ConflictableTransactionError<SpoolError>>;
 
 fn key2(a: &str, b: &[u8]) -> Vec<u8> {
@@ -230,21 +233,33 @@ impl Spool {
             path: dir.to_path_buf(),
             source: e.into(),
         })?;
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            .open()
-            .map_err(|e| match e {
-                sled::Error::Io(io) if io.to_string().contains("could not acquire lock") => {
-                    SpoolError::Locked {
-                        path: dir.to_path_buf(),
+        // sled lets go of its file lock when its last internal handle goes, which can be a
+        // moment after this process dropped its own spool (a reopen): a lock held that long is
+        // waited for, a lock another process holds is reported after the wait.
+        let started = std::time::Instant::now();
+        let db = loop {
+            match sled::Config::new()
+                .path(dir)
+                .cache_capacity(cache_bytes)
+                .open()
+            {
+                Ok(db) => break db,
+                Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
+                    if started.elapsed() >= LOCK_WAIT {
+                        return Err(SpoolError::Locked {
+                            path: dir.to_path_buf(),
+                        });
                     }
+                    std::thread::sleep(std::time::Duration::from_millis(20));
                 }
-                other => SpoolError::Open {
-                    path: dir.to_path_buf(),
-                    source: other,
-                },
-            })?;
+                Err(other) => {
+                    return Err(SpoolError::Open {
+                        path: dir.to_path_buf(),
+                        source: other,
+                    })
+                }
+            }
+        };
         let tree = |name: &str| db.open_tree(name);
         let spool = Spool {
             items: tree("items")?,
