@@ -185,10 +185,12 @@ fn selftest_sweep(led: &Trace, buzzer: &Trace) -> f64 {
         "the sweep's blinks should start ~400 ms apart: {gaps:?}\n{}",
         led.show()
     );
+    // A stalled watcher sees a rise late: judge the chirp by the longest it can have lasted.
     let chirp = buzzer.pulses().first().copied();
     assert!(
         chirp.is_some_and(|c| (c.start - sweep[0].start).abs() < 0.3
-            && c.width().is_some_and(|w| (0.03..0.5).contains(&w))),
+            && c.width().is_some_and(|w| w < 0.5)
+            && c.longest().is_some_and(|w| w >= 0.03)),
         "one short chirp with the first blink: {}\n{}",
         buzzer.show(),
         led.show()

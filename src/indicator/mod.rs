@@ -205,13 +205,16 @@ impl<L: OutputPin, B: OutputPin> Indicator<L, B> {
 
     async fn selftest(&mut self) {
         let chirp = !self.quiet_now();
-        let start = Instant::now();
         self.set_buzzer(chirp);
+        // The clock starts once the first writes are done: on a loaded Pi the first GPIO
+        // write can land tens of milliseconds late, and the chirp must still last its 100 ms.
+        let mut start = None;
         for i in 0..3u32 {
             self.led.set(true);
             if let Some(l2) = self.led2.as_mut() {
                 l2.set(false);
             }
+            let start = *start.get_or_insert_with(Instant::now);
             sleep_until(start + SELFTEST_STEP * (2 * i) + SELFTEST_CHIRP.min(SELFTEST_STEP)).await;
             self.set_buzzer(false);
             sleep_until(start + SELFTEST_STEP * (2 * i + 1)).await;

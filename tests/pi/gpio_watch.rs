@@ -10,7 +10,7 @@
 //! In a tight loop it reads two debugfs views (debugfs must be mounted): the pin controller's
 //! (`/sys/kernel/debug/pinctrl/*-CHIP_LABEL/pins`: the pad's function and level, whoever holds
 //! it) and gpiolib's (`/sys/kernel/debug/gpio`: who holds the line). On each change it prints
-//! `T <seconds since boot> NAME=STATE...`, STATE being `FUNCTION-LEVEL[:CONSUMER]`:
+//! `T <seconds since boot> since=<the sample before> NAME=STATE...`, STATE being `FUNCTION-LEVEL[:CONSUMER]`:
 //! `out-hi:mailbeacon-led` (driven high by mailbeacon), `in-lo:sysfs` (an input held through
 //! sysfs), `in-lo` (nobody holds it; the Pi's driver turns a released line into an input).
 
@@ -152,6 +152,7 @@ pub fn main() {
     // One clock with the shell's `cat /proc/uptime`, at the resolution of Instant.
     let (boot, start) = (uptime(), Instant::now());
     let mut last = String::new();
+    let mut previous = boot;
     let mut out = std::io::stdout().lock();
     let Some(pins_path) = pins_file(label) else {
         eprintln!("gpio_watch: no pin controller {label} under {PINCTRL}");
@@ -165,9 +166,11 @@ pub fn main() {
             .map(|(name, line)| format!("{name}={}", state(&gpio, &pins, label, *line)))
             .collect();
         let now = now.join(" ");
+        let t = boot + start.elapsed().as_secs_f64();
         if now != last {
-            let t = boot + start.elapsed().as_secs_f64();
-            if writeln!(out, "T {t:.3} {now}")
+            // `since`: the sample before, which still saw the old state. The change happened
+            // between the two; on a stalled emulated CPU they can be far apart.
+            if writeln!(out, "T {t:.3} since={previous:.3} {now}")
                 .and_then(|()| out.flush())
                 .is_err()
             {
@@ -175,6 +178,7 @@ pub fn main() {
             }
             last = now;
         }
+        previous = t;
         std::thread::sleep(Duration::from_millis(2));
     }
 }

@@ -42,6 +42,9 @@ impl Line {
 pub struct Trace {
     pub name: String,
     pub changes: Vec<(f64, Line)>,
+    /// For each change, the sample before it, which still saw the old state: the change
+    /// happened after that (or at the start of watching, when the watcher did not say).
+    pub since: Vec<f64>,
 }
 
 /// A time the line was high: [start, end); `end` is `None` while still high at the last sample.
@@ -49,11 +52,18 @@ pub struct Trace {
 pub struct Pulse {
     pub start: f64,
     pub end: Option<f64>,
+    /// The earliest the rise can have happened: the sample before the one that saw it.
+    pub after: f64,
 }
 
 impl Pulse {
     pub fn width(&self) -> Option<f64> {
         self.end.map(|e| e - self.start)
+    }
+
+    /// The longest the pulse can have been, given when the watcher looked.
+    pub fn longest(&self) -> Option<f64> {
+        self.end.map(|e| e - self.after)
     }
 }
 
@@ -61,6 +71,8 @@ impl Trace {
     /// The trace of line `name` from gpio_watch's `T` lines among `lines`.
     pub fn of(name: &str, lines: &[String]) -> Trace {
         let mut changes: Vec<(f64, Line)> = Vec::new();
+        let mut since = Vec::new();
+        let prefix = format!("{name}=");
         for l in lines {
             let mut words = l.split_whitespace();
             if words.next() != Some("T") {
@@ -69,8 +81,12 @@ impl Trace {
             let Some(t) = words.next().and_then(|t| t.parse::<f64>().ok()) else {
                 continue;
             };
-            let prefix = format!("{name}=");
-            let Some(state) = words.find_map(|w| w.strip_prefix(&prefix)) else {
+            let words: Vec<&str> = words.collect();
+            let before = words
+                .iter()
+                .find_map(|w| w.strip_prefix("since=")?.parse::<f64>().ok())
+                .unwrap_or(t);
+            let Some(state) = words.iter().find_map(|w| w.strip_prefix(&prefix)) else {
                 continue;
             };
             let Some(state) = Line::parse(state) else {
@@ -78,34 +94,38 @@ impl Trace {
             };
             if changes.last().map(|(_, s)| s) != Some(&state) {
                 changes.push((t, state));
+                since.push(before);
             }
         }
         Trace {
             name: name.to_string(),
             changes,
+            since,
         }
     }
 
     pub fn pulses(&self) -> Vec<Pulse> {
         let mut out = Vec::new();
         let mut start = None;
-        for (t, s) in &self.changes {
+        for ((t, s), since) in self.changes.iter().zip(&self.since) {
             match (s.is_high(), start) {
-                (true, None) => start = Some(*t),
-                (false, Some(st)) => {
+                (true, None) => start = Some((*t, *since)),
+                (false, Some((st, after))) => {
                     out.push(Pulse {
                         start: st,
                         end: Some(*t),
+                        after,
                     });
                     start = None;
                 }
                 _ => {}
             }
         }
-        if let Some(st) = start {
+        if let Some((st, after)) = start {
             out.push(Pulse {
                 start: st,
                 end: None,
+                after,
             });
         }
         out
@@ -144,7 +164,7 @@ impl Trace {
     /// One line per change, for failure messages.
     pub fn show(&self) -> String {
         let mut out = format!("{} changes:", self.name);
-        for (t, s) in &self.changes {
+        for ((t, s), since) in self.changes.iter().zip(&self.since) {
             let level = match (s.output, s.high) {
                 (true, true) => "driven HIGH",
                 (true, false) => "driven low",
@@ -153,6 +173,9 @@ impl Trace {
             };
             let s = format!("{level}, held by {}", s.consumer().unwrap_or("nobody"));
             out.push_str(&format!("\n  {t:9.3}  {s}"));
+            if t - since > 0.02 {
+                out.push_str(&format!(" (unseen since {since:.3})"));
+            }
         }
         out
     }
@@ -172,8 +195,8 @@ fn pulses_follow_the_kernels_view_of_a_line() {
     let lines: Vec<String> = [
         "T 1.000 led=in-lo buzzer=in-lo",
         "T 1.100 led=out-lo:mailbeacon-led buzzer=out-hi:mailbeacon-buzzer",
-        "T 1.110 led=out-hi:mailbeacon-led buzzer=out-hi:mailbeacon-buzzer",
-        "T 1.210 led=out-hi:mailbeacon-led buzzer=out-lo:mailbeacon-buzzer",
+        "T 1.110 since=1.050 led=out-hi:mailbeacon-led buzzer=out-hi:mailbeacon-buzzer",
+        "T 1.210 since=1.208 led=out-hi:mailbeacon-led buzzer=out-lo:mailbeacon-buzzer",
         "T 1.310 led=out-lo:mailbeacon-led buzzer=out-lo:mailbeacon-buzzer",
         "some log line",
         "T 1.500 led=out-hi:mailbeacon-led buzzer=in-lo:sysfs",
@@ -187,6 +210,11 @@ fn pulses_follow_the_kernels_view_of_a_line() {
     let p = led.pulses();
     assert_eq!(p.len(), 2, "{}", led.show());
     assert!((p[0].width().unwrap_or(0.0) - 0.2).abs() < 1e-9);
+    assert!(
+        (p[0].longest().unwrap_or(0.0) - 0.26).abs() < 1e-9,
+        "unseen for 60 ms before the rise: {:?}",
+        p[0]
+    );
     assert_eq!(
         p[1].end,
         Some(1.6),
