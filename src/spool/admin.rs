@@ -5,7 +5,7 @@
 //! A retried delivery keeps its `attempts` and `last_error`: they are the item's history (how
 //! often and why Discord refused it), and the next attempt overwrites `last_error` anyway.
 
-use super::{queue_key, Item, Spool, SpoolError, State};
+use super::{owe, Item, Spool, SpoolError, State};
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 
@@ -66,8 +66,8 @@ impl Spool {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let trees = (&self.items, &self.queue, &self.pending, &self.counts);
-        let out = trees.transaction(|(items_t, queue_t, pending_t, counts_t)| {
+        let trees = (&self.items, &self.owed, &self.pending, &self.counts);
+        let out = trees.transaction(|(items_t, owed_t, pending_t, counts_t)| {
             let mut out = Vec::new();
             for id in ids {
                 let idb = id.to_be_bytes();
@@ -92,13 +92,13 @@ impl Spool {
                     continue;
                 }
                 for s in &sinks {
-                    queue_t.insert(queue_key(s, &item), &[])?;
+                    owe(owed_t, s, &item, true)?;
                 }
                 let after = item.state();
                 super::bump(counts_t, &item.bucket, before, -1)?;
                 super::bump(counts_t, &item.bucket, after, 1)?;
                 if after == State::Pending {
-                    super::blocks::mark(pending_t, &item.bucket, *id, true)?;
+                    super::mark_pending(pending_t, &item, true)?;
                 }
                 items_t.insert(&idb, super::encode(&item))?;
                 out.push(Retried::Requeued { sinks });

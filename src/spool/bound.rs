@@ -16,7 +16,7 @@ use std::sync::atomic::Ordering;
 
 const KEY: &[u8] = b"\0bytes";
 
-/// What one item costs: its record, plus an allowance for its index keys (`items`, `queue`,
+/// What one item costs: its record, plus an allowance for its index keys (`items`, `owed`,
 /// `pending`). The allowance is the one set when the spool had four keys per item: changing it
 /// would let the figure of a spool written before drift as its items go.
 pub(super) fn footprint(encoded_len: usize, item: &Item) -> u64 {

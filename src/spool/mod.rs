@@ -14,27 +14,26 @@
 //! | tree      | key                                  | value                       |
 //! |-----------|--------------------------------------|-----------------------------|
 //! | `items`   | id (u64 BE)                          | JSON [`Item`]               |
-//! | `queue`   | sink `\0` rank bucket `\0` id        | empty: a delivery owed      |
+//! | `owed`    | sink `\0` rank bucket `\0` id / 64   | u64 BE map of ids owed to the sink ([`blocks`]) |
 //! | `pending` | bucket `\0` id / 64                  | u64 BE map of pending ids ([`blocks`]) |
 //! | `counts`  | bucket `\0` state; `\0bytes`         | u64 BE; the size held       |
 //! | `cursors` | account `\0` folder                  | JSON [`Cursor`]             |
 //! Ids come from sled's monotonic id generator, so key order is spool order (oldest first).
-//! `queue` and `pending` let a sink find its work and `status` find the oldest pending item
+//! `owed` and `pending` let a sink find its work and `status` find the oldest pending item
 //! without reading the whole spool; `counts` makes per-bucket totals O(1). A rescan recognises
 //! mail spooled before by fingerprints made from the items themselves ([`recognise`]).
 //!
-//! Spools written before this layout had a `open` tree (one key per pending item) and a `seen`
-//! tree (one key per item): opening such a spool moves `open` into `pending` in atomic batches
-//! and drops both (see [`Spool::migrate_indexes`]). Every key costs resident memory in sled.
+//! Spools written before this layout had a `queue` tree (one key per owed delivery), an `open`
+//! tree (one key per pending item) and a `seen` tree (one key per item): opening such a spool
+//! moves `queue` into `owed` and `open` into `pending` in atomic batches and drops all three
+//! (see [`Spool::migrate_indexes`]). Every key costs resident memory in sled.
 //!
-//! A `queue` key's rank is one byte, the item's severity at spool time (0 = P0 … 3 = P3; items
+//! An `owed` key's rank is one byte, the item's severity at spool time (0 = P0 … 3 = P3; items
 //! from a version that recorded no severity rank 0: they are the oldest). So a sink's keys run
 //! by severity, then bucket, then age, and [`Spool::pending_for`] finds the most urgent, oldest
 //! owed item with one seek per bucket of that severity and reads its bucket's run: P0 drains
 //! before P1, oldest first, and one batch never mixes buckets. Bucket and sink names hold no
-//! `\0` (the config refuses them). Queue keys of the older form `sink \0 id` are rewritten in
-//! this form when the spool is opened, in one atomic batch, found with a seek per sink rather
-//! than a read of the whole queue: opening a spool with a long backlog stays fast.
+//! `\0` (the config refuses them).
 
 mod admin;
 mod blocks;
@@ -154,7 +153,7 @@ pub struct BucketStats {
 pub struct Spool {
     db: sled::Db,
     items: sled::Tree,
-    queue: sled::Tree,
+    owed: sled::Tree,
     pending: sled::Tree,
     counts: sled::Tree,
     cursors: sled::Tree,
@@ -177,21 +176,32 @@ fn key2(a: &str, b: &[u8]) -> Vec<u8> {
     k
 }
 
-/// A sink's queue position for an item: severity, then bucket, then age.
-fn queue_key(sink: &str, item: &Item) -> Vec<u8> {
+/// The run of `owed` that holds an item for a sink: severity, then bucket; its blocks then
+/// run by age.
+fn owed_run(sink: &str, item: &Item) -> Vec<u8> {
     let mut k = key2(sink, &[rank(item.severity)]);
     k.extend_from_slice(item.bucket.as_bytes());
     k.push(0);
-    k.extend_from_slice(&item.id.to_be_bytes());
     k
+}
+
+/// Records that `sink` owes `item` a delivery (`on`) or no longer does, inside a transaction.
+fn owe(owed: &TransactionalTree, sink: &str, item: &Item, on: bool) -> TxResult<()> {
+    blocks::mark(owed, &owed_run(sink, item), item.id, on)
+}
+
+/// Records that `item` is pending (`on`) or no longer is, inside a transaction.
+fn mark_pending(pending: &TransactionalTree, item: &Item, on: bool) -> TxResult<()> {
+    blocks::mark(pending, &key2(&item.bucket, &[]), item.id, on)
 }
 
 fn rank(severity: Option<Severity>) -> u8 {
     severity.map_or(0, |s| s as u8)
 }
 
-/// Splits the part of a queue key after `sink \0` into (rank, bucket, id).
-fn parse_queue_tail(tail: &[u8]) -> Option<(u8, &[u8], u64)> {
+/// Splits the part of an `owed` key (or an old `queue` key) after `sink \0` into (rank,
+/// bucket, the 8-byte number at the end: a block in `owed`, an id in `queue`).
+fn parse_owed_tail(tail: &[u8]) -> Option<(u8, &[u8], u64)> {
     let (&rank, rest) = tail.split_first()?;
     let bucket_end = rest.len().checked_sub(9)?;
     (rest[bucket_end] == 0).then_some(())?;
@@ -263,7 +273,7 @@ impl Spool {
         let tree = |name: &str| db.open_tree(name);
         let spool = Spool {
             items: tree("items")?,
-            queue: tree("queue")?,
+            owed: tree("owed")?,
             pending: tree("pending")?,
             counts: tree("counts")?,
             cursors: tree("cursors")?,
@@ -288,99 +298,87 @@ impl Spool {
             });
         }
         spool.remember_cursors()?;
-        spool.migrate_queue()?;
         spool.migrate_indexes()?;
         Ok(spool)
     }
 
-    /// Moves a spool of the older layout to this one: each key of `open` (`bucket \0 id`)
-    /// becomes a bit in `pending`, in transactions of 1,000 that set the bits and remove the
-    /// keys together, so a crash part-way leaves every pending item in one index or the other
-    /// and the next open finishes the move. `seen` is dropped: fingerprints now come from the
-    /// items. Flushed before the spool is used.
+    /// Moves a spool of an older layout to this one, flushed before the spool is used:
+    /// - each key of `queue` (`sink \0 rank bucket \0 id`, or from older versions still
+    ///   `sink \0 id`) becomes a bit in `owed`, and each key of `open` (`bucket \0 id`) a bit
+    ///   in `pending`, in transactions of 1,000 keys that set the bits and remove the keys
+    ///   together: a crash part-way leaves every entry in one index or the other, and the next
+    ///   open finishes the move;
+    /// - `seen` is dropped: fingerprints now come from the items.
     fn migrate_indexes(&self) -> Result<(), SpoolError> {
         let names = self.db.tree_names();
         let has = |name: &str| names.iter().any(|n| n.as_ref() == name.as_bytes());
-        let mut moved = 0;
-        if has("open") {
-            let open = self.db.open_tree("open")?;
-            loop {
-                let keys = open
-                    .iter()
-                    .keys()
-                    .take(1_000)
-                    .collect::<Result<Vec<_>, _>>()?;
-                if keys.is_empty() {
-                    break;
+        if !["queue", "open", "seen"].iter().any(|n| has(n)) {
+            return Ok(());
+        }
+        if has("queue") {
+            let moved = self.move_index("queue", &self.owed, |key| {
+                let sep = key.iter().position(|b| *b == 0)?;
+                let (sink, tail) = (&key[..sep], &key[sep + 1..]);
+                if let Some((rank, bucket, id)) = parse_owed_tail(tail) {
+                    let run = [sink, &[0, rank], bucket, &[0]].concat();
+                    return Some((run, id));
                 }
-                (&open, &self.pending).transaction(|(open_t, pending_t)| {
-                    for k in &keys {
-                        let sep = k.iter().position(|b| *b == 0);
-                        if let (Some(sep), Some(id)) = (sep, id_from_suffix(k)) {
-                            blocks::mark(pending_t, &String::from_utf8_lossy(&k[..sep]), id, true)?;
-                        }
-                        open_t.remove(k)?;
-                    }
-                    Ok(())
-                })?;
-                moved += keys.len();
-            }
-            self.db.flush()?;
-            self.db.drop_tree("open")?;
+                // The oldest form, `sink \0 id`: rank and bucket come from the item.
+                let id = u64::from_be_bytes(tail.try_into().ok()?);
+                let item = self.get(id).ok()??;
+                Some((owed_run(&String::from_utf8_lossy(sink), &item), id))
+            })?;
+            log::info!("spool: {moved} queue entries moved to the compact index");
+        }
+        if has("open") {
+            let moved = self.move_index("open", &self.pending, |key| {
+                let sep = key.iter().position(|b| *b == 0)?;
+                Some((key[..=sep].to_vec(), id_from_suffix(key)?))
+            })?;
+            log::info!("spool: {moved} pending entries moved to the compact index");
         }
         if has("seen") {
             self.db.drop_tree("seen")?;
         }
-        if has("open") || has("seen") {
-            self.db.flush()?;
-            log::info!("spool: {moved} pending entries moved to the compact index");
-        }
+        self.db.flush()?;
         Ok(())
     }
 
-    /// Rewrites queue keys of the older form `sink \0 id` (no rank, no bucket) in the current
-    /// form, in one atomic batch: a crash leaves either every old key or every new one.
-    ///
-    /// Found without reading the queue, which may hold a backlog of 100,000 keys: an old key's
-    /// 8-byte id starts with two zero bytes (ids stay below 2^48), while a current key has its
-    /// rank and then a bucket name, which is never empty and holds no `\0`. So a sink's old keys
-    /// all lie under `sink \0 \0 \0`: one prefix scan per sink, each sink found by one seek.
-    fn migrate_queue(&self) -> Result<(), SpoolError> {
-        let mut batch = sled::Batch::default();
+    /// Moves every key of the old tree `name` into the block index `to` as the (prefix, id)
+    /// that `entry` makes of it (a key it makes nothing of is dropped), then drops `name`.
+    /// Returns how many keys it moved.
+    fn move_index(
+        &self,
+        name: &str,
+        to: &sled::Tree,
+        entry: impl Fn(&[u8]) -> Option<(Vec<u8>, u64)>,
+    ) -> Result<usize, SpoolError> {
+        let old = self.db.open_tree(name)?;
         let mut moved = 0;
-        let mut from = Vec::new();
-        while let Some(kv) = self.queue.range(from.as_slice()..).next() {
-            let (first, _) = kv?;
-            let Some(sep) = first.iter().position(|b| *b == 0) else {
-                from = [first.as_ref(), &[0]].concat();
-                continue;
-            };
-            let sink = &first[..sep];
-            for kv in self.queue.scan_prefix([sink, &[0, 0, 0]].concat()) {
-                let (k, _) = kv?;
-                if k.len() - sep - 1 != 8 {
-                    continue;
-                }
-                let Some(item) = id_from_suffix(&k)
-                    .map(|id| self.get(id))
-                    .transpose()?
-                    .flatten()
-                else {
-                    continue;
-                };
-                batch.insert(queue_key(&String::from_utf8_lossy(sink), &item), &[]);
-                batch.remove(k);
-                moved += 1;
+        loop {
+            let keys = old
+                .iter()
+                .keys()
+                .take(1_000)
+                .collect::<Result<Vec<_>, _>>()?;
+            if keys.is_empty() {
+                break;
             }
-            // Past every key of this sink: its terminating 0 raised to 1.
-            from = [sink, &[1]].concat();
+            let entries: Vec<_> = keys.iter().map(|k| entry(k)).collect();
+            (&old, to).transaction(|(old_t, to_t)| {
+                for (k, e) in keys.iter().zip(&entries) {
+                    if let Some((prefix, id)) = e {
+                        blocks::mark(to_t, prefix, *id, true)?;
+                    }
+                    old_t.remove(k)?;
+                }
+                Ok(())
+            })?;
+            moved += keys.len();
         }
-        if moved > 0 {
-            self.queue.apply_batch(batch)?;
-            self.db.flush()?;
-            log::info!("spool: {moved} queue entries rewritten in priority order");
-        }
-        Ok(())
+        self.db.flush()?;
+        self.db.drop_tree(name)?;
+        Ok(moved)
     }
 
     pub fn cursor(&self, account: &str, folder: &str) -> Result<Option<Cursor>, SpoolError> {
@@ -477,13 +475,13 @@ impl Spool {
         };
         let trees = (
             &self.items,
-            &self.queue,
+            &self.owed,
             &self.pending,
             &self.counts,
             &self.cursors,
         );
         let (written, digests) =
-            trees.transaction(|(items_t, queue_t, pending_t, counts_t, cursors_t)| {
+            trees.transaction(|(items_t, owed_t, pending_t, counts_t, cursors_t)| {
                 let (mut written, mut bytes, mut digests) = (Vec::new(), 0, HashSet::new());
                 for (new, &id) in items.iter().zip(&ids) {
                     if let Some(known) = &known {
@@ -526,11 +524,11 @@ impl Spool {
                     bytes += bound::footprint(encoded.len(), &item);
                     items_t.insert(&idb, encoded)?;
                     for d in &item.deliveries {
-                        queue_t.insert(queue_key(&d.sink, &item), &[])?;
+                        owe(owed_t, &d.sink, &item, true)?;
                     }
                     let state = item.state();
                     if state == State::Pending {
-                        blocks::mark(pending_t, &item.bucket, id, true)?;
+                        mark_pending(pending_t, &item, true)?;
                     }
                     bump(counts_t, &item.bucket, state, 1)?;
                     written.push(id);
@@ -584,8 +582,8 @@ impl Spool {
         updates: &[(u64, Update)],
         audit: &(dyn Fn(&str) -> Option<String> + Sync),
     ) -> Result<(), SpoolError> {
-        let trees = (&self.items, &self.queue, &self.pending, &self.counts);
-        let settled = trees.transaction(|(items_t, queue_t, pending_t, counts_t)| {
+        let trees = (&self.items, &self.owed, &self.pending, &self.counts);
+        let settled = trees.transaction(|(items_t, owed_t, pending_t, counts_t)| {
             let mut settled = false;
             for (id, update) in updates {
                 let idb = id.to_be_bytes();
@@ -616,14 +614,14 @@ impl Spool {
                 }
                 let mirrored = d.role != Some(Role::Audit);
                 if d.state != State::Pending {
-                    queue_t.remove(queue_key(sink, &item))?;
+                    owe(owed_t, sink, &item, false)?;
                     settled = true;
                 }
                 if mirrored && matches!(update, Update::Delivered { .. }) {
                     if let Some(a) = audit(&item.bucket).filter(|a| a != sink) {
                         if item.delivery(&a).is_none() {
                             item.deliveries.push(Delivery::owed(&a, Role::Audit));
-                            queue_t.insert(queue_key(&a, &item), &[])?;
+                            owe(owed_t, &a, &item, true)?;
                         }
                     }
                 }
@@ -632,7 +630,7 @@ impl Spool {
                     bump(counts_t, &item.bucket, before, -1)?;
                     bump(counts_t, &item.bucket, after, 1)?;
                     if after != State::Pending {
-                        blocks::mark(pending_t, &item.bucket, *id, false)?;
+                        mark_pending(pending_t, &item, false)?;
                     }
                 }
                 let encoded = encode(&item);
@@ -656,7 +654,7 @@ impl Spool {
                 .and_then(|v| <[u8; 8]>::try_from(v.as_ref()).ok())
                 .map_or(0, u64::from_be_bytes))
         };
-        let oldest = match blocks::pending_ids(&self.pending, bucket, 0).next() {
+        let oldest = match blocks::ids(&self.pending, key2(bucket, &[]), 0).next() {
             Some(id) => self.get(id?)?.map(|i| i.spooled_at),
             None => None,
         };

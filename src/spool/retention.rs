@@ -9,7 +9,7 @@
 //! items oldest first even before their time, because delivered mail is already in Discord
 //! and new mail is not anywhere yet.
 
-use super::{bound, queue_key, Item, Spool, SpoolError, State};
+use super::{bound, owe, Item, Spool, SpoolError, State};
 use sled::Transactional;
 
 const BATCH: usize = 500;
@@ -95,8 +95,8 @@ impl Spool {
         if ids.is_empty() {
             return Ok(Pruned::default());
         }
-        let trees = (&self.items, &self.queue, &self.pending, &self.counts);
-        let removed = trees.transaction(|(items_t, queue_t, pending_t, counts_t)| {
+        let trees = (&self.items, &self.owed, &self.pending, &self.counts);
+        let removed = trees.transaction(|(items_t, owed_t, pending_t, counts_t)| {
             let mut removed = Pruned::default();
             for id in ids {
                 let idb = id.to_be_bytes();
@@ -111,9 +111,9 @@ impl Spool {
                 }
                 items_t.remove(&idb)?;
                 for d in item.deliveries.iter().filter(|d| d.state == State::Pending) {
-                    queue_t.remove(queue_key(&d.sink, &item))?;
+                    owe(owed_t, &d.sink, &item, false)?;
                 }
-                super::blocks::mark(pending_t, &item.bucket, *id, false)?;
+                super::mark_pending(pending_t, &item, false)?;
                 super::bump(counts_t, &item.bucket, state, -1)?;
                 let cost = bound::footprint(bytes.len(), &item);
                 bound::grow(counts_t, -(cost as i64))?;

@@ -3,12 +3,11 @@
 //! [`Spool::pending_where`] lets a sink pass over buckets it must not drain yet (a digest
 //! bucket between digests) without reading their items: it reads one head per bucket run.
 //! [`Spool::hand_over`] adds a delivery to another sink to items still pending, in one
-//! transaction with its queue keys, flushed: a crash leaves each item owed to the fallback
+//! transaction with their `owed` bits, flushed: a crash leaves each item owed to the fallback
 //! sink or not, never half.
 
 use super::{
-    encode, id_from_suffix, key2, parse_queue_tail, queue_key, Delivery, Item, Role, Spool,
-    SpoolError, State,
+    blocks, encode, key2, owe, parse_owed_tail, Delivery, Item, Role, Spool, SpoolError, State,
 };
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
@@ -28,12 +27,13 @@ impl Spool {
         // The head of each eligible bucket's run at the most urgent rank: (rank, id, run prefix).
         let mut best: Option<(u8, u64, Vec<u8>)> = None;
         let mut from = prefix.clone();
-        while let Some(kv) = self.queue.range(from.clone()..).next() {
-            let (k, _) = kv?;
+        while let Some(kv) = self.owed.range(from.clone()..).next() {
+            let (k, v) = kv?;
             let Some(tail) = k.strip_prefix(prefix.as_slice()) else {
                 break;
             };
-            let Some((rank, bucket, id)) = parse_queue_tail(tail) else {
+            let head = parse_owed_tail(tail).zip(blocks::first_id(&k, &v));
+            let Some(((rank, bucket, _), id)) = head else {
                 // Not a key this version writes: step over it.
                 from = [k.as_ref(), &[0]].concat();
                 continue;
@@ -56,13 +56,8 @@ impl Spool {
         let Some((_, _, run)) = best else {
             return Ok(out);
         };
-        for kv in self.queue.scan_prefix(run) {
-            let (k, _) = kv?;
-            if let Some(item) = id_from_suffix(&k)
-                .map(|id| self.get(id))
-                .transpose()?
-                .flatten()
-            {
+        for id in blocks::ids(&self.owed, run, 0) {
+            if let Some(item) = self.get(id?)? {
                 out.push(item);
             }
             if out.len() >= limit {
@@ -80,7 +75,7 @@ impl Spool {
         limit: usize,
     ) -> Result<Vec<Item>, SpoolError> {
         let mut out = Vec::new();
-        for id in super::blocks::pending_ids(&self.pending, bucket, from) {
+        for id in blocks::ids(&self.pending, key2(bucket, &[]), from) {
             if out.len() >= limit {
                 break;
             }
@@ -94,7 +89,7 @@ impl Spool {
     /// Makes every item of `ids` that is still pending owed to `sink` as well (role
     /// `fallback`), unless it already is. Returns how many items it changed; flushed.
     pub fn hand_over(&self, ids: &[u64], sink: &str) -> Result<usize, SpoolError> {
-        let added = (&self.items, &self.queue).transaction(|(items_t, queue_t)| {
+        let added = (&self.items, &self.owed).transaction(|(items_t, owed_t)| {
             let mut added = 0;
             for id in ids {
                 let idb = id.to_be_bytes();
@@ -107,7 +102,7 @@ impl Spool {
                     continue;
                 }
                 item.deliveries.push(Delivery::owed(sink, Role::Fallback));
-                queue_t.insert(queue_key(sink, &item), &[])?;
+                owe(owed_t, sink, &item, true)?;
                 items_t.insert(&idb, encode(&item))?;
                 added += 1;
             }

@@ -3,11 +3,12 @@
 //! The damaged directory is only ever renamed aside (`spool.damaged-<unix time>`), never
 //! changed or deleted: sled is opened on a *copy* of it, because opening runs recovery, which
 //! writes. Items keep their order but get new ids from the fresh spool (sled's id counter cannot
-//! be set); the derived trees (`queue`, `pending`, `counts`) are rebuilt from the items and
+//! be set); the derived trees (`owed`, `pending`, `counts`) are rebuilt from the items and
 //! cursors are copied as they are. A record that does not decode, or a tree sled cannot read to
 //! its end, is counted as unreadable, never guessed at.
 
 use super::{decode, encode, key2, Item, Spool, SpoolError, State};
+use sled::Transactional;
 use std::path::{Path, PathBuf};
 
 /// What a salvage did.
@@ -137,20 +138,23 @@ fn copy(
 }
 
 impl Spool {
-    /// Writes `item` under its id with its queue, open and count entries, as ingest and record
-    /// would have left them.
+    /// Writes `item` under its id with its owed, pending and count entries, as ingest and
+    /// record would have left them.
     fn restore(&self, item: &Item) -> Result<(), SpoolError> {
         let idb = item.id.to_be_bytes();
         self.items.insert(idb, encode(item))?;
-        for d in item.deliveries.iter().filter(|d| d.state == State::Pending) {
-            self.queue.insert(super::queue_key(&d.sink, item), &[])?;
-        }
         let state = item.state();
-        if state == State::Pending {
-            self.pending
-                .transaction(|t| super::blocks::mark(t, &item.bucket, item.id, true))
-                .map_err(SpoolError::from)?;
-        }
+        (&self.owed, &self.pending)
+            .transaction(|(owed_t, pending_t)| {
+                for d in item.deliveries.iter().filter(|d| d.state == State::Pending) {
+                    super::owe(owed_t, &d.sink, item, true)?;
+                }
+                if state == State::Pending {
+                    super::mark_pending(pending_t, item, true)?;
+                }
+                Ok(())
+            })
+            .map_err(SpoolError::from)?;
         let key = key2(&item.bucket, state.as_str().as_bytes());
         let count = self
             .counts
