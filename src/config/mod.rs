@@ -244,7 +244,7 @@ impl Loader<'_> {
                 raw.keep_delivered.as_deref(),
                 "30d",
             )?,
-            spool_cache_bytes: raw.spool_cache_mb.unwrap_or(2) * 1024 * 1024,
+            spool_cache_bytes: self.spool_cache(raw.spool_cache_mb)?,
             spool_max_bytes: self.spool_max(raw.spool_max_mb)?,
             metrics: match raw.metrics_file {
                 Some(path) => Some(MetricsConfig {
@@ -259,6 +259,18 @@ impl Loader<'_> {
             indicator: self.indicator(raw.indicator.unwrap_or_default())?,
             discord: self.discord(raw.discord.unwrap_or_default())?,
         })
+    }
+
+    fn spool_cache(&self, mb: Option<u64>) -> Result<u64, ConfigError> {
+        match mb.unwrap_or(2) {
+            mb @ 1..=4096 => Ok(mb * 1024 * 1024),
+            mb => Err(self.err(
+                "spool_cache_mb",
+                format!(
+                    "{mb} MiB is not a cache size: give 1 to 4096 (the default, 2, suits a Pi)"
+                ),
+            )),
+        }
     }
 
     fn spool_max(&self, mb: Option<f64>) -> Result<u64, ConfigError> {

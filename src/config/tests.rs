@@ -94,6 +94,15 @@ fn errors_name_file_key_and_reason() {
     )
     .unwrap_err();
     assert!(e.reason.contains("loopback"), "{e}");
+    for bad in ["0", "5000"] {
+        let e = load("cache", &format!("spool_cache_mb = {bad}\n{GOOD}")).unwrap_err();
+        assert!(
+            e.key == "spool_cache_mb" && e.reason.contains("1 to 4096"),
+            "{bad}: {e}"
+        );
+    }
+    let c = load("cache-ok", &format!("spool_cache_mb = 1\n{GOOD}")).unwrap();
+    assert_eq!(c.spool_cache_bytes, 1 << 20);
 }
 
 #[test]
