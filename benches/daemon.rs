@@ -5,12 +5,15 @@
 //!   200, the LED heartbeat running on the `sim` indicator backend. Start → `READY=1`, then RSS
 //!   and CPU (utime + stime from `/proc/PID/stat`) over a quiet window.
 //! - `backlog`: the same daemon on a spool prepared with N pending items (the library API, as
-//!   the watcher writes them) whose only sink refuses connections, so nothing drains. Start →
-//!   `READY=1`, then RSS once dispatch has tried, failed and started probing.
+//!   the watcher writes them; a fresh spool each round) whose only sink refuses connections, so
+//!   nothing drains. Start → `READY=1`, then RSS once dispatch has tried, failed and started
+//!   probing.
 //!
-//! Environment: `MAILBEACON_BENCH_DAEMON_ROUNDS` (default 3), `MAILBEACON_BENCH_QUIET_SECONDS`
+//! Environment: `MAILBEACON_BENCH_DAEMON_ROUNDS` (default 3, `quiet`),
+//! `MAILBEACON_BENCH_BACKLOG_ROUNDS` (default 5), `MAILBEACON_BENCH_QUIET_SECONDS`
 //! (default 60), `MAILBEACON_BENCH_PENDING` (default 100000), `MAILBEACON_BENCH_SETTLE_SECONDS`
-//! (default 10: how long the daemon runs after `READY=1` before its RSS is read).
+//! (default 10: how long the daemon runs after `READY=1` before its RSS is read),
+//! `MAILBEACON_BENCH_BATCH` (default 50, the watcher's fetch chunk: items per spool write).
 
 use crate::dovecot::Dovecot;
 use crate::fake_discord::{Behaviour, FakeDiscord};
@@ -102,6 +105,21 @@ impl Process {
                 .map_or(0, |kb| kb * 1024)
         };
         (field("VmRSS:"), field("VmHWM:"))
+    }
+
+    /// RSS split into anonymous memory (heap, stacks, buffers) and mapped files (the
+    /// executable and shared libraries, counted though shared and reclaimable).
+    fn rss_split(&self) -> (u64, u64) {
+        let status = self.proc_file("status");
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|kb| kb.parse::<u64>().ok())
+                .map_or(0, |kb| kb * 1024)
+        };
+        (field("RssAnon:"), field("RssFile:"))
     }
 
     /// utime + stime of every thread so far, in seconds.
@@ -260,39 +278,39 @@ pub fn quiet() -> Vec<Row> {
 
 /// The backlog daemon: READY time and RSS with N pending items and a dead sink.
 pub fn backlog() -> Vec<Row> {
-    let rounds = rounds();
+    let rounds = env_usize("MAILBEACON_BENCH_BACKLOG_ROUNDS", 5);
     let n = env_usize("MAILBEACON_BENCH_PENDING", 100_000);
     progress("backlog", "starting Dovecot");
     let dovecot = Dovecot::start();
-    let prepared = temp_dir("backlog-prepared").join("spool");
-    let started = Instant::now();
     let uidvalidity = dovecot.uidvalidity("alice", "INBOX");
-    prepare_spool(&prepared, uidvalidity, n);
-    let spool_bytes = dir_bytes(&prepared);
-    progress(
-        "backlog",
-        &format!(
-            "{n} pending items spooled in {:.1} s ({} on disk)",
-            started.elapsed().as_secs_f64(),
-            mb(spool_bytes)
-        ),
-    );
     // Nothing listens on the discard port: every POST and probe is refused.
     let dead = "http://127.0.0.1:9/api/webhooks/1/deadTOKEN";
-    let (mut ready, mut rss, mut hwm) = (vec![], vec![], vec![]);
+    let (mut ready, mut rss, mut hwm, mut disk) = (vec![], vec![], vec![], vec![]);
     for round in 1..=rounds {
+        // A spool prepared afresh each round: how much of it sled's segment cleaner rewrites
+        // (and so pulls into memory) after a start depends on how the writes fell into
+        // segments, which varies from one preparation to the next.
         let dir = temp_dir("backlog");
         let config = write_config(&dir, &dovecot, dead);
-        copy_dir(&prepared, &dir.join("state/spool"));
+        let spool = dir.join("state/spool");
+        let started = Instant::now();
+        prepare_spool(&spool, uidvalidity, n);
+        let bytes = dir_bytes(&spool);
+        let prepared = started.elapsed();
         let (daemon, t) = Process::start(&dir, &config);
         std::thread::sleep(settle());
         let (r, h) = daemon.rss();
+        let (anon, file) = daemon.rss_split();
         progress(
             "backlog",
             &format!(
-                "round {round}/{rounds}: READY after {}, RSS {} (peak {})",
+                "round {round}/{rounds}: {n} pending spooled in {:.1} s ({} on disk); READY after {}, RSS {} ({} anonymous, {} mapped files; peak {})",
+                prepared.as_secs_f64(),
+                mb(bytes),
                 seconds(t),
                 mb(r),
+                mb(anon),
+                mb(file),
                 mb(h)
             ),
         );
@@ -301,9 +319,13 @@ pub fn backlog() -> Vec<Row> {
         ready.push(t);
         rss.push(r);
         hwm.push(h);
+        disk.push(bytes);
     }
-    let _ = std::fs::remove_dir_all(prepared.parent().unwrap_or(&prepared));
     let ready = median(ready);
+    let (low, high) = (
+        rss.iter().min().copied().unwrap_or(0),
+        rss.iter().max().copied().unwrap_or(0),
+    );
     let rss = median_u64(rss);
     vec![
         Row::new(
@@ -313,26 +335,30 @@ pub fn backlog() -> Vec<Row> {
         )
         .goal("≤ 0.5 s", ready <= Duration::from_millis(500))
         .note(&format!(
-            "spool of {} on disk, page cache warm",
-            mb(spool_bytes)
+            "spool of {} on disk, page cache warm; median of {rounds}",
+            mb(median_u64(disk))
         )),
         Row::new("backlog", &format!("RSS, {n} pending"), mb(rss))
             .goal("≤ 16 MB", rss as f64 <= 16.0 * MB)
             .note(&format!(
-                "{} s after READY, sink refusing; peak (VmHWM) {}",
+                "{} s after READY, sink refusing; {rounds} spools: {}–{}; peak (VmHWM) {}",
                 settle().as_secs(),
+                mb(low),
+                mb(high),
                 mb(median_u64(hwm))
             )),
     ]
 }
 
 /// `n` pending items for the configured mailbox, written as the watcher writes them: batches
-/// of 1,000 with their cursor, each flushed.
+/// of one IMAP fetch chunk (`MAILBEACON_BENCH_BATCH`, default [`mailbeacon::imap::CHUNK`], 50)
+/// with their cursor, each flushed, through a spool opened with the daemon's default cache.
 pub(crate) fn prepare_spool(dir: &Path, uidvalidity: u32, n: usize) {
-    let spool = Spool::open(dir, 16 << 20).expect("open the prepared spool");
+    let spool = Spool::open(dir, 2 << 20).expect("open the prepared spool");
+    let chunk = env_usize("MAILBEACON_BENCH_BATCH", mailbeacon::imap::CHUNK).max(1) as u32;
     let mut uid = 0u32;
     while (uid as usize) < n {
-        let batch: Vec<NewItem> = (uid + 1..=(uid + 1_000).min(n as u32))
+        let batch: Vec<NewItem> = (uid + 1..=(uid + chunk).min(n as u32))
             .map(pending_item)
             .collect();
         uid += batch.len() as u32;
@@ -344,7 +370,7 @@ pub(crate) fn prepare_spool(dir: &Path, uidvalidity: u32, n: usize) {
         spool
             .ingest("bench", "INBOX", cursor, &batch, false)
             .expect("ingest a prepared batch");
-        if uid % 20_000 == 0 {
+        if uid % 20_000 < chunk {
             progress("spool", &format!("spooled {uid}/{n}"));
         }
     }
@@ -369,17 +395,6 @@ fn pending_item(uid: u32) -> NewItem {
         },
         sinks: vec!["alerts".into()],
     }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to.parent().expect("spool has a parent")).expect("state dir");
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .expect("run cp");
-    assert!(status.success(), "copy the prepared spool");
 }
 
 fn dir_bytes(dir: &Path) -> u64 {
