@@ -1,6 +1,8 @@
 //! Retention: delivered items stay `keep_delivered` (default 30 days) after their last
 //! acknowledgement, then go. Pending and dead items are never pruned — they are mail nobody has
 //! seen yet. Items held by a `hold` bucket (no sink) count as delivered from their spool time.
+//! A delivered item whose audit line is still owed stays past its time until the line is sent
+//! (an audit sink down for a month keeps its record whole); only the size bound takes it.
 //!
 //! Pruning walks `items` from the oldest and stops at the first item spooled after the cutoff
 //! (an item cannot be acknowledged before it was spooled), so a pass reads only the old end of
@@ -9,7 +11,7 @@
 //! items oldest first even before their time, because delivered mail is already in Discord
 //! and new mail is not anywhere yet.
 
-use super::{bound, owe, Item, Spool, SpoolError, State};
+use super::{bound, owe, Item, Role, Spool, SpoolError, State};
 use sled::Transactional;
 
 const BATCH: usize = 500;
@@ -30,10 +32,21 @@ fn settled_at(item: &Item) -> i64 {
         .unwrap_or(item.spooled_at)
 }
 
+/// Whether an audit sink still owes this item its line.
+fn audit_owed(item: &Item) -> bool {
+    item.deliveries
+        .iter()
+        .any(|d| d.role == Some(Role::Audit) && d.state == State::Pending)
+}
+
 impl Spool {
-    /// Removes delivered items acknowledged before `cutoff` (Unix seconds).
+    /// Removes delivered items acknowledged before `cutoff` (Unix seconds) whose audit line,
+    /// if any, is no longer owed.
     pub fn prune_delivered(&self, cutoff: i64) -> Result<Pruned, SpoolError> {
-        self.prune_while(|item, _| Some(settled_at(item) < cutoff), cutoff)
+        self.prune_while(
+            |item, _| Some(settled_at(item) < cutoff && !audit_owed(item)),
+            cutoff,
+        )
     }
 
     /// Removes delivered items, oldest first, until the spool holds at most `target` bytes.

@@ -102,6 +102,39 @@ fn retention_prunes_only_delivered_items_past_their_time() {
 }
 
 #[test]
+fn retention_keeps_an_item_until_its_audit_line_is_sent_unless_room_is_needed() {
+    let spool = spool("retention-audit");
+    let ids = ingest(&spool, 1..=3, &["s"]);
+    let delivered = |id: u64| {
+        vec![(
+            id,
+            Update::Delivered {
+                message_id: format!("m{id}"),
+                at: 100,
+            },
+        )]
+    };
+    for id in &ids {
+        spool
+            .record_mirrored("s", &delivered(*id), &|_| Some("log".to_string()))
+            .unwrap();
+    }
+    assert_eq!(spool.pending_for("log", 10).unwrap().len(), 3);
+    let cutoff = chrono::Utc::now().timestamp() + 10;
+    assert_eq!(
+        spool.prune_delivered(cutoff).unwrap().items,
+        0,
+        "delivered long ago, but the audit lines are still owed"
+    );
+    spool.record("log", &delivered(ids[0])).unwrap();
+    assert_eq!(spool.prune_delivered(cutoff).unwrap().items, 1);
+    assert_eq!(spool.get(ids[0]).unwrap(), None);
+    // At the size bound an owed audit line does not hold the room: delivered mail goes.
+    assert_eq!(spool.prune_for_room(0).unwrap().items, 2);
+    assert_eq!(spool.pending_for("log", 10).unwrap().len(), 0);
+}
+
+#[test]
 fn at_the_bound_ingestion_is_refused_until_delivered_mail_is_pruned() {
     let spool = spool("bound");
     let ids = ingest(&spool, 1..=10, &["s"]);
