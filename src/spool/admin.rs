@@ -78,6 +78,7 @@ impl Spool {
                 let mut item: Item =
                     super::decode(&idb, &bytes).map_err(ConflictableTransactionError::Abort)?;
                 let before = item.state();
+                let cost = super::bound::footprint(bytes.len(), &item);
                 let mut sinks = Vec::new();
                 for d in item
                     .deliveries
@@ -100,7 +101,9 @@ impl Spool {
                 if after == State::Pending {
                     super::mark_pending(pending_t, &item, true)?;
                 }
-                items_t.insert(&idb, super::encode(&item))?;
+                let encoded = super::encode(&item);
+                super::bound::restate(counts_t, cost, encoded.len(), &item)?;
+                items_t.insert(&idb, encoded)?;
                 out.push(Retried::Requeued { sinks });
             }
             Ok(out)

@@ -38,6 +38,17 @@ pub(super) fn grow(counts: &TransactionalTree, delta: i64) -> TxResult<()> {
     Ok(())
 }
 
+/// Moves the bytes held from an item's `before` cost ([`footprint`] as it was stored) to the
+/// cost of `after` encoded as `encoded_len`, inside a transaction over `counts`.
+pub(super) fn restate(
+    counts: &TransactionalTree,
+    before: u64,
+    encoded_len: usize,
+    after: &Item,
+) -> TxResult<()> {
+    grow(counts, footprint(encoded_len, after) as i64 - before as i64)
+}
+
 impl Spool {
     /// Sets the bound in bytes (`u64::MAX`: none); shared by every clone of this spool.
     pub fn set_size_limit(&self, bytes: u64) {

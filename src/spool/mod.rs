@@ -593,6 +593,7 @@ impl Spool {
                 let mut item: Item =
                     decode(&idb, &bytes).map_err(ConflictableTransactionError::Abort)?;
                 let before = item.state();
+                let cost = bound::footprint(bytes.len(), &item);
                 let Some(d) = item.delivery_mut(sink) else {
                     continue;
                 };
@@ -634,7 +635,7 @@ impl Spool {
                     }
                 }
                 let encoded = encode(&item);
-                bound::grow(counts_t, encoded.len() as i64 - bytes.len() as i64)?;
+                bound::restate(counts_t, cost, encoded.len(), &item)?;
                 items_t.insert(&idb, encoded)?;
             }
             Ok(settled)

@@ -3,11 +3,12 @@
 //! [`Spool::pending_where`] lets a sink pass over buckets it must not drain yet (a digest
 //! bucket between digests) without reading their items: it reads one head per bucket run.
 //! [`Spool::hand_over`] adds a delivery to another sink to items still pending, in one
-//! transaction with their `owed` bits, flushed: a crash leaves each item owed to the fallback
+//! transaction with their `owed` bits and the bytes the spool holds, flushed: a crash leaves each item owed to the fallback
 //! sink or not, never half.
 
 use super::{
-    blocks, encode, key2, owe, parse_owed_tail, Delivery, Item, Role, Spool, SpoolError, State,
+    blocks, bound, encode, key2, owe, parse_owed_tail, Delivery, Item, Role, Spool, SpoolError,
+    State,
 };
 use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
@@ -89,7 +90,8 @@ impl Spool {
     /// Makes every item of `ids` that is still pending owed to `sink` as well (role
     /// `fallback`), unless it already is. Returns how many items it changed; flushed.
     pub fn hand_over(&self, ids: &[u64], sink: &str) -> Result<usize, SpoolError> {
-        let added = (&self.items, &self.owed).transaction(|(items_t, owed_t)| {
+        let trees = (&self.items, &self.owed, &self.counts);
+        let added = trees.transaction(|(items_t, owed_t, counts_t)| {
             let mut added = 0;
             for id in ids {
                 let idb = id.to_be_bytes();
@@ -101,9 +103,12 @@ impl Spool {
                 if item.state() != State::Pending || item.delivery(sink).is_some() {
                     continue;
                 }
+                let cost = bound::footprint(bytes.len(), &item);
                 item.deliveries.push(Delivery::owed(sink, Role::Fallback));
                 owe(owed_t, sink, &item, true)?;
-                items_t.insert(&idb, encode(&item))?;
+                let encoded = encode(&item);
+                bound::restate(counts_t, cost, encoded.len(), &item)?;
+                items_t.insert(&idb, encoded)?;
                 added += 1;
             }
             Ok(added)

@@ -60,6 +60,63 @@ fn states(spool: &Spool) -> Vec<(u32, State)> {
         .collect()
 }
 
+/// What the items cost by the size bound's own measure, read from the items themselves.
+fn cost_of_items(spool: &Spool) -> u64 {
+    spool
+        .items
+        .iter()
+        .map(|kv| {
+            let (k, v) = kv.unwrap();
+            let item: Item = decode(&k, &v).unwrap();
+            bound::footprint(v.len(), &item)
+        })
+        .sum()
+}
+
+#[test]
+fn the_bytes_held_follow_every_kind_of_write() {
+    let spool = spool("held");
+    let ids = ingest(&spool, 1..=6, &["s"]);
+    let check = |what: &str| {
+        assert_eq!(
+            spool.held_bytes().unwrap(),
+            cost_of_items(&spool),
+            "after {what}"
+        );
+    };
+    check("ingest");
+    let audit = |_: &str| Some("log".to_string());
+    let done = |id: u64| {
+        (
+            id,
+            Update::Delivered {
+                message_id: format!("m{id}"),
+                at: 1,
+            },
+        )
+    };
+    spool
+        .record_mirrored("s", &[done(ids[0]), done(ids[1])], &audit)
+        .unwrap();
+    check("a delivery that adds an audit line");
+    let failed = Update::Failed {
+        error: "a long error ".repeat(20),
+    };
+    spool.record("s", &[(ids[2], failed)]).unwrap();
+    check("a failure");
+    assert_eq!(spool.hand_over(&ids[2..4], "backup").unwrap(), 2);
+    check("a handover to the fallback");
+    let dead = Update::DeadLetter {
+        error: "400".into(),
+    };
+    spool.record("s", &[(ids[4], dead)]).unwrap();
+    spool.retry(ids[4]).unwrap();
+    check("a retry");
+    spool.drop_item(ids[5]).unwrap();
+    spool.prune_for_room(0).unwrap();
+    check("pruning");
+}
+
 #[test]
 fn retention_prunes_only_delivered_items_past_their_time() {
     let spool = spool("retention");
