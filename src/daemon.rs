@@ -267,8 +267,9 @@ async fn serve(mut config: Config, opened: Spool) -> Result<(), RunError> {
     }
     log::info!("stopping: finishing the work in hand");
     notify(&[sd_notify::NotifyState::Stopping]);
-    pipeline.stop().await;
+    // The LED goes dark and the status says so at once, not after the work in hand.
     let _ = health_tx.send(Event::Stopping);
+    pipeline.stop().await;
     services.trigger();
     let _ = metrics.await;
     housekeeping::final_metrics(&config, spool.as_ref(), &snapshot_rx.borrow());

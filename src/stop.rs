@@ -1,5 +1,7 @@
 //! A stop signal that both blocking threads (IMAP) and async tasks (dispatch, indicator) can
-//! wait on. The caller owns the trigger; every worker finishes the unit of work it holds.
+//! wait on. The caller owns the trigger; every worker finishes the unit of work it holds, except
+//! a read from an IMAP server, which is cut (its socket shut down): nothing read in it has been
+//! spooled, so it is read again after the restart.
 
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,7 +13,7 @@ use tokio::sync::watch;
 pub struct Stop {
     flag: Arc<(Mutex<bool>, Condvar)>,
     tx: Arc<watch::Sender<bool>>,
-    /// Sockets a blocked reader waits on (an IMAP IDLE); shut down on trigger so it wakes.
+    /// Sockets a blocked reader waits on (an IMAP session); shut down on trigger so it wakes.
     sockets: Arc<Mutex<Vec<(u64, TcpStream)>>>,
     next_socket: Arc<AtomicU64>,
 }

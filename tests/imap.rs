@@ -89,3 +89,51 @@ fn a_refused_login_shows_as_auth_failed_and_on_the_led() {
         "{status}"
     );
 }
+
+/// A server that takes the connection and then says nothing (a hung proxy, a half-dead server)
+/// must not hold up a stop: SIGTERM ends the daemon within seconds, not after the account's
+/// 60 s read timeout (systemd would have waited, then killed it), and the LED is left dark.
+#[test]
+fn a_silent_server_does_not_hold_up_a_stop() {
+    let dovecot = Dovecot::start();
+    let discord = FakeDiscord::start();
+    let ok = discord.webhook("1", "okTOKEN", Behaviour::Ok);
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a silent server");
+    let port = silent.local_addr().expect("its port").port();
+    let (tx, accepted) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // Holds every connection open without a byte, for as long as the test runs.
+        let mut held = Vec::new();
+        for conn in silent.incoming().flatten() {
+            held.push(conn);
+            let _ = tx.send(());
+        }
+    });
+    let mut daemon = Config::temp("silent", &dovecot)
+        .account(&format!("port = {port}\ntimeout = \"60s\""))
+        .webhook(&ok)
+        .start();
+    accepted
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the daemon connects to the silent server");
+    // Well into the TLS handshake, which the server never answers.
+    std::thread::sleep(Duration::from_secs(1));
+    let asked = std::time::Instant::now();
+    daemon.signal(libc::SIGTERM);
+    let code = daemon.wait_exit(Duration::from_secs(10));
+    let took = asked.elapsed();
+    assert_eq!(code, Some(0), "{}", daemon.log_text());
+    assert!(
+        took < Duration::from_secs(5),
+        "stopping took {took:?}:\n{}",
+        daemon.log_text()
+    );
+    let last_led = daemon
+        .trace_edges()
+        .into_iter()
+        .rfind(|(_, pin, _)| pin == "led");
+    assert!(
+        last_led.as_ref().is_some_and(|(_, _, level)| *level == 0),
+        "LED left lit: {last_led:?}"
+    );
+}

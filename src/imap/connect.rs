@@ -5,6 +5,7 @@
 
 use crate::config::{Account, Tls};
 use crate::health::AccountState;
+use crate::stop::{Interrupt, Stop};
 use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
@@ -156,17 +157,38 @@ pub fn tls_config(
     Ok(Arc::new(config))
 }
 
-fn tcp(account: &Account) -> Result<TcpStream, ImapError> {
-    let addrs = (account.host.as_str(), account.port)
+/// Looks the host up and connects on a helper thread, so that a stop does not wait for a slow
+/// name lookup or an unanswered connect (neither can be interrupted); an attempt given up on
+/// ends by itself within the account's timeout.
+fn tcp(account: &Account, stop: &Stop) -> Result<TcpStream, ImapError> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (host, port, timeout) = (account.host.clone(), account.port, account.timeout);
+    std::thread::Builder::new()
+        .name("imap-connect".into())
+        .spawn(move || {
+            let _ = tx.send(connect(&host, port, timeout));
+        })
+        .map_err(|e| ImapError::Network(format!("cannot start a connect thread: {e}")))?;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(connected) => return connected,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !stop.is_stopped() => {}
+            Err(_) => return Err(ImapError::Network("connect given up: stopping".into())),
+        }
+    }
+}
+
+fn connect(host: &str, port: u16, timeout: Duration) -> Result<TcpStream, ImapError> {
+    let addrs = (host, port)
         .to_socket_addrs()
-        .map_err(|e| ImapError::Network(format!("{}: {e}", account.host)))?;
-    let mut last = ImapError::Network(format!("{}: no address", account.host));
+        .map_err(|e| ImapError::Network(format!("{host}: {e}")))?;
+    let mut last = ImapError::Network(format!("{host}: no address"));
     for addr in addrs {
-        match TcpStream::connect_timeout(&addr, account.timeout) {
+        match TcpStream::connect_timeout(&addr, timeout) {
             Ok(s) => {
-                s.set_read_timeout(Some(account.timeout))
+                s.set_read_timeout(Some(timeout))
                     .map_err(|e| ImapError::Network(e.to_string()))?;
-                s.set_write_timeout(Some(account.timeout))
+                s.set_write_timeout(Some(timeout))
                     .map_err(|e| ImapError::Network(e.to_string()))?;
                 return Ok(s);
             }
@@ -238,18 +260,24 @@ fn starttls(
 
 /// Connects, secures and logs in. The password is sent only inside TLS (or to loopback).
 pub fn login(account: &Account, config: &Arc<rustls::ClientConfig>) -> Result<Session, ImapError> {
-    login_with_socket(account, config).map(|(session, _)| session)
+    let stop = Stop::new();
+    login_until(account, config, &stop).map(|(session, _)| session)
 }
 
-/// [`login`], also handing back a handle on the socket so another thread can shut it down.
-pub fn login_with_socket(
+/// [`login`], giving way to `stop` at every step: the lookup and connect run on a helper
+/// thread, and from then on a stop shuts the socket down, for as long as the returned guard
+/// lives, so a read blocked on a silent server ends at once. Interrupting loses nothing: the
+/// cursor moves only after what was read is spooled.
+pub fn login_until<'a>(
     account: &Account,
     config: &Arc<rustls::ClientConfig>,
-) -> Result<(Session, TcpStream), ImapError> {
-    let tcp = tcp(account)?;
+    stop: &'a Stop,
+) -> Result<(Session, Interrupt<'a>), ImapError> {
+    let tcp = tcp(account, stop)?;
     let socket = tcp
         .try_clone()
         .map_err(|e| ImapError::Network(e.to_string()))?;
+    let interrupt = stop.interrupts(socket);
     let (io, greeted) = match account.tls {
         Tls::Implicit => (handshake(account, config.clone(), tcp)?, false),
         Tls::Starttls => (starttls(account, config.clone(), tcp)?, true),
@@ -268,7 +296,7 @@ pub fn login_with_socket(
             imap::Error::No(no) => ImapError::Auth(no.information),
             other => ImapError::from_imap(other),
         })?;
-    Ok((session, socket))
+    Ok((session, interrupt))
 }
 
 #[cfg(test)]

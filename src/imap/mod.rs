@@ -8,7 +8,7 @@
 
 pub mod connect;
 
-pub use connect::{login, login_with_socket, tls_config, ImapError, Session};
+pub use connect::{login, login_until, tls_config, ImapError, Session};
 
 use crate::config::{Account, Bucket, Mode, StartAt};
 use crate::dispatch::backoff;
@@ -21,7 +21,6 @@ use crate::watchdog::Beat;
 use chrono::{DateTime, Utc};
 use imap::extensions::idle::WaitOutcome;
 use imap::types::UnsolicitedResponse;
-use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc::UnboundedSender, Notify};
@@ -101,7 +100,7 @@ impl Watcher {
             self.alive_for(self.account.timeout * 2);
             match self.session(&stop, &mut carry) {
                 Ok(()) => break,
-                // Stopping shuts an idling socket down; that is not a failure.
+                // Stopping shuts the session's socket down; that is not a failure.
                 Err(_) if stop.is_stopped() => break,
                 Err(e) => {
                     carry.failures += 1;
@@ -126,7 +125,8 @@ impl Watcher {
     }
 
     fn session(&self, stop: &Stop, carry: &mut Carry) -> Result<(), ImapError> {
-        let (mut s, socket) = login_with_socket(&self.account, &self.tls)?;
+        // Held for the whole session: a stop ends any read from the server at once.
+        let (mut s, _interrupt) = login_until(&self.account, &self.tls, stop)?;
         let idle = self.account.idle
             && s.capabilities()
                 .map_err(ImapError::from_imap)?
@@ -187,7 +187,7 @@ impl Watcher {
                 until_poll
             });
             poll_now = if idle {
-                match self.idle_until(&mut s, &socket, next_poll, stop)? {
+                match self.idle_until(&mut s, next_poll)? {
                     Woke::Mail => true,
                     Woke::Quiet => {
                         // The renewal's DONE went unanswered silently if the link died; NOOP
@@ -321,23 +321,13 @@ impl Watcher {
     }
 
     /// One IDLE command, ended by new mail, by `idle_renew`, by the next reconciliation poll
-    /// being due, or by `stop` (which shuts the socket down: the error that follows is ignored
-    /// by [`Watcher::run`]).
-    fn idle_until(
-        &self,
-        s: &mut Session,
-        socket: &TcpStream,
-        until: Instant,
-        stop: &Stop,
-    ) -> Result<Woke, ImapError> {
+    /// being due, or by a stop (which shuts the session's socket down, see [`login_until`]: the
+    /// error that follows is ignored by [`Watcher::run`]).
+    fn idle_until(&self, s: &mut Session, until: Instant) -> Result<Woke, ImapError> {
         let wait = until
             .saturating_duration_since(Instant::now())
             .min(self.account.idle_renew)
             .max(Duration::from_secs(1));
-        let handle = socket
-            .try_clone()
-            .map_err(|e| ImapError::Network(e.to_string()))?;
-        let _interrupt = stop.interrupts(handle);
         // The imap crate panics on one malformed answer to IDLE; that must not end the thread.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut idle = s.idle();
