@@ -152,6 +152,8 @@ pub fn main() -> i32 {
         }
     };
     crate::logger::init();
+    // Before any thread starts: the daemon and the spool tools (a dump of a large spool) alike.
+    daemon::memory::tune();
     let result = match cli.command {
         Command::Run(c) => daemon::run(&c.config).map_err(Failure::from),
         Command::Check { config, probe } => check(&config.config, probe),

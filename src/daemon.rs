@@ -35,7 +35,7 @@ mod disk;
 mod health_feed;
 mod housekeeping;
 mod indicator;
-mod memory;
+pub(crate) mod memory;
 mod pipeline;
 mod systemd;
 
@@ -60,7 +60,6 @@ pub fn spool_dir(config: &Config) -> std::path::PathBuf {
 
 /// Runs the daemon in the foreground until SIGTERM.
 pub fn run(config_path: &Path) -> Result<(), RunError> {
-    memory::tune();
     let config = Config::load(config_path)?;
     warn_about_rules(&config);
     let spool = open_spool(&config)?;

@@ -9,7 +9,8 @@
 //! (`backlog`). musl's allocator (the static Pi builds) returns memory by itself: there both
 //! are no-ops.
 
-/// Caps glibc's arenas and fixes its `mmap` threshold. Call before any thread starts.
+/// Caps glibc's arenas and fixes its `mmap` threshold. Called first by every command, before
+/// any thread starts.
 pub fn tune() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; called before other threads exist.
