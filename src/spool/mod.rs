@@ -317,23 +317,30 @@ impl Spool {
         }
         if has("queue") {
             let moved = self.move_index("queue", &self.owed, |key| {
-                let sep = key.iter().position(|b| *b == 0)?;
+                let Some(sep) = key.iter().position(|b| *b == 0) else {
+                    return Ok(None);
+                };
                 let (sink, tail) = (&key[..sep], &key[sep + 1..]);
                 if let Some((rank, bucket, id)) = parse_owed_tail(tail) {
                     let run = [sink, &[0, rank], bucket, &[0]].concat();
-                    return Some((run, id));
+                    return Ok(Some((run, id)));
                 }
-                // The oldest form, `sink \0 id`: rank and bucket come from the item.
-                let id = u64::from_be_bytes(tail.try_into().ok()?);
-                let item = self.get(id).ok()??;
-                Some((owed_run(&String::from_utf8_lossy(sink), &item), id))
+                // The oldest form, `sink \0 id`: rank and bucket come from the item (an item
+                // no longer there is owed nothing; one that does not decode stops the open).
+                let Ok(id) = <[u8; 8]>::try_from(tail).map(u64::from_be_bytes) else {
+                    return Ok(None);
+                };
+                let sink = String::from_utf8_lossy(sink);
+                Ok(self.get(id)?.map(|item| (owed_run(&sink, &item), id)))
             })?;
             log::info!("spool: {moved} queue entries moved to the compact index");
         }
         if has("open") {
             let moved = self.move_index("open", &self.pending, |key| {
-                let sep = key.iter().position(|b| *b == 0)?;
-                Some((key[..=sep].to_vec(), id_from_suffix(key)?))
+                let sep = key.iter().position(|b| *b == 0);
+                Ok(sep
+                    .zip(id_from_suffix(key))
+                    .map(|(sep, id)| (key[..=sep].to_vec(), id)))
             })?;
             log::info!("spool: {moved} pending entries moved to the compact index");
         }
@@ -351,7 +358,7 @@ impl Spool {
         &self,
         name: &str,
         to: &sled::Tree,
-        entry: impl Fn(&[u8]) -> Option<(Vec<u8>, u64)>,
+        entry: impl Fn(&[u8]) -> Result<Option<(Vec<u8>, u64)>, SpoolError>,
     ) -> Result<usize, SpoolError> {
         let old = self.db.open_tree(name)?;
         let mut moved = 0;
@@ -364,7 +371,10 @@ impl Spool {
             if keys.is_empty() {
                 break;
             }
-            let entries: Vec<_> = keys.iter().map(|k| entry(k)).collect();
+            let entries = keys
+                .iter()
+                .map(|k| entry(k))
+                .collect::<Result<Vec<_>, _>>()?;
             (&old, to).transaction(|(old_t, to_t)| {
                 for (k, e) in keys.iter().zip(&entries) {
                     if let Some((prefix, id)) = e {

@@ -511,6 +511,37 @@ fn queue_keys_of_an_older_version_are_moved_and_still_drain() {
 }
 
 #[test]
+fn a_queue_key_whose_item_does_not_decode_stops_the_move_and_keeps_the_key() {
+    let d = dir("migrate-corrupt");
+    let id = {
+        let spool = Spool::open(&d, 1 << 20).unwrap();
+        let ids = spool
+            .ingest("a", "INBOX", CUR, &[mail(1, "b", &["s"])], false)
+            .unwrap();
+        ids[0]
+    };
+    as_queue(&d, &[("s", id)], plain_key);
+    {
+        let db = raw_db(&d);
+        let items = db.open_tree("items").unwrap();
+        items.insert(id.to_be_bytes(), b"{not json").unwrap();
+        db.flush().unwrap();
+    }
+    let opened = Spool::open(&d, 1 << 20);
+    assert!(
+        matches!(opened, Err(SpoolError::Corrupt { .. })),
+        "{:?}",
+        opened.err()
+    );
+    let db = raw_db(&d);
+    assert_eq!(
+        db.open_tree("queue").unwrap().len(),
+        1,
+        "the owed delivery is not dropped"
+    );
+}
+
+#[test]
 fn queue_keys_of_every_form_and_sink_are_moved_in_batches() {
     let d = dir("migrate-mixed");
     let (ids, keys) = {
