@@ -93,33 +93,25 @@ impl Process {
             .expect("read /proc of the daemon")
     }
 
+    /// A `kB` field of `/proc/PID/status` (`VmRSS:`), in bytes; 0 when missing.
+    fn status_bytes(&self, field: &str) -> u64 {
+        self.proc_file("status")
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    }
+
     /// (VmRSS, VmHWM) in bytes.
     fn rss(&self) -> (u64, u64) {
-        let status = self.proc_file("status");
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|kb| kb.parse::<u64>().ok())
-                .map_or(0, |kb| kb * 1024)
-        };
-        (field("VmRSS:"), field("VmHWM:"))
+        (self.status_bytes("VmRSS:"), self.status_bytes("VmHWM:"))
     }
 
     /// RSS split into anonymous memory (heap, stacks, buffers) and mapped files (the
     /// executable and shared libraries, counted though shared and reclaimable).
     fn rss_split(&self) -> (u64, u64) {
-        let status = self.proc_file("status");
-        let field = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|kb| kb.parse::<u64>().ok())
-                .map_or(0, |kb| kb * 1024)
-        };
-        (field("RssAnon:"), field("RssFile:"))
+        (self.status_bytes("RssAnon:"), self.status_bytes("RssFile:"))
     }
 
     /// utime + stime of every thread so far, in seconds.
