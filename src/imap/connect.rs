@@ -169,11 +169,19 @@ fn tcp(account: &Account, stop: &Stop) -> Result<TcpStream, ImapError> {
             let _ = tx.send(connect(&host, port, timeout));
         })
         .map_err(|e| ImapError::Network(format!("cannot start a connect thread: {e}")))?;
+    use std::sync::mpsc::RecvTimeoutError;
     loop {
         match rx.recv_timeout(Duration::from_millis(100)) {
             Ok(connected) => return connected,
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) if !stop.is_stopped() => {}
-            Err(_) => return Err(ImapError::Network("connect given up: stopping".into())),
+            Err(RecvTimeoutError::Timeout) if !stop.is_stopped() => {}
+            Err(RecvTimeoutError::Timeout) => {
+                return Err(ImapError::Network("connect given up: stopping".into()))
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(ImapError::Network(
+                    "the connect thread ended unanswered".into(),
+                ))
+            }
         }
     }
 }

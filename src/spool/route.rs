@@ -3,8 +3,8 @@
 //! [`Spool::pending_where`] lets a sink pass over buckets it must not drain yet (a digest
 //! bucket between digests) without reading their items: it reads one head per bucket run.
 //! [`Spool::hand_over`] adds a delivery to another sink to items still pending, in one
-//! transaction with their `owed` bits and the bytes the spool holds, flushed: a crash leaves each item owed to the fallback
-//! sink or not, never half.
+//! transaction with their `owed` bits and the bytes the spool holds, flushed: a crash leaves
+//! each item owed to the fallback sink or not, never half.
 
 use super::{
     blocks, bound, encode, key2, owe, parse_owed_tail, Delivery, Item, Role, Spool, SpoolError,
