@@ -5,7 +5,8 @@
 //! The flow runs one way: [`imap`] fetches, [`triage`] picks a bucket, [`spool`] makes the mail
 //! durable together with the mailbox cursor, [`dispatch`] delivers through a [`discord`] sink,
 //! and every component reports events to [`health`], which the [`indicator`], `status` and the
-//! systemd status line all show.
+//! systemd status line all show. [`oauth`] signs accounts in with OAuth 2.0 and keeps their
+//! grants.
 
 pub mod cli;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod indicator;
 pub mod logger;
 pub mod mail;
 pub mod metrics;
+pub mod oauth;
 pub mod spool;
 pub mod status;
 pub mod stop;

@@ -1,9 +1,12 @@
-//! An `[[account]]`: one IMAP server and login, validated — TLS (plaintext only to a loopback
-//! host), folders, IDLE renewal within RFC 2177's 29 minutes, and where a new mailbox starts.
+//! An `[[account]]`: one IMAP server and login, validated — a provider preset's defaults, TLS
+//! (plaintext only to a loopback host), password or OAuth 2.0, folders, IDLE renewal within RFC
+//! 2177's 29 minutes, and where a new mailbox starts.
 
+use super::oauth2::OAuth2;
+use super::provider::{self, Provider};
 use super::raw::RawAccount;
 use super::{is_loopback, ConfigError, Loader, Secret};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,14 +17,34 @@ pub enum Tls {
     None,
 }
 
+/// How an account logs in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthKind {
+    Password,
+    OAuth2,
+}
+
+/// How an account logs in, with what it needs.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// `LOGIN` with [`Account::password`].
+    Password,
+    /// SASL XOAUTH2 or OAUTHBEARER with an access token from the stored grant.
+    OAuth2(Box<OAuth2>),
+}
+
 #[derive(Debug, Clone)]
 pub struct Account {
     pub name: String,
+    /// The preset this account was filled in from, if any.
+    pub provider: Option<&'static Provider>,
     pub host: String,
     pub port: u16,
     pub tls: Tls,
     pub username: String,
+    /// Empty with OAuth 2.0.
     pub password: Secret,
+    pub auth: Auth,
     pub ca_file: Option<PathBuf>,
     pub folders: Vec<String>,
     pub idle: bool,
@@ -46,19 +69,40 @@ pub enum StartAt {
 }
 
 impl Loader<'_> {
-    pub(super) fn account(&self, i: usize, a: RawAccount) -> Result<Account, ConfigError> {
-        let key = |k: &str| format!("account[{i}] ({}).{k}", a.name);
+    pub(super) fn account(
+        &self,
+        i: usize,
+        mut a: RawAccount,
+        state_dir: &Path,
+    ) -> Result<Account, ConfigError> {
+        let name = a.name.clone();
+        let key = |k: &str| format!("account[{i}] ({name}).{k}");
         if a.name.trim().is_empty() {
             return Err(self.err(format!("account[{i}].name"), "must not be empty"));
         }
+        let provider = match a.provider.as_deref() {
+            None => None,
+            Some(p) => Some(provider::find(p).ok_or_else(|| {
+                self.err(
+                    key("provider"),
+                    format!("{p:?} is not one of {}", provider::names()),
+                )
+            })?),
+        };
+        let host = a
+            .host
+            .take()
+            .or_else(|| provider.map(|p| p.host.to_string()))
+            .filter(|h| !h.trim().is_empty())
+            .ok_or_else(|| self.err(key("host"), "missing: set host, or a provider preset"))?;
         let tls = match a.tls.as_deref().unwrap_or("implicit") {
             "implicit" => Tls::Implicit,
             "starttls" => Tls::Starttls,
-            "none" if is_loopback(&a.host) => Tls::None,
+            "none" if is_loopback(&host) => Tls::None,
             "none" => return Err(self.err(key("tls"), "plaintext IMAP is allowed only to a loopback host; use \"implicit\" or \"starttls\"")),
             other => return Err(self.err(key("tls"), format!("{other:?} is not one of implicit, starttls"))),
         };
-        let password = self.secret(&key("password"), a.password, a.password_file, a.credential)?;
+        let (auth, password) = self.login(&key, &mut a, provider, state_dir)?;
         if let Some(ca) = &a.ca_file {
             std::fs::metadata(ca)
                 .map_err(|e| self.err(key("ca_file"), format!("{}: {e}", ca.display())))?;
@@ -95,6 +139,8 @@ impl Loader<'_> {
                 Some(b) => Some(self.duration(&key("backfill"), Some(b), "0s")?),
             };
         Ok(Account {
+            provider,
+            auth,
             port: a.port.unwrap_or(match tls {
                 Tls::Implicit => 993,
                 Tls::Starttls | Tls::None => 143,
@@ -114,8 +160,62 @@ impl Loader<'_> {
                 "15m",
             )?,
             timeout: self.duration(&key("timeout"), a.timeout.as_deref(), "60s")?,
-            host: a.host,
+            host,
             name: a.name,
         })
+    }
+
+    /// `auth` (the preset's kind unless given) and what it needs: a password, or an
+    /// `[account.oauth2]` table (a preset's defaults apply even when the table is left out).
+    fn login(
+        &self,
+        key: &dyn Fn(&str) -> String,
+        a: &mut RawAccount,
+        provider: Option<&'static Provider>,
+        state_dir: &Path,
+    ) -> Result<(Auth, Secret), ConfigError> {
+        let kind = match a.auth.as_deref() {
+            None => provider.map_or(AuthKind::Password, |p| p.auth),
+            Some("password") => AuthKind::Password,
+            Some("oauth2") => AuthKind::OAuth2,
+            Some(other) => {
+                return Err(self.err(
+                    key("auth"),
+                    format!("{other:?} is not one of password, oauth2"),
+                ))
+            }
+        };
+        match kind {
+            AuthKind::Password => {
+                if a.oauth2.is_some() {
+                    return Err(self.err(key("oauth2"), "is used only with auth = \"oauth2\""));
+                }
+                let password = self
+                    .secret(
+                        &key("password"),
+                        a.password.take(),
+                        a.password_file.take(),
+                        a.credential.take(),
+                    )
+                    .map_err(|mut e| {
+                        if let Some(p) = provider {
+                            e.reason = format!("{} ({})", e.reason, p.credential_hint);
+                        }
+                        e
+                    })?;
+                Ok((Auth::Password, password))
+            }
+            AuthKind::OAuth2 => {
+                if a.password.is_some() || a.password_file.is_some() || a.credential.is_some() {
+                    return Err(self.err(
+                        key("password"),
+                        "is not used with auth = \"oauth2\" (the login uses the grant that `mailbeacon login` stores)",
+                    ));
+                }
+                let raw = a.oauth2.take().unwrap_or_default();
+                let oauth = self.oauth2(key, &a.name, provider, raw, state_dir)?;
+                Ok((Auth::OAuth2(Box::new(oauth)), Secret::new("")))
+            }
+        }
     }
 }

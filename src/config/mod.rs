@@ -13,19 +13,22 @@ pub mod duration;
 mod endpoint;
 mod indicator;
 mod lint;
+mod oauth2;
 pub mod perms;
+pub mod provider;
 mod raw;
 mod route;
 mod secret;
 mod secret_source;
 mod sink;
 
-pub use account::{Account, StartAt, Tls};
+pub use account::{Account, Auth, AuthKind, StartAt, Tls};
 pub use bucket::{Bucket, Mention, Mode, Severity};
 pub use duration::parse as parse_duration;
 pub use endpoint::{is_loopback, WebhookUrl};
 pub use indicator::{Backend, IndicatorConfig, Pin};
 pub use lint::Warning;
+pub use oauth2::{Flow, Mechanism, OAuth2};
 pub use secret::Secret;
 pub use sink::{SinkConfig, SinkTarget};
 
@@ -205,7 +208,7 @@ impl Loader<'_> {
             .account
             .into_iter()
             .enumerate()
-            .map(|(i, a)| self.account(i, a))
+            .map(|(i, a)| self.account(i, a, &state_dir))
             .collect::<Result<Vec<_>, _>>()?;
         unique(accounts.iter().map(|a| a.name.as_str()))
             .map_err(|n| self.err("account.name", format!("{n:?} is used twice")))?;

@@ -34,7 +34,8 @@ pub struct RawDiscord {
 #[serde(deny_unknown_fields)]
 pub struct RawAccount {
     pub name: String,
-    pub host: String,
+    pub provider: Option<String>,
+    pub host: Option<String>,
     pub port: Option<u16>,
     pub tls: Option<String>,
     pub username: String,
@@ -42,6 +43,8 @@ pub struct RawAccount {
     pub password_file: Option<PathBuf>,
     pub credential: Option<String>,
     pub ca_file: Option<PathBuf>,
+    pub auth: Option<String>,
+    pub oauth2: Option<RawOAuth2>,
     pub folders: Option<Vec<String>>,
     pub idle: Option<bool>,
     pub idle_renew: Option<String>,
@@ -49,6 +52,23 @@ pub struct RawAccount {
     pub timeout: Option<String>,
     pub start_at: Option<String>,
     pub backfill: Option<String>,
+}
+
+/// `[account.oauth2]`: every key has a default from the provider preset but `client_id`.
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawOAuth2 {
+    pub client_id: Option<String>,
+    pub client_secret: Option<String>,
+    pub client_secret_file: Option<PathBuf>,
+    pub client_secret_credential: Option<String>,
+    pub tenant: Option<String>,
+    pub device_url: Option<String>,
+    pub authorize_url: Option<String>,
+    pub token_url: Option<String>,
+    pub scopes: Option<Vec<String>>,
+    pub redirect_port: Option<u16>,
+    pub mechanism: Option<String>,
 }
 
 #[derive(Deserialize)]

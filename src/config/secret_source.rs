@@ -13,10 +13,16 @@ impl Loader<'_> {
         file: Option<PathBuf>,
         credential: Option<String>,
     ) -> Result<Secret, ConfigError> {
-        let base = key
-            .trim_end_matches("password")
-            .trim_end_matches("url")
-            .trim_end_matches("token");
+        // `oauth2.client_secret` → `oauth2.client_secret_credential`.
+        let client = format!("{key}_");
+        let base = if key.ends_with("client_secret") {
+            client.as_str()
+        } else {
+            key
+        }
+        .trim_end_matches("password")
+        .trim_end_matches("url")
+        .trim_end_matches("token");
         match (inline, file, credential) {
             (Some(v), None, None) if !v.is_empty() => Ok(Secret::new(v)),
             (None, Some(_), None) | (None, None, Some(_)) if !self.read_secrets => {

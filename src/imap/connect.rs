@@ -3,7 +3,7 @@
 //! STARTTLS, plaintext only to loopback (validated in the config). Every failure is classified
 //! so health can tell network down, TLS failure and authentication failure apart.
 
-use crate::config::{Account, Tls};
+use crate::config::{Account, Auth, OAuth2, Tls};
 use crate::health::AccountState;
 use crate::stop::{Interrupt, Stop};
 use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
@@ -298,13 +298,91 @@ pub fn login_until<'a>(
     if !greeted {
         client.read_greeting().map_err(ImapError::from_imap)?;
     }
-    let session = client
-        .login(&account.username, account.password.expose())
-        .map_err(|(e, _)| match e {
-            imap::Error::No(no) => ImapError::Auth(no.information),
-            other => ImapError::from_imap(other),
-        })?;
+    let session = match &account.auth {
+        Auth::Password => client
+            .login(&account.username, account.password.expose())
+            .map_err(|(e, _)| match e {
+                imap::Error::No(no) => ImapError::Auth(refused_password(account, no.information)),
+                other => ImapError::from_imap(other),
+            })?,
+        Auth::OAuth2(o) => oauth_login(account, o, client)?,
+    };
     Ok((session, interrupt))
+}
+
+/// A refused password, with what the provider needs instead when the account names one.
+fn refused_password(account: &Account, said: String) -> String {
+    match account.provider {
+        Some(p) => format!("{said} ({})", p.credential_hint),
+        None => said,
+    }
+}
+
+/// SASL XOAUTH2 or OAUTHBEARER, whichever the server offers (see src/oauth/sasl.rs), with the
+/// stored access token; a token the server refuses is refreshed and tried once more, unless it
+/// was fresh already.
+fn oauth_login(
+    account: &Account,
+    o: &OAuth2,
+    mut client: imap::Client<Stream>,
+) -> Result<Session, ImapError> {
+    let caps = client.capabilities().map_err(ImapError::from_imap)?;
+    let mechanism = crate::oauth::sasl::choose(o.mechanism, |m| caps.has_str(format!("AUTH={m}")))
+        .ok_or_else(|| {
+            ImapError::Auth(format!(
+                "the server offers no OAuth login ({} wanted): use a password, or check the host",
+                o.mechanism.map_or("XOAUTH2 or OAUTHBEARER", |m| m.name())
+            ))
+        })?;
+    drop(caps);
+    let mut force = false;
+    loop {
+        let access = crate::oauth::access_token(&account.name, o, force).map_err(oauth_error)?;
+        let exchange = crate::oauth::sasl::Exchange::new(
+            mechanism,
+            &account.username,
+            access.token.expose(),
+            &account.host,
+            account.port,
+        );
+        match client.authenticate(mechanism.name(), &exchange) {
+            Ok(session) => return Ok(session),
+            Err((imap::Error::No(no), back)) if !access.fresh => {
+                log::warn!(
+                    "imap {}: the server refused the OAuth access token ({}); renewing it once",
+                    account.name,
+                    no.information
+                );
+                client = back;
+                force = true;
+            }
+            Err((imap::Error::No(no), _)) => {
+                let said = exchange
+                    .refusal()
+                    .map_or(String::new(), |r| format!(" {r}"));
+                return Err(ImapError::Auth(format!(
+                    "{} refused a freshly renewed OAuth token for {} with {}: {}{said} (is                      username the account that signed in? else run `mailbeacon login {}`)",
+                    account.host,
+                    account.username,
+                    mechanism.name(),
+                    no.information,
+                    account.name
+                )));
+            }
+            Err((other, _)) => return Err(ImapError::from_imap(other)),
+        }
+    }
+}
+
+fn oauth_error(e: crate::oauth::OAuthError) -> ImapError {
+    use crate::oauth::OAuthError;
+    match &e {
+        OAuthError::NoGrant { .. } | OAuthError::Refused { .. } => {
+            ImapError::Auth(format!("{e}: {}", e.remedy().unwrap_or_default()))
+        }
+        OAuthError::Unreachable(_) => ImapError::Network(e.to_string()),
+        OAuthError::Storage(_) => ImapError::Protocol(e.to_string()),
+    }
 }
 
 #[cfg(test)]
