@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
+mod login;
 mod spool;
 use spool::{SinkAction, SpoolAction};
 
@@ -52,6 +53,14 @@ enum Command {
         config: ConfigArg,
         #[arg(long)]
         probe: bool,
+    },
+    /// Sign ACCOUNT in with OAuth 2.0 (auth = "oauth2"): prints an address and a code (or a
+    /// link) to approve on any device, then stores the grant the daemon logs in with.
+    Login {
+        /// The account's name in the config.
+        account: String,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Accounts, sinks, buckets and the LED pattern.
     Status {
@@ -157,6 +166,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Run(c) => daemon::run(&c.config).map_err(Failure::from),
         Command::Check { config, probe } => check(&config.config, probe),
+        Command::Login { account, config } => login::run(&config.config, &account),
         Command::Status { config, json } => status(&config.config, json),
         Command::Spool { action } => spool::run(action),
         Command::Sink { action } => spool::sink(action),

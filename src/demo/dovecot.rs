@@ -34,6 +34,8 @@ pub struct Dovecot {
     token: String,
     /// Settings added inside `protocol imap { }` (e.g. a capability list without IDLE).
     extra: String,
+    /// OAuth 2.0 logins: the token introspection URL and the SASL mechanisms to offer.
+    oauth2: Option<(String, String)>,
     child: Mutex<Option<Child>>,
 }
 
@@ -56,6 +58,31 @@ impl Dovecot {
         password: &str,
         extra: &str,
     ) -> Result<Dovecot, String> {
+        Dovecot::launch_in(dir, users, password, extra, None)
+    }
+
+    /// [`Dovecot::start_in`] that also takes OAuth 2.0 bearer tokens with the SASL
+    /// `mechanisms` given (`"xoauth2 oauthbearer"`), each checked by POSTing it to
+    /// `introspection_url` (Dovecot's `oauth2` passdb, RFC 7662 style): a token the endpoint
+    /// calls `active` logs in as its `username`.
+    pub fn start_oauth2_in(
+        dir: PathBuf,
+        users: &[&str],
+        password: &str,
+        introspection_url: &str,
+        mechanisms: &str,
+    ) -> Result<Dovecot, String> {
+        let oauth2 = Some((introspection_url.to_string(), mechanisms.to_string()));
+        Dovecot::launch_in(dir, users, password, "", oauth2)
+    }
+
+    fn launch_in(
+        dir: PathBuf,
+        users: &[&str],
+        password: &str,
+        extra: &str,
+        oauth2: Option<(String, String)>,
+    ) -> Result<Dovecot, String> {
         let openssl = require_bin("openssl")?;
         require_bin("dovecot")?;
         require_bin("doveadm")?;
@@ -74,6 +101,7 @@ impl Dovecot {
             token: format!("mailbeacon-dovecot-{name}"),
             dir,
             extra: extra.to_string(),
+            oauth2,
             imaps_port: 0,
             imap_port: 0,
             child: Mutex::new(None),

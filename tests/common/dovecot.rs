@@ -44,6 +44,17 @@ impl Dovecot {
         }
     }
 
+    /// [`Dovecot::start`] that also accepts OAuth 2.0 bearer tokens over the SASL `mechanisms`
+    /// (`"xoauth2"`, `"oauthbearer"` or both), each checked at `introspection_url`.
+    pub fn start_oauth2(introspection_url: &str, mechanisms: &str) -> Dovecot {
+        install_once();
+        let dir = mailbeacon::demo::process::unique_dir("mbdc").expect("create dovecot temp dir");
+        match Server::start_oauth2_in(dir, USERS, PASSWORD, introspection_url, mechanisms) {
+            Ok(server) => Dovecot { server },
+            Err(e) => panic!("{e}\n(the Dovecot test fixture needs root and .ci/install-deps)"),
+        }
+    }
+
     pub fn imaps_port(&self) -> u16 {
         self.server.imaps_port()
     }
