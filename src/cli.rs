@@ -225,6 +225,9 @@ fn check(path: &Path, probe: bool) -> Result<(), Failure> {
     for warning in config.warnings() {
         println!("warn {warning}");
     }
+    for a in &config.accounts {
+        login::describe(a);
+    }
     if !probe {
         return Ok(());
     }

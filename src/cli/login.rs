@@ -3,7 +3,7 @@
 //! it so the user sees at once that it works.
 
 use super::{fail, load, Failure};
-use crate::config::Auth;
+use crate::config::{Account, Auth, Flow, Tls};
 use std::io::{BufReader, Write};
 use std::path::Path;
 
@@ -65,6 +65,42 @@ pub fn run(path: &Path, name: &str) -> Result<(), Failure> {
             Err(fail(format!(
                 "login {name}: the grant is stored, but the IMAP login with it failed"
             )))
+        }
+    }
+}
+
+/// `check`'s line for an account: where it logs in and how, and whether it is signed in.
+pub fn describe(a: &Account) {
+    let tls = match a.tls {
+        Tls::Implicit => "implicit TLS",
+        Tls::Starttls => "STARTTLS",
+        Tls::None => "plaintext (loopback)",
+    };
+    let preset = a
+        .provider
+        .map_or(String::new(), |p| format!(" (provider {})", p.name));
+    match &a.auth {
+        Auth::Password => println!(
+            "ok   account {}: {}:{}, {tls}, password{preset}",
+            a.name, a.host, a.port
+        ),
+        Auth::OAuth2(o) => {
+            let flow = match o.flow {
+                Flow::Device { .. } => "device code",
+                Flow::Browser { .. } => "browser",
+            };
+            println!(
+                "ok   account {}: {}:{}, {tls}, OAuth 2.0 at {} ({flow} sign-in){preset}",
+                a.name, a.host, a.port, o.issuer
+            );
+            match crate::oauth::grant::Grant::load(&o.grant_file) {
+                Ok(Some(_)) => {}
+                Ok(None) => println!(
+                    "warn account {}: not signed in yet: run `mailbeacon login {}`",
+                    a.name, a.name
+                ),
+                Err(e) => println!("warn account {}: {e}", a.name),
+            }
         }
     }
 }
