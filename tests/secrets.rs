@@ -3,7 +3,8 @@
 //! 401, 403, 404, 429 and 5xx, a bot whose channel is forbidden and a bot whose token is
 //! refused, invalid configs that carry secrets — and the daemon's log and the output of
 //! `check`, `check --probe`, `status`, `status --json`, `spool dump` and `spool show` (with the
-//! daemon running and stopped) are searched for each secret, raw and URL-encoded.
+//! daemon running and stopped) are searched for each secret, raw and URL-encoded. OAuth grants
+//! and client secrets get the same search.
 
 mod common;
 
@@ -298,6 +299,70 @@ fn invalid_configs_never_echo_a_secret() {
             let out = run(&path, args);
             assert!(out.contains("(exit Some(78))"), "case {i}: {out}");
             assert_no_secret(&format!("case {i}"), &out);
+        }
+    }
+}
+
+/// OAuth: a stored grant the provider refuses (and whose refusal echoes the refresh token, as a
+/// careless provider might), an access token the server refuses, and an inline client secret —
+/// none of them shows in the log, `status`, `check --probe` or a dump.
+#[test]
+fn oauth_tokens_and_the_client_secret_never_show() {
+    const REFRESH: &str = "RT-leak+Zq8/x=Lw3";
+    const ACCESS: &str = "AT-leak+Pp4/k=Ty6";
+    const CLIENT_SECRET: &str = "CS-leak+Hh2/r=Uu5";
+    let oauth = common::fake_oauth::FakeOAuth::start(Duration::from_secs(3600));
+    let dovecot = Dovecot::start_oauth2(&oauth.url("/introspect"), "xoauth2 oauthbearer");
+    let discord = FakeDiscord::start();
+    let hook = discord.webhook("1", "okHookTok-Qm3vZ8", Behaviour::Ok);
+    let dir = temp_dir("secrets-oauth");
+    // A grant left from an earlier sign-in: still "valid" by its expiry, unknown to the server.
+    let grant = dir.join("state/oauth/home.json");
+    std::fs::create_dir_all(grant.parent().unwrap()).unwrap();
+    let far = chrono::Utc::now().timestamp() + 3600;
+    std::fs::write(
+        &grant,
+        format!(r#"{{"version":1,"refresh_token":"{REFRESH}","access_token":"{ACCESS}","expires_at":{far}}}"#),
+    )
+    .unwrap();
+    let text = common::config::Config::new(&dir, &dovecot)
+        .without("password")
+        .account(&format!(
+            "auth = \"oauth2\"\n[account.oauth2]\n{}client_secret = \"{CLIENT_SECRET}\"",
+            oauth.device_keys()
+        ))
+        .webhook(&hook)
+        .text();
+    let daemon = Daemon::start(&dir, &text);
+    wait_until(Duration::from_secs(30), "auth_failed", || {
+        daemon.status()["accounts"][0]["state"] == "auth_failed"
+    });
+    let refreshes = oauth.calls("refresh_token");
+    assert_eq!(
+        refreshes.len(),
+        1,
+        "refused token, one refresh: {refreshes:?}"
+    );
+    assert_eq!(refreshes[0].refresh_token.as_deref(), Some(REFRESH));
+    let mut seen = String::new();
+    for args in [
+        &["status"][..],
+        &["status", "--json"],
+        &["spool", "dump"],
+        &["check"],
+        &["check", "--probe"],
+    ] {
+        seen.push_str(&run(&daemon.config, args));
+    }
+    assert!(
+        seen.contains("invalid_grant"),
+        "the refusal was shown:\n{seen}"
+    );
+    for s in [REFRESH, ACCESS, CLIENT_SECRET] {
+        for form in [s.to_string(), url_encoded(s)] {
+            assert!(!seen.contains(&form), "the CLI leaks {form:?}:\n{seen}");
+            let log = daemon.log_text();
+            assert!(!log.contains(&form), "the log leaks {form:?}:\n{log}");
         }
     }
 }

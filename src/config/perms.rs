@@ -48,6 +48,13 @@ pub fn secret_files(path: &Path) -> Vec<SecretFile> {
             inline.push(key.clone());
         }
         add(key, &a.password_file, &a.credential);
+        if let Some(o) = &a.oauth2 {
+            let key = format!("account[{i}] ({}).oauth2.client_secret", a.name);
+            if o.client_secret.is_some() {
+                inline.push(key.clone());
+            }
+            add(key, &o.client_secret_file, &o.client_secret_credential);
+        }
     }
     for (i, s) in raw.sink.iter().enumerate() {
         let which = if s.kind == "bot" { "token" } else { "url" };

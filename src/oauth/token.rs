@@ -62,22 +62,7 @@ pub fn post(
         .user_agent(USER_AGENT)
         .build()
         .into();
-    let secrets: Vec<&str> = form
-        .iter()
-        .filter(|(k, _)| {
-            matches!(
-                *k,
-                "refresh_token" | "client_secret" | "code" | "device_code" | "code_verifier"
-            )
-        })
-        .map(|(_, v)| *v)
-        .collect();
-    let scrub = |text: String| {
-        secrets
-            .iter()
-            .filter(|s| !s.is_empty())
-            .fold(text, |t, s| t.replace(s, "[redacted]"))
-    };
+    let scrub = |text: String| scrub(form, text);
     let mut response = agent
         .post(url)
         .header("Accept", "application/json")
@@ -100,6 +85,20 @@ pub fn post(
     }
 }
 
+/// `text` with every secret the request carried replaced: error texts, ours or the provider's,
+/// must not echo a refresh token, a code or the client's secret.
+fn scrub(form: &[(&str, &str)], text: String) -> String {
+    form.iter()
+        .filter(|(k, v)| {
+            !v.is_empty()
+                && matches!(
+                    *k,
+                    "refresh_token" | "client_secret" | "code" | "device_code" | "code_verifier"
+                )
+        })
+        .fold(text, |t, (_, v)| t.replace(v, "[redacted]"))
+}
+
 /// A token request: tokens, or the error the endpoint named.
 pub fn request(url: &str, form: &[(&str, &str)], timeout: Duration) -> Result<Tokens, TokenError> {
     let value = post(url, form, timeout)?;
@@ -107,14 +106,14 @@ pub fn request(url: &str, form: &[(&str, &str)], timeout: Duration) -> Result<To
         TokenError::Unreachable(format!("{url} sent an answer that is not OAuth's"))
     })?;
     if let Some(code) = answer.error {
+        // Error texts are the provider's, meant for people; cap what reaches a log line.
+        let description = answer.error_description.unwrap_or_default();
         return Err(TokenError::Refused {
-            // Error texts are the provider's, meant for people; cap what reaches a log line.
-            description: crate::text::truncate_chars(
-                &answer.error_description.unwrap_or_default(),
-                300,
-            )
-            .to_string(),
-            code: crate::text::truncate_chars(&code, 60).to_string(),
+            description: scrub(
+                form,
+                crate::text::truncate_chars(&description, 300).to_string(),
+            ),
+            code: scrub(form, crate::text::truncate_chars(&code, 60).to_string()),
         });
     }
     let access_token = answer
@@ -146,6 +145,19 @@ mod tests {
         assert_eq!(seconds(&serde_json::json!(3599)), Some(3599));
         assert_eq!(seconds(&serde_json::json!("3599")), Some(3599));
         assert_eq!(seconds(&serde_json::json!("soon")), None);
+    }
+
+    #[test]
+    fn a_provider_echoing_a_secret_is_scrubbed() {
+        let form = [
+            ("refresh_token", "RT-123"),
+            ("client_id", "me"),
+            ("client_secret", ""),
+        ];
+        assert_eq!(
+            scrub(&form, "bad token RT-123 for me".into()),
+            "bad token [redacted] for me"
+        );
     }
 
     #[test]
