@@ -42,6 +42,7 @@ pub struct RawAccount {
     pub password_file: Option<PathBuf>,
     pub credential: Option<String>,
     pub ca_file: Option<PathBuf>,
+    pub tls_fingerprint: Option<String>,
     pub folders: Option<Vec<String>>,
     pub idle: Option<bool>,
     pub idle_renew: Option<String>,
