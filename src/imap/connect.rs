@@ -8,6 +8,8 @@
 mod cert;
 mod refusal;
 mod trust;
+#[cfg(test)]
+mod trust_tests;
 
 pub use cert::CertInfo;
 pub use refusal::Refusal;

@@ -120,13 +120,11 @@ pub fn not_yet_valid(info: Option<&CertInfo>, not_before: i64, now: i64) -> Refu
     }
 }
 
-/// Made for other names than the configured `host`.
+/// Made for other names than the configured `host`. The names come from the certificate as
+/// read here; webpki's `presented` list (Debug-formatted, `DnsName("…")`) only when it could
+/// not be read.
 pub fn wrong_name(info: Option<&CertInfo>, presented: &[String], host: &str) -> Refusal {
-    let names = if presented.is_empty() {
-        info.map(CertInfo::host_names).unwrap_or_default()
-    } else {
-        presented.to_vec()
-    };
+    let names = info.map_or_else(|| presented.to_vec(), CertInfo::host_names);
     let holds = match names.as_slice() {
         [] => "names no host".to_string(),
         [one] => format!("is for {one}"),
@@ -174,7 +172,18 @@ pub fn classify(error: &rustls::Error, info: Option<&CertInfo>, host: &str, now:
         E::NotValidYetContext { time, not_before } => {
             not_yet_valid(info, secs(not_before), secs(time))
         }
-        E::NotValidYet => not_yet_valid(info, info.map_or(now, |i| i.not_before), now),
+        E::NotValidYet => match info {
+            Some(i) => not_yet_valid(info, i.not_before, now),
+            None => Refusal {
+                sentence: format!(
+                    "the server's certificate is not valid yet by this device's clock ({}): the \
+                     clock is probably not set yet (retrying until time sync), or else fix the \
+                     certificate's dates on the server",
+                    moment(now)
+                ),
+                clock: true,
+            },
+        },
         E::NotValidForNameContext { presented, .. } => wrong_name(info, presented, host),
         E::NotValidForName => wrong_name(info, &[], host),
         E::Other(o) if is_ca_as_server(o) => ca_as_server(info),
