@@ -34,7 +34,20 @@ pub struct Dovecot {
     token: String,
     /// Settings added inside `protocol imap { }` (e.g. a capability list without IDLE).
     extra: String,
+    cert: CertKind,
     child: Mutex<Option<Child>>,
+}
+
+/// The kind of server certificate an instance makes for itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CertKind {
+    /// CN=localhost, SAN DNS:localhost and IP:127.0.0.1, CA:FALSE, EKU serverAuth: what a
+    /// careful administrator makes.
+    #[default]
+    Server,
+    /// What the common `openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost`
+    /// one-liner makes: basicConstraints CA:TRUE and no subjectAltName (connect to `localhost`).
+    OneLiner,
 }
 
 enum LaunchError {
@@ -56,6 +69,17 @@ impl Dovecot {
         password: &str,
         extra: &str,
     ) -> Result<Dovecot, String> {
+        Dovecot::start_in_with(dir, users, password, extra, CertKind::Server)
+    }
+
+    /// [`Dovecot::start_in`] with a certificate of this kind.
+    pub fn start_in_with(
+        dir: PathBuf,
+        users: &[&str],
+        password: &str,
+        extra: &str,
+        cert: CertKind,
+    ) -> Result<Dovecot, String> {
         let openssl = require_bin("openssl")?;
         require_bin("dovecot")?;
         require_bin("doveadm")?;
@@ -74,6 +98,7 @@ impl Dovecot {
             token: format!("mailbeacon-dovecot-{name}"),
             dir,
             extra: extra.to_string(),
+            cert,
             imaps_port: 0,
             imap_port: 0,
             child: Mutex::new(None),
@@ -113,8 +138,8 @@ impl Dovecot {
         self.imap_port
     }
 
-    /// The self-signed server certificate (PEM; CN=localhost, SAN DNS:localhost, IP:127.0.0.1,
-    /// CA:FALSE, EKU serverAuth) — use it as the only trust anchor.
+    /// The self-signed server certificate (PEM; see [`CertKind`]) — use it as the only trust
+    /// anchor.
     pub fn ca_file(&self) -> PathBuf {
         self.dir.join("cert.pem")
     }
