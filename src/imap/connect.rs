@@ -75,18 +75,20 @@ fn from_io(io: std::io::Error) -> ImapError {
 }
 
 fn from_tls(e: &rustls::Error) -> ImapError {
-    use rustls::CertificateError::Other;
-    let refused = match e {
-        rustls::Error::InvalidCertificate(Other(o)) => o.0.downcast_ref::<Refusal>().cloned(),
+    let rustls::Error::InvalidCertificate(cert) = e else {
+        return ImapError::Tls(e.to_string());
+    };
+    // Verdicts on the certificate come as a Refusal from `Trust`; any other certificate error
+    // (a bad handshake signature) is described the same way, without the certificate's details.
+    let refused = match cert {
+        rustls::CertificateError::Other(o) => o.0.downcast_ref::<Refusal>().cloned(),
         _ => None,
     };
-    // Certificate verdicts come as a Refusal from `Trust`; a bare error (from elsewhere in
-    // the handshake) is described the same way, without the certificate's details.
     let refusal = refused.unwrap_or_else(|| refusal::classify(e, None, "the host", now()));
-    match e {
-        rustls::Error::InvalidCertificate(_) if refusal.clock => ImapError::Clock(refusal.sentence),
-        rustls::Error::InvalidCertificate(_) => ImapError::Tls(refusal.sentence),
-        _ => ImapError::Tls(e.to_string()),
+    if refusal.clock {
+        ImapError::Clock(refusal.sentence)
+    } else {
+        ImapError::Tls(refusal.sentence)
     }
 }
 

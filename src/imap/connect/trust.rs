@@ -80,6 +80,7 @@ impl Trust {
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         host: &ServerName<'_>,
+        ocsp: &[u8],
         now: UnixTime,
     ) -> Result<(), Refusal> {
         let info = CertInfo::parse(end_entity);
@@ -93,7 +94,7 @@ impl Trust {
         }
         let verdict = self
             .webpki
-            .verify_server_cert(end_entity, intermediates, host, &[], now);
+            .verify_server_cert(end_entity, intermediates, host, ocsp, now);
         let Err(error) = verdict else {
             return Ok(());
         };
@@ -160,13 +161,13 @@ impl ServerCertVerifier for Trust {
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],
         server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
+        ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         if let Some(seen) = &self.seen {
             seen.record(end_entity);
         }
-        self.judge(end_entity, intermediates, server_name, now)
+        self.judge(end_entity, intermediates, server_name, ocsp_response, now)
             .map(|()| ServerCertVerified::assertion())
             .map_err(Refusal::into_rustls)
     }
