@@ -45,8 +45,9 @@ const NAME_ATTRIBUTES: &[(&[u8], &str)] = &[
     (&[0x55, 0x04, 0x0B], "OU"),
     (&[0x55, 0x04, 0x0A], "O"),
 ];
-/// Longest value shown from a certificate (a name, an organisation).
+/// Longest value shown from a certificate (a name, an organisation), and most names shown.
 const MAX_VALUE: usize = 64;
+const MAX_NAMES: usize = 8;
 
 /// A cursor over DER: one tag-length-value at a time.
 struct Der<'a>(&'a [u8]);
@@ -208,6 +209,7 @@ fn render_name(name: &[u8]) -> String {
                 .filter(move |(o, _)| o == oid)
                 .map(move |(_, v)| format!("{label}={v}"))
         })
+        .take(MAX_NAMES)
         .collect();
     if parts.is_empty() {
         "(no name)".into()
@@ -237,21 +239,27 @@ fn alt_names(extensions: &[u8]) -> Vec<String> {
         while let Some((tag, v)) = names.next() {
             match (tag, v.len()) {
                 (DNS_NAME, _) => out.push(clean(&String::from_utf8_lossy(v))),
-                (IP_ADDRESS, 4) => out.extend(
-                    <[u8; 4]>::try_from(v)
-                        .ok()
-                        .map(|a| IpAddr::from(a).to_string()),
-                ),
-                (IP_ADDRESS, 16) => out.extend(
-                    <[u8; 16]>::try_from(v)
-                        .ok()
-                        .map(|a| IpAddr::from(a).to_string()),
-                ),
+                (IP_ADDRESS, _) => out.extend(ip(v).map(|a| a.to_string())),
                 _ => {}
             }
         }
     }
+    // Only shown (and tested for emptiness): a certificate with hundreds of names must not
+    // make a message of hundreds of names.
+    if out.len() > MAX_NAMES {
+        let more = out.len() - MAX_NAMES;
+        out.truncate(MAX_NAMES);
+        out.push(format!("and {more} more"));
+    }
     out
+}
+
+fn ip(octets: &[u8]) -> Option<IpAddr> {
+    match octets.len() {
+        4 => <[u8; 4]>::try_from(octets).ok().map(IpAddr::from),
+        16 => <[u8; 16]>::try_from(octets).ok().map(IpAddr::from),
+        _ => None,
+    }
 }
 
 /// Certificate text is shown to the user: no control characters, no unbounded length.
@@ -261,4 +269,17 @@ fn clean(text: &str) -> String {
         out = out.chars().take(MAX_VALUE).collect::<String>() + "…";
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_from_a_certificate_loses_control_characters_and_is_capped() {
+        assert_eq!(clean("mail\n\u{1b}[31mhost"), "mail[31mhost");
+        let long = clean(&"x".repeat(300));
+        assert_eq!(long.chars().count(), MAX_VALUE + 1);
+        assert!(long.ends_with('…'));
+    }
 }

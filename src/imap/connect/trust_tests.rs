@@ -322,3 +322,38 @@ fn the_certificate_is_described_as_openssl_reads_it() {
     );
     assert_eq!(CertInfo::parse(b"\x30\x03\x02\x01"), None);
 }
+
+#[test]
+fn a_certificate_with_many_names_is_described_with_a_few() {
+    let c = Certs::make("many");
+    let names: Vec<String> = (1..=20).map(|i| format!("DNS:h{i}.home.test")).collect();
+    let ext = format!("subjectAltName={}", names.join(","));
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+    ];
+    let args = [
+        &["req", "-x509"],
+        &ec[..],
+        &["-subj", "/CN=many", "-addext", &ext],
+    ]
+    .concat();
+    c.openssl(&args, "many");
+    let now = c.date("many", "-startdate") + DAY;
+    let refused = judge(
+        &c.trust(&["many"], None),
+        &c.der("many"),
+        "other.home.test",
+        now,
+    )
+    .unwrap_err()
+    .sentence;
+    assert!(
+        refused.contains("is for h1.home.test, h2.home.test,")
+            && refused.contains("h8.home.test, and 12 more, not for \"other.home.test\""),
+        "{refused}"
+    );
+}
