@@ -40,8 +40,7 @@ pub fn ingest() -> Vec<Row> {
 
     let dir = temp_dir("ingest");
     let config = load_config(&dir, &dovecot);
-    let tls = mailbeacon::imap::tls_config(config.accounts[0].ca_file.as_deref())
-        .expect("TLS configuration");
+    let tls = mailbeacon::imap::tls_config(&config.accounts[0]).expect("TLS configuration");
     let bare_tls = bare_tls_config(&dovecot.ca_file());
 
     // One untimed pass warms Dovecot's index cache and the page cache for both contenders.
@@ -315,8 +314,7 @@ pub fn idle_latency() -> Vec<Row> {
     let mut config = load_config(&dir, &dovecot);
     config.accounts[0].idle = true;
     config.accounts[0].poll_interval = Duration::from_secs(3600);
-    let tls = mailbeacon::imap::tls_config(config.accounts[0].ca_file.as_deref())
-        .expect("TLS configuration");
+    let tls = mailbeacon::imap::tls_config(&config.accounts[0]).expect("TLS configuration");
     let spool = Spool::open(&dir.join("spool"), 16 << 20).expect("open spool");
     let (health, _events) = tokio::sync::mpsc::unbounded_channel();
     let watcher = Watcher {

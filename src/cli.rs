@@ -12,6 +12,7 @@ use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 mod login;
+mod probe;
 mod spool;
 use spool::{SinkAction, SpoolAction};
 
@@ -239,8 +240,8 @@ fn check(path: &Path, probe: bool) -> Result<(), Failure> {
     }
     let mut failed = 0;
     for a in &config.accounts {
-        let session = crate::imap::tls_config(a.ca_file.as_deref())
-            .and_then(|tls| crate::imap::login(a, &tls));
+        let (session, seen) = probe::login_seeing(a);
+        probe::print_certificate(a, &session, seen.as_ref());
         match session {
             Err(e) => {
                 failed += 1;

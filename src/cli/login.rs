@@ -44,8 +44,7 @@ pub fn run(path: &Path, name: &str) -> Result<(), Failure> {
         "ok   signed in: the grant is stored in {} (mode 0600)",
         o.grant_file.display()
     );
-    let login = crate::imap::tls_config(account.ca_file.as_deref())
-        .and_then(|tls| crate::imap::login(account, &tls));
+    let login = crate::imap::tls_config(account).and_then(|tls| crate::imap::login(account, &tls));
     match login {
         Ok(mut session) => {
             let _ = session.logout();

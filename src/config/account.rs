@@ -5,7 +5,7 @@
 use super::oauth2::OAuth2;
 use super::provider::{self, Provider};
 use super::raw::RawAccount;
-use super::{is_loopback, ConfigError, Loader, Secret};
+use super::{is_loopback, ConfigError, Fingerprint, Loader, Secret};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -45,7 +45,10 @@ pub struct Account {
     /// Empty with OAuth 2.0.
     pub password: Secret,
     pub auth: Auth,
+    /// A CA, or the server's own certificate (trusted even when it is a CA certificate).
     pub ca_file: Option<PathBuf>,
+    /// The one certificate trusted for this account, whatever its issuer (replaces `ca_file`).
+    pub tls_fingerprint: Option<Fingerprint>,
     pub folders: Vec<String>,
     pub idle: bool,
     /// How long one IDLE command may run before it is renewed (RFC 2177: under 29 minutes).
@@ -107,6 +110,8 @@ impl Loader<'_> {
             std::fs::metadata(ca)
                 .map_err(|e| self.err(key("ca_file"), format!("{}: {e}", ca.display())))?;
         }
+        let tls_fingerprint =
+            self.tls_fingerprint(&key, a.tls_fingerprint.as_deref(), a.ca_file.is_some(), tls)?;
         let folders = a.folders.unwrap_or_else(|| vec!["INBOX".to_string()]);
         if folders.is_empty() || folders.iter().any(|f| f.trim().is_empty()) {
             return Err(self.err(key("folders"), "list at least one folder, none empty"));
@@ -149,6 +154,7 @@ impl Loader<'_> {
             username: a.username,
             password,
             ca_file: a.ca_file,
+            tls_fingerprint,
             folders,
             idle: a.idle.unwrap_or(true),
             idle_renew,
@@ -217,5 +223,30 @@ impl Loader<'_> {
                 Ok((Auth::OAuth2(Box::new(oauth)), Secret::new("")))
             }
         }
+    }
+
+    /// A pin replaces every other trust, so a `ca_file` beside it would be silently unused.
+    fn tls_fingerprint(
+        &self,
+        key: &dyn Fn(&str) -> String,
+        text: Option<&str>,
+        with_ca_file: bool,
+        tls: Tls,
+    ) -> Result<Option<Fingerprint>, ConfigError> {
+        let Some(text) = text else {
+            return Ok(None);
+        };
+        if tls == Tls::None {
+            return Err(self.err(key("tls_fingerprint"), "has no effect without TLS"));
+        }
+        if with_ca_file {
+            return Err(self.err(
+                key("tls_fingerprint"),
+                "pins the server's certificate, so ca_file would not be used: keep one of them",
+            ));
+        }
+        Fingerprint::parse(text)
+            .map(Some)
+            .map_err(|reason| self.err(key("tls_fingerprint"), reason))
     }
 }

@@ -43,6 +43,7 @@ pub struct RawAccount {
     pub password_file: Option<PathBuf>,
     pub credential: Option<String>,
     pub ca_file: Option<PathBuf>,
+    pub tls_fingerprint: Option<String>,
     pub auth: Option<String>,
     pub oauth2: Option<RawOAuth2>,
     pub folders: Option<Vec<String>>,

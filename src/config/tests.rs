@@ -219,3 +219,25 @@ fn fallback_escalation_and_audit_are_checked() {
             .contains("escalation is for severity P0 and P1 only")
     );
 }
+
+#[test]
+fn a_pinned_fingerprint_is_read_in_any_spelling_and_refused_when_malformed() {
+    let hex = "71f0b9494442d8f5d81a02b5c3db5ebe27358961ee71fa02b69f95a852e25fc4";
+    let pin = |value: &str| {
+        GOOD.replace(
+            "username",
+            &format!("tls_fingerprint = \"{value}\"\nusername"),
+        )
+    };
+    let c = load("pin", &pin(&format!("sha256:{hex}"))).unwrap();
+    let seen = c.accounts[0].tls_fingerprint.expect("the pin");
+    assert!(seen.to_string().starts_with("sha256:71:F0:B9:49"), "{seen}");
+    let e = load("pin-short", &pin("sha256:71:F0")).unwrap_err();
+    assert!(
+        e.key == "account[0] (home).tls_fingerprint" && e.reason.contains("64 hex digits"),
+        "{e}"
+    );
+    let both = pin(&format!("sha256:{hex}")).replace("username", "ca_file = \"PASS\"\nusername");
+    let e = load("pin-ca", &both).unwrap_err();
+    assert!(e.reason.contains("keep one of them"), "{e}");
+}

@@ -85,7 +85,7 @@ impl Pipeline {
         )));
         let mut watchers = Vec::new();
         for a in &config.accounts {
-            let tls = match tls_config(a.ca_file.as_deref()) {
+            let tls = match tls_config(a) {
                 Ok(t) => t,
                 Err(e) => {
                     log::error!("imap {}: {e}", a.name);

@@ -36,7 +36,20 @@ pub struct Dovecot {
     extra: String,
     /// OAuth 2.0 logins: the token introspection URL and the SASL mechanisms to offer.
     oauth2: Option<(String, String)>,
+    cert: CertKind,
     child: Mutex<Option<Child>>,
+}
+
+/// The kind of server certificate an instance makes for itself.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum CertKind {
+    /// CN=localhost, SAN DNS:localhost and IP:127.0.0.1, CA:FALSE, EKU serverAuth: what a
+    /// careful administrator makes.
+    #[default]
+    Server,
+    /// What the common `openssl req -x509 -newkey rsa:2048 -nodes -subj /CN=localhost`
+    /// one-liner makes: basicConstraints CA:TRUE and no subjectAltName (connect to `localhost`).
+    OneLiner,
 }
 
 enum LaunchError {
@@ -58,7 +71,18 @@ impl Dovecot {
         password: &str,
         extra: &str,
     ) -> Result<Dovecot, String> {
-        Dovecot::launch_in(dir, users, password, extra, None)
+        Dovecot::launch_in(dir, users, password, extra, CertKind::Server, None)
+    }
+
+    /// [`Dovecot::start_in`] with a certificate of this kind.
+    pub fn start_in_with(
+        dir: PathBuf,
+        users: &[&str],
+        password: &str,
+        extra: &str,
+        cert: CertKind,
+    ) -> Result<Dovecot, String> {
+        Dovecot::launch_in(dir, users, password, extra, cert, None)
     }
 
     /// [`Dovecot::start_in`] that also takes OAuth 2.0 bearer tokens with the SASL
@@ -73,7 +97,7 @@ impl Dovecot {
         mechanisms: &str,
     ) -> Result<Dovecot, String> {
         let oauth2 = Some((introspection_url.to_string(), mechanisms.to_string()));
-        Dovecot::launch_in(dir, users, password, "", oauth2)
+        Dovecot::launch_in(dir, users, password, "", CertKind::Server, oauth2)
     }
 
     fn launch_in(
@@ -81,6 +105,7 @@ impl Dovecot {
         users: &[&str],
         password: &str,
         extra: &str,
+        cert: CertKind,
         oauth2: Option<(String, String)>,
     ) -> Result<Dovecot, String> {
         let openssl = require_bin("openssl")?;
@@ -102,6 +127,7 @@ impl Dovecot {
             dir,
             extra: extra.to_string(),
             oauth2,
+            cert,
             imaps_port: 0,
             imap_port: 0,
             child: Mutex::new(None),
@@ -141,8 +167,8 @@ impl Dovecot {
         self.imap_port
     }
 
-    /// The self-signed server certificate (PEM; CN=localhost, SAN DNS:localhost, IP:127.0.0.1,
-    /// CA:FALSE, EKU serverAuth) — use it as the only trust anchor.
+    /// The self-signed server certificate (PEM; see [`CertKind`]) — use it as the only trust
+    /// anchor.
     pub fn ca_file(&self) -> PathBuf {
         self.dir.join("cert.pem")
     }

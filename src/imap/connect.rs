@@ -1,7 +1,19 @@
 //! Connecting to an IMAP server: TCP with timeouts, TLS through rustls (system roots, the
-//! bundled Mozilla roots when the system has none, plus an optional `ca_file`), implicit TLS or
-//! STARTTLS, plaintext only to loopback (validated in the config). Every failure is classified
-//! so health can tell network down, TLS failure and authentication failure apart.
+//! bundled Mozilla roots when the system has none, plus an optional `ca_file`, or a pinned
+//! `tls_fingerprint`: see `connect/trust.rs`), implicit TLS or STARTTLS, plaintext only to
+//! loopback (validated in the config). Every failure is classified so health can tell network
+//! down, TLS failure and authentication failure apart; a refused certificate is one sentence
+//! with its remedy (`connect/refusal.rs`).
+
+mod cert;
+mod refusal;
+mod trust;
+#[cfg(test)]
+mod trust_tests;
+
+pub use cert::CertInfo;
+pub use refusal::Refusal;
+pub use trust::{Seen, Trust};
 
 use crate::config::{Account, Auth, OAuth2, Tls};
 use crate::health::AccountState;
@@ -20,7 +32,8 @@ pub enum ImapError {
     Tls(String),
     /// A certificate not valid *yet*: far more often this board's clock (a Pi has no RTC and
     /// may run before time sync) than the server's certificate. Retried like network trouble.
-    #[error("TLS: {0} (is the clock set? retrying until time sync)")]
+    /// The sentence names the dates and the clock (`connect/refusal.rs`).
+    #[error("TLS: {0}")]
     Clock(String),
     #[error("login refused: {0}")]
     Auth(String),
@@ -62,13 +75,25 @@ fn from_io(io: std::io::Error) -> ImapError {
 }
 
 fn from_tls(e: &rustls::Error) -> ImapError {
-    use rustls::CertificateError::{NotValidYet, NotValidYetContext};
-    match e {
-        rustls::Error::InvalidCertificate(NotValidYet | NotValidYetContext { .. }) => {
-            ImapError::Clock(e.to_string())
-        }
-        _ => ImapError::Tls(e.to_string()),
+    let rustls::Error::InvalidCertificate(cert) = e else {
+        return ImapError::Tls(e.to_string());
+    };
+    // Verdicts on the certificate come as a Refusal from `Trust`; any other certificate error
+    // (a bad handshake signature) is described the same way, without the certificate's details.
+    let refused = match cert {
+        rustls::CertificateError::Other(o) => o.0.downcast_ref::<Refusal>().cloned(),
+        _ => None,
+    };
+    let refusal = refused.unwrap_or_else(|| refusal::classify(e, None, "the host", now()));
+    if refusal.clock {
+        ImapError::Clock(refusal.sentence)
+    } else {
+        ImapError::Tls(refusal.sentence)
     }
+}
+
+fn now() -> i64 {
+    chrono::Utc::now().timestamp()
 }
 
 /// The transport under the IMAP session.
@@ -127,34 +152,57 @@ impl imap::extensions::idle::SetReadTimeout for Stream {
 
 pub type Session = imap::Session<Stream>;
 
+/// The account's TLS settings: what it trusts (see `connect/trust.rs`).
+pub fn tls_config(account: &Account) -> Result<Arc<rustls::ClientConfig>, ImapError> {
+    client_config(trust(account)?)
+}
+
+/// [`tls_config`] that also records the certificate each server presents, trusted or not.
+pub fn tls_config_seeing(
+    account: &Account,
+) -> Result<(Arc<rustls::ClientConfig>, Seen), ImapError> {
+    let seen = Seen::default();
+    Ok((client_config(trust(account)?.seeing(seen.clone()))?, seen))
+}
+
+fn client_config(trust: Trust) -> Result<Arc<rustls::ClientConfig>, ImapError> {
+    let config = rustls::ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| ImapError::Tls(e.to_string()))?
+        .dangerous()
+        .with_custom_certificate_verifier(Arc::new(trust))
+        .with_no_client_auth();
+    Ok(Arc::new(config))
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
 /// The trust anchors: the system store (or the bundled roots when it is empty) plus `ca_file`.
-pub fn tls_config(
-    ca_file: Option<&std::path::Path>,
-) -> Result<Arc<rustls::ClientConfig>, ImapError> {
+fn trust(account: &Account) -> Result<Trust, ImapError> {
     let mut roots = rustls::RootCertStore::empty();
     let native = rustls_native_certs::load_native_certs();
     let (added, _) = roots.add_parsable_certificates(native.certs);
     if added == 0 {
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     }
-    if let Some(path) = ca_file {
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| ImapError::Tls(format!("ca_file {}: {e}", path.display())))?
+    let mut own = Vec::new();
+    if let Some(path) = account.ca_file.as_deref() {
+        let bad =
+            |e: &dyn std::fmt::Display| ImapError::Tls(format!("ca_file {}: {e}", path.display()));
+        own = CertificateDer::pem_file_iter(path)
+            .map_err(|e| bad(&e))?
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| ImapError::Tls(format!("ca_file {}: {e}", path.display())))?;
-        for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| ImapError::Tls(format!("ca_file {}: {e}", path.display())))?;
+            .map_err(|e| bad(&e))?;
+        if own.is_empty() {
+            return Err(bad(&"no PEM certificate in it"));
+        }
+        for cert in &own {
+            roots.add(cert.clone()).map_err(|e| bad(&e))?;
         }
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ImapError::Tls(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Ok(Arc::new(config))
+    Trust::new(roots, own, account.tls_fingerprint, &provider()).map_err(ImapError::Tls)
 }
 
 /// Looks the host up and connects on a helper thread, so that a stop does not wait for a slow

@@ -12,7 +12,7 @@
 //!
 //! Needs root (mail is owned by the `dovecot` user) and the packages from `.ci/install-deps`.
 
-use mailbeacon::demo::dovecot::Dovecot as Server;
+use mailbeacon::demo::dovecot::{CertKind, Dovecot as Server};
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -36,9 +36,19 @@ impl Dovecot {
 
     /// [`Dovecot::start`] with `extra` settings inside `protocol imap { }`.
     pub fn start_with(extra: &str) -> Dovecot {
+        Dovecot::start_kind(extra, CertKind::Server)
+    }
+
+    /// [`Dovecot::start`] with the certificate of the `openssl req -x509 … -subj /CN=localhost`
+    /// one-liner: CA:TRUE, no subjectAltName, so clients must connect to `localhost`.
+    pub fn start_one_liner() -> Dovecot {
+        Dovecot::start_kind("", CertKind::OneLiner)
+    }
+
+    fn start_kind(extra: &str, cert: CertKind) -> Dovecot {
         install_once();
         let dir = mailbeacon::demo::process::unique_dir("mbdc").expect("create dovecot temp dir");
-        match Server::start_in(dir, USERS, PASSWORD, extra) {
+        match Server::start_in_with(dir, USERS, PASSWORD, extra, cert) {
             Ok(server) => Dovecot { server },
             Err(e) => panic!("{e}\n(the Dovecot test fixture needs root and .ci/install-deps)"),
         }

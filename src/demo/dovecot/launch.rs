@@ -30,16 +30,19 @@ impl Dovecot {
             .arg(d.join("key.pem"))
             .arg("-out")
             .arg(d.join("cert.pem"))
-            .args([
-                "-subj",
-                "/CN=localhost",
-                "-addext",
-                "subjectAltName=DNS:localhost,IP:127.0.0.1",
-                "-addext",
-                "basicConstraints=critical,CA:FALSE",
-                "-addext",
-                "extendedKeyUsage=serverAuth",
-            ])
+            .args(["-subj", "/CN=localhost"])
+            .args(match self.cert {
+                CertKind::Server => &[
+                    "-addext",
+                    "subjectAltName=DNS:localhost,IP:127.0.0.1",
+                    "-addext",
+                    "basicConstraints=critical,CA:FALSE",
+                    "-addext",
+                    "extendedKeyUsage=serverAuth",
+                ][..],
+                // openssl.cnf's v3_ca section adds basicConstraints CA:TRUE.
+                CertKind::OneLiner => &[],
+            })
             .stdin(Stdio::null())
             .output()
             .map_err(|e| format!("run openssl: {e}"))?;
