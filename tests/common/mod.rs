@@ -2,3 +2,4 @@ pub mod config;
 pub mod daemon;
 pub mod dovecot;
 pub mod fake_discord;
+pub mod scripted_imap;
