@@ -30,7 +30,7 @@ const REFETCH_PAUSES: [Duration; 3] = [
 /// What became of a UID the chunk's answer did not bring readable.
 enum Settled {
     /// Spool this (readable, or as unreadable as the server keeps it).
-    Mail(NewItem),
+    Mail(Box<NewItem>),
     /// The server no longer has the UID (expunged since the search): nothing to spool.
     Gone,
     /// Stopped meanwhile.
@@ -128,7 +128,7 @@ impl Watcher {
             .collect();
         for uid in unread {
             match self.settle(s, uid, stop)? {
-                Settled::Mail(item) => items.push(item),
+                Settled::Mail(item) => items.push(*item),
                 Settled::Gone => {}
                 Settled::Stopped => return Ok(None),
             }
@@ -158,7 +158,7 @@ impl Watcher {
                     "imap {}: uid {uid} came back without its body; fetched alone, it did",
                     self.label()
                 );
-                return Ok(Settled::Mail(self.item(uid, f.body())));
+                return Ok(Settled::Mail(Box::new(self.item(uid, f.body()))));
             }
             seen_bodiless = true;
         }
@@ -180,7 +180,7 @@ impl Watcher {
             },
             REFETCH_PAUSES.len() + 1
         );
-        Ok(Settled::Mail(self.item(uid, None)))
+        Ok(Settled::Mail(Box::new(self.item(uid, None))))
     }
 
     /// Summarises and triages one mail; hostile bytes cannot take the loop down.

@@ -28,8 +28,6 @@ use tokio::sync::{mpsc::UnboundedSender, Notify};
 
 /// UIDs per `UID FETCH` and per spool transaction: one fsync covers a chunk, not each mail.
 pub const CHUNK: usize = 50;
-/// Commands sent per throttling answer before the watcher gives up on the connection.
-const THROTTLED_TRIES: u32 = 4;
 /// After a UIDVALIDITY change, mail received this long before the cursor was last written is
 /// rescanned too (clock skew between server and board); older mail was spooled or skipped.
 const RESCAN_MARGIN: chrono::TimeDelta = chrono::TimeDelta::days(1);
@@ -100,7 +98,7 @@ impl Watcher {
                 Err(_) if stop.is_stopped() => break,
                 Err(e) => {
                     carry.failures += 1;
-                    let wait = backoff(carry.failures, fastrand::f64()).max(floor(&e));
+                    let wait = backoff(carry.failures, fastrand::f64()).max(quirks::floor(&e));
                     log::error!("imap {}: {e}; reconnecting in {wait:?}", self.label());
                     self.report(e.state(), Some(e.to_string()), None);
                     self.alive_for(wait);
@@ -424,105 +422,12 @@ impl Watcher {
         self.fetch_and_spool(s, &uids, uidvalidity, Some(cursor), dedup, stop)
     }
 
-    /// Runs `command`, and when the server answers that it throttles this client (Microsoft's
-    /// `Suggested Backoff Time`, Gmail's `[THROTTLED]`) waits as asked and sends it again on
-    /// the same connection: reconnecting at once is what such a server counts against a
-    /// client. After [`THROTTLED_TRIES`] the error goes up, and [`Watcher::run`] reconnects
-    /// no sooner than the server asked.
-    fn patiently<T>(
-        &self,
-        s: &mut Session,
-        stop: &Stop,
-        command: impl FnMut(&mut Session) -> imap::Result<T>,
-    ) -> Result<T, ImapError> {
-        self.patiently_as(s, stop, command, ImapError::from_imap)
-    }
-
-    /// [`Watcher::patiently`], classifying the final error with `classify`.
-    fn patiently_as<T>(
-        &self,
-        s: &mut Session,
-        stop: &Stop,
-        mut command: impl FnMut(&mut Session) -> imap::Result<T>,
-        classify: impl Fn(imap::Error) -> ImapError,
-    ) -> Result<T, ImapError> {
-        let mut tries = 1;
-        loop {
-            match command(s) {
-                Ok(answer) => return Ok(answer),
-                Err(e) => match quirks::throttled(&e) {
-                    Some(pause) if tries < THROTTLED_TRIES => {
-                        tries += 1;
-                        self.throttled(pause, &classify(e).to_string(), stop)?;
-                    }
-                    _ => return Err(classify(e)),
-                },
-            }
-        }
-    }
-
-    /// Waits `pause` as a throttling server asked (`said`), in the log and in health.
-    fn throttled(&self, pause: Duration, said: &str, stop: &Stop) -> Result<(), ImapError> {
-        log::warn!(
-            "imap {}: the server throttles this client ({said}); waiting {pause:?} as it asks",
-            self.label()
-        );
-        self.report(
-            AccountState::Backoff,
-            Some(format!("throttled by the server, waited {pause:?}: {said}")),
-            None,
-        );
-        self.alive_for(pause);
-        if stop.sleep(pause) {
-            return Err(ImapError::Network("stopping".into()));
-        }
-        Ok(())
-    }
-
-    /// RFC 2971 `ID`, sent when the server offers it (Gmail expects it). Nothing in the answer
-    /// is read; a refusal is logged and ignored. An answer the imap crate cannot parse leaves
-    /// the connection out of step, so it fails this session once, and `ID` is not sent again.
-    fn introduce(&self, s: &mut Session, carry: &mut Carry) -> Result<(), ImapError> {
-        match s.run_command_and_check_ok(quirks::id_command()) {
-            Ok(()) => Ok(()),
-            Err(imap::Error::No(_) | imap::Error::Bad(_)) => {
-                log::info!("imap {}: the server refused ID; ignored", self.label());
-                Ok(())
-            }
-            Err(e @ (imap::Error::Io(_) | imap::Error::ConnectionLost)) => {
-                Err(ImapError::from_imap(e))
-            }
-            Err(e) => {
-                carry.skip_id = true;
-                log::warn!(
-                    "imap {}: unreadable answer to ID ({e}); reconnecting without it",
-                    self.label()
-                );
-                Err(ImapError::Protocol(format!("unreadable answer to ID: {e}")))
-            }
-        }
-    }
-
     /// A spool failure as this watcher's error; a damaged spool also stops the daemon.
     fn spool_error(&self, e: crate::spool::SpoolError) -> ImapError {
         if e.is_damaged() {
             let _ = self.health.send(Event::SpoolDamaged(e.to_string()));
         }
         ImapError::Protocol(format!("spool: {e}"))
-    }
-}
-
-/// The least wait before reconnecting after `e`.
-fn floor(e: &ImapError) -> Duration {
-    if let Some(pause) = quirks::throttle_pause(&e.to_string()) {
-        // A server that throttles logins (Microsoft) names its wait; a reconnect before it
-        // would be throttled again and count against this client.
-        return pause;
-    }
-    match e {
-        // Refused credentials will not fix themselves quickly: at least a minute.
-        ImapError::Auth(_) => Duration::from_secs(60),
-        _ => Duration::ZERO,
     }
 }
 

@@ -1,12 +1,18 @@
-//! What real IMAP servers do that RFC 3501 alone does not prepare a client for, read from their
-//! answers by pure functions: how long a throttling server asks us to wait (Microsoft's
+//! What real IMAP servers do that RFC 3501 alone does not prepare a client for. Read from
+//! their answers by pure functions: how long a throttling server asks us to wait (Microsoft's
 //! `Suggested Backoff Time: N milliseconds`, Gmail's `[THROTTLED]`), what the poll's
 //! `UID SEARCH` answer says besides the UIDs (an `EXISTS` count, a `[THROTTLED]` in its `OK`),
-//! and the RFC 2971 `ID` a client introduces itself with. The watcher in `src/imap/mod.rs`
-//! acts on what these return.
+//! and the RFC 2971 `ID` a client introduces itself with. Acted on by the watcher's methods
+//! at the end: a throttled command waits as asked and is sent again on the same connection.
 
+use super::{Carry, ImapError, Session, Watcher};
+use crate::health::AccountState;
+use crate::stop::Stop;
 use imap_proto::{MailboxDatum, Response, Status};
 use std::time::Duration;
+
+/// Commands sent per throttling answer before the watcher gives up on the connection.
+const THROTTLED_TRIES: u32 = 4;
 
 /// Gmail's `[THROTTLED]` names no wait; this is long enough for its bandwidth limiter to
 /// notice a client that slowed down, and short next to a poll interval.
@@ -91,6 +97,106 @@ pub fn read_search(mut data: &[u8]) -> Option<Searched> {
         data = rest;
     }
     Some(found)
+}
+
+/// The least wait before reconnecting after `e`.
+pub(super) fn floor(e: &ImapError) -> Duration {
+    if let Some(pause) = throttle_pause(&e.to_string()) {
+        // A server that throttles logins (Microsoft) names its wait; a reconnect before it
+        // would be throttled again and count against this client.
+        return pause;
+    }
+    match e {
+        // Refused credentials will not fix themselves quickly: at least a minute.
+        ImapError::Auth(_) => Duration::from_secs(60),
+        _ => Duration::ZERO,
+    }
+}
+
+impl Watcher {
+    /// Runs `command`, and when the server answers that it throttles this client (Microsoft's
+    /// `Suggested Backoff Time`, Gmail's `[THROTTLED]`) waits as asked and sends it again on
+    /// the same connection: reconnecting at once is what such a server counts against a
+    /// client. After [`THROTTLED_TRIES`] the error goes up, and [`Watcher::run`] reconnects
+    /// no sooner than the server asked.
+    pub(super) fn patiently<T>(
+        &self,
+        s: &mut Session,
+        stop: &Stop,
+        command: impl FnMut(&mut Session) -> imap::Result<T>,
+    ) -> Result<T, ImapError> {
+        self.patiently_as(s, stop, command, ImapError::from_imap)
+    }
+
+    /// [`Watcher::patiently`], classifying the final error with `classify`.
+    pub(super) fn patiently_as<T>(
+        &self,
+        s: &mut Session,
+        stop: &Stop,
+        mut command: impl FnMut(&mut Session) -> imap::Result<T>,
+        classify: impl Fn(imap::Error) -> ImapError,
+    ) -> Result<T, ImapError> {
+        let mut tries = 1;
+        loop {
+            match command(s) {
+                Ok(answer) => return Ok(answer),
+                Err(e) => match throttled(&e) {
+                    Some(pause) if tries < THROTTLED_TRIES => {
+                        tries += 1;
+                        self.throttled(pause, &classify(e).to_string(), stop)?;
+                    }
+                    _ => return Err(classify(e)),
+                },
+            }
+        }
+    }
+
+    /// Waits `pause` as a throttling server asked (`said`), in the log and in health.
+    pub(super) fn throttled(
+        &self,
+        pause: Duration,
+        said: &str,
+        stop: &Stop,
+    ) -> Result<(), ImapError> {
+        log::warn!(
+            "imap {}: the server throttles this client ({said}); waiting {pause:?} as it asks",
+            self.label()
+        );
+        self.report(
+            AccountState::Backoff,
+            Some(format!("throttled by the server, waited {pause:?}: {said}")),
+            None,
+        );
+        self.alive_for(pause);
+        if stop.sleep(pause) {
+            return Err(ImapError::Network("stopping".into()));
+        }
+        Ok(())
+    }
+
+    /// RFC 2971 `ID`, sent when the server offers it (Gmail expects it). Nothing in the answer
+    /// is read; a refusal is logged and ignored. An answer the imap crate cannot parse leaves
+    /// the connection out of step, so it fails this session once, and `ID` is not sent again.
+    pub(super) fn introduce(&self, s: &mut Session, carry: &mut Carry) -> Result<(), ImapError> {
+        match s.run_command_and_check_ok(id_command()) {
+            Ok(()) => Ok(()),
+            Err(imap::Error::No(_) | imap::Error::Bad(_)) => {
+                log::info!("imap {}: the server refused ID; ignored", self.label());
+                Ok(())
+            }
+            Err(e @ (imap::Error::Io(_) | imap::Error::ConnectionLost)) => {
+                Err(ImapError::from_imap(e))
+            }
+            Err(e) => {
+                carry.skip_id = true;
+                log::warn!(
+                    "imap {}: unreadable answer to ID ({e}); reconnecting without it",
+                    self.label()
+                );
+                Err(ImapError::Protocol(format!("unreadable answer to ID: {e}")))
+            }
+        }
+    }
 }
 
 #[cfg(test)]
