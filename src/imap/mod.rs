@@ -100,7 +100,13 @@ impl Watcher {
                     carry.failures += 1;
                     let wait = backoff(carry.failures, fastrand::f64()).max(quirks::floor(&e));
                     log::error!("imap {}: {e}; reconnecting in {wait:?}", self.label());
-                    self.report(e.state(), Some(e.to_string()), None);
+                    // A throttled login (Microsoft answers LOGIN with NO) is not refused
+                    // credentials: it shows as a backoff, not as auth_failed on the LED.
+                    let state = match quirks::throttle_pause(&e.to_string()) {
+                        Some(_) => AccountState::Backoff,
+                        None => e.state(),
+                    };
+                    self.report(state, Some(e.to_string()), None);
                     self.alive_for(wait);
                     if stop.sleep(wait) {
                         break;
