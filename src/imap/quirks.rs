@@ -143,7 +143,12 @@ impl Watcher {
                 Err(e) => match throttled(&e) {
                     Some(pause) if tries < THROTTLED_TRIES => {
                         tries += 1;
-                        self.throttled(pause, &classify(e).to_string(), stop)?;
+                        let said = match &e {
+                            imap::Error::No(no) => format!("NO {}", no.information),
+                            imap::Error::Bad(bad) => format!("BAD {}", bad.information),
+                            other => other.to_string(),
+                        };
+                        self.throttled(pause, &said, stop)?;
                     }
                     _ => return Err(classify(e)),
                 },
@@ -164,7 +169,9 @@ impl Watcher {
         );
         self.report(
             AccountState::Backoff,
-            Some(format!("throttled by the server, waited {pause:?}: {said}")),
+            Some(format!(
+                "throttled by the server, waiting {pause:?}: {said}"
+            )),
             None,
         );
         self.alive_for(pause);
