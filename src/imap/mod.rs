@@ -98,14 +98,9 @@ impl Watcher {
                 Err(_) if stop.is_stopped() => break,
                 Err(e) => {
                     carry.failures += 1;
-                    let wait = backoff(carry.failures, fastrand::f64()).max(quirks::floor(&e));
+                    let (state, floor) = quirks::after(&e);
+                    let wait = backoff(carry.failures, fastrand::f64()).max(floor);
                     log::error!("imap {}: {e}; reconnecting in {wait:?}", self.label());
-                    // A throttled login (Microsoft answers LOGIN with NO) is not refused
-                    // credentials: it shows as a backoff, not as auth_failed on the LED.
-                    let state = match quirks::throttle_pause(&e.to_string()) {
-                        Some(_) => AccountState::Backoff,
-                        None => e.state(),
-                    };
                     self.report(state, Some(e.to_string()), None);
                     self.alive_for(wait);
                     if stop.sleep(wait) {

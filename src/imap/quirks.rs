@@ -99,17 +99,18 @@ pub fn read_search(mut data: &[u8]) -> Option<Searched> {
     Some(found)
 }
 
-/// The least wait before reconnecting after `e`.
-pub(super) fn floor(e: &ImapError) -> Duration {
+/// How to show a failed session and the least wait before reconnecting after it. A server
+/// that throttles logins (Microsoft answers `LOGIN` with such a `NO`) names its wait; a
+/// reconnect before it would be throttled again, and it is not refused credentials: it shows
+/// as `backoff`, not as `auth_failed` on the LED.
+pub(super) fn after(e: &ImapError) -> (AccountState, Duration) {
     if let Some(pause) = throttle_pause(&e.to_string()) {
-        // A server that throttles logins (Microsoft) names its wait; a reconnect before it
-        // would be throttled again and count against this client.
-        return pause;
+        return (AccountState::Backoff, pause);
     }
     match e {
         // Refused credentials will not fix themselves quickly: at least a minute.
-        ImapError::Auth(_) => Duration::from_secs(60),
-        _ => Duration::ZERO,
+        ImapError::Auth(_) => (e.state(), Duration::from_secs(60)),
+        _ => (e.state(), Duration::ZERO),
     }
 }
 
@@ -253,6 +254,24 @@ mod tests {
             })
         );
         assert_eq!(read_search(b"* SEARCH 1 x\r\n"), None);
+    }
+
+    #[test]
+    fn a_throttled_login_waits_as_asked_and_is_no_auth_failure() {
+        let throttled = ImapError::Auth(
+            "Request is throttled. Suggested Backoff Time: 3000 milliseconds".into(),
+        );
+        assert_eq!(
+            after(&throttled),
+            (AccountState::Backoff, Duration::from_secs(3))
+        );
+        let refused = ImapError::Auth("[AUTHENTICATIONFAILED] Invalid credentials".into());
+        assert_eq!(
+            after(&refused),
+            (AccountState::AuthFailed, Duration::from_secs(60))
+        );
+        let gone = ImapError::Network("connection lost".into());
+        assert_eq!(after(&gone), (AccountState::Backoff, Duration::ZERO));
     }
 
     #[test]
