@@ -3,3 +3,4 @@ pub mod daemon;
 pub mod dovecot;
 pub mod fake_discord;
 pub mod fake_oauth;
+pub mod scripted_imap;
