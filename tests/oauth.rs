@@ -395,3 +395,61 @@ fn browser_login_with_pkce_finishes_by_redirect_or_by_a_pasted_address() {
     assert!(!text.contains("CLIENT-SECRET-9"), "{text}");
     oauth.assert_no_token_in("login's output", &text);
 }
+
+/// Microsoft answers a login it throttles with `NO … Suggested Backoff Time`: that is no
+/// refused token, so the daemon neither renews the token (a rotation for nothing) nor shows
+/// `auth_failed`; it waits as asked and logs in.
+#[test]
+fn a_throttled_oauth_login_waits_and_renews_nothing() {
+    use common::scripted_imap::{Quirks, ScriptedImap};
+    let oauth = FakeOAuth::start(Duration::from_secs(3600));
+    let server = ScriptedImap::start(Quirks {
+        xoauth2: true,
+        refuse_auth: Some("Request is throttled. Suggested Backoff Time: 3000 milliseconds".into()),
+        ..Quirks::default()
+    });
+    let discord = FakeDiscord::start();
+    let hook = discord.webhook("1", "hookTOKEN", Behaviour::Ok);
+    let dir = temp_dir("oauth-throttled");
+    let grant = dir.join("state/oauth/home.json");
+    std::fs::create_dir_all(grant.parent().unwrap()).unwrap();
+    let far = chrono::Utc::now().timestamp() + 3600;
+    std::fs::write(
+        &grant,
+        format!(
+            r#"{{"version":1,"refresh_token":"RT-0","access_token":"AT-0","expires_at":{far}}}"#
+        ),
+    )
+    .unwrap();
+    let config = format!(
+        "state_dir = \"{}\"\n[[account]]\nname = \"home\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nusername = \"alice\"\nauth = \"oauth2\"\n[account.oauth2]\n{}\n[[sink]]\nname = \"alerts\"\nkind = \"webhook\"\nurl = \"{hook}\"\n[[bucket]]\nname = \"unknown\"\nsinks = [\"alerts\"]\n",
+        dir.join("state").display(),
+        server.port,
+        oauth.device_keys()
+    );
+    let daemon = common::daemon::Daemon::start(&dir, &config);
+    let mut states = std::collections::BTreeSet::new();
+    wait_until(
+        Duration::from_secs(30),
+        "logged in after the throttle",
+        || {
+            let status = daemon.status();
+            states.insert(
+                status["accounts"][0]["state"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            );
+            status["accounts"][0]["state"] == "idle"
+        },
+    );
+    assert!(!states.contains("auth_failed"), "{states:?}");
+    assert!(
+        oauth.calls("refresh_token").is_empty(),
+        "a throttle renews no token"
+    );
+    let logins = server.commands("(sasl response)");
+    assert_eq!(logins.len(), 2, "{logins:?}");
+    let waited = logins[1].at - logins[0].at;
+    assert!(waited >= Duration::from_millis(2900), "waited {waited:?}");
+}

@@ -455,6 +455,13 @@ fn oauth_login(
         );
         match client.authenticate(mechanism.name(), &exchange) {
             Ok(session) => return Ok(session),
+            // Throttled (Microsoft's `Suggested Backoff Time`): the token is not at fault, and
+            // the watcher waits as asked (src/imap/quirks.rs reads the text).
+            Err((imap::Error::No(no), _))
+                if super::quirks::throttle_pause(&no.information).is_some() =>
+            {
+                return Err(ImapError::Auth(no.information));
+            }
             Err((imap::Error::No(no), back)) if !access.fresh => {
                 log::warn!(
                     "imap {}: the server refused the OAuth access token ({}); renewing it once",

@@ -36,6 +36,10 @@ pub struct Quirks {
     pub offer_id: bool,
     /// On the first connection, nothing is answered after `LOGIN`.
     pub silent_first: bool,
+    /// `AUTH=XOAUTH2` in the capabilities; any token logs in.
+    pub xoauth2: bool,
+    /// The next `AUTHENTICATE` is answered `NO <text>` (Microsoft's throttle).
+    pub refuse_auth: Option<String>,
 }
 
 /// One command line the server read.
@@ -130,7 +134,20 @@ struct Connection {
     told: usize,
     /// The tag of the IDLE in progress.
     idling: Option<String>,
+    /// The tag of the `AUTHENTICATE` whose response line comes next.
+    authenticating: Option<String>,
     silent: bool,
+}
+
+fn capabilities(q: &Quirks) -> String {
+    let mut caps = String::from("IMAP4rev1 IDLE");
+    if q.offer_id {
+        caps += " ID";
+    }
+    if q.xoauth2 {
+        caps += " AUTH=XOAUTH2";
+    }
+    caps
 }
 
 impl Connection {
@@ -144,16 +161,13 @@ impl Connection {
             conn,
             told: 0,
             idling: None,
+            authenticating: None,
             silent: false,
         })
     }
 
     fn serve(mut self) -> std::io::Result<()> {
-        let caps = if lock(&self.state).quirks.offer_id {
-            "IMAP4rev1 IDLE ID"
-        } else {
-            "IMAP4rev1 IDLE"
-        };
+        let caps = capabilities(&lock(&self.state).quirks);
         self.send(&format!("* OK [CAPABILITY {caps}] scripted IMAP ready\r\n"))?;
         let mut line = Vec::new();
         loop {
@@ -204,6 +218,19 @@ impl Connection {
 
     /// Answers one line; false after LOGOUT.
     fn command(&mut self, text: &str) -> std::io::Result<bool> {
+        if let Some(tag) = self.authenticating.take() {
+            // The SASL response line: refused once when asked to, else logged in.
+            let refusal = lock(&self.state).quirks.refuse_auth.take();
+            lock(&self.state).seen.push(Seen {
+                at: Instant::now(),
+                conn: self.conn,
+                command: "(sasl response)".into(),
+            });
+            return match refusal {
+                Some(text) => self.done(&tag, &format!("NO {text}")),
+                None => self.done(&tag, "OK AUTHENTICATE completed"),
+            };
+        }
         let (tag, command) = match &self.idling {
             Some(tag) if text.eq_ignore_ascii_case("DONE") => (tag.clone(), "DONE".to_string()),
             _ => match text.split_once(' ') {
@@ -226,9 +253,10 @@ impl Connection {
         let upper = command.to_ascii_uppercase();
         let word = upper.split(' ').next().unwrap_or("");
         match word {
-            "CAPABILITY" => {
-                let id = if quirks.offer_id { " ID" } else { "" };
-                self.send(&format!("* CAPABILITY IMAP4rev1 IDLE{id}\r\n"))?;
+            "CAPABILITY" => self.send(&format!("* CAPABILITY {}\r\n", capabilities(&quirks)))?,
+            "AUTHENTICATE" => {
+                self.authenticating = Some(tag);
+                return self.send("+ \r\n").map(|_| true);
             }
             "LOGIN" => {
                 self.silent = quirks.silent_first && self.conn == 1;
