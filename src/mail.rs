@@ -53,7 +53,10 @@ fn first_readable_part(msg: &mail_parser::Message<'_>) -> String {
         .map(|p| {
             let text = p.text_contents().unwrap_or("");
             if p.is_text_html() {
-                collapse_whitespace(&mail_parser::decoders::html::html_to_text(text), SNIPPET_CHARS)
+                collapse_whitespace(
+                    &mail_parser::decoders::html::html_to_text(text),
+                    SNIPPET_CHARS,
+                )
             } else {
                 collapse_whitespace(text, SNIPPET_CHARS)
             }

@@ -46,6 +46,10 @@ pub struct Bucket {
     pub escalate_after: Option<Duration>,
     /// Receives a one-line mirror of every delivery of the bucket's mail.
     pub audit: Option<String>,
+    /// Forum sinks: the tags a new post of this bucket gets (at most 5, Discord's limit).
+    pub applied_tags: Vec<String>,
+    /// Forum sinks: post this bucket's mail into this existing thread instead of new posts.
+    pub thread_id: Option<String>,
 }
 
 impl Loader<'_> {
@@ -115,6 +119,7 @@ impl Loader<'_> {
             },
         };
         let route = self.route(&key, &b, severity, mode, sinks)?;
+        let (applied_tags, thread_id) = self.forum_keys(&key, &b, sinks)?;
         let rules = b
             .rules
             .into_iter()
@@ -138,7 +143,44 @@ impl Loader<'_> {
             fallback: route.fallback,
             escalate_after: route.escalate_after,
             audit: route.audit,
+            applied_tags,
+            thread_id,
         })
+    }
+
+    /// `applied_tags` and `thread_id`: numeric ids, meaningful only when one of the bucket's
+    /// sinks posts to a forum (`forum = true`).
+    fn forum_keys(
+        &self,
+        key: &dyn Fn(&str) -> String,
+        b: &RawBucket,
+        sinks: &[SinkConfig],
+    ) -> Result<(Vec<String>, Option<String>), ConfigError> {
+        let numeric = |id: &String| !id.is_empty() && id.chars().all(|c| c.is_ascii_digit());
+        let tags = b.applied_tags.clone().unwrap_or_default();
+        if tags.len() > 5 || !tags.iter().all(numeric) {
+            return Err(self.err(
+                key("applied_tags"),
+                "must be at most 5 numeric tag ids (the forum's tags)",
+            ));
+        }
+        if b.thread_id.as_ref().is_some_and(|t| !numeric(t)) {
+            return Err(self.err(key("thread_id"), "must be a numeric Discord id"));
+        }
+        let forum = sinks
+            .iter()
+            .any(|s| s.forum.is_some() && b.sinks.contains(&s.name));
+        if (!tags.is_empty() || b.thread_id.is_some()) && !forum {
+            return Err(self.err(
+                key(if tags.is_empty() {
+                    "thread_id"
+                } else {
+                    "applied_tags"
+                }),
+                "has no effect: none of the bucket's sinks has forum = true",
+            ));
+        }
+        Ok((tags, b.thread_id.clone()))
     }
 
     fn rule(&self, key: &str, r: RawRule) -> Result<Rule, ConfigError> {

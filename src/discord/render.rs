@@ -11,6 +11,8 @@ use crate::text::{ellipsize, truncate_chars};
 use serde_json::{json, Value};
 
 pub mod digest;
+pub mod forum;
+pub mod link;
 
 pub const MAX_EMBEDS: usize = 10;
 pub const MAX_EMBED_TOTAL: usize = 6000;
@@ -187,6 +189,30 @@ pub fn render(bucket: Option<&Bucket>, items: &[Item], level: Level) -> Message 
         body: json!({ "content": content, "embeds": embeds, "allowed_mentions": allowed }),
         ids,
         embed_chars: total,
+    }
+}
+
+/// Sets each embed's `url` to the link back to its mail, where its account has an `open_url`
+/// (see [`link`]); the title then opens the mail. Embeds follow `message.ids`.
+pub fn add_links(
+    message: &mut Message,
+    items: &[Item],
+    links: &std::collections::HashMap<String, String>,
+) {
+    let Some(embeds) = message
+        .body
+        .get_mut("embeds")
+        .and_then(|e| e.as_array_mut())
+    else {
+        return;
+    };
+    for (embed, id) in embeds.iter_mut().zip(&message.ids) {
+        let Some(item) = items.iter().find(|i| i.id == *id) else {
+            continue;
+        };
+        if let Some(url) = links.get(&item.account).and_then(|t| link::url(t, item)) {
+            embed["url"] = json!(url);
+        }
     }
 }
 

@@ -150,6 +150,10 @@ struct Hook {
 struct Channel {
     id: String,
     parent: Option<String>,
+    /// A forum (or media) channel: messages only as posts (threads) or inside them.
+    forum: bool,
+    /// A post's name and tags, for a thread made in a forum.
+    post: Option<(String, Vec<String>)>,
     behaviour: Behaviour,
     flaky_count: u32,
     rate_limited_until: Option<Instant>,
@@ -299,6 +303,8 @@ impl FakeDiscord {
         st.channels.push(Channel {
             id: id.to_string(),
             parent: None,
+            forum: false,
+            post: None,
             behaviour: b,
             flaky_count: 0,
             rate_limited_until: None,
@@ -313,6 +319,8 @@ impl FakeDiscord {
         st.channels.push(Channel {
             id: id.clone(),
             parent: Some(parent.to_string()),
+            forum: false,
+            post: None,
             behaviour: Behaviour::Ok,
             flaky_count: 0,
             rate_limited_until: None,
@@ -649,9 +657,12 @@ fn serve(state: &Arc<Mutex<State>>, mut rq: tiny_http::Request) {
     let _ = rq.respond(resp);
 }
 
-fn header(k: &str, v: &str) -> tiny_http::Header {
+pub(crate) fn header(k: &str, v: &str) -> tiny_http::Header {
     tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("valid header")
 }
+
+#[path = "fake_discord/forum.rs"]
+mod forum;
 
 /// Splits `/api[/v10]/webhooks/{id}/{token}` into (id, token).
 fn parse_webhook_path(path: &str) -> Option<(String, String)> {
@@ -791,6 +802,9 @@ fn bot_route(
     if !header("User-Agent").is_some_and(|ua| ua.starts_with("DiscordBot (")) {
         return Reply::error(403, 40333);
     }
+    if let Some((id, "threads")) = rest.split_once('/') {
+        return forum::bot_post(st, id, method, headers, raw, now);
+    }
     let (channel_id, posting) = match rest.split_once('/') {
         Some((id, "messages")) if method == "POST" => (id.to_string(), true),
         None if method == "GET" => (rest.to_string(), false),
@@ -808,7 +822,12 @@ fn bot_route(
     let Some(i) = st.channels.iter().position(|c| c.id == channel_id) else {
         return Reply::error(404, 10003);
     };
-    let mut reply = if posting {
+    let mut reply = if posting && st.channels[i].forum {
+        Reply::json(
+            400,
+            json!({ "message": "Cannot send messages in a non-text channel", "code": 50008 }),
+        )
+    } else if posting {
         bot_post(st, i, headers, raw, now)
     } else if let Behaviour::Status { http, code } = st.channels[i].behaviour {
         if matches!(http, 401 | 403 | 404) {
@@ -828,7 +847,7 @@ fn channel_object(c: &Channel) -> Reply {
         200,
         json!({
             "id": c.id,
-            "type": if c.parent.is_some() { 11 } else { 0 },
+            "type": if c.forum { 15 } else if c.parent.is_some() { 11 } else { 0 },
             "guild_id": "1100000000000000000",
             "name": format!("channel-{}", c.id),
             "parent_id": c.parent,
@@ -1100,8 +1119,13 @@ fn execute(
         Err(reply) => return reply,
     };
     let hook_channel = h.channel_id.clone();
+    let in_forum = st.channels.iter().any(|c| c.id == hook_channel && c.forum);
     // A thread must exist and belong to the webhook's channel.
     let channel_id = match thread_id {
+        None if in_forum => match forum::new_post(st, &hook_channel, &body) {
+            Ok(thread) => thread,
+            Err(reply) => return reply,
+        },
         None => hook_channel,
         Some(t) => {
             let ok = st

@@ -43,6 +43,8 @@ fn bucket(mention: Option<Mention>) -> Bucket {
         fallback: None,
         escalate_after: None,
         audit: None,
+        applied_tags: Vec::new(),
+        thread_id: None,
     }
 }
 

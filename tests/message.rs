@@ -1,0 +1,166 @@
+//! The message users want, end to end with a real Dovecot and the fake Discord: forum channels
+//! (a webhook without `forum = true` is refused with code 220001 and the sink says what to set;
+//! with it each mail is a post named after it, tagged per bucket, or a reply in the bucket's
+//! thread; a bot's probe recognises a forum, and its posts go to the threads endpoint), the
+//! link back to the mail built from an encoded Message-ID, and an HTML-only newsletter shown
+//! as its text.
+
+mod common;
+
+use common::config::Config;
+use common::daemon::{cli, mail, wait_until};
+use common::dovecot::Dovecot;
+use common::fake_discord::{Behaviour, FakeDiscord};
+use std::time::Duration;
+
+fn deliver(dovecot: &Dovecot, subject: &str, id: &str) {
+    dovecot.deliver(
+        "alice",
+        "INBOX",
+        &mail("Stripe <s@stripe.com>", subject, "paid", id),
+    );
+}
+
+#[test]
+fn a_forum_webhook_needs_forum_true_then_each_mail_is_a_tagged_post_or_a_thread_reply() {
+    let dovecot = Dovecot::start();
+    let discord = FakeDiscord::start();
+    let url = discord.webhook("1", "forumTOKEN", Behaviour::Ok);
+    let forum = discord.webhook_channel("forumTOKEN");
+    discord.make_forum(&forum);
+
+    // Not set up for a forum: Discord refuses (220001), the sink is dead and says what to set.
+    let dir = common::daemon::temp_dir("forum");
+    let thread = discord.thread(&forum);
+    let sink = |extra: &str| {
+        format!("[[sink]]\nname = \"alerts\"\nkind = \"webhook\"\nurl = \"{url}\"\n{extra}")
+    };
+    let buckets =
+        "[[bucket]]\nname = \"stripe\"\nsinks = [\"alerts\"]\nrules = [{ subject = 'payment' }]";
+    let daemon = Config::new(&dir, &dovecot)
+        .sinks(&sink(""))
+        .buckets(&format!(
+            "{buckets}\n[[bucket]]\nname = \"unknown\"\nsinks = [\"alerts\"]"
+        ))
+        .start_watching();
+    deliver(&dovecot, "First payment", "p1@stripe.com");
+    wait_until(Duration::from_secs(20), "the sink dead", || {
+        daemon.sink_state("alerts") == "dead"
+    });
+    let status = daemon.status();
+    let error = status["sinks"][0]["last_error"]
+        .as_str()
+        .unwrap_or("")
+        .to_string();
+    assert!(
+        error.contains("220001") && error.contains("forum = true"),
+        "{status}"
+    );
+
+    // forum = true and a reload: each mail its own post, named after its subject, with its
+    // bucket's tags — the held one first; the bucket with a thread_id replies in that thread.
+    Config::new(&dir, &dovecot)
+        .sinks(&sink("forum = true\nthread_name = \"{bucket}: {subject}\""))
+        .buckets(&format!(
+            "{buckets}\napplied_tags = [\"7001\"]\n[[bucket]]\nname = \"unknown\"\nsinks = [\"alerts\"]\nthread_id = \"{thread}\""
+        ))
+        .write();
+    daemon.signal(libc::SIGHUP);
+    deliver(&dovecot, "Second payment", "p2@stripe.com");
+    deliver(&dovecot, "Lunch?", "l1@example.org");
+    wait_until(Duration::from_secs(30), "two posts and a reply", || {
+        discord.posts_in(&forum).len() >= 2 && !discord.titles_in(&thread).is_empty()
+    });
+    let posts = discord.posts_in(&forum);
+    let names: Vec<&str> = posts.iter().map(|p| p.1.as_str()).collect();
+    assert_eq!(names, ["stripe: First payment", "stripe: Second payment"]);
+    assert!(posts.iter().all(|p| p.2 == ["7001"]), "{posts:?}");
+    assert_eq!(discord.titles_in(&thread), ["Lunch?"]);
+    wait_until(Duration::from_secs(10), "the sink ok", || {
+        daemon.sink_state("alerts") == "ok"
+    });
+}
+
+#[test]
+fn a_bot_probe_recognises_a_forum_and_a_forum_bot_sink_starts_posts() {
+    let dovecot = Dovecot::start();
+    let discord = FakeDiscord::start();
+    discord.bot("botTOKEN");
+    discord.make_forum("5100");
+    let bot = |extra: &str| {
+        format!(
+            "[[sink]]\nname = \"forum\"\nkind = \"bot\"\nchannel_id = \"5100\"\ntoken = \"botTOKEN\"\napi_base = \"{}/api/v10\"\n{extra}",
+            discord.base()
+        )
+    };
+    let buckets = "[[bucket]]\nname = \"unknown\"\nsinks = [\"forum\"]\napplied_tags = [\"42\"]";
+    let plain = Config::temp("forum-bot-probe", &dovecot)
+        .sinks(&bot(""))
+        .buckets("[[bucket]]\nname = \"unknown\"\nsinks = [\"forum\"]");
+    let out = cli(&plain.write(), &["check", "--probe"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        !out.status.success()
+            && text.contains(
+                "FAIL sink forum: the channel is a forum or media channel: set forum = true"
+            ),
+        "{text}"
+    );
+
+    let daemon = Config::temp("forum-bot", &dovecot)
+        .sinks(&bot("forum = true"))
+        .buckets(buckets)
+        .start_watching();
+    deliver(&dovecot, "Invoice 7", "i7@stripe.com");
+    wait_until(Duration::from_secs(20), "a post", || {
+        !discord.posts_in("5100").is_empty()
+    });
+    let posts = discord.posts_in("5100");
+    assert_eq!(posts[0].1, "Invoice 7");
+    assert_eq!(posts[0].2, ["42"]);
+    assert_eq!(discord.titles_in(&posts[0].0), ["Invoice 7"]);
+    wait_until(Duration::from_secs(10), "delivered", || {
+        daemon.dump().iter().any(|i| i["state"] == "delivered")
+    });
+}
+
+#[test]
+fn the_title_links_to_the_mail_and_an_html_newsletter_shows_its_text() {
+    let dovecot = Dovecot::start();
+    let discord = FakeDiscord::start();
+    let url = discord.webhook("1", "linkTOKEN", Behaviour::Ok);
+    let daemon = Config::temp("link", &dovecot)
+        .account("open_url = \"https://mail.example/open?id={message_id}&in={folder}\"")
+        .webhook(&url)
+        .start_watching();
+    deliver(&dovecot, "Receipt", "a+b/c=d@stripe.com");
+    let html = "From: News <news@shop.example>\r\nSubject: Weekly news\r\nMessage-ID: <n1@shop.example>\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><head><style>p{color:red}</style></head><body><p>Big &amp; bold&nbsp;savings</p><script>track()</script></body></html>\r\n";
+    dovecot.deliver("alice", "INBOX", html.as_bytes());
+    let channel = discord.webhook_channel("linkTOKEN");
+    wait_until(Duration::from_secs(20), "both mails", || {
+        discord.titles_in(&channel).len() == 2
+    });
+    let embeds: Vec<serde_json::Value> = discord
+        .messages_in(&channel)
+        .iter()
+        .flat_map(|m| m.body["embeds"].as_array().cloned().unwrap_or_default())
+        .collect();
+    let receipt = embeds
+        .iter()
+        .find(|e| e["title"] == "Receipt")
+        .expect("receipt");
+    assert_eq!(
+        receipt["url"],
+        "https://mail.example/open?id=a%2Bb%2Fc%3Dd%40stripe.com&in=INBOX"
+    );
+    let news = embeds
+        .iter()
+        .find(|e| e["title"] == "Weekly news")
+        .expect("news");
+    assert_eq!(news["description"], "Big & bold savings", "{news}");
+    assert!(
+        daemon.log_text().contains("spooled"),
+        "{}",
+        daemon.log_text()
+    );
+}
