@@ -27,6 +27,21 @@ pub struct Summary {
     pub snippet: String,
     /// Why the mail could not be read fully, when it could not.
     pub parse_error: Option<String>,
+    /// What the mail carries besides its text, from the server's BODYSTRUCTURE.
+    pub attachments: Vec<Attachment>,
+}
+
+/// One attachment as the server describes it; nothing of its content.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Attachment {
+    /// Decoded and cleaned (see src/imap/structure.rs): a file name, never a path.
+    pub name: String,
+    /// `type/subtype`, lower case.
+    pub mime: String,
+    /// Bytes once decoded (estimated from the encoded size).
+    pub size: u64,
+    /// The IMAP section that holds it (`2`, `1.3`).
+    pub section: String,
 }
 
 impl Summary {
@@ -116,6 +131,7 @@ pub fn summarize(raw: &[u8]) -> Summary {
             .map(|m| truncate_chars(m, FIELD_CHARS).to_string()),
         parse_error,
         snippet,
+        attachments: Vec::new(),
     }
 }
 

@@ -164,3 +164,43 @@ fn the_title_links_to_the_mail_and_an_html_newsletter_shows_its_text() {
         daemon.log_text()
     );
 }
+
+#[test]
+fn attachments_are_listed_from_the_structure_and_inline_pixels_are_not() {
+    let dovecot = Dovecot::start();
+    let discord = FakeDiscord::start();
+    let url = discord.webhook("1", "attTOKEN", Behaviour::Ok);
+    let _daemon = Config::temp("attachments", &dovecot)
+        .webhook(&url)
+        .start_watching();
+    let pdf = "JVBERi0xLjQK".repeat(2000); // ~24 KB of base64, ~18 KB decoded
+    let raw = format!(
+        "From: Billing <billing@shop.example>\r\nSubject: Your invoice\r\nMessage-ID: <inv@shop.example>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+         --b1\r\nContent-Type: multipart/related; boundary=\"b2\"\r\n\r\n\
+         --b2\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>See the attached invoice.</p><img src=\"cid:px\">\r\n\
+         --b2\r\nContent-Type: image/gif; name=\"px.gif\"\r\nContent-ID: <px>\r\nContent-Disposition: inline\r\nContent-Transfer-Encoding: base64\r\n\r\nR0lGODlhAQABAAAAACw=\r\n\
+         --b2--\r\n\
+         --b1\r\nContent-Type: application/pdf; name=\"=?UTF-8?B?UmVjaG51bmcg4oKs?=.pdf\"\r\nContent-Disposition: attachment; filename*=UTF-8''Rechnung%20%E2%82%AC.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\n{pdf}\r\n\
+         --b1--\r\n"
+    );
+    dovecot.deliver("alice", "INBOX", raw.as_bytes());
+    let channel = discord.webhook_channel("attTOKEN");
+    wait_until(Duration::from_secs(20), "the invoice", || {
+        !discord.titles_in(&channel).is_empty()
+    });
+    let message = &discord.messages_in(&channel)[0];
+    let fields = message.body["embeds"][0]["fields"].to_string();
+    assert!(
+        fields.contains("Attachments")
+            && fields.contains("Rechnung €.pdf · application/pdf · 1")
+            && fields.contains(" KB"),
+        "{fields}"
+    );
+    assert!(!fields.contains("px.gif"), "{fields}");
+    assert_eq!(
+        message.body["embeds"][0]["description"], "See the attached invoice.",
+        "{}",
+        message.body
+    );
+}

@@ -121,6 +121,12 @@ fn embed(item: &Item, severity: Severity, level: Level) -> (Value, usize) {
         let from = escaped_or(&item.from, "(unknown sender)", FIELD_VALUE);
         chars += "From".len() + from.chars().count();
         e["fields"] = json!([{ "name": "From", "value": from, "inline": false }]);
+        if let Some(listed) = attachments(item) {
+            chars += "Attachments".len() + listed.chars().count();
+            if let Some(fields) = e["fields"].as_array_mut() {
+                fields.push(json!({ "name": "Attachments", "value": listed, "inline": false }));
+            }
+        }
         let description = cut(&escape(&item.snippet), DESCRIPTION);
         if !is_blank(&description) {
             chars += description.chars().count();
@@ -135,6 +141,42 @@ fn embed(item: &Item, severity: Severity, level: Level) -> (Value, usize) {
         }
     }
     (e, chars)
+}
+
+/// At most this many attachments are named in an embed; the rest are counted.
+const LISTED: usize = 5;
+
+/// The attachments' lines (`name · type · size`, names escaped like any mail text), or `None`.
+fn attachments(item: &Item) -> Option<String> {
+    if item.attachments.is_empty() {
+        return None;
+    }
+    let mut lines: Vec<String> = item
+        .attachments
+        .iter()
+        .take(LISTED)
+        .map(|a| {
+            format!(
+                "{} · {} · {}",
+                escaped_or(&a.name, "attachment", 120),
+                escape(&a.mime),
+                size(a.size)
+            )
+        })
+        .collect();
+    if item.attachments.len() > LISTED {
+        lines.push(format!("and {} more", item.attachments.len() - LISTED));
+    }
+    Some(cut(&lines.join("\n"), FIELD_VALUE))
+}
+
+/// `182 KB`, `1.4 MB`: sizes as people read them.
+fn size(bytes: u64) -> String {
+    match bytes {
+        b if b < 1024 => format!("{b} B"),
+        b if b < 1024 * 1024 => format!("{} KB", b.div_ceil(1024)),
+        b => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
+    }
 }
 
 /// The mention the bucket configured, as (content prefix, allowed_mentions).

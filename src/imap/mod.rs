@@ -9,6 +9,7 @@
 pub mod connect;
 mod fetch;
 pub mod quirks;
+pub mod structure;
 
 pub use connect::{login, login_until, tls_config, ImapError, Session};
 

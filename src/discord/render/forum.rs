@@ -97,6 +97,7 @@ mod tests {
             parse_error: None,
             severity: None,
             deliveries: Vec::new(),
+            attachments: Vec::new(),
         }
     }
 

@@ -86,6 +86,7 @@ mod tests {
             parse_error: None,
             severity: None,
             deliveries: Vec::new(),
+            attachments: Vec::new(),
         }
     }
 

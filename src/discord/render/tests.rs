@@ -28,6 +28,7 @@ fn item(id: u64, subject: &str, from: &str, snippet: &str) -> Item {
             message_id: None,
             role: None,
         }],
+        attachments: Vec::new(),
     }
 }
 

@@ -91,6 +91,16 @@ fn items(mails: &[(String, String, String, Option<String>)]) -> Vec<Item> {
         .map(|(i, (subject, from, snippet, date))| {
             let mut it = item(i as u64, subject, from, snippet);
             it.date = date.clone();
+            // Every other mail carries attachments named by hostile text, a few or many.
+            if i % 2 == 1 {
+                let a = crate::mail::Attachment {
+                    name: subject.clone(),
+                    mime: from.clone(),
+                    size: snippet.len() as u64 * 1000,
+                    section: "2".into(),
+                };
+                it.attachments = vec![a; 1 + snippet.len() % 9];
+            }
             it
         })
         .collect()
