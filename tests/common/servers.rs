@@ -1,0 +1,412 @@
+#![allow(dead_code)]
+//! IMAP servers other than Dovecot for the integration tests (tests/servers.rs): Cyrus IMAP
+//! and Courier-IMAP (with enhanced IDLE, and with Debian's default IDLE), behind one small
+//! surface so that one test body runs against each.
+//!
+//! Both come from Debian's packages, unpacked by `.ci/imap-servers` into a root kept per
+//! machine (`/var/cache/mailbeacon-tests/imap-servers`) and never installed: they conflict with
+//! `dovecot-imapd`. Every instance has its own temporary folder and two free loopback ports:
+//! `imaps` (implicit TLS, a throwaway certificate for 127.0.0.1) for the daemon, and plaintext
+//! `imap` on which the tests APPEND mail and manage folders as an ordinary IMAP client would.
+//! Users `alice` and `bob`, password `secret`. A server that cannot start panics with its log:
+//! a test never skips because a server is missing.
+
+use crate::common::courier::Courier;
+use crate::common::cyrus::Cyrus;
+use mailbeacon::demo::process::{group_has_live_members, lock, spawn_tied};
+use std::io::{BufRead, BufReader};
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+/// Users created in every instance (password [`PASSWORD`]).
+pub const USERS: &[&str] = &["alice", "bob"];
+pub const PASSWORD: &str = "secret";
+const READY_TIMEOUT: Duration = Duration::from_secs(20);
+const STOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Which server, and for Courier which IDLE.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Cyrus,
+    /// `IMAP_ENHANCEDIDLE=1`: Courier watches the maildir (FAM, through gamin) and pushes
+    /// `* N EXISTS` during IDLE.
+    CourierEnhancedIdle,
+    /// Debian's default `IMAP_ENHANCEDIDLE=0`: Courier looks at the mailbox only every
+    /// `IMAP_IDLE_TIMEOUT` (60 s) while idling, and reports new mail in its answers to `DONE`
+    /// and `NOOP`.
+    CourierDefaultIdle,
+}
+
+enum Backend {
+    Cyrus(Cyrus),
+    Courier(Courier),
+}
+
+/// One running server.
+pub struct ImapServer {
+    kind: Kind,
+    backend: Backend,
+}
+
+impl ImapServer {
+    /// Starts a private instance; panics with the server's log when it does not come up.
+    pub fn start(kind: Kind) -> ImapServer {
+        let root = unpacked_root();
+        let backend = match kind {
+            Kind::Cyrus => Cyrus::start(&root).map(Backend::Cyrus),
+            Kind::CourierEnhancedIdle => Courier::start(&root, true).map(Backend::Courier),
+            Kind::CourierDefaultIdle => Courier::start(&root, false).map(Backend::Courier),
+        };
+        match backend {
+            Ok(backend) => ImapServer { kind, backend },
+            Err(e) => panic!("{kind:?} did not start: {e}"),
+        }
+    }
+
+    pub fn kind(&self) -> Kind {
+        self.kind
+    }
+
+    /// Whether new mail reaches a client that idles, without it leaving IDLE.
+    pub fn pushes_during_idle(&self) -> bool {
+        self.kind != Kind::CourierDefaultIdle
+    }
+
+    fn instance(&self) -> &Instance {
+        match &self.backend {
+            Backend::Cyrus(c) => c.instance(),
+            Backend::Courier(c) => c.instance(),
+        }
+    }
+
+    /// The implicit-TLS port the daemon uses.
+    pub fn imaps_port(&self) -> u16 {
+        self.instance().imaps_port
+    }
+
+    /// The self-signed certificate of the `imaps` port: the only trust anchor to use.
+    pub fn ca_file(&self) -> PathBuf {
+        self.instance().dir.join("cert.pem")
+    }
+
+    /// A folder below the user's INBOX level, as this server names it (`Work` on Cyrus,
+    /// `INBOX.Work` on Courier, whose personal namespace is `INBOX.`).
+    pub fn folder(&self, name: &str) -> String {
+        match self.backend {
+            Backend::Cyrus(_) => name.to_string(),
+            Backend::Courier(_) => format!("INBOX.{name}"),
+        }
+    }
+
+    /// The server's log so far (with its configuration's folder named), for failure messages.
+    pub fn log(&self) -> String {
+        match &self.backend {
+            Backend::Cyrus(c) => c.log(),
+            Backend::Courier(c) => c.log(),
+        }
+    }
+
+    /// Stops every process of the server and waits until both ports are closed: sessions are
+    /// cut as by a crash or a reboot of the server.
+    pub fn stop(&self) {
+        if let Err(e) = self.instance().stop() {
+            panic!("stopping {:?}: {e}\n{}", self.kind, self.log());
+        }
+    }
+
+    /// Starts the server again on the same ports with the same mail.
+    pub fn restart(&self) {
+        self.stop();
+        let launched = match &self.backend {
+            Backend::Cyrus(c) => c.launch(),
+            Backend::Courier(c) => c.launch(),
+        };
+        if let Err(e) = launched {
+            panic!("restarting {:?}: {e}\n{}", self.kind, self.log());
+        }
+    }
+
+    /// APPENDs one raw mail as USER into FOLDER (created if missing); its UID. `Err` carries the server's refusal (Cyrus refuses NUL characters).
+    pub fn append(&self, user: &str, folder: &str, raw: &[u8]) -> Result<u32, String> {
+        let mut s = self.session(user);
+        ensure_folder(&mut s, folder);
+        let appended = append(&mut s, folder, raw);
+        let _ = s.logout();
+        appended
+    }
+
+    /// [`ImapServer::append`] that must succeed.
+    pub fn deliver(&self, user: &str, folder: &str, raw: &[u8]) {
+        if let Err(e) = self.append(user, folder, raw) {
+            panic!("{:?} refused APPEND to {user}/{folder}: {e}", self.kind);
+        }
+    }
+
+    /// The folder's UIDVALIDITY (STATUS).
+    pub fn uidvalidity(&self, user: &str, folder: &str) -> u32 {
+        let mut s = self.session(user);
+        let status = s.status(folder, "(UIDVALIDITY)");
+        let _ = s.logout();
+        status
+            .ok()
+            .and_then(|m| m.uid_validity)
+            .unwrap_or_else(|| panic!("{:?}: no UIDVALIDITY for {user}/{folder}", self.kind))
+    }
+
+    /// Deletes and re-creates FOLDER (not INBOX) with IMAP DELETE and CREATE: its mail is gone
+    /// and it has a new UIDVALIDITY.
+    pub fn recreate_folder(&self, user: &str, folder: &str) {
+        let before = self.uidvalidity(user, folder);
+        let mut s = self.session(user);
+        s.delete(folder)
+            .unwrap_or_else(|e| panic!("DELETE {folder}: {e}"));
+        s.create(folder)
+            .unwrap_or_else(|e| panic!("CREATE {folder}: {e}"));
+        let _ = s.logout();
+        let after = self.uidvalidity(user, folder);
+        assert_ne!(before, after, "{:?}: {folder} kept its UIDVALIDITY", self.kind);
+    }
+
+    /// A logged-in session on the plaintext port.
+    pub fn session(&self, user: &str) -> imap::Session<TcpStream> {
+        login(self.instance().imap_port, user, PASSWORD)
+            .unwrap_or_else(|e| panic!("{:?}: {e}\n{}", self.kind, self.log()))
+    }
+}
+
+/// APPEND on an open session; the new mail's UID. The tests are the only writers of their
+/// mailboxes, so it is the one below UIDNEXT (the imap crate does not expose APPENDUID's).
+pub fn append(s: &mut imap::Session<TcpStream>, folder: &str, raw: &[u8]) -> Result<u32, String> {
+    s.append(folder, raw).finish().map_err(|e| e.to_string())?;
+    let status = s.status(folder, "(UIDNEXT)").map_err(|e| format!("STATUS: {e}"))?;
+    status
+        .uid_next
+        .map(|next| next - 1)
+        .ok_or_else(|| format!("no UIDNEXT for {folder}"))
+}
+
+fn ensure_folder(s: &mut imap::Session<TcpStream>, folder: &str) {
+    if !folder.eq_ignore_ascii_case("INBOX") && s.status(folder, "(MESSAGES)").is_err() {
+        s.create(folder)
+            .unwrap_or_else(|e| panic!("CREATE {folder}: {e}"));
+    }
+}
+
+/// LOGIN on a plaintext loopback port.
+pub fn login(port: u16, user: &str, password: &str) -> Result<imap::Session<TcpStream>, String> {
+    let tcp = TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+        .map_err(|e| format!("connect to 127.0.0.1:{port}: {e}"))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(60))).ok();
+    let mut client = imap::Client::new(tcp);
+    client
+        .read_greeting()
+        .map_err(|e| format!("greeting on {port}: {e}"))?;
+    client
+        .login(user, password)
+        .map_err(|(e, _)| format!("LOGIN {user} on {port}: {e}"))
+}
+
+/// The unpacked Debian root with Cyrus and Courier, made by `.ci/imap-servers` once per test
+/// process (the script itself keeps it between runs and locks against concurrent runs).
+pub fn unpacked_root() -> PathBuf {
+    static ROOT: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let root = ROOT.get_or_init(|| {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join(".ci/imap-servers");
+        let out = Command::new("bash")
+            .arg(&script)
+            .output()
+            .map_err(|e| format!("run {}: {e}", script.display()))?;
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let err = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            return Err(format!("{} failed ({}):\n{err}", script.display(), out.status));
+        }
+        text.lines()
+            .find_map(|l| l.strip_prefix("root="))
+            .map(PathBuf::from)
+            .ok_or_else(|| format!("{} printed no root=: {text}{err}", script.display()))
+    });
+    match root {
+        Ok(r) => r.clone(),
+        Err(e) => panic!("the Cyrus and Courier packages are not available: {e}"),
+    }
+}
+
+/// The libraries of the unpacked root, for `LD_LIBRARY_PATH`.
+pub fn library_path(root: &Path) -> String {
+    ["usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu", "usr/lib"]
+        .iter()
+        .map(|d| root.join(d).display().to_string())
+        .collect::<Vec<_>>()
+        .join(":")
+}
+
+/// Two distinct free loopback ports (bound together, then released).
+pub fn free_ports() -> (u16, u16) {
+    let bind = || TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+    let (a, b) = (bind(), bind());
+    let port = |l: &TcpListener| l.local_addr().expect("local addr").port();
+    (port(&a), port(&b))
+}
+
+/// What both servers share: a folder, two ports, and one process group (the server's
+/// processes, spawned tied to this process so they die with it).
+pub struct Instance {
+    pub dir: PathBuf,
+    pub imap_port: u16,
+    pub imaps_port: u16,
+    child: Mutex<Option<Child>>,
+}
+
+impl Instance {
+    pub fn new(prefix: &str) -> Instance {
+        let dir = mailbeacon::demo::process::unique_dir(prefix).expect("server temp dir");
+        let (imap_port, imaps_port) = free_ports();
+        Instance {
+            dir,
+            imap_port,
+            imaps_port,
+            child: Mutex::new(None),
+        }
+    }
+
+    /// Spawns `cmd` (its own process group) and waits until the plaintext port greets with
+    /// `* OK` and the TLS port accepts connections.
+    pub fn launch(&self, cmd: Command) -> Result<(), String> {
+        let child = spawn_tied(cmd).map_err(|e| format!("spawn: {e}"))?;
+        *lock(&self.child) = Some(child);
+        let deadline = Instant::now() + READY_TIMEOUT;
+        loop {
+            if let Some(Ok(Some(status))) = lock(&self.child).as_mut().map(Child::try_wait) {
+                return Err(format!("exited with {status} while starting"));
+            }
+            if greets(self.imap_port) && TcpStream::connect(("127.0.0.1", self.imaps_port)).is_ok()
+            {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let _ = self.stop();
+                return Err(format!(
+                    "ports {} and {} not ready after {READY_TIMEOUT:?}",
+                    self.imap_port, self.imaps_port
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// SIGTERM to the whole process group (SIGKILL after 10 s), then waits until no member
+    /// is left and both ports refuse connections. No-op when stopped.
+    pub fn stop(&self) -> Result<(), String> {
+        let Some(mut child) = lock(&self.child).take() else {
+            return Ok(());
+        };
+        let pgid = child.id() as libc::pid_t;
+        // SAFETY: kill(2) on the process group this fixture created.
+        unsafe { libc::kill(-pgid, libc::SIGTERM) };
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while Instant::now() < deadline
+            && (matches!(child.try_wait(), Ok(None)) || group_has_live_members(pgid))
+        {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // SAFETY: as above; the group is ours, its leader not yet reaped.
+        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        let _ = child.wait();
+        let deadline = Instant::now() + STOP_TIMEOUT;
+        while [self.imap_port, self.imaps_port]
+            .iter()
+            .any(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok())
+        {
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "ports {} / {} still open after the server stopped",
+                    self.imap_port, self.imaps_port
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Ok(())
+    }
+
+    /// Whether the group leader still runs.
+    pub fn is_running(&self) -> bool {
+        lock(&self.child)
+            .as_mut()
+            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+    }
+
+    /// Stops the server and removes the folder (kept with `MAILBEACON_KEEP_SERVERS`).
+    pub fn remove(&self) {
+        let _ = self.stop();
+        if std::env::var_os("MAILBEACON_KEEP_SERVERS").is_some() {
+            eprintln!("keeping server folder {}", self.dir.display());
+            return;
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Whether `port` answers with an IMAP `* OK` greeting.
+fn greets(port: u16) -> bool {
+    let Ok(tcp) = TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    tcp.set_read_timeout(Some(Duration::from_secs(2))).ok();
+    let mut line = String::new();
+    BufReader::new(tcp).read_line(&mut line).is_ok() && line.starts_with("* OK")
+}
+
+/// A throwaway key pair for 127.0.0.1 in `dir` (`key.pem`, `cert.pem`), as the Dovecot
+/// fixture makes (src/demo/dovecot/launch.rs).
+pub fn make_cert(dir: &Path) -> Result<(), String> {
+    let out = Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650"])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .args(["-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
+        .args(["-addext", "extendedKeyUsage=serverAuth"])
+        .output()
+        .map_err(|e| format!("run openssl: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "openssl req: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `cmd`; `Err` with its output when it fails.
+pub fn run(mut cmd: Command) -> Result<(), String> {
+    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    Err(format!(
+        "{cmd:?} failed ({}): {}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    ))
+}
+
+/// A file's text, or an empty string.
+pub fn read(path: &Path) -> String {
+    std::fs::read(path)
+        .map(|b| String::from_utf8_lossy(&b).to_string())
+        .unwrap_or_default()
+}
+
+impl Drop for ImapServer {
+    fn drop(&mut self) {
+        self.instance().remove();
+    }
+}
