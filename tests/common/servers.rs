@@ -156,6 +156,15 @@ impl ImapServer {
             .unwrap_or_else(|| panic!("{:?}: no UIDVALIDITY for {user}/{folder}", self.kind))
     }
 
+    /// Creates an empty FOLDER (see [`pin_uidvalidity`]).
+    pub fn create_folder(&self, user: &str, folder: &str) {
+        let mut s = self.session(user);
+        s.create(folder)
+            .unwrap_or_else(|e| panic!("CREATE {folder}: {e}"));
+        pin_uidvalidity(&mut s, folder).unwrap_or_else(|e| panic!("{e}"));
+        let _ = s.logout();
+    }
+
     /// Deletes and re-creates FOLDER (not INBOX) with IMAP DELETE and CREATE: its mail is gone
     /// and it has a new UIDVALIDITY.
     pub fn recreate_folder(&self, user: &str, folder: &str) {
@@ -165,9 +174,14 @@ impl ImapServer {
             .unwrap_or_else(|e| panic!("DELETE {folder}: {e}"));
         s.create(folder)
             .unwrap_or_else(|e| panic!("CREATE {folder}: {e}"));
+        pin_uidvalidity(&mut s, folder).unwrap_or_else(|e| panic!("{e}"));
         let _ = s.logout();
         let after = self.uidvalidity(user, folder);
-        assert_ne!(before, after, "{:?}: {folder} kept its UIDVALIDITY", self.kind);
+        assert_ne!(
+            before, after,
+            "{:?}: {folder} kept its UIDVALIDITY",
+            self.kind
+        );
     }
 
     /// A logged-in session on the plaintext port.
@@ -181,11 +195,26 @@ impl ImapServer {
 /// mailboxes, so it is the one below UIDNEXT (the imap crate does not expose APPENDUID's).
 pub fn append(s: &mut imap::Session<TcpStream>, folder: &str, raw: &[u8]) -> Result<u32, String> {
     s.append(folder, raw).finish().map_err(|e| e.to_string())?;
-    let status = s.status(folder, "(UIDNEXT)").map_err(|e| format!("STATUS: {e}"))?;
+    let status = s
+        .status(folder, "(UIDNEXT)")
+        .map_err(|e| format!("STATUS: {e}"))?;
     status
         .uid_next
         .map(|next| next - 1)
         .ok_or_else(|| format!("no UIDNEXT for {folder}"))
+}
+
+/// Stores one mail in FOLDER and expunges it again, leaving it empty: Courier gives a maildir
+/// that never held a message a new UIDVALIDITY each time it is opened, which a real mailbox
+/// does not do and which would make every reconnection look like a re-created folder.
+pub fn pin_uidvalidity(s: &mut imap::Session<TcpStream>, folder: &str) -> Result<(), String> {
+    let first = b"From: postmaster@example.net\r\nSubject: Welcome\r\n\r\nExpunged at once.\r\n";
+    let what = |e: imap::Error| format!("pinning the UIDVALIDITY of {folder}: {e}");
+    s.append(folder, first).finish().map_err(what)?;
+    s.select(folder).map_err(what)?;
+    s.store("1:*", "+FLAGS (\\Deleted)").map_err(what)?;
+    s.expunge().map_err(what)?;
+    s.close().map_err(what)
 }
 
 fn ensure_folder(s: &mut imap::Session<TcpStream>, folder: &str) {
@@ -222,7 +251,11 @@ pub fn unpacked_root() -> PathBuf {
         let text = String::from_utf8_lossy(&out.stdout).to_string();
         let err = String::from_utf8_lossy(&out.stderr);
         if !out.status.success() {
-            return Err(format!("{} failed ({}):\n{err}", script.display(), out.status));
+            return Err(format!(
+                "{} failed ({}):\n{err}",
+                script.display(),
+                out.status
+            ));
         }
         text.lines()
             .find_map(|l| l.strip_prefix("root="))
@@ -237,11 +270,15 @@ pub fn unpacked_root() -> PathBuf {
 
 /// The libraries of the unpacked root, for `LD_LIBRARY_PATH`.
 pub fn library_path(root: &Path) -> String {
-    ["usr/lib/x86_64-linux-gnu", "lib/x86_64-linux-gnu", "usr/lib"]
-        .iter()
-        .map(|d| root.join(d).display().to_string())
-        .collect::<Vec<_>>()
-        .join(":")
+    [
+        "usr/lib/x86_64-linux-gnu",
+        "lib/x86_64-linux-gnu",
+        "usr/lib",
+    ]
+    .iter()
+    .map(|d| root.join(d).display().to_string())
+    .collect::<Vec<_>>()
+    .join(":")
 }
 
 /// Two distinct free loopback ports (bound together, then released).
@@ -259,6 +296,8 @@ pub struct Instance {
     pub imap_port: u16,
     pub imaps_port: u16,
     child: Mutex<Option<Child>>,
+    /// The mount namespace the server runs in when it is not this process's (Courier's).
+    namespace: Mutex<Option<String>>,
 }
 
 impl Instance {
@@ -270,6 +309,7 @@ impl Instance {
             imap_port,
             imaps_port,
             child: Mutex::new(None),
+            namespace: Mutex::new(None),
         }
     }
 
@@ -277,6 +317,7 @@ impl Instance {
     /// `* OK` and the TLS port accepts connections.
     pub fn launch(&self, cmd: Command) -> Result<(), String> {
         let child = spawn_tied(cmd).map_err(|e| format!("spawn: {e}"))?;
+        let pid = child.id();
         *lock(&self.child) = Some(child);
         let deadline = Instant::now() + READY_TIMEOUT;
         loop {
@@ -285,6 +326,10 @@ impl Instance {
             }
             if greets(self.imap_port) && TcpStream::connect(("127.0.0.1", self.imaps_port)).is_ok()
             {
+                // Ready means the leader runs its server, in its namespace if it made one.
+                let own = mount_namespace("self");
+                let its = mount_namespace(&pid.to_string());
+                *lock(&self.namespace) = its.filter(|n| Some(n) != own.as_ref());
                 return Ok(());
             }
             if Instant::now() > deadline {
@@ -298,23 +343,39 @@ impl Instance {
         }
     }
 
-    /// SIGTERM to the whole process group (SIGKILL after 10 s), then waits until no member
-    /// is left and both ports refuse connections. No-op when stopped.
+    /// SIGTERM to the whole process group and to every process in the instance's own mount
+    /// namespace, if it has one (SIGKILL after 10 s), then waits until none is left and both
+    /// ports refuse connections. No-op when stopped.
     pub fn stop(&self) -> Result<(), String> {
         let Some(mut child) = lock(&self.child).take() else {
             return Ok(());
         };
         let pgid = child.id() as libc::pid_t;
-        // SAFETY: kill(2) on the process group this fixture created.
-        unsafe { libc::kill(-pgid, libc::SIGTERM) };
+        let ns = lock(&self.namespace).take();
+        // couriertcpd leaves the process group it was started in; the namespace finds it.
+        let members = || {
+            let mut pids = ns.as_deref().map(namespace_members).unwrap_or_default();
+            pids.retain(|p| *p != pgid);
+            pids
+        };
+        let signal = |sig: libc::c_int| {
+            // SAFETY: kill(2) on the group this fixture created and on the processes inside
+            // the mount namespace it created; none of them is reaped before this returns.
+            unsafe { libc::kill(-pgid, sig) };
+            for pid in members() {
+                unsafe { libc::kill(pid, sig) };
+            }
+        };
+        signal(libc::SIGTERM);
         let deadline = Instant::now() + STOP_TIMEOUT;
         while Instant::now() < deadline
-            && (matches!(child.try_wait(), Ok(None)) || group_has_live_members(pgid))
+            && (matches!(child.try_wait(), Ok(None))
+                || group_has_live_members(pgid)
+                || !members().is_empty())
         {
             std::thread::sleep(Duration::from_millis(50));
         }
-        // SAFETY: as above; the group is ours, its leader not yet reaped.
-        unsafe { libc::kill(-pgid, libc::SIGKILL) };
+        signal(libc::SIGKILL);
         let _ = child.wait();
         let deadline = Instant::now() + STOP_TIMEOUT;
         while [self.imap_port, self.imaps_port]
@@ -350,6 +411,25 @@ impl Instance {
     }
 }
 
+/// The mount namespace of process `pid` (`self` for this one), e.g. `mnt:[4026532555]`.
+fn mount_namespace(pid: &str) -> Option<String> {
+    std::fs::read_link(format!("/proc/{pid}/ns/mnt"))
+        .ok()
+        .map(|l| l.to_string_lossy().to_string())
+}
+
+/// Every process in mount namespace `ns`.
+fn namespace_members(ns: &str) -> Vec<libc::pid_t> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<libc::pid_t>().ok())
+        .filter(|pid| mount_namespace(&pid.to_string()).as_deref() == Some(ns))
+        .collect()
+}
+
 /// Whether `port` answers with an IMAP `* OK` greeting.
 fn greets(port: u16) -> bool {
     let Ok(tcp) = TcpStream::connect(("127.0.0.1", port)) else {
@@ -364,7 +444,9 @@ fn greets(port: u16) -> bool {
 /// fixture makes (src/demo/dovecot/launch.rs).
 pub fn make_cert(dir: &Path) -> Result<(), String> {
     let out = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650"])
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
+        ])
         .arg("-keyout")
         .arg(dir.join("key.pem"))
         .arg("-out")
