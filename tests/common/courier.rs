@@ -119,9 +119,12 @@ impl Courier {
     fn script(&self) -> String {
         let d = self.inst.dir.display();
         let root = self.root.display();
-        // Debian's /etc/courier/imapd and imapd-ssl, reduced to what matters here.
+        // Debian's /etc/courier/imapd and imapd-ssl, reduced to what matters here. Every
+        // instance has its own gam_server (GAM_CLIENT_ID names its socket): one started by
+        // another instance would die with that instance's namespace.
         let env = format!(
             "env -i PATH=/usr/bin:/usr/sbin:/bin:/sbin LD_LIBRARY_PATH={libs} \
+             GAM_CLIENT_ID={gam} \
              IMAP_CAPABILITY='IMAP4rev1 UIDPLUS CHILDREN NAMESPACE THREAD=ORDEREDSUBJECT \
              THREAD=REFERENCES SORT QUOTA IDLE' \
              IMAP_KEYWORDS=1 IMAP_ACL=1 IMAP_IDLE_TIMEOUT=60 IMAP_ENHANCEDIDLE={idle} \
@@ -129,6 +132,11 @@ impl Courier {
              IMAP_TRASHFOLDERNAME=Trash MAILDIRPATH=Maildir DEBUG_LOGIN=1",
             libs = library_path(&self.root),
             idle = u8::from(self.enhanced_idle),
+            gam = self
+                .inst
+                .dir
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().to_string()),
         );
         let tcpd = format!(
             "/usr/sbin/couriertcpd -address=127.0.0.1 -maxprocs=40 -maxperip=40 \
