@@ -18,9 +18,8 @@
 //! about new mail in its answers to `DONE` and `NOOP`.
 
 use crate::common::cyrus::nobody;
-use crate::common::servers::{
-    library_path, make_cert, pin_uidvalidity, read, run, Instance, PASSWORD, USERS,
-};
+use crate::common::instance::{make_cert, read, run, Instance};
+use crate::common::servers::{library_path, pin_uidvalidity, PASSWORD, USERS};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

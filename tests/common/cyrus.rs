@@ -12,9 +12,8 @@
 //! test machine may not have: the log kept here is what master and its children print to
 //! stderr.
 
-use crate::common::servers::{
-    library_path, login, make_cert, read, run, Instance, PASSWORD, USERS,
-};
+use crate::common::instance::{make_cert, read, run, Instance};
+use crate::common::servers::{library_path, login, PASSWORD, USERS};
 use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -5,4 +5,5 @@ pub mod cyrus;
 pub mod daemon;
 pub mod dovecot;
 pub mod fake_discord;
+pub mod instance;
 pub mod servers;

@@ -13,19 +13,16 @@
 
 use crate::common::courier::Courier;
 use crate::common::cyrus::Cyrus;
-use mailbeacon::demo::process::{group_has_live_members, lock, spawn_tied};
-use std::io::{BufRead, BufReader};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use crate::common::instance::Instance;
+use std::net::{Ipv4Addr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
-use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
 
 /// Users created in every instance (password [`PASSWORD`]).
 pub const USERS: &[&str] = &["alice", "bob"];
 pub const PASSWORD: &str = "secret";
-const READY_TIMEOUT: Duration = Duration::from_secs(20);
-const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Which server, and for Courier which IDLE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -279,212 +276,6 @@ pub fn library_path(root: &Path) -> String {
     .map(|d| root.join(d).display().to_string())
     .collect::<Vec<_>>()
     .join(":")
-}
-
-/// Two distinct free loopback ports (bound together, then released).
-pub fn free_ports() -> (u16, u16) {
-    let bind = || TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-    let (a, b) = (bind(), bind());
-    let port = |l: &TcpListener| l.local_addr().expect("local addr").port();
-    (port(&a), port(&b))
-}
-
-/// What both servers share: a folder, two ports, and one process group (the server's
-/// processes, spawned tied to this process so they die with it).
-pub struct Instance {
-    pub dir: PathBuf,
-    pub imap_port: u16,
-    pub imaps_port: u16,
-    child: Mutex<Option<Child>>,
-    /// The mount namespace the server runs in when it is not this process's (Courier's).
-    namespace: Mutex<Option<String>>,
-}
-
-impl Instance {
-    pub fn new(prefix: &str) -> Instance {
-        let dir = mailbeacon::demo::process::unique_dir(prefix).expect("server temp dir");
-        let (imap_port, imaps_port) = free_ports();
-        Instance {
-            dir,
-            imap_port,
-            imaps_port,
-            child: Mutex::new(None),
-            namespace: Mutex::new(None),
-        }
-    }
-
-    /// Spawns `cmd` (its own process group) and waits until the plaintext port greets with
-    /// `* OK` and the TLS port accepts connections.
-    pub fn launch(&self, cmd: Command) -> Result<(), String> {
-        let child = spawn_tied(cmd).map_err(|e| format!("spawn: {e}"))?;
-        let pid = child.id();
-        *lock(&self.child) = Some(child);
-        let deadline = Instant::now() + READY_TIMEOUT;
-        loop {
-            if let Some(Ok(Some(status))) = lock(&self.child).as_mut().map(Child::try_wait) {
-                return Err(format!("exited with {status} while starting"));
-            }
-            if greets(self.imap_port) && TcpStream::connect(("127.0.0.1", self.imaps_port)).is_ok()
-            {
-                // Ready means the leader runs its server, in its namespace if it made one.
-                let own = mount_namespace("self");
-                let its = mount_namespace(&pid.to_string());
-                *lock(&self.namespace) = its.filter(|n| Some(n) != own.as_ref());
-                return Ok(());
-            }
-            if Instant::now() > deadline {
-                let _ = self.stop();
-                return Err(format!(
-                    "ports {} and {} not ready after {READY_TIMEOUT:?}",
-                    self.imap_port, self.imaps_port
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// SIGTERM to the whole process group and to every process in the instance's own mount
-    /// namespace, if it has one (SIGKILL after 10 s), then waits until none is left and both
-    /// ports refuse connections. No-op when stopped.
-    pub fn stop(&self) -> Result<(), String> {
-        let Some(mut child) = lock(&self.child).take() else {
-            return Ok(());
-        };
-        let pgid = child.id() as libc::pid_t;
-        let ns = lock(&self.namespace).take();
-        // couriertcpd leaves the process group it was started in; the namespace finds it.
-        let members = || {
-            let mut pids = ns.as_deref().map(namespace_members).unwrap_or_default();
-            pids.retain(|p| *p != pgid);
-            pids
-        };
-        let signal = |sig: libc::c_int| {
-            // SAFETY: kill(2) on the group this fixture created and on the processes inside
-            // the mount namespace it created; none of them is reaped before this returns.
-            unsafe { libc::kill(-pgid, sig) };
-            for pid in members() {
-                unsafe { libc::kill(pid, sig) };
-            }
-        };
-        signal(libc::SIGTERM);
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while Instant::now() < deadline
-            && (matches!(child.try_wait(), Ok(None))
-                || group_has_live_members(pgid)
-                || !members().is_empty())
-        {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        signal(libc::SIGKILL);
-        let _ = child.wait();
-        let deadline = Instant::now() + STOP_TIMEOUT;
-        while [self.imap_port, self.imaps_port]
-            .iter()
-            .any(|p| TcpStream::connect(("127.0.0.1", *p)).is_ok())
-        {
-            if Instant::now() > deadline {
-                return Err(format!(
-                    "ports {} / {} still open after the server stopped",
-                    self.imap_port, self.imaps_port
-                ));
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Ok(())
-    }
-
-    /// Whether the group leader still runs.
-    pub fn is_running(&self) -> bool {
-        lock(&self.child)
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
-    }
-
-    /// Stops the server and removes the folder (kept with `MAILBEACON_KEEP_SERVERS`).
-    pub fn remove(&self) {
-        let _ = self.stop();
-        if std::env::var_os("MAILBEACON_KEEP_SERVERS").is_some() {
-            eprintln!("keeping server folder {}", self.dir.display());
-            return;
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// The mount namespace of process `pid` (`self` for this one), e.g. `mnt:[4026532555]`.
-fn mount_namespace(pid: &str) -> Option<String> {
-    std::fs::read_link(format!("/proc/{pid}/ns/mnt"))
-        .ok()
-        .map(|l| l.to_string_lossy().to_string())
-}
-
-/// Every process in mount namespace `ns`.
-fn namespace_members(ns: &str) -> Vec<libc::pid_t> {
-    let Ok(entries) = std::fs::read_dir("/proc") else {
-        return Vec::new();
-    };
-    entries
-        .flatten()
-        .filter_map(|e| e.file_name().to_str()?.parse::<libc::pid_t>().ok())
-        .filter(|pid| mount_namespace(&pid.to_string()).as_deref() == Some(ns))
-        .collect()
-}
-
-/// Whether `port` answers with an IMAP `* OK` greeting.
-fn greets(port: u16) -> bool {
-    let Ok(tcp) = TcpStream::connect(("127.0.0.1", port)) else {
-        return false;
-    };
-    tcp.set_read_timeout(Some(Duration::from_secs(2))).ok();
-    let mut line = String::new();
-    BufReader::new(tcp).read_line(&mut line).is_ok() && line.starts_with("* OK")
-}
-
-/// A throwaway key pair for 127.0.0.1 in `dir` (`key.pem`, `cert.pem`), as the Dovecot
-/// fixture makes (src/demo/dovecot/launch.rs).
-pub fn make_cert(dir: &Path) -> Result<(), String> {
-    let out = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "3650",
-        ])
-        .arg("-keyout")
-        .arg(dir.join("key.pem"))
-        .arg("-out")
-        .arg(dir.join("cert.pem"))
-        .args(["-subj", "/CN=localhost"])
-        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
-        .args(["-addext", "basicConstraints=critical,CA:FALSE"])
-        .args(["-addext", "extendedKeyUsage=serverAuth"])
-        .output()
-        .map_err(|e| format!("run openssl: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "openssl req: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(())
-}
-
-/// Runs `cmd`; `Err` with its output when it fails.
-pub fn run(mut cmd: Command) -> Result<(), String> {
-    let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    Err(format!(
-        "{cmd:?} failed ({}): {}{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    ))
-}
-
-/// A file's text, or an empty string.
-pub fn read(path: &Path) -> String {
-    std::fs::read(path)
-        .map(|b| String::from_utf8_lossy(&b).to_string())
-        .unwrap_or_default()
 }
 
 impl Drop for ImapServer {
