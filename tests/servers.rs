@@ -231,18 +231,7 @@ fn hostile_corpus(kind: Kind) {
     let mut daemon = config("hostile", &server, &url, "poll_interval = \"300ms\"").start_watching();
 
     let corpus = common::corpus::corpus();
-    let mut stored: HashMap<u32, &str> = HashMap::new();
-    let mut refused = Vec::new();
-    // A session per mail: after a refusal the client's and the server's idea of where the
-    // literal ended may differ (Cyrus answers before reading it all).
-    for (name, raw) in &corpus {
-        match server.append("alice", "INBOX", raw) {
-            Ok(uid) => {
-                stored.insert(uid, name);
-            }
-            Err(e) => refused.push(format!("{name}: {e}")),
-        }
-    }
+    let (stored, refused) = store_corpus(&server, &corpus);
     eprintln!(
         "{kind:?}: {} of {} corpus mails stored; refused at APPEND:\n  {}",
         stored.len(),
@@ -260,27 +249,7 @@ fn hostile_corpus(kind: Kind) {
     while !settled(&daemon.dump()) && Instant::now() < deadline && daemon.exited().is_none() {
         std::thread::sleep(Duration::from_millis(200));
     }
-    let mut problems = Vec::new();
-    let dump = daemon.dump();
-    let mut spooled: HashMap<u32, Vec<&Value>> = HashMap::new();
-    for item in &dump {
-        let uid = item["uid"].as_u64().unwrap_or(0) as u32;
-        spooled.entry(uid).or_default().push(item);
-    }
-    for (uid, name) in &stored {
-        match spooled.get(uid).map(Vec::as_slice) {
-            None => problems.push(format!("{name} (uid {uid}): lost, not in the spool")),
-            Some([item]) if item["state"] != "delivered" => problems.push(format!(
-                "{name}: state {} ({})",
-                item["state"], item["last_error"]
-            )),
-            Some([_]) => {}
-            Some(items) => problems.push(format!("{name}: spooled {} times", items.len())),
-        }
-    }
-    for uid in spooled.keys().filter(|u| !stored.contains_key(u)) {
-        problems.push(format!("uid {uid} spooled, yet no corpus mail has it"));
-    }
+    let mut problems = spool_problems(&stored, &daemon.dump());
     if let Some(code) = daemon.exited() {
         problems.push(format!("the daemon exited with {code:?}"));
     }
@@ -312,6 +281,52 @@ fn hostile_corpus(kind: Kind) {
         problems.join("\n"),
         server.log()
     );
+}
+
+/// Every corpus mail APPENDed to alice's INBOX: the stored ones by UID, and the refusals.
+fn store_corpus<'a>(
+    server: &ImapServer,
+    corpus: &'a [(&'static str, Vec<u8>)],
+) -> (HashMap<u32, &'a str>, Vec<String>) {
+    let mut stored = HashMap::new();
+    let mut refused = Vec::new();
+    // A session per mail: after a refusal the client's and the server's idea of where the
+    // literal ended may differ (Cyrus answers before reading it all).
+    for (name, raw) in corpus {
+        match server.append("alice", "INBOX", raw) {
+            Ok(uid) => {
+                stored.insert(uid, *name);
+            }
+            Err(e) => refused.push(format!("{name}: {e}")),
+        }
+    }
+    (stored, refused)
+}
+
+/// What is wrong in the spool: a stored mail missing, spooled twice or not delivered, or an
+/// item for no stored mail.
+fn spool_problems(stored: &HashMap<u32, &str>, dump: &[Value]) -> Vec<String> {
+    let mut problems = Vec::new();
+    let mut spooled: HashMap<u32, Vec<&Value>> = HashMap::new();
+    for item in dump {
+        let uid = item["uid"].as_u64().unwrap_or(0) as u32;
+        spooled.entry(uid).or_default().push(item);
+    }
+    for (uid, name) in stored {
+        match spooled.get(uid).map(Vec::as_slice) {
+            None => problems.push(format!("{name} (uid {uid}): lost, not in the spool")),
+            Some([item]) if item["state"] != "delivered" => problems.push(format!(
+                "{name}: state {} ({})",
+                item["state"], item["last_error"]
+            )),
+            Some([_]) => {}
+            Some(items) => problems.push(format!("{name}: spooled {} times", items.len())),
+        }
+    }
+    for uid in spooled.keys().filter(|u| !stored.contains_key(u)) {
+        problems.push(format!("uid {uid} spooled, yet no corpus mail has it"));
+    }
+    problems
 }
 
 // ---------------------------------------------------------------------------------- Cyrus

@@ -265,12 +265,14 @@ pub fn unpacked_root() -> PathBuf {
     }
 }
 
-/// The libraries of the unpacked root, for `LD_LIBRARY_PATH`.
+/// The libraries of the unpacked root, for `LD_LIBRARY_PATH` (Debian's multiarch folders,
+/// e.g. `x86_64-linux-gnu`, and `usr/lib`, where Courier keeps libcourierauth).
 pub fn library_path(root: &Path) -> String {
+    let multiarch = format!("{}-linux-gnu", std::env::consts::ARCH);
     [
-        "usr/lib/x86_64-linux-gnu",
-        "lib/x86_64-linux-gnu",
-        "usr/lib",
+        format!("usr/lib/{multiarch}"),
+        format!("lib/{multiarch}"),
+        "usr/lib".to_string(),
     ]
     .iter()
     .map(|d| root.join(d).display().to_string())
