@@ -3,10 +3,13 @@
 //! Debian's packages, unpacked, never installed). The real daemon watches each, posting to the
 //! fake Discord: login over implicit TLS (and a refused password named as such), IDLE bringing
 //! mail at once and after its renewal, Courier's default IDLE within `idle_renew`, a server
-//! stopped and started again while the daemon idles (nothing lost, nothing repeated), a
-//! re-created folder with a new UIDVALIDITY (nothing lost, nothing repeated), and the hostile
-//! corpus of tests/hostile.rs (no mail the server accepted is lost, none stops the daemon).
+//! stopped and started again while the daemon idles (nothing lost, nothing repeated), the
+//! first run leaving old mail out, a folder re-created with a new UIDVALIDITY while the daemon
+//! was stopped and while it watched (nothing lost, nothing repeated), and the hostile corpus of
+//! tests/hostile.rs (no mail the server accepted is lost, none stops the daemon).
 //!
+//! Three tests are `#[ignore]`d: they show gaps of the watcher on these servers, each named in
+//! its attribute, and pass once it is fixed (`cargo test --test servers -- --ignored`).
 //! Each test starts its own server, so cargo's test threads run them side by side.
 //! `cargo test --test servers` runs only these.
 
@@ -90,6 +93,8 @@ fn login(kind: Kind) {
             + &String::from_utf8_lossy(&out.stderr);
         (out.status.success(), text)
     };
+    // The default read timeout (60 s): Courier answers a refused password only after 5 s,
+    // which a 5 s timeout would report as a network error.
     let (passed, text) = probe(config("login", &server, &url, ""));
     assert!(
         passed && text.contains("ok   imap home/INBOX"),

@@ -59,7 +59,7 @@ impl Cyrus {
 
     fn prepare(&self) -> Result<(), String> {
         let d = &self.inst.dir;
-        for sub in ["conf/socket", "conf/log", "part"] {
+        for sub in ["conf/socket", "part"] {
             fs::create_dir_all(d.join(sub)).map_err(|e| format!("mkdir {sub}: {e}"))?;
         }
         make_cert(d)?;
