@@ -23,6 +23,7 @@ use std::time::Duration;
 /// Users created in every instance (password [`PASSWORD`]).
 pub const USERS: &[&str] = &["alice", "bob"];
 pub const PASSWORD: &str = "secret";
+const START_ATTEMPTS: usize = 3;
 
 /// Which server, and for Courier which IDLE.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,15 +53,24 @@ impl ImapServer {
     /// Starts a private instance; panics with the server's log when it does not come up.
     pub fn start(kind: Kind) -> ImapServer {
         let root = unpacked_root();
-        let backend = match kind {
-            Kind::Cyrus => Cyrus::start(&root).map(Backend::Cyrus),
-            Kind::CourierEnhancedIdle => Courier::start(&root, true).map(Backend::Courier),
-            Kind::CourierDefaultIdle => Courier::start(&root, false).map(Backend::Courier),
-        };
-        match backend {
-            Ok(backend) => ImapServer { kind, backend },
-            Err(e) => panic!("{kind:?} did not start: {e}"),
+        let mut failures = Vec::new();
+        // The free ports are chosen, released, then bound by the server: on a busy machine
+        // another process may take one in between, so a failed start is tried afresh.
+        for _attempt in 0..START_ATTEMPTS {
+            let backend = match kind {
+                Kind::Cyrus => Cyrus::start(&root).map(Backend::Cyrus),
+                Kind::CourierEnhancedIdle => Courier::start(&root, true).map(Backend::Courier),
+                Kind::CourierDefaultIdle => Courier::start(&root, false).map(Backend::Courier),
+            };
+            match backend {
+                Ok(backend) => return ImapServer { kind, backend },
+                Err(e) => failures.push(e),
+            }
         }
+        panic!(
+            "{kind:?} did not start ({START_ATTEMPTS} attempts):\n{}",
+            failures.join("\n--- next attempt ---\n")
+        );
     }
 
     pub fn kind(&self) -> Kind {
