@@ -8,11 +8,11 @@
 //! directory and its sockets, the partition, the SASL database. It forks `imapd` per
 //! connection on the plaintext and the `imaps` port, and runs `idled`, which is what makes
 //! Cyrus push new mail to a client in IDLE. Users are in a sasldb (`saslpasswd2`); their
-//! mailboxes are created by the admin `cyrus` as `user/NAME`. Cyrus logs to syslog, which a
-//! test machine may not have: the log kept here is what master and its children print to
-//! stderr.
+//! mailboxes are created by the admin `cyrus` as `user/NAME`. Cyrus logs only to syslog: it
+//! runs in a private mount namespace (`unshare --mount`) whose `/dev/log` is a socket of the
+//! test's, which keeps what it says in the instance's `syslog.log`.
 
-use crate::common::instance::{make_cert, read, run, Instance};
+use crate::common::instance::{make_cert, read, run, Instance, Syslog};
 use crate::common::servers::{library_path, login, PASSWORD, USERS};
 use std::fs;
 use std::io::Write;
@@ -25,15 +25,25 @@ const ADMIN: &str = "cyrus";
 pub struct Cyrus {
     inst: Instance,
     root: PathBuf,
+    syslog: Syslog,
 }
 
 impl Cyrus {
     /// Prepares a fresh instance, starts it, and creates alice's and bob's mailboxes. On
     /// failure the folder is removed and the error carries the log.
     pub fn start(root: &Path) -> Result<Cyrus, String> {
+        let inst = Instance::new("mbcy");
+        let syslog = match Syslog::start(&inst.dir) {
+            Ok(s) => s,
+            Err(e) => {
+                inst.remove();
+                return Err(e);
+            }
+        };
         let c = Cyrus {
-            inst: Instance::new("mbcy"),
+            inst,
             root: root.to_path_buf(),
+            syslog,
         };
         let started = c
             .prepare()
@@ -145,9 +155,9 @@ DAEMON {{
         )
     }
 
-    /// Starts `master` (foreground, as nobody) and waits until both ports answer.
+    /// Starts `master` (foreground, as nobody) in a mount namespace whose `/dev/log` is this
+    /// instance's [`Syslog`], and waits until both ports answer.
     pub fn launch(&self) -> Result<(), String> {
-        use std::os::unix::process::CommandExt;
         let d = &self.inst.dir;
         let log = fs::OpenOptions::new()
             .create(true)
@@ -155,21 +165,29 @@ DAEMON {{
             .open(d.join("master.log"))
             .map_err(|e| format!("master.log: {e}"))?;
         let err = log.try_clone().map_err(|e| e.to_string())?;
-        let mut cmd = Command::new(self.bin("master"));
-        cmd.arg("-C")
-            .arg(d.join("imapd.conf"))
-            .arg("-M")
-            .arg(d.join("cyrus.conf"))
-            .arg("-p")
-            .arg(d.join("master.pid"))
-            .arg("-D")
-            .env("LD_LIBRARY_PATH", library_path(&self.root))
+        let (uid, gid) = nobody();
+        // A fresh overlay folder each launch: a layer is not shared between two mounts.
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |t| t.as_nanos());
+        let script = format!(
+            "set -eu\n{mounts}\
+             exec setpriv --reuid {uid} --regid {gid} --clear-groups --pdeathsig TERM \
+             env LD_LIBRARY_PATH={libs} {master} -C {d}/imapd.conf -M {d}/cyrus.conf \
+             -p {d}/master.pid -D\n",
+            mounts = self.syslog.mount_script(&d.join(format!("dev-{nanos}"))),
+            libs = library_path(&self.root),
+            master = self.bin("master").display(),
+            d = d.display(),
+        );
+        fs::write(d.join("launch.sh"), script).map_err(|e| format!("launch.sh: {e}"))?;
+        let mut cmd = Command::new("unshare");
+        cmd.args(["--mount", "--propagation", "private", "sh"])
+            .arg(d.join("launch.sh"))
             .current_dir(d)
             .stdin(Stdio::null())
             .stdout(log)
-            .stderr(err)
-            .uid(nobody().0)
-            .gid(nobody().1);
+            .stderr(err);
         self.inst.launch(cmd)
     }
 
@@ -185,10 +203,12 @@ DAEMON {{
 
     /// What master and the services printed, and where the instance lives.
     pub fn log(&self) -> String {
+        let d = &self.inst.dir;
         format!(
-            "--- Cyrus in {} (master's stdout/stderr; Cyrus logs the rest to syslog) ---\n{}",
-            self.inst.dir.display(),
-            read(&self.inst.dir.join("master.log"))
+            "--- Cyrus in {} ---\n--- master's output ---\n{}--- syslog ---\n{}",
+            d.display(),
+            read(&d.join("master.log")),
+            read(&d.join("syslog.log"))
         )
     }
 }

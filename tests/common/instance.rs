@@ -265,3 +265,64 @@ pub fn read(path: &Path) -> String {
         .map(|b| String::from_utf8_lossy(&b).to_string())
         .unwrap_or_default()
 }
+
+/// A syslog socket for a server that logs nowhere else (Cyrus): a datagram socket in the
+/// instance's folder, which the server's mount namespace shows as `/dev/log` (see
+/// [`Syslog::mount_script`]); every message is appended to `syslog.log` beside it.
+pub struct Syslog {
+    socket: PathBuf,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Syslog {
+    pub fn start(dir: &Path) -> Result<Syslog, String> {
+        use std::io::Write;
+        use std::os::unix::fs::PermissionsExt;
+        use std::sync::atomic::Ordering;
+        let socket = dir.join("syslog.sock");
+        let rx = std::os::unix::net::UnixDatagram::bind(&socket)
+            .map_err(|e| format!("bind {}: {e}", socket.display()))?;
+        // The server's processes run as an ordinary user.
+        std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666))
+            .map_err(|e| format!("chmod {}: {e}", socket.display()))?;
+        rx.set_read_timeout(Some(Duration::from_millis(200))).ok();
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (flag, log) = (stop.clone(), dir.join("syslog.log"));
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 * 1024];
+            while !flag.load(Ordering::Relaxed) {
+                if let Ok(n) = rx.recv(&mut buf) {
+                    let line = String::from_utf8_lossy(&buf[..n]).trim_end().to_string();
+                    if let Ok(mut f) = std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(&log)
+                    {
+                        let _ = writeln!(f, "{line}");
+                    }
+                }
+            }
+        });
+        Ok(Syslog { socket, stop })
+    }
+
+    /// Shell lines (run as root in a fresh mount namespace) that show the socket as
+    /// `/dev/log`: an overlay on /dev whose upper layer, in `upper`, takes the mount point,
+    /// so that nothing is created in the machine's /dev.
+    pub fn mount_script(&self, upper: &Path) -> String {
+        let u = upper.display();
+        format!(
+            "mkdir -p {u}/upper {u}/work\n\
+             mount -t overlay overlay -o lowerdir=/dev,upperdir={u}/upper,workdir={u}/work /dev\n\
+             touch /dev/log\n\
+             mount --bind {} /dev/log\n",
+            self.socket.display()
+        )
+    }
+}
+
+impl Drop for Syslog {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
