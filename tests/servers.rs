@@ -8,8 +8,6 @@
 //! was stopped and while it watched (nothing lost, nothing repeated), and the hostile corpus of
 //! tests/hostile.rs (no mail the server accepted is lost, none stops the daemon).
 //!
-//! Three tests are `#[ignore]`d: they show gaps of the watcher on these servers, each named in
-//! its attribute, and pass once it is fixed (`cargo test --test servers -- --ignored`).
 //! Each test starts its own server, so cargo's test threads run them side by side.
 //! `cargo test --test servers` runs only these.
 
@@ -366,8 +364,6 @@ fn cyrus_folder_recreated_while_stopped_repeats_nothing_and_loses_nothing() {
 /// The watcher polls the same session (no new `EXAMINE`), sees an empty folder and never
 /// learns of the new one: its mail waits until the connection happens to break.
 #[test]
-#[ignore = "fails until the watcher re-EXAMINEs at its reconciliation polls (src/imap): Cyrus \
-            keeps a session on a deleted folder and new mail in the re-created one is never seen"]
 fn cyrus_folder_recreated_while_watched_repeats_nothing_and_loses_nothing() {
     recreated_folder(Kind::Cyrus, true);
 }
@@ -425,8 +421,6 @@ fn courier_default_idle_restart_mid_idle_loses_nothing() {
 /// Courier's `EXAMINE` has no `[UIDNEXT]`, and Courier answers `UID SEARCH UID *` with an
 /// empty `* SEARCH`: the watcher takes 0 as the highest UID and spools the whole folder.
 #[test]
-#[ignore = "fails until the watcher finds the highest UID another way when EXAMINE has no \
-            UIDNEXT (src/imap): Courier answers `UID SEARCH UID *` with nothing"]
 fn courier_first_run_skips_mail_already_there() {
     first_run_skips_mail_already_there(Kind::CourierDefaultIdle);
 }
@@ -441,8 +435,6 @@ fn courier_folder_recreated_while_stopped_repeats_nothing_and_loses_nothing() {
 /// the watcher skips those at or below its cursor (lost until the next connection) and
 /// fetches the rest as new (a restored mail repeated).
 #[test]
-#[ignore = "fails until the watcher re-EXAMINEs at its reconciliation polls (src/imap): Courier \
-            serves the re-created folder under the old UIDVALIDITY to a session that had it open"]
 fn courier_folder_recreated_while_watched_repeats_nothing_and_loses_nothing() {
     recreated_folder(Kind::CourierDefaultIdle, true);
 }

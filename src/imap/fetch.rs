@@ -344,10 +344,27 @@ fn uid_set(uids: &[u32]) -> String {
     set
 }
 
-/// The highest UID in the selected mailbox, for servers that do not say UIDNEXT.
-pub(super) fn highest_uid(s: &mut Session) -> Result<u32, ImapError> {
+/// The highest UID in the selected mailbox of `exists` messages, for servers that do not say
+/// UIDNEXT: the UID of the last message (`FETCH * (UID)`). Courier answers `UID SEARCH UID *`
+/// with nothing, which read as 0 would make a first run spool the whole folder.
+pub(super) fn highest_uid(s: &mut Session, exists: u32) -> Result<u32, ImapError> {
+    if exists == 0 {
+        return Ok(0);
+    }
+    let last = s.fetch("*", "(UID)").map_err(ImapError::from_imap)?;
+    let by_fetch = last.iter().filter_map(|f| f.uid).max();
+    if let Some(uid) = by_fetch {
+        return Ok(uid);
+    }
     let found = s.uid_search("UID *").map_err(ImapError::from_imap)?;
-    Ok(found.into_iter().max().unwrap_or(0))
+    let highest = found.into_iter().max();
+    if highest.is_none() {
+        // Watching from 0 repeats what is there rather than never watching at all.
+        log::warn!(
+            "imap: the server names no UID for any of {exists} message(s); watching from uid 0"
+        );
+    }
+    Ok(highest.unwrap_or(0))
 }
 
 /// Those of `uids` (ascending) whose INTERNALDATE is at or after `since`.
