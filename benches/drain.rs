@@ -121,6 +121,7 @@ fn round(n: usize) -> Round {
         dead: Default::default(),
         links: Default::default(),
         forum: None,
+        accounts: Default::default(),
     };
     let stop = Stop::new();
     let started = Instant::now();

@@ -21,6 +21,7 @@ pub mod failover;
 pub mod guard;
 pub mod pace;
 pub mod shared;
+mod upload;
 
 use crate::config::Bucket;
 use crate::discord::{render, Level, Outcome, Reply, Scope, Sink};
@@ -77,6 +78,8 @@ pub struct Dispatcher {
     pub links: Arc<HashMap<String, String>>,
     /// The sink's `thread_name` template when it posts to a forum channel.
     pub forum: Option<String>,
+    /// The accounts by name, for fetching attachments to upload.
+    pub accounts: Arc<HashMap<String, crate::config::Account>>,
 }
 
 /// Rate-limit routes, as the guard keys budgets before Discord names their bucket.
@@ -275,11 +278,14 @@ impl Dispatcher {
             return Next::Idle;
         };
         let bucket = self.buckets.iter().find(|b| b.name == first.bucket);
-        if self.forum.is_some()
+        let upload = bucket
+            .and_then(|b| b.upload_max)
+            .filter(|_| batch.kind == Kind::Push && !first.attachments.is_empty());
+        let forum_post = self.forum.is_some()
             && batch.kind == Kind::Push
-            && bucket.is_none_or(|b| b.thread_id.is_none())
-        {
-            // Each mail its own forum post, named after it; the rest stay owed for the next.
+            && bucket.is_none_or(|b| b.thread_id.is_none());
+        if forum_post || upload.is_some() {
+            // One mail per message: a forum post named after it, or a message with its files.
             batch.items.truncate(1);
         }
         let mut message = batch.render(bucket);
@@ -287,18 +293,44 @@ impl Dispatcher {
             crate::discord::render::add_links(&mut message, &batch.items, &self.links);
         }
         let thread = self.address(&mut message.body, bucket, &batch.items);
-        let Some(reply) = self
+        let files = match (upload, batch.items.first()) {
+            (Some(max), Some(item)) => self.uploads(&mut message, item, max).await,
+            _ => Vec::new(),
+        };
+        let Some(mut reply) = self
             .post(
                 st,
                 &message.body,
                 &message.ids,
                 Level::Full,
                 thread.as_deref(),
+                &files,
             )
             .await
         else {
             return Next::Idle;
         };
+        if !files.is_empty() && upload::too_large(&reply) {
+            log::warn!("sink {}: Discord refused the attachments as too large; sending the message without them", self.sink.name());
+            upload::say(
+                &mut message,
+                "the attachments were not uploaded: Discord refused them as too large",
+            );
+            let Some(again) = self
+                .post(
+                    st,
+                    &message.body,
+                    &message.ids,
+                    Level::Full,
+                    thread.as_deref(),
+                    &[],
+                )
+                .await
+            else {
+                return Next::Idle;
+            };
+            reply = again;
+        }
         match reply.outcome {
             Outcome::Rejected { reason } => {
                 log::warn!("sink {}: Discord refused a message of {} mails ({reason}); sending each as plain text", self.sink.name(), message.ids.len());
@@ -332,12 +364,14 @@ impl Dispatcher {
         ids: &[u64],
         level: Level,
         thread: Option<&str>,
+        files: &[crate::discord::Upload],
     ) -> Option<Reply> {
         if !self.gate(st, POST).await {
             return None;
         }
         let (sink, body) = (self.sink.clone(), body.clone());
         let thread = thread.map(str::to_string);
+        let files = files.to_vec();
         // The same batch gets the same nonce, so a bot's repeat after a crash is recognised.
         let nonce = format!(
             "mb{:x}{}",
@@ -345,7 +379,7 @@ impl Dispatcher {
             level as u8
         );
         let reply = self
-            .blocking(move || sink.post(&body, &nonce, thread.as_deref()))
+            .blocking(move || sink.post_files(&body, &nonce, thread.as_deref(), &files))
             .await
             .unwrap_or(Reply {
                 outcome: Outcome::Transient {
@@ -372,6 +406,7 @@ impl Dispatcher {
                     &message.ids,
                     Level::Plain,
                     thread.as_deref(),
+                    &[],
                 )
                 .await
             else {

@@ -42,6 +42,9 @@ pub struct Attachment {
     pub size: u64,
     /// The IMAP section that holds it (`2`, `1.3`).
     pub section: String,
+    /// Its Content-Transfer-Encoding (`base64`, `quoted-printable`, …), to undo after a fetch.
+    #[serde(default)]
+    pub encoding: String,
 }
 
 impl Summary {

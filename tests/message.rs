@@ -204,3 +204,83 @@ fn attachments_are_listed_from_the_structure_and_inline_pixels_are_not() {
         message.body
     );
 }
+
+/// A mail with one base64 attachment `name` holding `data`.
+fn with_attachment(subject: &str, name: &str, data: &[u8]) -> Vec<u8> {
+    use base64::Engine;
+    let encoded = base64::engine::general_purpose::STANDARD.encode(data);
+    let lines: Vec<&str> = encoded
+        .as_bytes()
+        .chunks(76)
+        .map(|c| std::str::from_utf8(c).unwrap_or(""))
+        .collect();
+    format!(
+        "From: Billing <billing@shop.example>\r\nSubject: {subject}\r\nMessage-ID: <{subject}@shop.example>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b1\"\r\n\r\n\
+         --b1\r\nContent-Type: text/plain\r\n\r\nAttached.\r\n\
+         --b1\r\nContent-Type: application/pdf; name=\"{name}\"\r\nContent-Disposition: attachment; filename=\"{name}\"\r\nContent-Transfer-Encoding: base64\r\n\r\n{}\r\n\
+         --b1--\r\n",
+        lines.join("\r\n")
+    )
+    .into_bytes()
+}
+
+#[test]
+fn uploads_arrive_as_files_and_what_cannot_go_is_said() {
+    let dovecot = Dovecot::start();
+    let discord = FakeDiscord::start();
+    let url = discord.webhook("1", "upTOKEN", Behaviour::Ok);
+    let _daemon = Config::temp("upload", &dovecot)
+        .sinks(&format!("[[sink]]\nname = \"alerts\"\nkind = \"webhook\"\nurl = \"{url}\""))
+        .buckets("[[bucket]]\nname = \"unknown\"\nsinks = [\"alerts\"]\nattachments = \"upload\"\nattachments_max = \"64KiB\"")
+        .start_watching();
+    let channel = discord.webhook_channel("upTOKEN");
+    let pdf: Vec<u8> = (0..20_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    dovecot.deliver(
+        "alice",
+        "INBOX",
+        &with_attachment("inv1", "Rechnung 1.pdf", &pdf),
+    );
+    wait_until(Duration::from_secs(20), "the first message", || {
+        discord.messages_in(&channel).len() == 1
+    });
+    let first = &discord.messages_in(&channel)[0];
+    assert_eq!(first.files.len(), 1, "{:?}", first.body);
+    assert_eq!(first.files[0].0, "Rechnung 1.pdf");
+    assert_eq!(first.files[0].1, "application/pdf");
+    assert_eq!(first.files[0].2, pdf, "the file arrives byte for byte");
+    assert_eq!(first.body["attachments"][0]["filename"], "Rechnung 1.pdf");
+
+    // Over attachments_max: not fetched, and the message says so.
+    let big: Vec<u8> = vec![42; 100_000];
+    dovecot.deliver("alice", "INBOX", &with_attachment("inv2", "big.pdf", &big));
+    // Under the limit, but more than Discord takes: sent again without it, and said.
+    discord.set_upload_limit(1000);
+    dovecot.deliver(
+        "alice",
+        "INBOX",
+        &with_attachment("inv3", "small.pdf", &pdf),
+    );
+    wait_until(Duration::from_secs(20), "three messages", || {
+        discord.messages_in(&channel).len() == 3
+    });
+    let all = discord.messages_in(&channel);
+    let content = |i: usize| all[i].body["content"].as_str().unwrap_or("").to_string();
+    assert!(
+        all[1].files.is_empty()
+            && content(1).contains("not uploaded: big.pdf (over attachments_max)"),
+        "{}",
+        content(1)
+    );
+    assert!(
+        all[2].files.is_empty() && content(2).contains("Discord refused them as too large"),
+        "{}",
+        content(2)
+    );
+    let refused = discord
+        .requests()
+        .iter()
+        .filter(|r| r.status == 413)
+        .count();
+    assert_eq!(refused, 1, "one refusal, then the message alone");
+}

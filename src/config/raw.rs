@@ -110,6 +110,8 @@ pub struct RawBucket {
     pub audit: Option<String>,
     pub applied_tags: Option<Vec<String>>,
     pub thread_id: Option<String>,
+    pub attachments: Option<String>,
+    pub attachments_max: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -57,6 +57,13 @@ impl Pipeline {
                 .filter_map(|a| Some((a.name.clone(), a.open_url.clone()?)))
                 .collect(),
         );
+        let accounts: Arc<std::collections::HashMap<String, crate::config::Account>> = Arc::new(
+            config
+                .accounts
+                .iter()
+                .map(|a| (a.name.clone(), a.clone()))
+                .collect(),
+        );
         for s in &config.sinks {
             let wake = Arc::new(Notify::new());
             wakes.push(wake.clone());
@@ -81,6 +88,7 @@ impl Pipeline {
                 dead: dead_sinks.clone(),
                 links: links.clone(),
                 forum: s.forum.clone(),
+                accounts: accounts.clone(),
             };
             dispatchers.push(tokio::spawn(d.run(stop.clone())));
         }

@@ -23,6 +23,18 @@ pub trait Sink: Send + Sync {
     /// Posts one message body; `nonce` identifies it for sinks that support idempotency;
     /// `thread` replaces the sink's own `thread_id` for this message (a forum bucket's thread).
     fn post(&self, body: &serde_json::Value, nonce: &str, thread: Option<&str>) -> Reply;
+    /// Posts one message with files (`multipart/form-data`, the JSON as `payload_json`). A sink
+    /// that cannot send files posts the message alone.
+    fn post_files(
+        &self,
+        body: &serde_json::Value,
+        nonce: &str,
+        thread: Option<&str>,
+        files: &[Upload],
+    ) -> Reply {
+        let _ = files;
+        self.post(body, nonce, thread)
+    }
     /// Checks that the destination still exists and accepts us, without posting.
     fn probe(&self) -> Reply;
     /// The top-level resource Discord keys rate limits on besides the route's bucket: the
@@ -35,6 +47,15 @@ pub trait Sink: Send + Sync {
     fn global_scope(&self) -> Option<u64> {
         None
     }
+}
+
+/// A file to send with a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// Shown in Discord; cleaned already (src/imap/structure.rs).
+    pub name: String,
+    pub mime: String,
+    pub data: Vec<u8>,
 }
 
 pub struct HttpSink {
@@ -208,27 +229,51 @@ impl Sink for HttpSink {
     }
 
     fn post(&self, body: &serde_json::Value, nonce: &str, thread: Option<&str>) -> Reply {
+        self.post_files(body, nonce, thread, &[])
+    }
+
+    fn post_files(
+        &self,
+        body: &serde_json::Value,
+        nonce: &str,
+        thread: Option<&str>,
+        files: &[Upload],
+    ) -> Reply {
         let (mut url, auth) = self.endpoint(true, thread);
         let mut body = body.clone();
-        if matches!(self.config.target, SinkTarget::Bot { .. }) {
-            if body.get("thread_name").is_some() {
-                // A bot starts a forum post at the channel's threads endpoint, the message
-                // inside it (that endpoint takes no nonce: a repeat after a crash is possible).
-                url = format!("{}/threads", url.trim_end_matches("/messages"));
-                body = forum_post(body);
-            } else {
-                body["nonce"] = serde_json::json!(nonce);
-                body["enforce_nonce"] = serde_json::json!(true);
-            }
+        let forum_bot = matches!(self.config.target, SinkTarget::Bot { .. })
+            && body.get("thread_name").is_some();
+        if !files.is_empty() {
+            let listed: Vec<serde_json::Value> = files
+                .iter()
+                .enumerate()
+                .map(|(i, f)| serde_json::json!({ "id": i, "filename": f.name }))
+                .collect();
+            body["attachments"] = serde_json::json!(listed);
         }
-        let mut request = self
-            .agent
-            .post(url)
-            .header("Content-Type", "application/json");
+        if forum_bot {
+            // A bot starts a forum post at the channel's threads endpoint, the message
+            // inside it (that endpoint takes no nonce: a repeat after a crash is possible).
+            url = format!("{}/threads", url.trim_end_matches("/messages"));
+            body = forum_post(body);
+        } else if matches!(self.config.target, SinkTarget::Bot { .. }) {
+            body["nonce"] = serde_json::json!(nonce);
+            body["enforce_nonce"] = serde_json::json!(true);
+        }
+        let mut request = self.agent.post(url);
         if let Some(auth) = auth {
             request = request.header("Authorization", auth);
         }
-        self.finish(request.send(body.to_string().as_bytes()))
+        if files.is_empty() {
+            let request = request.header("Content-Type", "application/json");
+            return self.finish(request.send(body.to_string().as_bytes()));
+        }
+        let boundary = format!("mailbeacon{:016x}", fastrand::u64(..));
+        let request = request.header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={boundary}"),
+        );
+        self.finish(request.send(&multipart(&boundary, &body, files)[..]))
     }
 
     fn probe(&self) -> Reply {
@@ -244,6 +289,44 @@ impl Sink for HttpSink {
             && self.config.thread_id.is_none();
         self.finish_probe(request.call(), forum_check)
     }
+}
+
+/// The multipart body Discord takes for a message with files: `payload_json`, then
+/// `files[n]` each with its name and type.
+fn multipart(boundary: &str, payload: &serde_json::Value, files: &[Upload]) -> Vec<u8> {
+    let mut out =
+        Vec::with_capacity(files.iter().map(|f| f.data.len() + 256).sum::<usize>() + 4096);
+    out.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"payload_json\"\r\nContent-Type: application/json\r\n\r\n{payload}\r\n"
+        )
+        .as_bytes(),
+    );
+    for (i, f) in files.iter().enumerate() {
+        // The name sits inside a quoted header value: no quote, backslash or line break.
+        let name: String = f
+            .name
+            .chars()
+            .map(|c| {
+                if matches!(c, '"' | '\\' | '\r' | '\n') {
+                    '_'
+                } else {
+                    c
+                }
+            })
+            .collect();
+        out.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"files[{i}]\"; filename=\"{name}\"\r\nContent-Type: {}\r\n\r\n",
+                f.mime
+            )
+            .as_bytes(),
+        );
+        out.extend_from_slice(&f.data);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    out
 }
 
 /// A webhook-style forum post (`thread_name`, `applied_tags` beside the message) as the bot

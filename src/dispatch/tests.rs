@@ -160,6 +160,7 @@ fn start_guarded(
         dead: Default::default(),
         links: Default::default(),
         forum: None,
+        accounts: Default::default(),
     };
     let stop = Stop::new();
     let task = tokio::spawn(d.run(stop.clone()));

@@ -8,6 +8,7 @@
 
 pub mod connect;
 mod fetch;
+pub mod part;
 pub mod quirks;
 pub mod structure;
 

@@ -100,6 +100,14 @@ fn attachment(
         mime: crate::text::truncate_chars(&mime, 80).to_string(),
         size,
         section,
+        encoding: match &other.transfer_encoding {
+            ContentEncoding::SevenBit => "7bit".into(),
+            ContentEncoding::EightBit => "8bit".into(),
+            ContentEncoding::Binary => "binary".into(),
+            ContentEncoding::Base64 => "base64".into(),
+            ContentEncoding::QuotedPrintable => "quoted-printable".into(),
+            ContentEncoding::Other(o) => crate::text::truncate_chars(o, 40).to_ascii_lowercase(),
+        },
     })
 }
 

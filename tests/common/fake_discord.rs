@@ -167,6 +167,8 @@ pub struct Created {
     /// The POSTed body.
     pub body: Value,
     pub nonce: Option<String>,
+    /// Files sent with it: (name, content type, bytes).
+    pub files: Vec<upload::File>,
 }
 
 struct Window {
@@ -196,6 +198,8 @@ struct State {
     channel_windows: HashMap<String, Window>,
     /// Every answer waits this long first (a slow server), outside the state lock.
     slow: Option<Duration>,
+    /// Files together larger than this are refused (413, code 40005); 10 MiB when unset.
+    upload_limit: Option<usize>,
 }
 
 pub struct FakeDiscord {
@@ -234,6 +238,7 @@ impl FakeDiscord {
             ban: None,
             channel_windows: HashMap::new(),
             slow: None,
+            upload_limit: None,
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -620,9 +625,37 @@ fn serve(state: &Arc<Mutex<State>>, mut rq: tiny_http::Request) {
         std::thread::sleep(delay);
     }
 
+    // A message with files: its JSON goes through the usual checks, the files onto it.
+    let (raw, headers, files) = match upload::split(&headers, &raw) {
+        Some((json, files)) => {
+            let mut as_json: Vec<(String, String)> = headers
+                .iter()
+                .filter(|(k, _)| !k.eq_ignore_ascii_case("content-type"))
+                .cloned()
+                .collect();
+            as_json.push(("Content-Type".into(), "application/json".into()));
+            (json, as_json, files)
+        }
+        None => (raw, headers, Vec::new()),
+    };
     let reply = {
         let mut st = lock(state);
-        let reply = handle(&mut st, &method, &path, &query, &headers, &raw);
+        let limit = st.upload_limit.unwrap_or(10 * 1024 * 1024);
+        let reply = if files.iter().map(|f| f.2.len()).sum::<usize>() > limit {
+            Reply::json(
+                413,
+                json!({ "message": "Request entity too large", "code": 40005 }),
+            )
+        } else {
+            let before = st.messages.len();
+            let reply = handle(&mut st, &method, &path, &query, &headers, &raw);
+            if st.messages.len() > before {
+                if let Some(created) = st.messages.last_mut() {
+                    created.files = files;
+                }
+            }
+            reply
+        };
         st.requests.push(Request {
             method,
             path,
@@ -663,6 +696,8 @@ pub(crate) fn header(k: &str, v: &str) -> tiny_http::Header {
 
 #[path = "fake_discord/forum.rs"]
 mod forum;
+#[path = "fake_discord/upload.rs"]
+mod upload;
 
 /// Splits `/api[/v10]/webhooks/{id}/{token}` into (id, token).
 fn parse_webhook_path(path: &str) -> Option<(String, String)> {
@@ -924,6 +959,7 @@ fn create(st: &mut State, channel_id: &str, body: &Value, nonce: Option<String>)
         channel_id: channel_id.to_string(),
         body: body.clone(),
         nonce,
+        files: Vec::new(),
     });
     id
 }

@@ -20,6 +20,7 @@ fn bucket(name: &str, rules: Vec<Rule>) -> Bucket {
         audit: None,
         applied_tags: Vec::new(),
         thread_id: None,
+        upload_max: None,
     }
 }
 

@@ -131,6 +131,7 @@ mod tests {
             audit: None,
             applied_tags: Vec::new(),
             thread_id: None,
+            upload_max: None,
         };
         bucket.applied_tags = vec!["111".into(), "222".into()];
         let mut body = json!({"content": "x"});

@@ -46,6 +46,7 @@ fn bucket(mention: Option<Mention>) -> Bucket {
         audit: None,
         applied_tags: Vec::new(),
         thread_id: None,
+        upload_max: None,
     }
 }
 

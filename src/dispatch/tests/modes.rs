@@ -18,6 +18,7 @@ fn bucket(mode: Mode, severity: Severity, sinks: &[&str]) -> Bucket {
         audit: None,
         applied_tags: Vec::new(),
         thread_id: None,
+        upload_max: None,
     }
 }
 
@@ -60,6 +61,7 @@ fn launch(sinks: &[Arc<Scripted>], spool: &Spool, buckets: Vec<Bucket>) -> Run {
             dead: dead.clone(),
             links: Default::default(),
             forum: None,
+            accounts: Default::default(),
         };
         tasks.push(tokio::spawn(d.run(stop.clone())));
     }

@@ -29,7 +29,8 @@ fn an_invoice_pdf_is_listed_with_its_size_and_section_and_the_text_is_not() {
             name: "invoice.pdf".into(),
             mime: "application/pdf".into(),
             size: 57000,
-            section: "2".into()
+            section: "2".into(),
+            encoding: "base64".into()
         }]
     );
 }

@@ -112,6 +112,7 @@ pub(super) fn bot_post(
         channel_id: id.clone(),
         body: message,
         nonce: None,
+        files: Vec::new(),
     });
     Reply::json(
         201,

@@ -98,6 +98,7 @@ fn items(mails: &[(String, String, String, Option<String>)]) -> Vec<Item> {
                     mime: from.clone(),
                     size: snippet.len() as u64 * 1000,
                     section: "2".into(),
+                    encoding: "base64".into(),
                 };
                 it.attachments = vec![a; 1 + snippet.len() % 9];
             }
