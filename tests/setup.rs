@@ -168,12 +168,13 @@ fn setup_answered_at_a_terminal_gives_a_daemon_that_delivers_the_next_mail() {
     t.answer(&format!("or none [{}]: ", ca.display()), "");
     t.answer("Mail address (the login's user name) [alice]: ", "");
     t.answer("(not shown): ", PASSWORD);
-    let login = t.expect("Discord webhook URL");
+    let login = t.expect("Post to Discord with a webhook or a bot (webhook, bot) [webhook]: ");
     assert!(
         login.contains("ok   imap home: logged in to 127.0.0.1 as alice"),
         "{login}"
     );
-    t.answer("(not shown): ", &url);
+    t.master.write_all(b"\r").expect("type");
+    t.answer("Copy Webhook URL) (not shown): ", &url);
     t.expect("ok   sink alerts answers");
     assert!(
         discord.messages_in(&channel).is_empty(),
@@ -278,7 +279,7 @@ fn setup_again_with_yes_keeps_what_it_does_not_ask_about() {
     std::fs::create_dir_all(&answers).expect("mkdir");
     std::fs::write(answers.join("password"), format!("{PASSWORD}\n")).expect("write");
     std::fs::write(answers.join("webhook"), format!("{url}\n")).expect("write");
-    let scripted = |extra: &[&str]| {
+    let scripted = |extra: &[&str]| -> std::process::Output {
         let port = dovecot.imaps_port().to_string();
         let ca = dovecot.ca_file();
         let mut args = vec![
@@ -430,4 +431,87 @@ fn the_readme_scripted_setup_uses_real_flags() {
             "{flag} is no flag of setup:\n{help}"
         );
     }
+}
+
+#[test]
+fn setup_scripted_for_a_bot_posts_its_test_message_and_keeps_the_token_in_a_file() {
+    let dovecot = Dovecot::start();
+    let discord = FakeDiscord::start();
+    let token = "bot-token-g7h8i9";
+    discord.bot(token);
+    let channel = "1460000000000000001";
+    discord.channel(channel, Behaviour::Ok);
+    let dir = temp_dir("setup-bot");
+    let config = dir.join("mailbeacon.toml");
+    std::fs::write(dir.join("given-password"), PASSWORD).expect("write");
+    std::fs::write(dir.join("given-token"), token).expect("write");
+    let path = |name: &str| dir.join(name).to_str().expect("utf-8").to_string();
+    let port = dovecot.imaps_port().to_string();
+    let ca = dovecot.ca_file().to_str().expect("utf-8").to_string();
+    let out = Command::new(BIN)
+        .args([
+            "setup",
+            "--yes",
+            "--config",
+            &path("mailbeacon.toml"),
+            "--state-dir",
+            &path("state"),
+        ])
+        .args([
+            "--provider",
+            "other",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--ca-file",
+            &ca,
+        ])
+        .args([
+            "--username",
+            "alice",
+            "--password-file",
+            &path("given-password"),
+        ])
+        .args([
+            "--discord",
+            "bot",
+            "--bot-token-file",
+            &path("given-token"),
+            "--channel",
+            channel,
+        ])
+        .args([
+            "--api-base",
+            &format!("{}/api/v10", discord.base()),
+            "--test-message",
+            "--noise-channel",
+            "none",
+        ])
+        .args(["--buckets", "none", "--gpio", "none"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run setup");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("ok   sink alerts: test message posted"),
+        "{stdout}"
+    );
+    assert_eq!(discord.messages_in(channel).len(), 1, "{stdout}");
+    let text = std::fs::read_to_string(&config).expect("config");
+    assert!(!text.contains(token), "{text}");
+    assert!(
+        text.contains("kind = \"bot\"") && text.contains(&format!("channel_id = \"{channel}\"")),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.join("bot.token")).expect("token file"),
+        format!("{token}\n")
+    );
+    assert!(!stdout.contains(token), "{stdout}");
 }

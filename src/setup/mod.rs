@@ -49,9 +49,24 @@ pub struct Flags {
     /// OAuth 2.0 (outlook, office365, or gmail with your own client): the client id.
     #[arg(long)]
     pub client_id: Option<String>,
+    /// How to post to Discord: webhook or bot.
+    #[arg(long)]
+    pub discord: Option<String>,
     /// Read the Discord webhook URL from this file.
     #[arg(long)]
     pub webhook_file: Option<PathBuf>,
+    /// Read the bot's token from this file.
+    #[arg(long)]
+    pub bot_token_file: Option<PathBuf>,
+    /// The bot's channel id.
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// The bot's channel for everything no other bucket takes (`none`: the same channel).
+    #[arg(long)]
+    pub noise_channel: Option<String>,
+    /// Discord's API origin for a bot (a stand-in in tests).
+    #[arg(long, hide = true)]
+    pub api_base: Option<String>,
     /// Read a second webhook URL, for everything no other bucket takes, from this file
     /// (`none`: the same channel).
     #[arg(long)]
@@ -139,6 +154,7 @@ pub fn run(path: &Path, flags: &Flags, ask: &mut Ask) -> Result<(), String> {
         dir: &dir,
         path,
         plan: &mut plan,
+        bot_token: None,
     };
     let account = s.account()?;
     let sinks = s.discord()?;

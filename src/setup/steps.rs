@@ -7,7 +7,7 @@ use super::document::{rules, set, strings, Document};
 use super::{Flags, Plan};
 use crate::config::{Auth, Config, Secret};
 use crate::discord::{HttpSink, Outcome, Sink};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use toml_edit::{value, DocumentMut, Item, Table};
 
 pub struct Steps<'a> {
@@ -17,6 +17,30 @@ pub struct Steps<'a> {
     pub dir: &'a Path,
     pub path: &'a Path,
     pub plan: &'a mut Plan,
+    /// The bot token once given: one bot posts to every channel.
+    pub bot_token: Option<Secret>,
+}
+
+/// A sink's answers given as flags.
+struct Given {
+    webhook_file: Option<PathBuf>,
+    channel: Option<String>,
+}
+
+/// What an answer from Discord means, in words.
+fn why(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Delivered { .. } => "posted".into(),
+        Outcome::RateLimited { retry_after, .. } => {
+            format!(
+                "rate limited; try again in {}s",
+                retry_after.as_secs().max(1)
+            )
+        }
+        Outcome::Dead { reason } | Outcome::Transient { reason } | Outcome::Rejected { reason } => {
+            reason.clone()
+        }
+    }
 }
 
 const PROVIDERS: &[&str] = &[
@@ -288,15 +312,24 @@ impl Steps<'_> {
         }
     }
 
-    /// The Discord webhook(s): probed without posting; one test message if the user wants.
-    /// Returns the sinks: the main one, and the one for everything else.
+    /// The Discord channel(s), by webhook or by bot: probed without posting; one test message
+    /// if the user wants. Returns the sinks: the main one, and the one for everything else.
     pub fn discord(&mut self) -> Result<(String, String), Failed> {
         let f = self.flags.clone();
-        let main = self.webhook(
+        let kind = self.ask.choice(
+            "Post to Discord with a webhook or a bot",
+            "--discord",
+            f.discord.as_deref(),
+            &["webhook", "bot"],
+            "webhook",
+        )?;
+        let main = self.sink(
             "alerts",
-            "Discord webhook URL (Channel settings → Integrations → Webhooks → Copy Webhook URL)",
-            "--webhook-file",
-            f.webhook_file.clone(),
+            &kind,
+            Given {
+                webhook_file: f.webhook_file.clone(),
+                channel: f.channel.clone(),
+            },
         )?;
         let test = Flags::yes_no(f.test_message, f.no_test_message);
         if self.ask.confirm(
@@ -311,12 +344,16 @@ impl Steps<'_> {
             match reply.outcome {
                 Outcome::Delivered { .. } => self.ask.say("ok   sink alerts: test message posted"),
                 other => self.ask.say(&format!(
-                    "FAIL sink alerts: the test message was refused: {other:?}"
+                    "FAIL sink alerts: the test message was not posted: {}",
+                    why(&other)
                 )),
             }
         }
-        let noise_flag = f.noise_webhook_file.clone();
-        let separate = match noise_flag.as_deref() {
+        let noise = match kind.as_str() {
+            "bot" => f.noise_channel.clone(),
+            _ => f.noise_webhook_file.clone(),
+        };
+        let separate = match noise.as_deref() {
             Some("none") => Some(false),
             Some(_) => Some(true),
             None => None,
@@ -326,36 +363,76 @@ impl Steps<'_> {
             separate,
             false,
         )? {
-            let file = noise_flag
-                .filter(|n| n != "none")
-                .map(std::path::PathBuf::from);
-            self.webhook("noise", "Its webhook URL", "--noise-webhook-file", file)?;
+            let noise = noise.filter(|n| n != "none");
+            self.sink(
+                "noise",
+                &kind,
+                Given {
+                    webhook_file: noise.clone().map(PathBuf::from),
+                    channel: noise,
+                },
+            )?;
             return Ok(("alerts".into(), "noise".into()));
         }
         Ok(("alerts".into(), "alerts".into()))
     }
 
-    /// One webhook sink named `name`: asked, probed, kept.
-    fn webhook(
-        &mut self,
-        name: &str,
-        question: &str,
-        flag: &str,
-        file: Option<std::path::PathBuf>,
-    ) -> Result<HttpSink, Failed> {
-        let mut file = file;
+    /// One sink named `name`: a webhook URL, or a channel of the bot (whose token is asked
+    /// once); asked, probed, kept with its secret in a file of its own.
+    fn sink(&mut self, name: &str, kind: &str, given: Given) -> Result<HttpSink, Failed> {
+        let f = self.flags.clone();
+        let (mut webhook_file, mut channel) = (given.webhook_file, given.channel);
         loop {
-            let url = self.ask.secret(question, flag, file.take().as_deref())?;
             let mut t = Table::new();
             t["name"] = value(name);
-            t["kind"] = value("webhook");
-            t["url"] = value(url.expose());
+            t["kind"] = value(kind);
+            let (secret, file) = if kind == "bot" {
+                let token = match self.bot_token.clone() {
+                    Some(token) => token,
+                    None => self.ask.secret(
+                        "Bot token (Developer Portal → your application → Bot → Reset Token)",
+                        "--bot-token-file",
+                        f.bot_token_file.as_deref(),
+                    )?,
+                };
+                let flag = if name == "alerts" {
+                    "--channel"
+                } else {
+                    "--noise-channel"
+                };
+                let id = self.ask.text(
+                    "Channel id (Discord settings → Advanced → Developer Mode; right-click the channel → Copy Channel ID)",
+                    flag,
+                    channel.take().as_deref(),
+                    None,
+                )?;
+                t["channel_id"] = value(id);
+                t["token"] = value(token.expose());
+                if let Some(base) = &f.api_base {
+                    t["api_base"] = value(base.as_str());
+                }
+                (token, self.dir.join("bot.token"))
+            } else {
+                let flag = if name == "alerts" {
+                    "--webhook-file"
+                } else {
+                    "--noise-webhook-file"
+                };
+                let url = self.ask.secret(
+                    "Discord webhook URL (Channel settings → Integrations → Webhooks → Copy Webhook URL)",
+                    flag,
+                    webhook_file.take().as_deref(),
+                )?;
+                t["url"] = value(url.expose());
+                (url, self.dir.join(format!("{}.url", file_name(name))))
+            };
             let sink = match self.probe_config(None, Some(&t), None) {
                 Ok(c) => match c.sinks.into_iter().next() {
                     Some(s) => HttpSink::new(s),
                     None => return Err("the sink did not load".into()),
                 },
                 Err(e) => {
+                    self.bot_token = None;
                     self.again(&format!("sink {name}"), &e)?;
                     continue;
                 }
@@ -364,28 +441,52 @@ impl Steps<'_> {
                 Outcome::Delivered { .. } | Outcome::RateLimited { .. } => {
                     self.ask.say(&format!("ok   sink {name} answers"));
                 }
-                Outcome::Dead { reason }
-                | Outcome::Transient { reason }
-                | Outcome::Rejected { reason } => {
-                    self.again(&format!("sink {name}"), &reason)?;
+                other => {
+                    // A refused token is asked again; a wrong channel keeps the token.
+                    if matches!(other, Outcome::Dead { ref reason } if reason.contains("401")) {
+                        self.bot_token = None;
+                    }
+                    self.again(&format!("sink {name}"), &why(&other))?;
                     continue;
                 }
             }
-            let path = self.dir.join(format!("{}.url", file_name(name)));
             let target = self.doc.named("sink", name);
-            set(
-                target,
-                "kind",
-                "webhook",
-                &["channel_id", "token", "token_file", "api_base"],
-            );
-            set(
-                target,
-                "url_file",
-                path.display().to_string(),
-                &["url", "credential"],
-            );
-            self.plan.secrets.push((path, url.expose().to_string()));
+            if kind == "bot" {
+                set(target, "kind", "bot", &["url", "url_file"]);
+                set(
+                    target,
+                    "channel_id",
+                    t["channel_id"].as_str().unwrap_or_default(),
+                    &[],
+                );
+                set(
+                    target,
+                    "token_file",
+                    file.display().to_string(),
+                    &["token", "credential"],
+                );
+                if let Some(base) = &f.api_base {
+                    set(target, "api_base", base.as_str(), &[]);
+                }
+                if self.bot_token.is_none() {
+                    self.plan.secrets.push((file, secret.expose().to_string()));
+                }
+                self.bot_token = Some(secret);
+            } else {
+                set(
+                    target,
+                    "kind",
+                    "webhook",
+                    &["channel_id", "token", "token_file", "api_base"],
+                );
+                set(
+                    target,
+                    "url_file",
+                    file.display().to_string(),
+                    &["url", "credential"],
+                );
+                self.plan.secrets.push((file, secret.expose().to_string()));
+            }
             return Ok(sink);
         }
     }
