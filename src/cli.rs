@@ -1,4 +1,4 @@
-//! The command line: parse, dispatch, map every failure to DESIGN.md's exit codes
+//! The command line: parse, dispatch, map every failure to docs/design.md's exit codes
 //! (0 ok, 1 runtime failure, 2 usage, 65 damaged spool, 78 configuration).
 
 use crate::config::Config;
