@@ -735,6 +735,8 @@ fn bump(counts: &TransactionalTree, bucket: &str, state: State, delta: i64) -> T
 }
 
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tools_tests;
