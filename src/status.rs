@@ -383,27 +383,31 @@ impl Filter {
     }
 }
 
-/// Streams matching items as JSON lines; memory stays bounded by one item.
-pub fn dump(spool: &Spool, filter: &Filter, out: &mut dyn std::io::Write) -> std::io::Result<u64> {
-    let mut n = 0;
+/// One record of a listing: an item the filter accepts, or one that could not be read.
+pub enum Listed {
+    Record(Box<DumpRecord>),
+    /// A record that does not decode, reported and skipped: it must not hide the rest.
+    Unreadable(String),
+}
+
+/// Every item `filter` accepts, in spool order, read lazily (memory stays bounded however
+/// large the spool); the daemon and the CLI without a daemon list the same way.
+pub fn list(
+    spool: &Spool,
+    filter: &Filter,
+    each: &mut dyn FnMut(Listed) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     for item in spool.iter() {
-        let item = match item {
-            Ok(item) => item,
-            // One record that does not decode must not hide the rest.
-            Err(e @ SpoolError::Corrupt { .. }) => {
-                log::error!("spool: skipped in a listing: {e}");
-                continue;
+        match item {
+            Ok(item) if filter.accepts(&item) => {
+                each(Listed::Record(Box::new(DumpRecord::from(item))))?
             }
+            Ok(_) => {}
+            Err(e @ SpoolError::Corrupt { .. }) => each(Listed::Unreadable(e.to_string()))?,
             Err(e) => return Err(std::io::Error::other(e)),
-        };
-        if filter.accepts(&item) {
-            serde_json::to_writer(&mut *out, &DumpRecord::from(item))?;
-            out.write_all(b"\n")?;
-            n += 1;
         }
     }
-    out.flush()?;
-    Ok(n)
+    Ok(())
 }
 
 /// One `spool ls` row.
