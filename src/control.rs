@@ -50,13 +50,19 @@ pub enum Reply {
     /// One item of a listing.
     Item(Box<DumpRecord>),
     /// A record of a listing that could not be read (skipped; the rest follows).
-    Unreadable { error: String },
+    Unreadable {
+        error: String,
+    },
     /// The outcome of an operator's action (retry, drop, probe).
     Answer(Answer),
     /// "digest now": each bucket whose digest is sent now, with its pending count.
-    Digest { buckets: Vec<DigestNow> },
+    Digest {
+        buckets: Vec<DigestNow>,
+    },
     /// The request could not be served.
-    Error { error: String },
+    Error {
+        error: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -246,7 +252,9 @@ fn digest_now(ctx: &Context, spool: &Spool, bucket: Option<&str>) -> Reply {
                 .into_iter()
                 .map(|name| {
                     let pending = spool.stats(&name).map_or(0, |s| s.pending);
-                    log::info!("control: digest of bucket {name} requested now ({pending} pending)");
+                    log::info!(
+                        "control: digest of bucket {name} requested now ({pending} pending)"
+                    );
                     DigestNow { name, pending }
                 })
                 .collect();

@@ -4,15 +4,9 @@
 
 use crate::config::Config;
 use crate::health::{AccountState, DiscordState, Health, Pattern, SinkState};
-use crate::spool::{BucketStats, Item, Spool, SpoolError, State};
+use crate::spool::{Item, Spool, SpoolError, State};
+use crate::time::{age, rfc3339};
 use serde::{Deserialize, Serialize};
-
-/// RFC 3339 UTC for unix seconds.
-pub fn rfc3339(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0).map_or_else(String::new, |d| {
-        d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    })
-}
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct AccountStatus {
@@ -80,17 +74,6 @@ pub struct StatusReport {
     pub discord: Option<DiscordStatus>,
 }
 
-/// Bucket totals for every configured bucket, plus any the spool still holds from an older config.
-pub fn bucket_stats(config: &Config, spool: &Spool) -> Result<Vec<BucketStats>, SpoolError> {
-    let mut names: Vec<String> = config.buckets.iter().map(|b| b.name.clone()).collect();
-    for n in spool.bucket_names()? {
-        if !names.contains(&n) {
-            names.push(n);
-        }
-    }
-    names.iter().map(|n| spool.stats(n)).collect()
-}
-
 /// The report; `health` is the daemon's live view, `None` when no daemon runs. `spool` is
 /// `None` while the daemon has closed it (a full or read-only disk): counts and cursors then
 /// come from the live view, as last seen.
@@ -101,7 +84,10 @@ pub fn report(
     now: i64,
 ) -> Result<StatusReport, SpoolError> {
     let (stats, cursors) = match spool {
-        Some(spool) => (bucket_stats(config, spool)?, spool.cursors()?),
+        Some(spool) => (
+            spool.bucket_stats(config.buckets.iter().map(|b| b.name.as_str()))?,
+            spool.cursors()?,
+        ),
         None => (
             health.map(|h| h.buckets.clone()).unwrap_or_default(),
             health
@@ -210,16 +196,6 @@ fn paint(word: &str, width: usize, colour: bool) -> String {
         _ => "31",
     };
     format!("\x1b[{code}m{padded}\x1b[0m")
-}
-
-/// Seconds as people read an age: `42s`, `7m05s`, `3h12m`, `2d04h`.
-pub fn age(s: i64) -> String {
-    match s {
-        ..60 => format!("{s}s"),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        3600..86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
-    }
 }
 
 /// The human table; `colour` adds ANSI colours to the state words.

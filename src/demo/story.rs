@@ -217,7 +217,8 @@ impl Act<'_> {
         let request = Request::Items {
             filter: Filter::default(),
         };
-        let replies = control::ask(&self.socket, &request).ok_or("the daemon does not answer")??;
+        let replies =
+            control::ask(&self.socket, &request).ok_or("the daemon does not answer")??;
         let mut items = Vec::new();
         for reply in replies {
             match reply? {
