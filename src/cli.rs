@@ -331,6 +331,18 @@ fn setup(path: &Path, flags: &crate::setup::Flags) -> Result<(), Failure> {
     crate::setup::run(path, flags, &mut ask).map_err(|e| fail(format!("setup: {e}")))
 }
 
+#[cfg(not(feature = "demo"))]
+fn demo(_plain: bool, _keep: bool) -> Result<(), Failure> {
+    Err(Failure {
+        code: 2,
+        message: "this build has no demo: builds for a board leave it out (it runs a private \
+                  Dovecot and may install it with apt-get); run it from a build of the \
+                  source with default features: `cargo run --release -- demo`"
+            .into(),
+    })
+}
+
+#[cfg(feature = "demo")]
 fn demo(plain: bool, keep: bool) -> Result<(), Failure> {
     use std::io::IsTerminal;
     let live = !plain && std::io::stdout().is_terminal();

@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod discord;
 pub mod dispatch;
@@ -27,6 +28,7 @@ pub mod setup;
 pub mod spool;
 pub mod status;
 pub mod stop;
+pub mod system;
 pub mod text;
 pub mod time;
 pub mod tools;

@@ -36,7 +36,7 @@ pub fn write(path: &Path, doc: &Document, plan: &Plan, ask: &mut Ask) -> Result<
 type Owner = Option<u32>;
 
 fn owner() -> Owner {
-    if !crate::demo::process::is_root() {
+    if !crate::system::is_root() {
         return None;
     }
     let name = CString::new("mailbeacon").ok()?;

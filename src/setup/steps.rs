@@ -667,9 +667,9 @@ pub fn finish(path: &Path, flags: &Flags, ask: &mut Ask) -> Result<(), Failed> {
     let checked = crate::cli::check_config(path, true);
     let unit = Path::new("/lib/systemd/system/mailbeacon.service").exists()
         || Path::new("/etc/systemd/system/mailbeacon.service").exists();
-    let root = crate::demo::process::is_root();
+    let root = crate::system::is_root();
     let enable = Flags::yes_no(flags.enable, flags.no_enable);
-    if unit && root && which("systemctl") {
+    if unit && root && crate::system::find_bin("systemctl").is_some() {
         if ask.confirm(
             "Enable and start the service now (systemctl enable --now mailbeacon)?",
             enable,
@@ -688,9 +688,4 @@ pub fn finish(path: &Path, flags: &Flags, ask: &mut Ask) -> Result<(), Failed> {
         ask.say("Next: `sudo systemctl enable --now mailbeacon` on the board (or `mailbeacon run --config …`).");
     }
     checked.map_err(|e| format!("check --probe: {e}"))
-}
-
-fn which(cmd: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join(cmd).is_file()))
 }
