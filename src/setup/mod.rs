@@ -9,7 +9,9 @@
 //! does not ask about stays as it was. Nothing is written until every answer has been tested;
 //! the config is validated like `check` before it replaces the old one (atomically).
 
+mod account;
 mod ask;
+mod discord;
 mod document;
 mod files;
 mod steps;
