@@ -10,6 +10,7 @@ mod common;
 use common::daemon::{temp_dir, wait_until, Daemon, BIN};
 use common::dovecot::{Dovecot, PASSWORD};
 use common::fake_discord::{Behaviour, FakeDiscord};
+use common::fake_oauth::FakeOAuth;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -156,6 +157,7 @@ fn setup_answered_at_a_terminal_gives_a_daemon_that_delivers_the_next_mail() {
     let ca = dovecot.ca_file();
     t.answer("or none [none]: ", ca.to_str().expect("utf-8 path"));
     t.answer("Mail address (the login's user name): ", "alice");
+    t.answer("Login with (password, oauth2) [password]: ", "");
     t.answer("(not shown): ", "not-the-password");
     let refused = t.expect("Try again? [Y/n] ");
     assert!(refused.contains("FAIL imap home:"), "{refused}");
@@ -167,6 +169,7 @@ fn setup_answered_at_a_terminal_gives_a_daemon_that_delivers_the_next_mail() {
     t.answer(&format!("Port [{}]: ", dovecot.imaps_port()), "");
     t.answer(&format!("or none [{}]: ", ca.display()), "");
     t.answer("Mail address (the login's user name) [alice]: ", "");
+    t.answer("Login with (password, oauth2) [password]: ", "");
     t.answer("(not shown): ", PASSWORD);
     let login = t.expect("Post to Discord with a webhook or a bot (webhook, bot) [webhook]: ");
     assert!(
@@ -514,4 +517,128 @@ fn setup_scripted_for_a_bot_posts_its_test_message_and_keeps_the_token_in_a_file
         format!("{token}\n")
     );
     assert!(!stdout.contains(token), "{stdout}");
+}
+
+#[test]
+fn setup_signs_an_oauth_account_in_and_the_daemon_delivers_with_the_grant() {
+    let oauth = FakeOAuth::start(Duration::from_secs(3600));
+    let dovecot = Dovecot::start_oauth2(&oauth.url("/introspect"), "xoauth2");
+    let discord = FakeDiscord::start();
+    let url = discord.webhook("1403", "setuptoken-oauth", Behaviour::Ok);
+    let channel = discord.webhook_channel("setuptoken-oauth");
+    let dir = temp_dir("setup-oauth");
+    let config = dir.join("mailbeacon.toml");
+    std::fs::write(dir.join("given-webhook"), &url).expect("write");
+    let path = |name: &str| dir.join(name).to_str().expect("utf-8").to_string();
+    let port = dovecot.imaps_port().to_string();
+    let ca = dovecot.ca_file().to_str().expect("utf-8").to_string();
+    let mut child = Command::new(BIN)
+        .args([
+            "setup",
+            "--yes",
+            "--config",
+            &path("mailbeacon.toml"),
+            "--state-dir",
+            &path("state"),
+        ])
+        .args([
+            "--provider",
+            "other",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+            "--ca-file",
+            &ca,
+        ])
+        .args([
+            "--username",
+            "alice",
+            "--auth",
+            "oauth2",
+            "--client-id",
+            common::fake_oauth::CLIENT_ID,
+        ])
+        .args([
+            "--oauth-device-url",
+            &oauth.url("/devicecode"),
+            "--oauth-token-url",
+            &oauth.url("/token"),
+        ])
+        .args(["--oauth-scopes", "offline_access, imap"])
+        .args([
+            "--webhook-file",
+            &path("given-webhook"),
+            "--buckets",
+            "none",
+            "--gpio",
+            "none",
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run setup");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    // The user reads the code off the terminal and approves it on their phone.
+    let mut shown = String::new();
+    let code = loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("setup showed no code:\n{shown}"));
+        shown.push_str(&line);
+        shown.push('\n');
+        if line.contains("Enter the code") {
+            break line.split_whitespace().last().expect("a code").to_string();
+        }
+    };
+    oauth.approve(&code);
+    let out = child.wait_with_output().expect("setup ends");
+    for line in lines.try_iter() {
+        shown.push_str(&line);
+        shown.push('\n');
+    }
+    assert!(
+        out.status.success(),
+        "{shown}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        shown.contains("ok   imap home: logged in to 127.0.0.1 as alice"),
+        "{shown}"
+    );
+    oauth.assert_no_token_in("setup's output", &shown);
+    let text = std::fs::read_to_string(&config).expect("config");
+    assert!(text.contains("auth = \"oauth2\""), "{text}");
+    let grant = dir.join("state/oauth/home.json");
+    assert_eq!(mode(&grant), 0o600, "the grant is private");
+
+    let daemon = Daemon::start(&dir, &text);
+    common::config::wait_watching(&daemon);
+    dovecot.deliver(
+        "alice",
+        "INBOX",
+        &common::daemon::mail(
+            "Ann <ann@example.com>",
+            "Signed in by setup",
+            "Hi.",
+            "<o1@example.com>",
+        ),
+    );
+    wait_until(Duration::from_secs(30), "the mail in the channel", || {
+        discord
+            .titles_in(&channel)
+            .iter()
+            .any(|t| t.contains("Signed in by setup"))
+    });
 }

@@ -61,19 +61,26 @@ impl Steps<'_> {
             t["username"] = value(username.as_str());
             let oauth = match preset.map(|p| p.auth) {
                 Some(crate::config::AuthKind::OAuth2) => true,
-                _ => f.client_id.is_some() && first,
+                Some(_) => f.client_id.is_some() && first,
+                None => {
+                    let default = if f.client_id.is_some() {
+                        "oauth2"
+                    } else {
+                        "password"
+                    };
+                    let auth = self.ask.choice(
+                        "Login with",
+                        "--auth",
+                        f.auth.as_deref(),
+                        &["password", "oauth2"],
+                        default,
+                    )?;
+                    auth == "oauth2"
+                }
             };
             let secret = if oauth {
                 t["auth"] = value("oauth2");
-                let id = self.ask.text(
-                    "OAuth client id (your app registration's; see README)",
-                    "--client-id",
-                    f.client_id.as_deref(),
-                    None,
-                )?;
-                let mut o = Table::new();
-                o["client_id"] = value(id.as_str());
-                t["oauth2"] = Item::Table(o);
+                t["oauth2"] = Item::Table(self.oauth2(preset.is_none())?);
                 None
             } else {
                 let file = if first { f.password_file.clone() } else { None };
@@ -132,6 +139,49 @@ impl Steps<'_> {
             self.keep_account(&name, t, secret);
             return Ok(name);
         }
+    }
+
+    /// The `[account.oauth2]` keys: the client id, and for a provider without a preset its
+    /// endpoints (the device flow: a headless board signs in on another device) and scopes.
+    fn oauth2(&mut self, custom: bool) -> Result<Table, Failed> {
+        let f = self.flags.clone();
+        let mut o = Table::new();
+        let id = self.ask.text(
+            "OAuth client id (your app registration's; see docs/configuration.md)",
+            "--client-id",
+            f.client_id.as_deref(),
+            None,
+        )?;
+        o["client_id"] = value(id);
+        if custom {
+            let device = self.ask.text(
+                "Device authorization endpoint (https://…)",
+                "--oauth-device-url",
+                f.oauth_device_url.as_deref(),
+                None,
+            )?;
+            let token = self.ask.text(
+                "Token endpoint (https://…)",
+                "--oauth-token-url",
+                f.oauth_token_url.as_deref(),
+                None,
+            )?;
+            let scopes = self.ask.text(
+                "Scopes (comma list; include the one that grants a refresh token)",
+                "--oauth-scopes",
+                f.oauth_scopes.as_deref(),
+                None,
+            )?;
+            let scopes: Vec<String> = scopes
+                .split(',')
+                .map(|s| s.trim().to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+            o["device_url"] = value(device);
+            o["token_url"] = value(token);
+            o["scopes"] = value(super::document::strings(&scopes));
+        }
+        Ok(o)
     }
 
     /// Host, port, TLS and trust of a server without a preset.

@@ -48,9 +48,21 @@ pub struct Flags {
     /// Read the IMAP password (an app password) from this file.
     #[arg(long)]
     pub password_file: Option<PathBuf>,
+    /// password or oauth2 (a server without a preset; gmail with your own OAuth client).
+    #[arg(long)]
+    pub auth: Option<String>,
     /// OAuth 2.0 (outlook, office365, or gmail with your own client): the client id.
     #[arg(long)]
     pub client_id: Option<String>,
+    /// OAuth 2.0 with a provider without a preset: its device authorization endpoint.
+    #[arg(long)]
+    pub oauth_device_url: Option<String>,
+    /// OAuth 2.0 with a provider without a preset: its token endpoint.
+    #[arg(long)]
+    pub oauth_token_url: Option<String>,
+    /// OAuth 2.0 with a provider without a preset: the scopes to ask for (comma list).
+    #[arg(long)]
+    pub oauth_scopes: Option<String>,
     /// How to post to Discord: webhook or bot.
     #[arg(long)]
     pub discord: Option<String>,
@@ -120,8 +132,6 @@ impl Flags {
 pub struct Plan {
     /// Secret files to write: (path, content).
     pub secrets: Vec<(PathBuf, String)>,
-    /// The OAuth grant signed in during setup, saved with the rest.
-    pub grant: Option<(PathBuf, crate::oauth::grant::Grant)>,
 }
 
 /// Runs setup for the config at `path`.
@@ -132,7 +142,8 @@ pub fn run(path: &Path, flags: &Flags, ask: &mut Ask) -> Result<(), String> {
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
     ask.say(&format!(
-        "mailbeacon setup: {} {}. Each answer is tested at once; nothing is written until the end.",
+        "mailbeacon setup: {} {}. Each answer is tested at once; nothing is written until the end \
+         (but an OAuth sign-in's grant, kept at once).",
         if existing.is_some() {
             "editing"
         } else {
