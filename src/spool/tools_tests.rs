@@ -305,3 +305,69 @@ fn drop_removes_an_item_and_every_trace_of_it() {
     assert_eq!(written.len(), 1, "its fingerprint went with it");
     assert_eq!(spool.get(written[0]).unwrap().unwrap().uid, 1);
 }
+
+#[test]
+fn an_action_is_owed_once_when_the_last_sink_acknowledges_and_forgotten_when_done() {
+    use crate::config::AfterDelivery;
+    let spool = spool("actions");
+    let ids = ingest(&spool, 1..=3, &["s", "t"]);
+    let seen = |_: &str| Some(AfterDelivery::Seen);
+    let delivered = |id: u64| {
+        vec![(
+            id,
+            Update::Delivered {
+                message_id: format!("m{id}"),
+                at: 100,
+            },
+        )]
+    };
+    let failed = |id: u64| {
+        vec![(
+            id,
+            Update::Failed {
+                error: "HTTP 503".into(),
+            },
+        )]
+    };
+    let record = |sink: &str, updates: &[(u64, Update)]| {
+        spool
+            .record_followed(sink, updates, &|_| None, &seen)
+            .unwrap()
+    };
+    // Pending mail owes nothing: one sink of two acknowledged, one failed, one dead-lettered.
+    record("s", &delivered(ids[0]));
+    record("s", &failed(ids[1]));
+    let dead = vec![(
+        ids[2],
+        Update::DeadLetter {
+            error: "400".into(),
+        },
+    )];
+    record("s", &dead);
+    record("t", &delivered(ids[2]));
+    assert_eq!(spool.actions_owed(), 0);
+    // The last acknowledgement makes it owed, once, whatever is recorded after.
+    record("t", &delivered(ids[0]));
+    record("t", &delivered(ids[0]));
+    let owed = spool.actions(10).unwrap();
+    assert_eq!(owed.len(), 1);
+    let mut action = owed[0].clone();
+    assert_eq!((action.uid, action.uidvalidity), (1, 7));
+    assert_eq!(
+        (action.account.as_str(), action.folder.as_str()),
+        ("a", "INBOX")
+    );
+    assert_eq!(action.action, AfterDelivery::Seen);
+    // Attempts are kept; a done action is gone, and a late attempt does not bring it back.
+    action.attempts = 1;
+    action.copied = true;
+    spool.action_tried(&action).unwrap();
+    assert_eq!(spool.actions(10).unwrap(), vec![action.clone()]);
+    spool.action_done(&action).unwrap();
+    spool.action_tried(&action).unwrap();
+    assert_eq!(spool.actions_owed(), 0);
+    // The same delivery without a bucket asking owes nothing.
+    let plain = ingest(&spool, 4..=4, &["s"]);
+    spool.record("s", &delivered(plain[0])).unwrap();
+    assert_eq!(spool.actions_owed(), 0);
+}
