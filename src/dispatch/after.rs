@@ -59,7 +59,7 @@ impl After {
             if stop.is_stopped() {
                 break;
             }
-            until = match self.round().await {
+            until = match self.round(&stop).await {
                 Round::Done { more: true } => Instant::now(),
                 Round::Done { more: false } => {
                     failures = 0;
@@ -75,7 +75,7 @@ impl After {
     }
 
     /// Reads owed actions and tries each folder's in one session.
-    async fn round(&self) -> Round {
+    async fn round(&self, stop: &Stop) -> Round {
         let spool = self.spool.clone();
         self.beat.within(Duration::from_secs(60));
         let owed = match tokio::task::spawn_blocking(move || spool.actions(BATCH)).await {
@@ -89,7 +89,12 @@ impl After {
         let more = owed.len() == BATCH;
         let mut failed = false;
         for ((account, folder, uidvalidity), actions) in by_folder(owed) {
-            failed |= !self.folder(&account, &folder, uidvalidity, actions).await;
+            if stop.is_stopped() {
+                return Round::Failed;
+            }
+            failed |= !self
+                .folder(&account, &folder, uidvalidity, actions, stop)
+                .await;
         }
         if failed {
             Round::Failed
@@ -105,6 +110,7 @@ impl After {
         folder: &str,
         uidvalidity: u32,
         mut actions: Vec<Action>,
+        stop: &Stop,
     ) -> bool {
         let Some(config) = self.accounts.get(account).cloned() else {
             log::warn!(
@@ -116,7 +122,7 @@ impl After {
         // Login, SELECT and each command are bounded by the account's timeout.
         self.beat
             .within(config.timeout * (4 + actions.len() as u32 * 4) + Duration::from_secs(10));
-        let (spool, name) = (self.spool.clone(), folder.to_string());
+        let (spool, name, stop) = (self.spool.clone(), folder.to_string(), stop.clone());
         let done = tokio::task::spawn_blocking(move || {
             let mut copied = |a: &Action| {
                 if let Err(e) = spool.action_tried(a) {
@@ -126,7 +132,14 @@ impl After {
                     );
                 }
             };
-            let results = apply(&config, &name, uidvalidity, &mut actions, &mut copied);
+            let results = apply(
+                &config,
+                &name,
+                uidvalidity,
+                &mut actions,
+                &mut copied,
+                &stop,
+            );
             (actions, results)
         })
         .await;

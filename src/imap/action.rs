@@ -13,9 +13,10 @@
 //! or `UID STORE` finds nothing. The copy of a move without `MOVE` is the one step that would
 //! repeat: its caller records it durably before the original is expunged.
 
-use super::{login, tls_config, ImapError, Session};
+use super::{login_until, tls_config, ImapError, Session};
 use crate::config::{Account, AfterDelivery};
 use crate::spool::Action;
+use crate::stop::Stop;
 
 /// Why none of a folder's actions could be tried.
 #[derive(Debug, thiserror::Error)]
@@ -42,16 +43,18 @@ pub const NO_SAFE_MOVE: &str = "the server offers neither MOVE nor UIDPLUS: movi
 
 /// Does `actions`, all of `folder` under `uidvalidity`, in one session; one result each.
 /// `copied` is called after the copy of a move without `MOVE`, before the original is
-/// expunged, so that the caller can record it.
+/// expunged, so that the caller can record it. A `stop` shuts the connection down at once: an
+/// action cut off is done again next time, which is harmless.
 pub fn apply(
     account: &Account,
     folder: &str,
     uidvalidity: u32,
     actions: &mut [Action],
     copied: &mut dyn FnMut(&Action),
+    stop: &Stop,
 ) -> Result<Vec<Result<Applied, String>>, Refused> {
     let tls = tls_config(account)?;
-    let mut s = login(account, &tls)?;
+    let (mut s, _interrupt) = login_until(account, &tls, stop)?;
     let caps = s.capabilities().map_err(ImapError::from_imap)?;
     let can = Can {
         moves: caps.has_str("MOVE"),
