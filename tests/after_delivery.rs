@@ -3,7 +3,9 @@
 //! to a mail Discord has not acknowledged (a 5xx, a 403); once acknowledged it is marked or
 //! moved once, a moved mail is not announced again, a SIGKILL between the acknowledgement and
 //! the action loses nothing and repeats nothing; a server without `MOVE` moves with `UIDPLUS`
-//! and expunges that one mail only, and one without either refuses to move at all.
+//! and expunges that one mail only, and one without either refuses to move at all; an action
+//! done a second time (a crash before it was recorded done) changes nothing, and one whose
+//! folder was re-created is refused.
 
 mod common;
 
@@ -11,6 +13,9 @@ use common::config::Config;
 use common::daemon::{cli, mail, wait_until, Daemon};
 use common::dovecot::{Dovecot, PASSWORD};
 use common::fake_discord::{Behaviour, FakeDiscord};
+use mailbeacon::config::{Account, AfterDelivery};
+use mailbeacon::imap::action::{apply, Applied, Refused};
+use mailbeacon::spool::Action;
 use std::time::Duration;
 
 /// One mail as an IMAP client sees it.
@@ -290,5 +295,102 @@ fn check_refuses_bad_actions_and_a_move_into_a_watched_folder() {
             err.contains("bucket[0] (unknown).after_delivery") && err.contains(says),
             "{value}: {err}"
         );
+    }
+}
+
+/// An action on alice's INBOX as the spool would hold it.
+fn action(uidvalidity: u32, uid: u32, after: AfterDelivery) -> Action {
+    Action {
+        item: 1,
+        bucket: "unknown".into(),
+        account: "home".into(),
+        folder: "INBOX".into(),
+        uidvalidity,
+        uid,
+        action: after,
+        owed_at: 0,
+        attempts: 0,
+        last_error: None,
+        copied: false,
+    }
+}
+
+/// Each action once and then again, as after a crash before it was recorded done.
+fn twice(account: &Account, a: Action, copied: &mut Vec<u32>) -> Vec<Applied> {
+    let stop = mailbeacon::stop::Stop::new();
+    let mut out = Vec::new();
+    let mut actions = vec![a];
+    for _ in 0..2 {
+        let mut note = |a: &Action| copied.push(a.uid);
+        let results = apply(
+            account,
+            "INBOX",
+            actions[0].uidvalidity,
+            &mut actions,
+            &mut note,
+            &stop,
+        )
+        .expect("a session");
+        out.push(results[0].clone().expect("done"));
+    }
+    out
+}
+
+#[test]
+fn an_action_done_again_changes_nothing_and_a_renumbered_folder_is_refused() {
+    for moves in [true, false] {
+        let dovecot = Dovecot::start_with(&if moves {
+            String::new()
+        } else {
+            without_move(true)
+        });
+        dovecot.doveadm(&["mailbox", "create", "-u", "alice", "Archive"]);
+        let path = Config::temp(&format!("after-again-{moves}"), &dovecot)
+            .webhook("https://discord.com/api/webhooks/1/t")
+            .write();
+        let config = mailbeacon::config::Config::load(&path).expect("config");
+        let account = &config.accounts[0];
+        deliver(&dovecot, "Lunch?", "lunch@example.org");
+        deliver(&dovecot, "Dinner?", "dinner@example.org");
+        let uidvalidity = dovecot.uidvalidity("alice", "INBOX");
+        let inbox = folder(&dovecot, "INBOX");
+        let uid = |id: &str| find(&inbox, id).map(|m| m.uid).expect("delivered");
+        let mut copied = Vec::new();
+
+        let seen = action(uidvalidity, uid("dinner@example.org"), AfterDelivery::Seen);
+        assert_eq!(twice(account, seen, &mut copied), [Applied::Done; 2]);
+        let archive = AfterDelivery::Move("Archive".into());
+        let lunch = uid("lunch@example.org");
+        let moved = twice(
+            account,
+            action(uidvalidity, lunch, archive.clone()),
+            &mut copied,
+        );
+        assert_eq!(moved, [Applied::Done, Applied::Gone]);
+        assert_eq!(folder(&dovecot, "Archive").len(), 1, "moved once");
+        assert_eq!(copied, if moves { vec![] } else { vec![lunch] });
+        let inbox = folder(&dovecot, "INBOX");
+        assert_eq!(inbox.len(), 1);
+        assert!(find(&inbox, "dinner@example.org").is_some_and(|m| m.has("\\Seen")));
+
+        // The folder re-created: the same UID may name another mail now; nothing is done.
+        dovecot.recreate_folder("alice", "INBOX");
+        deliver(&dovecot, "Someone else's", "else@example.org");
+        let stop = mailbeacon::stop::Stop::new();
+        let mut stale = vec![action(uidvalidity, 1, AfterDelivery::Flag)];
+        let refused = apply(
+            account,
+            "INBOX",
+            uidvalidity,
+            &mut stale,
+            &mut |_| {},
+            &stop,
+        );
+        assert!(
+            matches!(refused, Err(Refused::Renumbered { .. })),
+            "{refused:?}"
+        );
+        let inbox = folder(&dovecot, "INBOX");
+        assert!(inbox.iter().all(|m| !m.has("\\Flagged")), "{inbox:?}");
     }
 }

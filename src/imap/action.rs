@@ -2,7 +2,7 @@
 //! the watcher's sessions only ever `EXAMINE`. This one `SELECT`s the folder (read-write),
 //! checks its UIDVALIDITY against the one the mail was spooled under — a re-created folder's
 //! UIDs name other mail, so its actions are refused, never applied — and then, per mail:
-//! - `seen` / `flag`: `UID STORE uid +FLAGS (\Seen)` / `(\Flagged)`;
+//! - `seen` / `flag`: `UID STORE uid +FLAGS.SILENT (\Seen)` / `(\Flagged)`;
 //! - `move:F`: `UID MOVE uid F` (RFC 6851) when the server offers `MOVE`; else, with `UIDPLUS`
 //!   (RFC 4315), `UID COPY`, `UID STORE +FLAGS.SILENT (\Deleted)` and `UID EXPUNGE uid`, which
 //!   removes that one mail only. Without either it refuses: a plain `EXPUNGE` would also remove
@@ -30,7 +30,7 @@ pub enum Refused {
 }
 
 /// What one action came to.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Applied {
     Done,
     /// The mail is no longer in the folder (moved or deleted by someone else, or by an
@@ -93,14 +93,14 @@ fn one(
 ) -> Result<Applied, String> {
     let err = |e: imap::Error| ImapError::from_imap(e).to_string();
     let uid = a.uid.to_string();
+    if !present(s, &uid)? {
+        return Ok(Applied::Gone);
+    }
     let target = match &a.action {
         AfterDelivery::Seen => return add_flag(s, &uid, "\\Seen"),
         AfterDelivery::Flag => return add_flag(s, &uid, "\\Flagged"),
         AfterDelivery::Move(target) => target.clone(),
     };
-    if !present(s, &uid)? {
-        return Ok(Applied::Gone);
-    }
     if can.moves {
         s.uid_mv(&uid, &target).map_err(err)?;
         return Ok(Applied::Done);
@@ -119,16 +119,11 @@ fn one(
     Ok(Applied::Done)
 }
 
-/// Adds `flag`; the server's answer (the mail's flags) says whether the mail is still there.
+/// Adds `flag` (a mail that has it already, read meanwhile in a mail client, keeps it).
 fn add_flag(s: &mut Session, uid: &str, flag: &str) -> Result<Applied, String> {
-    let fetches = s
-        .uid_store(uid, format!("+FLAGS ({flag})"))
+    s.uid_store(uid, format!("+FLAGS.SILENT ({flag})"))
         .map_err(|e| ImapError::from_imap(e).to_string())?;
-    Ok(if fetches.is_empty() {
-        Applied::Gone
-    } else {
-        Applied::Done
-    })
+    Ok(Applied::Done)
 }
 
 /// Whether the mail `uid` is still in the selected folder.
