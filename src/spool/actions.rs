@@ -12,9 +12,10 @@
 //!
 //! Layout: key item id (u64 BE), value JSON [`Action`].
 
-use super::{decode, encode, Item, Spool, SpoolError};
+use super::{decode, encode, Item, Spool, SpoolError, TxResult};
 use crate::config::AfterDelivery;
 use serde::{Deserialize, Serialize};
+use sled::transaction::TransactionalTree;
 
 /// One action owed on the server.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +57,24 @@ impl Action {
             copied: false,
         }
     }
+}
+
+/// Writes the action a delivered item owes on the server, if its bucket asks for one and none
+/// is owed for it yet (see [`actions`]).
+pub(super) fn owe(
+    actions: &TransactionalTree,
+    item: &Item,
+    after: Option<AfterDelivery>,
+    at: i64,
+) -> TxResult<()> {
+    let Some(after) = after else {
+        return Ok(());
+    };
+    let key = item.id.to_be_bytes();
+    if actions.get(key)?.is_none() {
+        actions.insert(&key, encode(&Action::owed(item, after, at)))?;
+    }
+    Ok(())
 }
 
 impl Spool {

@@ -5,7 +5,9 @@
 //!   transaction, then flushes, and only then returns. The IMAP watcher fetches again only after
 //!   `ingest` returned, so the cursor on disk never points past a mail that is not on disk.
 //! - A delivery leaves `pending` only through `record(.., Update::Delivered)` with Discord's
-//!   message id; that change is flushed before `record` returns.
+//!   message id; that change is flushed before `record` returns. The acknowledgement that makes
+//!   an item `delivered` writes, in the same transaction, the action its bucket asks for on the
+//!   server after delivery (`actions.rs`).
 //! - Nothing is deleted except delivered items by retention (`retention.rs`) and one item by an
 //!   operator's explicit `drop` (`admin.rs`). Pending and dead items are never pruned; a spool
 //!   at its size bound refuses new mail instead (`bound.rs`), so the cursor stays.
@@ -669,7 +671,7 @@ impl Spool {
                         mark_pending(pending_t, &item, false)?;
                     }
                     if let (State::Delivered, Update::Delivered { at, .. }) = (after, update) {
-                        owe_action(actions_t, &item, after_delivery(&item.bucket), *at)?;
+                        actions::owe(actions_t, &item, after_delivery(&item.bucket), *at)?;
                     }
                 }
                 let encoded = encode(&item);
@@ -748,24 +750,6 @@ impl Spool {
         self.db.flush()?;
         Ok(())
     }
-}
-
-/// Writes the action a delivered item owes on the server, if its bucket asks for one and none
-/// is owed for it yet (see [`actions`]).
-fn owe_action(
-    actions: &TransactionalTree,
-    item: &Item,
-    after: Option<AfterDelivery>,
-    at: i64,
-) -> TxResult<()> {
-    let Some(after) = after else {
-        return Ok(());
-    };
-    let key = item.id.to_be_bytes();
-    if actions.get(key)?.is_none() {
-        actions.insert(&key, encode(&Action::owed(item, after, at)))?;
-    }
-    Ok(())
 }
 
 fn bump(counts: &TransactionalTree, bucket: &str, state: State, delta: i64) -> TxResult<()> {
