@@ -60,7 +60,7 @@ impl Action {
 }
 
 /// Writes the action a delivered item owes on the server, if its bucket asks for one and none
-/// is owed for it yet (see [`actions`]).
+/// is owed for it yet (see this module's documentation).
 pub(super) fn owe(
     actions: &TransactionalTree,
     item: &Item,

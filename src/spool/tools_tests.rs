@@ -52,6 +52,17 @@ fn deliver(spool: &Spool, ids: &[u64], at: i64) {
     spool.record("s", &updates).unwrap();
 }
 
+/// One item's acknowledgement by Discord.
+fn acknowledged(id: u64) -> Vec<(u64, Update)> {
+    vec![(
+        id,
+        Update::Delivered {
+            message_id: format!("m{id}"),
+            at: 100,
+        },
+    )]
+}
+
 fn states(spool: &Spool) -> Vec<(u32, State)> {
     spool
         .iter()
@@ -162,18 +173,9 @@ fn retention_prunes_only_delivered_items_past_their_time() {
 fn retention_keeps_an_item_until_its_audit_line_is_sent_unless_room_is_needed() {
     let spool = spool("retention-audit");
     let ids = ingest(&spool, 1..=3, &["s"]);
-    let delivered = |id: u64| {
-        vec![(
-            id,
-            Update::Delivered {
-                message_id: format!("m{id}"),
-                at: 100,
-            },
-        )]
-    };
     for id in &ids {
         spool
-            .record_mirrored("s", &delivered(*id), &|_| Some("log".to_string()))
+            .record_mirrored("s", &acknowledged(*id), &|_| Some("log".to_string()))
             .unwrap();
     }
     assert_eq!(spool.pending_for("log", 10).unwrap().len(), 3);
@@ -183,7 +185,7 @@ fn retention_keeps_an_item_until_its_audit_line_is_sent_unless_room_is_needed() 
         0,
         "delivered long ago, but the audit lines are still owed"
     );
-    spool.record("log", &delivered(ids[0])).unwrap();
+    spool.record("log", &acknowledged(ids[0])).unwrap();
     assert_eq!(spool.prune_delivered(cutoff).unwrap().items, 1);
     assert_eq!(spool.get(ids[0]).unwrap(), None);
     // At the size bound an owed audit line does not hold the room: delivered mail goes.
@@ -312,15 +314,6 @@ fn an_action_is_owed_once_when_the_last_sink_acknowledges_and_forgotten_when_don
     let spool = spool("actions");
     let ids = ingest(&spool, 1..=3, &["s", "t"]);
     let seen = |_: &str| Some(AfterDelivery::Seen);
-    let delivered = |id: u64| {
-        vec![(
-            id,
-            Update::Delivered {
-                message_id: format!("m{id}"),
-                at: 100,
-            },
-        )]
-    };
     let failed = |id: u64| {
         vec![(
             id,
@@ -335,7 +328,7 @@ fn an_action_is_owed_once_when_the_last_sink_acknowledges_and_forgotten_when_don
             .unwrap()
     };
     // Pending mail owes nothing: one sink of two acknowledged, one failed, one dead-lettered.
-    record("s", &delivered(ids[0]));
+    record("s", &acknowledged(ids[0]));
     record("s", &failed(ids[1]));
     let dead = vec![(
         ids[2],
@@ -344,11 +337,11 @@ fn an_action_is_owed_once_when_the_last_sink_acknowledges_and_forgotten_when_don
         },
     )];
     record("s", &dead);
-    record("t", &delivered(ids[2]));
+    record("t", &acknowledged(ids[2]));
     assert_eq!(spool.actions_owed(), 0);
     // The last acknowledgement makes it owed, once, whatever is recorded after.
-    record("t", &delivered(ids[0]));
-    record("t", &delivered(ids[0]));
+    record("t", &acknowledged(ids[0]));
+    record("t", &acknowledged(ids[0]));
     let owed = spool.actions(10).unwrap();
     assert_eq!(owed.len(), 1);
     let mut action = owed[0].clone();
@@ -368,6 +361,6 @@ fn an_action_is_owed_once_when_the_last_sink_acknowledges_and_forgotten_when_don
     assert_eq!(spool.actions_owed(), 0);
     // The same delivery without a bucket asking owes nothing.
     let plain = ingest(&spool, 4..=4, &["s"]);
-    spool.record("s", &delivered(plain[0])).unwrap();
+    spool.record("s", &acknowledged(plain[0])).unwrap();
     assert_eq!(spool.actions_owed(), 0);
 }
