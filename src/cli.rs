@@ -1,4 +1,4 @@
-//! The command line: parse, dispatch, map every failure to DESIGN.md's exit codes
+//! The command line: parse, dispatch, map every failure to docs/design.md's exit codes
 //! (0 ok, 1 runtime failure, 2 usage, 65 damaged spool, 78 configuration).
 
 use crate::config::Config;
@@ -62,6 +62,15 @@ enum Command {
         account: String,
         #[command(flatten)]
         config: ConfigArg,
+    },
+    /// Guided setup: asks for the mailbox, the Discord channel, buckets and the LED pins,
+    /// tests each answer at once, writes the config and its secret files, runs check --probe.
+    /// Every question has a flag; --yes takes the defaults for the rest.
+    Setup {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        flags: Box<crate::setup::Flags>,
     },
     /// Accounts, sinks, buckets and the LED pattern.
     Status {
@@ -168,6 +177,7 @@ pub fn main() -> i32 {
         Command::Run(c) => daemon::run(&c.config).map_err(Failure::from),
         Command::Check { config, probe } => check(&config.config, probe),
         Command::Login { account, config } => login::run(&config.config, &account),
+        Command::Setup { config, flags } => setup(&config.config, &flags),
         Command::Status { config, json } => status(&config.config, json),
         Command::Spool { action } => spool::run(action),
         Command::Sink { action } => spool::sink(action),
@@ -212,6 +222,11 @@ fn open_offline(config: &Config) -> Result<Spool, Failure> {
         other if other.is_damaged() => damaged(&other),
         other => fail(other.to_string()),
     })
+}
+
+/// `check` for `setup`: its lines printed, its verdict as a sentence.
+pub(crate) fn check_config(path: &Path, probe: bool) -> Result<(), String> {
+    check(path, probe).map_err(|f| f.message)
 }
 
 fn check(path: &Path, probe: bool) -> Result<(), Failure> {
@@ -305,6 +320,16 @@ fn probe_gpio(config: &Config) -> usize {
             1
         }
     }
+}
+
+fn setup(path: &Path, flags: &crate::setup::Flags) -> Result<(), Failure> {
+    let mut ask = crate::setup::Ask {
+        yes: flags.yes,
+        input: Box::new(std::io::BufReader::new(std::io::stdin())),
+        out: Box::new(std::io::stdout()),
+        last: Default::default(),
+    };
+    crate::setup::run(path, flags, &mut ask).map_err(|e| fail(format!("setup: {e}")))
 }
 
 fn demo(plain: bool, keep: bool) -> Result<(), Failure> {

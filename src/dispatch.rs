@@ -1,5 +1,5 @@
 //! Dispatch: one loop per sink that reads owed items from the spool (the outbox) and delivers
-//! them, reacting to each [`Outcome`] as DESIGN.md's table says.
+//! them, reacting to each [`Outcome`] as docs/design.md's table says.
 //!
 //! - Delivered: recorded with Discord's message id, flushed.
 //! - RateLimited: wait `retry_after`; not a failure, no attempt counted.

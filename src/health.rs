@@ -272,7 +272,7 @@ impl Health {
             .map(|t| now - t)
     }
 
-    /// The worst condition, as DESIGN.md's table orders them.
+    /// The worst condition, as docs/design.md's table orders them.
     pub fn pattern(&self, now: i64) -> Pattern {
         self.reasons(now).first().map_or(Pattern::Ok, |(p, _)| *p)
     }

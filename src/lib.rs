@@ -22,6 +22,7 @@ pub mod logger;
 pub mod mail;
 pub mod metrics;
 pub mod oauth;
+pub mod setup;
 pub mod spool;
 pub mod status;
 pub mod stop;

@@ -1,4 +1,4 @@
-//! What `status` and `spool dump` print: the JSON shapes of DESIGN.md's interface and the human
+//! What `status` and `spool dump` print: the JSON shapes of docs/design.md's interface and the human
 //! tables. Built from the daemon's health snapshot when it runs, from the spool alone when not.
 //! Nothing here carries a secret: only names, states and classified errors.
 
@@ -314,7 +314,7 @@ fn account_error(a: &AccountStatus) -> String {
     }
 }
 
-/// One `spool dump` line: DESIGN.md's fields, plus the per-sink detail.
+/// One `spool dump` line: docs/design.md's fields, plus the per-sink detail.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct DumpRecord {
     pub id: u64,

@@ -1,6 +1,6 @@
 //! The spool: every mail, in every bucket, made durable before any delivery is attempted.
 //!
-//! # Invariants (DESIGN.md 1–3, in the spool's words)
+//! # Invariants (docs/design.md 1–3, in the spool's words)
 //! - `ingest` writes a batch of items *and* the mailbox cursor that covers them in one sled
 //!   transaction, then flushes, and only then returns. The IMAP watcher fetches again only after
 //!   `ingest` returned, so the cursor on disk never points past a mail that is not on disk.
@@ -763,6 +763,8 @@ fn bump(counts: &TransactionalTree, bucket: &str, state: State, delta: i64) -> T
     Ok(())
 }
 
+#[cfg(test)]
+mod model_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
