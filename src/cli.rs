@@ -2,13 +2,13 @@
 //! (0 ok, 1 runtime failure, 2 usage, 65 damaged spool, 78 configuration).
 
 use crate::config::Config;
-use crate::control::{self, Request};
+use crate::control::{self, Reply, Request};
 use crate::daemon::{self, RunError};
 use crate::discord::{HttpSink, Outcome, Sink};
 use crate::spool::{Spool, SpoolError};
 use crate::status;
 use clap::{Parser, Subcommand};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 mod login;
@@ -364,15 +364,10 @@ fn selftest(dir: Option<PathBuf>) -> Result<(), Failure> {
 fn status(path: &Path, json: bool) -> Result<(), Failure> {
     let config = load_public(path)?;
     let report: status::StatusReport =
-        match control::ask(&control::client_path(&config), &Request::Status) {
-            Some(reply) => {
-                let mut line = String::new();
-                reply
-                    .and_then(|mut r| r.read_line(&mut line))
-                    .map_err(|e| fail(format!("daemon: {e}")))?;
-                serde_json::from_str(&line)
-                    .map_err(|_| fail(format!("daemon answered: {}", line.trim())))?
-            }
+        match control::ask_one(&control::client_path(&config), &Request::Status) {
+            Some(Ok(Reply::Status(r))) => *r,
+            Some(Ok(other)) => return Err(fail(control::unexpected(&other))),
+            Some(Err(e)) => return Err(fail(e)),
             None => status::report(
                 &config,
                 None,
@@ -402,7 +397,7 @@ fn digest_now(path: &Path, bucket: Option<&str>) -> Result<(), Failure> {
         message: e,
     })?;
     let socket = control::client_path(&config);
-    let Some(reply) = control::ask(
+    let Some(reply) = control::ask_one(
         &socket,
         &Request::Digest {
             bucket: bucket.map(str::to_string),
@@ -416,20 +411,14 @@ fn digest_now(path: &Path, bucket: Option<&str>) -> Result<(), Failure> {
             names.join(", ")
         )));
     };
-    let mut line = String::new();
-    reply
-        .and_then(|mut r| r.read_line(&mut line))
-        .map_err(|e| fail(format!("daemon: {e}")))?;
-    let answer: serde_json::Value = serde_json::from_str(&line)
-        .map_err(|_| fail(format!("daemon answered: {}", line.trim())))?;
-    if let Some(e) = answer["error"].as_str() {
-        return Err(fail(format!("daemon: {e}")));
-    }
-    for b in answer["digest"].as_array().into_iter().flatten() {
+    let buckets = match reply.map_err(fail)? {
+        Reply::Digest { buckets } => buckets,
+        other => return Err(fail(control::unexpected(&other))),
+    };
+    for b in buckets {
         println!(
             "digest of bucket {}: {} pending mail(s) sent now; `mailbeacon status` shows when they are delivered",
-            b["name"].as_str().unwrap_or("?"),
-            b["pending"].as_u64().unwrap_or(0)
+            b.name, b.pending
         );
     }
     Ok(())

@@ -370,7 +370,7 @@ impl Health {
     fn discord_reason(&self) -> Option<(Pattern, String)> {
         let d = &self.discord;
         let until = d.paused_until.map_or(String::new(), |t| {
-            format!(" until {}", crate::status::rfc3339(t))
+            format!(" until {}", crate::time::rfc3339(t))
         });
         match d.state {
             DiscordState::Ok => None,

@@ -8,6 +8,7 @@
 //! systemd status line all show. [`oauth`] signs accounts in with OAuth 2.0 and keeps their
 //! grants.
 
+pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod control;
@@ -27,6 +28,7 @@ pub mod spool;
 pub mod status;
 pub mod stop;
 pub mod text;
+pub mod time;
 pub mod tools;
 pub mod triage;
 pub mod watchdog;

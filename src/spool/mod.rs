@@ -708,6 +708,21 @@ impl Spool {
         })
     }
 
+    /// Totals of the `configured` buckets, in that order, then of any bucket the spool still
+    /// holds from an older config.
+    pub fn bucket_stats<'a>(
+        &self,
+        configured: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Vec<BucketStats>, SpoolError> {
+        let mut names: Vec<String> = configured.into_iter().map(str::to_string).collect();
+        for n in self.bucket_names()? {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+        names.iter().map(|n| self.stats(n)).collect()
+    }
+
     /// Every bucket name that has ever held an item, from the counters.
     pub fn bucket_names(&self) -> Result<Vec<String>, SpoolError> {
         let mut names: Vec<String> = Vec::new();
