@@ -11,7 +11,7 @@
 //! - An action is forgotten (flushed) right after the server did it; a crash in between makes
 //!   the next run do it again, which finds the flag already set or the UID already gone.
 
-use super::backoff;
+use crate::backoff::backoff;
 use crate::config::{Account, AfterDelivery};
 use crate::imap::action::{apply, Applied, Refused};
 use crate::spool::{Action, Spool};
