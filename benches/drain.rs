@@ -122,6 +122,7 @@ fn round(n: usize) -> Round {
         links: Default::default(),
         forum: None,
         accounts: Default::default(),
+        after: Default::default(),
     };
     let stop = Stop::new();
     let started = Instant::now();

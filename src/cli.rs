@@ -281,6 +281,7 @@ fn check(path: &Path, probe: bool) -> Result<(), Failure> {
                         }
                     }
                 }
+                failed += probe::moves(a, &mut s, &config.buckets);
                 let _ = s.logout();
             }
         }

@@ -15,6 +15,7 @@
 //!
 //! An item leaves `pending` only on a 2xx with a message id (invariant 3).
 
+pub mod after;
 mod batch;
 pub mod digest;
 pub mod failover;
@@ -73,6 +74,8 @@ pub struct Dispatcher {
     pub forum: Option<String>,
     /// The accounts by name, for fetching attachments to upload.
     pub accounts: Arc<HashMap<String, crate::config::Account>>,
+    /// The bell of the loop that does actions after delivery ([`after`]).
+    pub after: Arc<Notify>,
 }
 
 /// Rate-limit routes, as the guard keys budgets before Discord names their bucket.
@@ -441,16 +444,26 @@ impl Dispatcher {
                 .find(|b| b.name == bucket && mirror)
                 .and_then(|b| b.audit.clone())
         };
+        let buckets = self.buckets.clone();
+        let after_delivery = move |bucket: &str| {
+            buckets
+                .iter()
+                .find(|b| b.name == bucket && mirror)
+                .and_then(|b| b.after_delivery.clone())
+        };
         let rings: Vec<String> = self
             .buckets
             .iter()
             .filter_map(|b| b.audit.clone())
             .collect();
         let result = self
-            .blocking(move || spool.record_mirrored(&name, &updates, &audit))
+            .blocking(move || spool.record_followed(&name, &updates, &audit, &after_delivery))
             .await;
         if mirror && matches!(result, Some(Ok(()))) {
             rings.iter().for_each(|a| self.digests.ring(a));
+            if self.buckets.iter().any(|b| b.after_delivery.is_some()) {
+                self.after.notify_one();
+            }
         }
         match result {
             Some(Ok(())) => {

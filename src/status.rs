@@ -72,6 +72,10 @@ pub struct StatusReport {
     pub indicator: IndicatorStatus,
     #[serde(default)]
     pub discord: Option<DiscordStatus>,
+    /// Actions after delivery (a bucket's `after_delivery`) owed on the server, not done yet;
+    /// `null` while the spool is closed.
+    #[serde(default)]
+    pub actions_owed: Option<u64>,
 }
 
 /// The report; `health` is the daemon's live view, `None` when no daemon runs. `spool` is
@@ -161,6 +165,7 @@ pub fn report(
             invalid_request_limit: h.discord.limit,
             paused_until: h.discord.paused_until.map(rfc3339),
         }),
+        actions_owed: spool.map(|s| s.actions_owed() as u64),
     })
 }
 
@@ -263,6 +268,11 @@ pub fn table(r: &StatusReport, colour: bool) -> String {
             b.delivered,
             b.dead,
             b.oldest_pending_age_s.map_or_else(|| "-".to_string(), age)
+        ));
+    }
+    if let Some(n @ 1..) = r.actions_owed {
+        out.push_str(&format!(
+            "\nafter delivery: {n} action(s) owed on the server (seen, flag or move), retried until done\n"
         ));
     }
     out
@@ -435,6 +445,7 @@ mod tests {
                 pattern: Pattern::Dead,
             },
             discord: None,
+            actions_owed: Some(2),
         }
     }
 
@@ -452,6 +463,7 @@ mod tests {
         );
         let bucket = text.lines().find(|l| l.starts_with("unknown")).unwrap();
         assert!(bucket.ends_with("3h12m"), "{bucket}");
+        assert!(text.contains("after delivery: 2 action(s) owed"), "{text}");
     }
 
     #[test]

@@ -1,8 +1,10 @@
 //! `check --probe`'s IMAP login, which also shows the certificate each TLS server presented —
 //! its SHA-256 fingerprint, names, issuer and dates — trusted or refused, so that a user can
-//! check it and pin it with `tls_fingerprint`.
+//! check it and pin it with `tls_fingerprint`; and whether the server can do the moves that
+//! buckets ask for after delivery.
 
-use crate::config::{Account, Tls};
+use crate::config::{Account, AfterDelivery, Bucket, Tls};
+use crate::imap::action::NO_SAFE_MOVE;
 use crate::imap::connect::{tls_config_seeing, Seen};
 use crate::imap::{login, ImapError, Session};
 
@@ -35,4 +37,58 @@ pub(super) fn print_certificate(
         cert.fingerprint,
         cert.summary()
     );
+}
+
+/// For each bucket that moves mail after delivery: whether this server can move it safely
+/// (`MOVE`, or `UIDPLUS` for a copy and an expunge of that one mail) and whether the target
+/// folder exists. Prints a line each; returns the number of failures.
+pub(super) fn moves(account: &Account, s: &mut Session, buckets: &[Bucket]) -> usize {
+    let targets: Vec<(&str, &str)> = buckets
+        .iter()
+        .filter_map(|b| match &b.after_delivery {
+            Some(AfterDelivery::Move(to)) => Some((b.name.as_str(), to.as_str())),
+            _ => None,
+        })
+        .collect();
+    if targets.is_empty() {
+        return 0;
+    }
+    let name = &account.name;
+    let can = match s.capabilities() {
+        Ok(caps) => (caps.has_str("MOVE"), caps.has_str("UIDPLUS")),
+        Err(e) => {
+            println!(
+                "FAIL imap {name}: capabilities: {}",
+                ImapError::from_imap(e)
+            );
+            return 1;
+        }
+    };
+    let mut failed = 0;
+    for (bucket, to) in targets {
+        let key = format!("bucket {bucket}: after_delivery = \"move:{to}\"");
+        if can == (false, false) {
+            failed += 1;
+            println!("FAIL imap {name}: {key}: {NO_SAFE_MOVE}");
+            continue;
+        }
+        match s.status(to, "(MESSAGES)") {
+            Ok(_) => println!(
+                "ok   imap {name}: {key}: folder exists, moved with {}",
+                if can.0 {
+                    "MOVE"
+                } else {
+                    "COPY and UID EXPUNGE (UIDPLUS)"
+                }
+            ),
+            Err(e) => {
+                failed += 1;
+                println!(
+                    "FAIL imap {name}: {key}: the folder cannot be opened ({}): create it, or the moves wait",
+                    ImapError::from_imap(e)
+                );
+            }
+        }
+    }
+    failed
 }

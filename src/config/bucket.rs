@@ -2,7 +2,7 @@
 //! and its rules, each pattern compiled once under a size limit.
 
 use super::raw::{RawBucket, RawRule};
-use super::{ConfigError, Loader, SinkConfig};
+use super::{AfterDelivery, ConfigError, Loader, SinkConfig};
 use crate::triage::{Field, Rule};
 use regex::{Regex, RegexBuilder};
 use std::time::Duration;
@@ -53,6 +53,8 @@ pub struct Bucket {
     /// `attachments = "upload"`: each mail's attachments, up to this many bytes in all, are
     /// fetched at delivery and sent with its message. `None`: only listed.
     pub upload_max: Option<u64>,
+    /// What is done to the mail on the server once Discord acknowledged it; `None`: nothing.
+    pub after_delivery: Option<AfterDelivery>,
 }
 
 /// Discord's upload limit for a webhook message: larger is refused (413, code 40005).
@@ -144,6 +146,7 @@ impl Loader<'_> {
         let route = self.route(&key, &b, severity, mode, sinks)?;
         let (applied_tags, thread_id) = self.forum_keys(&key, &b, sinks)?;
         let upload_max = self.uploads(&key, &b)?;
+        let after_delivery = self.after_delivery(&key, &b, mode)?;
         let rules = b
             .rules
             .into_iter()
@@ -170,6 +173,7 @@ impl Loader<'_> {
             applied_tags,
             thread_id,
             upload_max,
+            after_delivery,
         })
     }
 

@@ -8,6 +8,7 @@
 //! and the checks that produce it.
 
 mod account;
+mod after;
 mod bucket;
 pub mod duration;
 mod endpoint;
@@ -24,6 +25,7 @@ mod secret_source;
 mod sink;
 
 pub use account::{Account, Auth, AuthKind, StartAt, Tls};
+pub use after::AfterDelivery;
 pub use bucket::{Bucket, Mention, Mode, Severity};
 pub use duration::parse as parse_duration;
 pub use endpoint::{is_loopback, WebhookUrl};
@@ -230,6 +232,7 @@ impl Loader<'_> {
             .collect::<Result<Vec<_>, _>>()?;
         unique(buckets.iter().map(|b| b.name.as_str()))
             .map_err(|n| self.err("bucket.name", format!("{n:?} is used twice")))?;
+        self.moves_leave_watched_folders(&buckets, &accounts)?;
         let fallbacks: Vec<&str> = buckets
             .iter()
             .filter(|b| b.rules.is_empty())

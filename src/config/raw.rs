@@ -112,6 +112,7 @@ pub struct RawBucket {
     pub thread_id: Option<String>,
     pub attachments: Option<String>,
     pub attachments_max: Option<String>,
+    pub after_delivery: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

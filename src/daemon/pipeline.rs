@@ -1,10 +1,10 @@
 //! The pipeline: one IMAP watcher thread per mailbox and one dispatch task per sink (plus the
-//! failover watch), all built from one configuration and stopped together, each finishing the
+//! failover watch and the loop of actions after delivery), all built from one configuration and stopped together, each finishing the
 //! unit of work it holds.
 
 use crate::config::Config;
 use crate::discord::HttpSink;
-use crate::dispatch::{digest::Digests, failover, guard::Guard, Dispatcher};
+use crate::dispatch::{after::After, digest::Digests, failover, guard::Guard, Dispatcher};
 use crate::health::Event;
 use crate::imap::{tls_config, Watcher};
 use crate::spool::Spool;
@@ -55,6 +55,7 @@ impl Pipeline {
                 .map(|a| (a.name.clone(), a.clone()))
                 .collect(),
         );
+        let after = Arc::new(Notify::new());
         for s in &config.sinks {
             let wake = Arc::new(Notify::new());
             wakes.push(wake.clone());
@@ -80,6 +81,7 @@ impl Pipeline {
                 links: links.clone(),
                 forum: s.forum.clone(),
                 accounts: accounts.clone(),
+                after: after.clone(),
             };
             dispatchers.push(tokio::spawn(d.run(stop.clone())));
         }
@@ -91,6 +93,13 @@ impl Pipeline {
             by_sink,
             stop.clone(),
         )));
+        let runner = After {
+            spool: spool.clone(),
+            accounts,
+            wake: after,
+            beat: beats.beat("after delivery", Duration::from_secs(60)),
+        };
+        dispatchers.push(tokio::spawn(runner.run(stop.clone())));
         let mut watchers = Vec::new();
         for a in &config.accounts {
             let tls = match tls_config(a) {

@@ -161,6 +161,7 @@ fn start_guarded(
         links: Default::default(),
         forum: None,
         accounts: Default::default(),
+        after: Default::default(),
     };
     let stop = Stop::new();
     let task = tokio::spawn(d.run(stop.clone()));

@@ -6,6 +6,7 @@
 //! server announces only outside IDLE is late by at most `idle_renew`. Fetching and spooling
 //! (invariant 2) live in `fetch.rs`; what servers do beyond RFC 3501 in `quirks.rs`.
 
+pub mod action;
 pub mod connect;
 mod fetch;
 pub mod part;

@@ -5,12 +5,14 @@
 //!   transaction, then flushes, and only then returns. The IMAP watcher fetches again only after
 //!   `ingest` returned, so the cursor on disk never points past a mail that is not on disk.
 //! - A delivery leaves `pending` only through `record(.., Update::Delivered)` with Discord's
-//!   message id; that change is flushed before `record` returns.
+//!   message id; that change is flushed before `record` returns. The acknowledgement that makes
+//!   an item `delivered` writes, in the same transaction, the action its bucket asks for on the
+//!   server after delivery (`actions.rs`).
 //! - Nothing is deleted except delivered items by retention (`retention.rs`) and one item by an
 //!   operator's explicit `drop` (`admin.rs`). Pending and dead items are never pruned; a spool
 //!   at its size bound refuses new mail instead (`bound.rs`), so the cursor stays.
 //!
-//! # Layout (one sled database, five trees)
+//! # Layout (one sled database, six trees)
 //! | tree      | key                                  | value                       |
 //! |-----------|--------------------------------------|-----------------------------|
 //! | `items`   | id (u64 BE)                          | JSON [`Item`]               |
@@ -18,6 +20,7 @@
 //! | `pending` | bucket `\0` id / 64                  | u64 BE map of pending ids ([`blocks`]) |
 //! | `counts`  | bucket `\0` state; `\0bytes`         | u64 BE; the size held       |
 //! | `cursors` | account `\0` folder                  | JSON [`Cursor`]             |
+//! | `actions` | item id (u64 BE)                     | JSON [`Action`]: owed on the server after delivery ([`actions`]) |
 //! Ids come from sled's monotonic id generator, so key order is spool order (oldest first).
 //! `owed` and `pending` let a sink find its work and `status` find the oldest pending item
 //! without reading the whole spool; `counts` makes per-bucket totals O(1). A rescan recognises
@@ -35,6 +38,7 @@
 //! before P1, oldest first, and one batch never mixes buckets. Bucket and sink names hold no
 //! `\0` (the config refuses them).
 
+mod actions;
 mod admin;
 mod blocks;
 mod bound;
@@ -46,12 +50,13 @@ mod salvage;
 pub mod selftest;
 mod witness;
 
+pub use actions::Action;
 pub use admin::{Dropped, Retried};
 pub use item::{fingerprint, Cursor, Delivery, Item, NewItem, Role, State};
 pub use retention::Pruned;
 pub use salvage::{salvage, Salvaged};
 
-use crate::config::Severity;
+use crate::config::{AfterDelivery, Severity};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
 use std::collections::HashSet;
@@ -157,6 +162,7 @@ pub struct Spool {
     pending: sled::Tree,
     counts: sled::Tree,
     cursors: sled::Tree,
+    actions: sled::Tree,
     recognised: std::sync::Arc<recognise::Recognised>,
     /// `spool_max_mb` in bytes, shared by every clone; `u64::MAX` when unbounded.
     limit: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -277,6 +283,7 @@ impl Spool {
             pending: tree("pending")?,
             counts: tree("counts")?,
             cursors: tree("cursors")?,
+            actions: tree("actions")?,
             recognised: Default::default(),
             limit: std::sync::Arc::new(u64::MAX.into()),
             witness: std::sync::Arc::new(witness::Witness::load(dir)?),
@@ -593,8 +600,27 @@ impl Spool {
         updates: &[(u64, Update)],
         audit: &(dyn Fn(&str) -> Option<String> + Sync),
     ) -> Result<(), SpoolError> {
-        let trees = (&self.items, &self.owed, &self.pending, &self.counts);
-        let settled = trees.transaction(|(items_t, owed_t, pending_t, counts_t)| {
+        self.record_followed(sink, updates, audit, &|_| None)
+    }
+
+    /// [`Spool::record_mirrored`], and in the same transaction, for each item that this
+    /// update makes `delivered`, the action `after_delivery(bucket)` owes on the server
+    /// ([`actions`]).
+    pub fn record_followed(
+        &self,
+        sink: &str,
+        updates: &[(u64, Update)],
+        audit: &(dyn Fn(&str) -> Option<String> + Sync),
+        after_delivery: &(dyn Fn(&str) -> Option<AfterDelivery> + Sync),
+    ) -> Result<(), SpoolError> {
+        let trees = (
+            &self.items,
+            &self.owed,
+            &self.pending,
+            &self.counts,
+            &self.actions,
+        );
+        let settled = trees.transaction(|(items_t, owed_t, pending_t, counts_t, actions_t)| {
             let mut settled = false;
             for (id, update) in updates {
                 let idb = id.to_be_bytes();
@@ -643,6 +669,9 @@ impl Spool {
                     bump(counts_t, &item.bucket, after, 1)?;
                     if after != State::Pending {
                         mark_pending(pending_t, &item, false)?;
+                    }
+                    if let (State::Delivered, Update::Delivered { at, .. }) = (after, update) {
+                        actions::owe(actions_t, &item, after_delivery(&item.bucket), *at)?;
                     }
                 }
                 let encoded = encode(&item);

@@ -134,6 +134,23 @@ fn copy(
         done.cursors += 1;
     }
     fresh.remember_cursors()?;
+    // Actions owed on the server, under fresh keys: the old ones may be ids the fresh spool
+    // hands out again. One that cannot be read is lost: its mail stays as it is on the server.
+    let actions = old.open_tree("actions").map_err(SpoolError::Storage)?;
+    for kv in actions.iter() {
+        let Ok((k, v)) = kv else {
+            done.unreadable += 1;
+            break;
+        };
+        let Ok(mut action) = decode::<super::Action>(&k, &v) else {
+            done.unreadable += 1;
+            continue;
+        };
+        action.item = fresh.db.generate_id()?;
+        fresh
+            .actions
+            .insert(action.item.to_be_bytes(), encode(&action))?;
+    }
     Ok(())
 }
 

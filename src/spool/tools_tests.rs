@@ -52,6 +52,17 @@ fn deliver(spool: &Spool, ids: &[u64], at: i64) {
     spool.record("s", &updates).unwrap();
 }
 
+/// One item's acknowledgement by Discord.
+fn acknowledged(id: u64) -> Vec<(u64, Update)> {
+    vec![(
+        id,
+        Update::Delivered {
+            message_id: format!("m{id}"),
+            at: 100,
+        },
+    )]
+}
+
 fn states(spool: &Spool) -> Vec<(u32, State)> {
     spool
         .iter()
@@ -162,18 +173,9 @@ fn retention_prunes_only_delivered_items_past_their_time() {
 fn retention_keeps_an_item_until_its_audit_line_is_sent_unless_room_is_needed() {
     let spool = spool("retention-audit");
     let ids = ingest(&spool, 1..=3, &["s"]);
-    let delivered = |id: u64| {
-        vec![(
-            id,
-            Update::Delivered {
-                message_id: format!("m{id}"),
-                at: 100,
-            },
-        )]
-    };
     for id in &ids {
         spool
-            .record_mirrored("s", &delivered(*id), &|_| Some("log".to_string()))
+            .record_mirrored("s", &acknowledged(*id), &|_| Some("log".to_string()))
             .unwrap();
     }
     assert_eq!(spool.pending_for("log", 10).unwrap().len(), 3);
@@ -183,7 +185,7 @@ fn retention_keeps_an_item_until_its_audit_line_is_sent_unless_room_is_needed() 
         0,
         "delivered long ago, but the audit lines are still owed"
     );
-    spool.record("log", &delivered(ids[0])).unwrap();
+    spool.record("log", &acknowledged(ids[0])).unwrap();
     assert_eq!(spool.prune_delivered(cutoff).unwrap().items, 1);
     assert_eq!(spool.get(ids[0]).unwrap(), None);
     // At the size bound an owed audit line does not hold the room: delivered mail goes.
@@ -304,4 +306,61 @@ fn drop_removes_an_item_and_every_trace_of_it() {
     let written = spool.backfill("a", "INBOX", 8, &again).unwrap();
     assert_eq!(written.len(), 1, "its fingerprint went with it");
     assert_eq!(spool.get(written[0]).unwrap().unwrap().uid, 1);
+}
+
+#[test]
+fn an_action_is_owed_once_when_the_last_sink_acknowledges_and_forgotten_when_done() {
+    use crate::config::AfterDelivery;
+    let spool = spool("actions");
+    let ids = ingest(&spool, 1..=3, &["s", "t"]);
+    let seen = |_: &str| Some(AfterDelivery::Seen);
+    let failed = |id: u64| {
+        vec![(
+            id,
+            Update::Failed {
+                error: "HTTP 503".into(),
+            },
+        )]
+    };
+    let record = |sink: &str, updates: &[(u64, Update)]| {
+        spool
+            .record_followed(sink, updates, &|_| None, &seen)
+            .unwrap()
+    };
+    // Pending mail owes nothing: one sink of two acknowledged, one failed, one dead-lettered.
+    record("s", &acknowledged(ids[0]));
+    record("s", &failed(ids[1]));
+    let dead = vec![(
+        ids[2],
+        Update::DeadLetter {
+            error: "400".into(),
+        },
+    )];
+    record("s", &dead);
+    record("t", &acknowledged(ids[2]));
+    assert_eq!(spool.actions_owed(), 0);
+    // The last acknowledgement makes it owed, once, whatever is recorded after.
+    record("t", &acknowledged(ids[0]));
+    record("t", &acknowledged(ids[0]));
+    let owed = spool.actions(10).unwrap();
+    assert_eq!(owed.len(), 1);
+    let mut action = owed[0].clone();
+    assert_eq!((action.uid, action.uidvalidity), (1, 7));
+    assert_eq!(
+        (action.account.as_str(), action.folder.as_str()),
+        ("a", "INBOX")
+    );
+    assert_eq!(action.action, AfterDelivery::Seen);
+    // Attempts are kept; a done action is gone, and a late attempt does not bring it back.
+    action.attempts = 1;
+    action.copied = true;
+    spool.action_tried(&action).unwrap();
+    assert_eq!(spool.actions(10).unwrap(), vec![action.clone()]);
+    spool.action_done(&action).unwrap();
+    spool.action_tried(&action).unwrap();
+    assert_eq!(spool.actions_owed(), 0);
+    // The same delivery without a bucket asking owes nothing.
+    let plain = ingest(&spool, 4..=4, &["s"]);
+    spool.record("s", &acknowledged(plain[0])).unwrap();
+    assert_eq!(spool.actions_owed(), 0);
 }

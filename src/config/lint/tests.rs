@@ -21,6 +21,7 @@ fn bucket(name: &str, rules: Vec<Rule>) -> Bucket {
         applied_tags: Vec::new(),
         thread_id: None,
         upload_max: None,
+        after_delivery: None,
     }
 }
 

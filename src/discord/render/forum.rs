@@ -132,6 +132,7 @@ mod tests {
             applied_tags: Vec::new(),
             thread_id: None,
             upload_max: None,
+            after_delivery: None,
         };
         bucket.applied_tags = vec!["111".into(), "222".into()];
         let mut body = json!({"content": "x"});

@@ -47,6 +47,7 @@ fn bucket(mention: Option<Mention>) -> Bucket {
         applied_tags: Vec::new(),
         thread_id: None,
         upload_max: None,
+        after_delivery: None,
     }
 }
 

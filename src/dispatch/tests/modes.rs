@@ -19,6 +19,7 @@ fn bucket(mode: Mode, severity: Severity, sinks: &[&str]) -> Bucket {
         applied_tags: Vec::new(),
         thread_id: None,
         upload_max: None,
+        after_delivery: None,
     }
 }
 
@@ -62,6 +63,7 @@ fn launch(sinks: &[Arc<Scripted>], spool: &Spool, buckets: Vec<Bucket>) -> Run {
             links: Default::default(),
             forum: None,
             accounts: Default::default(),
+            after: Default::default(),
         };
         tasks.push(tokio::spawn(d.run(stop.clone())));
     }
