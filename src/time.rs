@@ -16,3 +16,21 @@ pub fn age(s: i64) -> String {
         _ => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ages_read_as_people_say_them() {
+        assert_eq!(
+            [
+                age(42),
+                age(425),
+                age(3 * 3600 + 60),
+                age(2 * 86_400 + 4 * 3600)
+            ],
+            ["42s", "7m05s", "3h01m", "2d04h"]
+        );
+    }
+}

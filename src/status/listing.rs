@@ -1,0 +1,135 @@
+//! What `spool ls`, `spool dump` and `spool show` list: one record per item, the filter, and the
+//! walk over the spool that the daemon and the CLI share.
+
+use crate::spool::{Item, Spool, SpoolError, State};
+use crate::time::rfc3339;
+use serde::{Deserialize, Serialize};
+
+/// One `spool dump` line: docs/design.md's fields, plus the per-sink detail.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct DumpRecord {
+    pub id: u64,
+    pub bucket: String,
+    pub account: String,
+    pub folder: String,
+    pub uidvalidity: u32,
+    pub uid: u32,
+    pub message_id: Option<String>,
+    pub from: String,
+    pub subject: String,
+    pub date: Option<String>,
+    pub spooled_at: String,
+    pub snippet: String,
+    pub state: State,
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    pub delivered_at: Option<String>,
+    pub discord_message_ids: Vec<String>,
+    pub parse_error: Option<String>,
+    pub deliveries: Vec<crate::spool::Delivery>,
+}
+
+impl From<Item> for DumpRecord {
+    fn from(i: Item) -> DumpRecord {
+        let state = i.state();
+        let mut ids: Vec<String> = i
+            .deliveries
+            .iter()
+            .filter_map(|d| d.message_id.clone())
+            .collect();
+        ids.dedup();
+        DumpRecord {
+            state,
+            attempts: i.deliveries.iter().map(|d| d.attempts).sum(),
+            last_error: i.deliveries.iter().rev().find_map(|d| d.last_error.clone()),
+            delivered_at: (state == State::Delivered)
+                .then(|| i.deliveries.iter().filter_map(|d| d.delivered_at).max())
+                .flatten()
+                .map(rfc3339),
+            discord_message_ids: ids,
+            id: i.id,
+            bucket: i.bucket,
+            account: i.account,
+            folder: i.folder,
+            uidvalidity: i.uidvalidity,
+            uid: i.uid,
+            message_id: i.message_id,
+            from: i.from,
+            subject: i.subject,
+            date: i.date,
+            spooled_at: rfc3339(i.spooled_at),
+            snippet: i.snippet,
+            parse_error: i.parse_error,
+            deliveries: i.deliveries,
+        }
+    }
+}
+
+/// Which items `spool ls` / `spool dump` show.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Filter {
+    pub bucket: Option<String>,
+    /// `None` means every state.
+    pub state: Option<State>,
+    /// Only items spooled at or after this time (Unix seconds).
+    #[serde(default)]
+    pub since: Option<i64>,
+}
+
+impl Filter {
+    pub fn accepts(&self, i: &Item) -> bool {
+        self.bucket.as_ref().is_none_or(|b| *b == i.bucket)
+            && self.state.is_none_or(|s| s == i.state())
+            && self.since.is_none_or(|t| i.spooled_at >= t)
+    }
+}
+
+/// One record of a listing: an item the filter accepts, or one that could not be read.
+pub enum Listed {
+    Record(Box<DumpRecord>),
+    /// A record that does not decode, reported and skipped: it must not hide the rest.
+    Unreadable(String),
+}
+
+/// Every item `filter` accepts, in spool order, read lazily (memory stays bounded however
+/// large the spool); the daemon and the CLI without a daemon list the same way.
+pub fn list(
+    spool: &Spool,
+    filter: &Filter,
+    each: &mut dyn FnMut(Listed) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    for item in spool.iter() {
+        match item {
+            Ok(item) if filter.accepts(&item) => {
+                each(Listed::Record(Box::new(DumpRecord::from(item))))?
+            }
+            Ok(_) => {}
+            Err(e @ SpoolError::Corrupt { .. }) => each(Listed::Unreadable(e.to_string()))?,
+            Err(e) => return Err(std::io::Error::other(e)),
+        }
+    }
+    Ok(())
+}
+
+/// One `spool ls` row.
+pub fn ls_row(r: &DumpRecord) -> String {
+    let subject = crate::text::ellipsize(&r.subject.replace(['\n', '\r', '\t'], " "), 48);
+    let from = crate::text::ellipsize(&r.from, 32);
+    format!(
+        "{:>20}  {:<10} {:<9} {:>3}  {:<20}  {:<32}  {}",
+        r.id,
+        r.bucket,
+        r.state.as_str(),
+        r.attempts,
+        r.spooled_at,
+        from,
+        subject
+    )
+}
+
+pub fn ls_header() -> String {
+    format!(
+        "{:>20}  {:<10} {:<9} {:>3}  {:<20}  {:<32}  {}",
+        "ID", "BUCKET", "STATE", "TRY", "SPOOLED", "FROM", "SUBJECT"
+    )
+}
