@@ -6,210 +6,34 @@
 //! with its remedy (`connect/refusal.rs`).
 
 mod cert;
+mod error;
 mod refusal;
+mod stream;
 mod trust;
 #[cfg(test)]
 mod trust_tests;
 
 pub use cert::CertInfo;
+use error::from_io;
+#[cfg(test)]
+use error::from_tls;
+pub use error::ImapError;
 pub use refusal::Refusal;
+use stream::Io;
+pub use stream::{Session, Stream};
 pub use trust::{Seen, Trust};
 
 use crate::config::{Account, Auth, OAuth2, Tls};
-use crate::health::AccountState;
 use crate::stop::{Interrupt, Stop};
 use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(Debug, thiserror::Error)]
-pub enum ImapError {
-    #[error("network: {0}")]
-    Network(String),
-    #[error("TLS: {0}")]
-    Tls(String),
-    /// A certificate not valid *yet*: far more often this board's clock (a Pi has no RTC and
-    /// may run before time sync) than the server's certificate. Retried like network trouble.
-    /// The sentence names the dates and the clock (`connect/refusal.rs`).
-    #[error("TLS: {0}")]
-    Clock(String),
-    #[error("login refused: {0}")]
-    Auth(String),
-    #[error("mailbox: {0}")]
-    Mailbox(String),
-    #[error("protocol: {0}")]
-    Protocol(String),
-    /// A read or write that ran into the account's `timeout`, said in words rather than as the
-    /// OS's "Resource temporarily unavailable (os error 11)".
-    #[error("no answer from the server within {}", within(.0))]
-    Timeout(Duration),
-}
-
-/// `60s`, or `500ms` for a bound under a second.
-fn within(d: &Duration) -> String {
-    if d.as_secs() > 0 && d.subsec_millis() == 0 {
-        format!("{}s", d.as_secs())
-    } else {
-        format!("{}ms", d.as_millis())
-    }
-}
-
-impl ImapError {
-    pub fn state(&self) -> AccountState {
-        match self {
-            ImapError::Network(_) | ImapError::Clock(_) | ImapError::Timeout(_) => {
-                AccountState::Backoff
-            }
-            ImapError::Tls(_) => AccountState::TlsFailed,
-            ImapError::Auth(_) => AccountState::AuthFailed,
-            ImapError::Mailbox(_) => AccountState::MailboxMissing,
-            ImapError::Protocol(_) => AccountState::Error,
-        }
-    }
-
-    /// From the imap crate: I/O problems are network trouble unless rustls raised them.
-    pub fn from_imap(e: imap::Error) -> ImapError {
-        match e {
-            imap::Error::Io(io) => from_io(io),
-            imap::Error::ConnectionLost => ImapError::Network("connection lost".into()),
-            imap::Error::Bye(b) => {
-                ImapError::Network(format!("server said BYE: {}", b.information))
-            }
-            other => ImapError::Protocol(other.to_string()),
-        }
-    }
-}
-
-fn from_io(io: std::io::Error) -> ImapError {
-    if let Some(tls) = io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
-        return from_tls(tls);
-    }
-    if let Some(NoAnswer(bound)) = io.get_ref().and_then(|e| e.downcast_ref::<NoAnswer>()) {
-        return ImapError::Timeout(*bound);
-    }
-    if is_timeout(&io) {
-        return ImapError::Network("no answer from the server in time".into());
-    }
-    ImapError::Network(io.to_string())
-}
-
-/// A socket timeout: Linux reports one as `WouldBlock` (os error 11), others as `TimedOut`.
-fn is_timeout(io: &std::io::Error) -> bool {
-    matches!(
-        io.kind(),
-        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
-    )
-}
-
-/// The bound a timed-out read or write ran into, carried inside its `io::Error` (whose kind
-/// stays the same, so the imap crate still reads an IDLE's timeout as the end of the wait).
-#[derive(Debug)]
-struct NoAnswer(Duration);
-
-impl std::fmt::Display for NoAnswer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "no answer from the server within {}", within(&self.0))
-    }
-}
-
-impl std::error::Error for NoAnswer {}
-
-/// `e`, carrying `bound` when it is a timeout.
-fn bounded(e: std::io::Error, bound: Duration) -> std::io::Error {
-    if is_timeout(&e) {
-        std::io::Error::new(e.kind(), NoAnswer(bound))
-    } else {
-        e
-    }
-}
-
-fn from_tls(e: &rustls::Error) -> ImapError {
-    let rustls::Error::InvalidCertificate(cert) = e else {
-        return ImapError::Tls(e.to_string());
-    };
-    // Verdicts on the certificate come as a Refusal from `Trust`; any other certificate error
-    // (a bad handshake signature) is described the same way, without the certificate's details.
-    let refused = match cert {
-        rustls::CertificateError::Other(o) => o.0.downcast_ref::<Refusal>().cloned(),
-        _ => None,
-    };
-    let refusal = refused.unwrap_or_else(|| refusal::classify(e, None, "the host", now()));
-    if refusal.clock {
-        ImapError::Clock(refusal.sentence)
-    } else {
-        ImapError::Tls(refusal.sentence)
-    }
-}
-
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     chrono::Utc::now().timestamp()
 }
-
-/// The transport under the IMAP session.
-enum Io {
-    Tls(Box<rustls::StreamOwned<rustls::ClientConnection, TcpStream>>),
-    Plain(TcpStream),
-}
-
-/// The transport and the read timeout every command gets: IDLE lengthens it while it waits and
-/// "removes" it afterwards, which here means back to this one, never to blocking forever.
-pub struct Stream {
-    io: Io,
-    timeout: Duration,
-    /// The read timeout now in force (IDLE's wait, else `timeout`), named by a timed-out read.
-    reading: Duration,
-}
-
-impl Stream {
-    fn tcp(&self) -> &TcpStream {
-        match &self.io {
-            Io::Tls(s) => s.get_ref(),
-            Io::Plain(s) => s,
-        }
-    }
-}
-
-impl Read for Stream {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let read = match &mut self.io {
-            Io::Tls(s) => s.read(buf),
-            Io::Plain(s) => s.read(buf),
-        };
-        read.map_err(|e| bounded(e, self.reading))
-    }
-}
-
-impl Write for Stream {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let written = match &mut self.io {
-            Io::Tls(s) => s.write(buf),
-            Io::Plain(s) => s.write(buf),
-        };
-        written.map_err(|e| bounded(e, self.timeout))
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        let flushed = match &mut self.io {
-            Io::Tls(s) => s.flush(),
-            Io::Plain(s) => s.flush(),
-        };
-        flushed.map_err(|e| bounded(e, self.timeout))
-    }
-}
-
-impl imap::extensions::idle::SetReadTimeout for Stream {
-    fn set_read_timeout(&mut self, timeout: Option<Duration>) -> imap::Result<()> {
-        let reading = timeout.unwrap_or(self.timeout);
-        self.tcp()
-            .set_read_timeout(Some(reading))
-            .map_err(imap::Error::Io)?;
-        self.reading = reading;
-        Ok(())
-    }
-}
-
-pub type Session = imap::Session<Stream>;
 
 /// The account's TLS settings: what it trusts (see `connect/trust.rs`).
 pub fn tls_config(account: &Account) -> Result<Arc<rustls::ClientConfig>, ImapError> {
@@ -398,11 +222,7 @@ pub fn login_until<'a>(
         Tls::Starttls => (starttls(account, config.clone(), tcp)?, true),
         Tls::None => (Io::Plain(tcp), false),
     };
-    let mut client = imap::Client::new(Stream {
-        io,
-        timeout: account.timeout,
-        reading: account.timeout,
-    });
+    let mut client = imap::Client::new(Stream::new(io, account.timeout));
     if !greeted {
         client.read_greeting().map_err(ImapError::from_imap)?;
     }
@@ -497,63 +317,5 @@ fn oauth_error(e: crate::oauth::OAuthError) -> ImapError {
         }
         OAuthError::Unreachable(_) => ImapError::Network(e.to_string()),
         OAuthError::Storage(_) => ImapError::Protocol(e.to_string()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use rustls::CertificateError;
-
-    fn kind(e: rustls::Error) -> AccountState {
-        from_io(std::io::Error::new(std::io::ErrorKind::InvalidData, e)).state()
-    }
-
-    #[test]
-    fn a_certificate_not_valid_yet_is_the_clock_and_retried_as_transient() {
-        let e = from_tls(&rustls::Error::InvalidCertificate(
-            CertificateError::NotValidYet,
-        ));
-        assert!(matches!(e, ImapError::Clock(_)), "{e}");
-        assert!(e.to_string().contains("clock"), "{e}");
-        assert_eq!(
-            kind(rustls::Error::InvalidCertificate(
-                CertificateError::NotValidYet
-            )),
-            AccountState::Backoff
-        );
-        for other in [
-            CertificateError::Expired,
-            CertificateError::UnknownIssuer,
-            CertificateError::NotValidForName,
-            CertificateError::BadSignature,
-        ] {
-            assert_eq!(
-                kind(rustls::Error::InvalidCertificate(other)),
-                AccountState::TlsFailed
-            );
-        }
-        assert_eq!(
-            from_io(std::io::Error::other("connection refused")).state(),
-            AccountState::Backoff
-        );
-    }
-
-    #[test]
-    fn a_read_timeout_reads_as_no_answer_within_the_bound() {
-        let os = std::io::Error::from(std::io::ErrorKind::WouldBlock);
-        let e = from_io(bounded(os, Duration::from_secs(60)));
-        assert_eq!(e.to_string(), "no answer from the server within 60s");
-        assert_eq!(e.state(), AccountState::Backoff);
-        // The kind survives, so the imap crate still ends an IDLE wait on it.
-        let os = std::io::Error::from(std::io::ErrorKind::TimedOut);
-        let wrapped = bounded(os, Duration::from_millis(1500));
-        assert_eq!(wrapped.kind(), std::io::ErrorKind::TimedOut);
-        assert_eq!(
-            from_io(wrapped).to_string(),
-            "no answer from the server within 1500ms"
-        );
-        let bare = from_io(std::io::Error::from(std::io::ErrorKind::WouldBlock));
-        assert!(!bare.to_string().contains("os error"), "{bare}");
     }
 }

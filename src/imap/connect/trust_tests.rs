@@ -4,6 +4,7 @@
 //! fingerprints are read back with `openssl x509`, independently of the DER walk in `cert.rs`.
 
 use super::*;
+use crate::health::AccountState;
 use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName, UnixTime};
 use std::path::PathBuf;
 use std::process::Command;
