@@ -142,6 +142,7 @@ async fn serve(mut config: Config, opened: Spool) -> Result<(), RunError> {
         snapshot_rx.clone(),
         services.clone(),
     ));
+    let notice_config = config_rx.clone();
     tokio::spawn(spool_stats(
         config_rx,
         slot.clone(),
@@ -155,6 +156,15 @@ async fn serve(mut config: Config, opened: Spool) -> Result<(), RunError> {
         health_tx.clone(),
         services.clone(),
     ));
+    // Notices and the heartbeat outlive reloads: what was announced is remembered across them.
+    crate::notice::run::start(
+        notice_config,
+        snapshot_rx.clone(),
+        health_tx.clone(),
+        guard.clone(),
+        slot.clone(),
+        services.clone(),
+    );
     let mut pipeline = Pipeline::start(
         &config,
         &opened,

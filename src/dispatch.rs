@@ -20,6 +20,7 @@ pub mod digest;
 pub mod failover;
 pub mod guard;
 pub mod pace;
+pub mod quiet;
 pub mod shared;
 
 use crate::config::Bucket;
@@ -269,7 +270,8 @@ impl Dispatcher {
             return Next::Idle;
         };
         let bucket = self.buckets.iter().find(|b| b.name == first.bucket);
-        let message = batch.render(bucket);
+        let mut message = batch.render(bucket);
+        quiet::silence(&mut message.body, bucket, crate::indicator::local_minute());
         let Some(reply) = self
             .post(st, &message.body, &message.ids, Level::Full)
             .await
@@ -327,7 +329,8 @@ impl Dispatcher {
     /// still refuses is dead-lettered with its words, kept in the spool.
     async fn shrink(&self, st: &mut LoopState, bucket: Option<&Bucket>, items: Vec<Item>) -> Next {
         for item in items {
-            let message = render(bucket, std::slice::from_ref(&item), Level::Plain);
+            let mut message = render(bucket, std::slice::from_ref(&item), Level::Plain);
+            quiet::silence(&mut message.body, bucket, crate::indicator::local_minute());
             let Some(reply) = self
                 .post(st, &message.body, &message.ids, Level::Plain)
                 .await

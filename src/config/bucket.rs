@@ -46,6 +46,9 @@ pub struct Bucket {
     pub escalate_after: Option<Duration>,
     /// Receives a one-line mirror of every delivery of the bucket's mail.
     pub audit: Option<String>,
+    /// Local minutes `(start, end)` during which its messages arrive without a push
+    /// notification (src/config/notices.rs); `None` for P0/P1 or `quiet = false`.
+    pub quiet: Option<(u32, u32)>,
 }
 
 impl Loader<'_> {
@@ -138,6 +141,7 @@ impl Loader<'_> {
             fallback: route.fallback,
             escalate_after: route.escalate_after,
             audit: route.audit,
+            quiet: None,
         })
     }
 

@@ -18,6 +18,7 @@ fn bucket(name: &str, rules: Vec<Rule>) -> Bucket {
         fallback: None,
         escalate_after: None,
         audit: None,
+        quiet: None,
     }
 }
 

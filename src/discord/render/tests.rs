@@ -43,6 +43,7 @@ fn bucket(mention: Option<Mention>) -> Bucket {
         fallback: None,
         escalate_after: None,
         audit: None,
+        quiet: None,
     }
 }
 
