@@ -78,6 +78,12 @@ pub struct StatusReport {
     pub indicator: IndicatorStatus,
     #[serde(default)]
     pub discord: Option<DiscordStatus>,
+    /// The last health notice and the counts (`null` before the first, or with no daemon).
+    #[serde(default)]
+    pub notices: Option<crate::notice::status::NoticeStatus>,
+    /// The last heartbeat (`null` without `[heartbeat]`, or with no daemon).
+    #[serde(default)]
+    pub heartbeat: Option<crate::notice::status::HeartbeatStatus>,
 }
 
 /// Bucket totals for every configured bucket, plus any the spool still holds from an older config.
@@ -175,6 +181,8 @@ pub fn report(
             invalid_request_limit: h.discord.limit,
             paused_until: h.discord.paused_until.map(rfc3339),
         }),
+        notices: health.and_then(crate::notice::status::notices),
+        heartbeat: health.and_then(crate::notice::status::heartbeat),
     })
 }
 
@@ -262,6 +270,10 @@ pub fn table(r: &StatusReport, colour: bool) -> String {
             d.invalid_requests_10min, d.invalid_request_limit
         ));
     }
+    out.push_str(&crate::notice::status::lines(
+        r.notices.as_ref(),
+        r.heartbeat.as_ref(),
+    ));
     out.push_str(&format!(
         "\n{:<24} {:<14} {:<21}  {}\n",
         "SINK", "STATE", "LAST SUCCESS", "LAST ERROR"
@@ -455,6 +467,8 @@ mod tests {
                 pattern: Pattern::Dead,
             },
             discord: None,
+            notices: None,
+            heartbeat: None,
         }
     }
 

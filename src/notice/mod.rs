@@ -21,6 +21,7 @@ pub mod ledger;
 pub mod post;
 pub mod render;
 pub mod run;
+pub mod status;
 pub mod store;
 
 use crate::config::Config;

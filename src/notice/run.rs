@@ -127,15 +127,17 @@ impl Notices {
             }
             let before = ledger.clone();
             let owed = self.round(&mut ledger).await;
-            for o in owed {
-                let _ = tx.send(o);
-            }
+            // Saved before anything is posted: a crash in between loses a notice (the
+            // reminder recalls it), it never repeats one.
             if ledger != before {
                 let (p, l) = (path.clone(), ledger.clone());
                 match tokio::task::spawn_blocking(move || store::save(&p, &l)).await {
                     Ok(Err(e)) => log::error!("notices: cannot save {}: {e}", path.display()),
                     Ok(Ok(())) | Err(_) => {}
                 }
+            }
+            for o in owed {
+                let _ = tx.send(o);
             }
         }
         drop(tx);
