@@ -153,7 +153,7 @@ pub async fn run(
             }
         };
         let started = tokio::time::Instant::now();
-        beat(&hb, &troubles, &mut report).await;
+        beat(&hb, &troubles, &mut report, &stop).await;
         let _ = health.send(Event::Heartbeat(report.clone()));
         tokio::select! {
             _ = stop.wait() => break,
@@ -162,7 +162,12 @@ pub async fn run(
     }
 }
 
-async fn beat(hb: &HeartbeatConfig, troubles: &watch::Receiver<Vec<Trouble>>, report: &mut Report) {
+async fn beat(
+    hb: &HeartbeatConfig,
+    troubles: &watch::Receiver<Vec<Trouble>>,
+    report: &mut Report,
+    stop: &Stop,
+) {
     let why = reason(&troubles.borrow());
     let now = chrono::Utc::now().timestamp();
     report.last_at = Some(now);
@@ -174,17 +179,31 @@ async fn beat(hb: &HeartbeatConfig, troubles: &watch::Receiver<Vec<Trouble>>, re
         return;
     };
     let (url, timeout) = (hb.url.expose().to_string(), hb.timeout);
-    match tokio::task::spawn_blocking(move || perform(&c, &url, timeout)).await {
-        Ok(Ok(())) => {
+    // A thread of its own, not the runtime's blocking pool: a hanging monitor then holds up
+    // neither a stop (the runtime waits for its pool) nor anything else.
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let spawned = std::thread::Builder::new()
+        .name("heartbeat".into())
+        .spawn(move || {
+            let _ = tx.send(perform(&c, &url, timeout));
+        });
+    let result = match spawned {
+        Ok(_) => tokio::select! {
+            _ = stop.wait() => return,
+            r = rx => r.unwrap_or_else(|_| Err("worker failed".into())),
+        },
+        Err(e) => Err(format!("cannot start a thread: {e}")),
+    };
+    match result {
+        Ok(()) => {
             report.last_ok = Some(now);
             report.last_error = None;
         }
-        Ok(Err(e)) => {
+        Err(e) => {
             log::warn!("heartbeat: the monitor did not acknowledge: {e}");
             report.failures += 1;
             report.last_error = Some(e);
         }
-        Err(_) => report.failures += 1,
     }
 }
 
