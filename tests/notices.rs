@@ -212,7 +212,7 @@ fn a_hanging_heartbeat_monitor_does_not_slow_delivery() {
     // Every answer takes a minute; the agent waits up to 50 s for each.
     let monitor = Monitor::start(Some(Duration::from_secs(60)));
     let dir = temp_dir("notice-hang");
-    let daemon = Config::new(&dir, &dovecot)
+    let _daemon = Config::new(&dir, &dovecot)
         .webhook(&alerts)
         .sinks(&format!(
             "[heartbeat]\nurl = \"{}/ping/HANG\"\nevery = \"1s\"\ntimeout = \"50s\"",

@@ -131,9 +131,9 @@ impl Notices {
             // reminder recalls it), it never repeats one.
             if ledger != before {
                 let (p, l) = (path.clone(), ledger.clone());
-                match tokio::task::spawn_blocking(move || store::save(&p, &l)).await {
-                    Ok(Err(e)) => log::error!("notices: cannot save {}: {e}", path.display()),
-                    Ok(Ok(())) | Err(_) => {}
+                let saved = tokio::task::spawn_blocking(move || store::save(&p, &l)).await;
+                if let Ok(Err(e)) = saved {
+                    log::error!("notices: cannot save {}: {e}", path.display());
                 }
             }
             for o in owed {

@@ -62,8 +62,10 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("mb-notices-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let p = path(&dir);
-        let mut l = Ledger::default();
-        l.daily_last = Some("2026-12-04".into());
+        let l = Ledger {
+            daily_last: Some("2026-12-04".into()),
+            ..Ledger::default()
+        };
         save(&p, &l).unwrap();
         assert_eq!(load(&p), l);
         assert!(!p.with_extension("json.tmp").exists());
