@@ -51,6 +51,22 @@ pub struct Ledger {
     pub daily_last: Option<String>,
 }
 
+/// The part of the ledger a restart needs ([`Ledger::durable`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Durable {
+    pub announced: Vec<Announced>,
+    pub daily_last: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announced {
+    pub key: String,
+    pub at: i64,
+    pub reminded_at: Option<i64>,
+    pub clear_since: Option<i64>,
+    pub channels: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Kind {
     Trouble,
@@ -116,7 +132,10 @@ impl Ledger {
                 }
                 (Some(_), Some(clear)) if now - clear >= rules.notify_after => {
                     let still = pending(&e.trouble.holds);
-                    let drained = still.is_none_or(|n| n == 0);
+                    // Only a revived sink has a backlog of its own to drain before "all
+                    // delivered" is true; a spool level is over once it is below the level.
+                    let drained =
+                        !matches!(e.trouble.holds, Holds::Sink(_)) || still.is_none_or(|n| n == 0);
                     if drained || now - clear >= rules.notify_after + DRAIN_WAIT {
                         let kind = Kind::Recovery {
                             lasted: clear - e.since,
@@ -154,6 +173,29 @@ impl Ledger {
             .collect();
         v.sort_by_key(|t| std::cmp::Reverse(t.level));
         v
+    }
+
+    /// What must survive a restart: the announced troubles and where they stand, and the
+    /// date of the last daily summary. The rest (a trouble not yet announced, its changing
+    /// detail) is not worth a write to an SD card every second.
+    pub fn durable(&self) -> Durable {
+        let announced = self
+            .entries
+            .iter()
+            .filter_map(|(k, e)| {
+                Some(Announced {
+                    key: k.clone(),
+                    at: e.announced_at?,
+                    reminded_at: e.reminded_at,
+                    clear_since: e.clear_since,
+                    channels: e.channels.clone(),
+                })
+            })
+            .collect();
+        Durable {
+            announced,
+            daily_last: self.daily_last.clone(),
+        }
     }
 
     fn seen(&mut self, key: &str, t: &Trouble, holding: Option<u64>, now: i64) {
@@ -196,207 +238,4 @@ fn notice(e: &Entry, kind: Kind) -> Notice {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::health::Pattern;
-
-    const RULES: Rules = Rules {
-        notify_after: 120,
-        remind_every: 6 * 3600,
-    };
-
-    fn dead() -> (String, Judgement) {
-        (
-            "sink noise".into(),
-            Judgement::Trouble(Trouble {
-                key: "sink noise".into(),
-                level: Pattern::Dead,
-                what: "Sink noise is dead".into(),
-                detail: "HTTP 403".into(),
-                remedy: "rotate".into(),
-                sink: Some("noise".into()),
-                holds: Holds::Sink("noise".into()),
-            }),
-        )
-    }
-
-    fn clear() -> (String, Judgement) {
-        ("sink noise".into(), Judgement::Clear)
-    }
-
-    fn kinds(n: &[Notice]) -> Vec<Kind> {
-        n.iter().map(|n| n.kind.clone()).collect()
-    }
-
-    /// Steps the ledger through `(second, judgement, pending)` and collects every notice with
-    /// its second.
-    fn run(l: &mut Ledger, script: &[(i64, (String, Judgement), u64)]) -> Vec<(i64, Kind)> {
-        let mut out = Vec::new();
-        for (t, j, p) in script {
-            let p = *p;
-            for n in l.step(std::slice::from_ref(j), &|_| Some(p), *t, RULES) {
-                out.push((*t, n.kind));
-            }
-        }
-        out
-    }
-
-    #[test]
-    fn a_blip_shorter_than_notify_after_says_nothing() {
-        let mut l = Ledger::default();
-        let said = run(
-            &mut l,
-            &[
-                (0, dead(), 3),
-                (60, dead(), 3),
-                (119, clear(), 0),
-                (500, clear(), 0),
-            ],
-        );
-        assert_eq!(said, vec![]);
-        assert!(l.entries.is_empty());
-    }
-
-    #[test]
-    fn one_announcement_then_reminders_only_every_remind_every() {
-        let mut l = Ledger::default();
-        let mut script = vec![(0, dead(), 1)];
-        script.extend((1..=2200).map(|i| (i * 20, dead(), 5)));
-        let said = run(&mut l, &script);
-        // Announced at 120 s; reminded at 120 + 6 h and 120 + 12 h; nothing in between.
-        assert_eq!(
-            said,
-            vec![
-                (120, Kind::Trouble),
-                (120 + 6 * 3600, Kind::Reminder),
-                (120 + 12 * 3600, Kind::Reminder)
-            ]
-        );
-    }
-
-    #[test]
-    fn the_end_is_told_once_with_how_long_and_how_many_once_the_backlog_drained() {
-        let mut l = Ledger::default();
-        let said = run(
-            &mut l,
-            &[
-                (0, dead(), 2),
-                (130, dead(), 20),
-                (1000, clear(), 20),
-                (1200, clear(), 4),
-                (1300, clear(), 0),
-                (1400, clear(), 0),
-            ],
-        );
-        assert_eq!(
-            said,
-            vec![
-                (130, Kind::Trouble),
-                (
-                    1300,
-                    Kind::Recovery {
-                        lasted: 1000,
-                        held: Some(20),
-                        pending: Some(0)
-                    }
-                )
-            ]
-        );
-        assert!(l.entries.is_empty());
-    }
-
-    #[test]
-    fn a_backlog_that_does_not_drain_is_told_after_the_drain_wait() {
-        let mut l = Ledger::default();
-        let said = run(
-            &mut l,
-            &[
-                (0, dead(), 9),
-                (200, dead(), 9),
-                (300, clear(), 9),
-                (300 + 120 + DRAIN_WAIT, clear(), 7),
-            ],
-        );
-        assert_eq!(
-            said[1].1,
-            Kind::Recovery {
-                lasted: 300,
-                held: Some(9),
-                pending: Some(7)
-            }
-        );
-    }
-
-    #[test]
-    fn a_flap_while_announced_is_no_end_and_no_new_announcement() {
-        let mut l = Ledger::default();
-        let said = run(
-            &mut l,
-            &[
-                (0, dead(), 1),
-                (200, dead(), 1),
-                (300, clear(), 0),
-                (350, dead(), 1),
-                (600, dead(), 1),
-            ],
-        );
-        assert_eq!(said, vec![(200, Kind::Trouble)]);
-    }
-
-    #[test]
-    fn what_is_not_known_yet_changes_nothing() {
-        let mut l = Ledger::default();
-        let unknown = ("sink noise".to_string(), Judgement::Unknown);
-        let said = run(
-            &mut l,
-            &[
-                (0, dead(), 1),
-                (200, dead(), 1),
-                (300, unknown.clone(), 0),
-                (900, unknown, 0),
-            ],
-        );
-        assert_eq!(said, vec![(200, Kind::Trouble)]);
-        assert!(l.entries["sink noise"].clear_since.is_none());
-    }
-
-    #[test]
-    fn a_restart_does_not_announce_again() {
-        let mut l = Ledger::default();
-        run(&mut l, &[(0, dead(), 1), (200, dead(), 1)]);
-        let saved = serde_json::to_string(&l).unwrap();
-        let mut back: Ledger = serde_json::from_str(&saved).unwrap();
-        let unknown = ("sink noise".to_string(), Judgement::Unknown);
-        let said = run(
-            &mut back,
-            &[(300, unknown, 0), (310, dead(), 1), (5000, dead(), 1)],
-        );
-        assert_eq!(said, vec![]);
-    }
-
-    #[test]
-    fn a_condition_the_config_no_longer_has_ends() {
-        let mut l = Ledger::default();
-        run(&mut l, &[(0, dead(), 0), (200, dead(), 0)]);
-        let said = l.step(&[], &|_| Some(0), 300, RULES);
-        assert!(said.is_empty());
-        let said = l.step(&[], &|_| None, 500, RULES);
-        assert_eq!(
-            kinds(&said),
-            vec![Kind::Recovery {
-                lasted: 300,
-                held: None,
-                pending: None
-            }]
-        );
-    }
-
-    #[test]
-    fn the_heartbeat_sees_only_announced_troubles() {
-        let mut l = Ledger::default();
-        run(&mut l, &[(0, dead(), 0)]);
-        assert!(l.current().is_empty());
-        run(&mut l, &[(200, dead(), 0)]);
-        assert_eq!(l.current().len(), 1);
-    }
-}
+mod tests;

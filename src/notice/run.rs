@@ -125,11 +125,11 @@ impl Notices {
                 _ = stop.wait() => break,
                 _ = tick.tick() => {}
             }
-            let before = ledger.clone();
+            let before = ledger.durable();
             let owed = self.round(&mut ledger).await;
             // Saved before anything is posted: a crash in between loses a notice (the
             // reminder recalls it), it never repeats one.
-            if ledger != before {
+            if ledger.durable() != before {
                 let (p, l) = (path.clone(), ledger.clone());
                 let saved = tokio::task::spawn_blocking(move || store::save(&p, &l)).await;
                 if let Ok(Err(e)) = saved {

@@ -113,3 +113,50 @@ pub fn metrics(out: &mut String, h: &Health) {
     let _ = writeln!(out, "# HELP mailbeacon_heartbeat_down_total Heartbeat calls that reported trouble since start.\n# TYPE mailbeacon_heartbeat_down_total counter");
     let _ = writeln!(out, "mailbeacon_heartbeat_down_total {}", hb.reported_down);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::notice::run::{LastNotice, Report};
+
+    #[test]
+    fn status_shows_the_last_notice_and_heartbeat_and_the_metrics_count_them() {
+        let mut h = Health {
+            notices: Some(Report {
+                last: Some(LastNotice {
+                    at: 0,
+                    kind: "trouble".into(),
+                    title: "Sink noise is dead".into(),
+                    delivered_to: vec!["alerts".into()],
+                    failed: vec![],
+                }),
+                sent: 3,
+                failed: 1,
+            }),
+            ..Health::default()
+        };
+        h.heartbeat = Some(crate::heartbeat::Report {
+            last_at: Some(60),
+            reported_healthy: Some(false),
+            failures: 2,
+            reported_down: 5,
+            ..Default::default()
+        });
+        let text = lines(notices(&h).as_ref(), heartbeat(&h).as_ref());
+        assert!(
+            text.contains("trouble \"Sink noise is dead\" to alerts; 3 sent, 1 failed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("heartbeat: last 1970-01-01T00:01:00Z reported trouble"),
+            "{text}"
+        );
+        let mut m = String::new();
+        metrics(&mut m, &h);
+        assert!(
+            m.contains("mailbeacon_notices_total{outcome=\"failed\"} 1"),
+            "{m}"
+        );
+        assert!(m.contains("mailbeacon_heartbeat_failures_total 2"), "{m}");
+    }
+}
