@@ -75,8 +75,9 @@ pub fn observe(h: &Health, config: &Config, now: i64) -> Vec<(String, Judgement)
     for a in &config.accounts {
         for f in &a.folders {
             let key = format!("imap {}/{f}", a.name);
+            let oauth = matches!(a.auth, crate::config::Auth::OAuth2(_));
             let j = match h.accounts.get(&(a.name.clone(), f.clone())) {
-                Some(row) => mailbox(&key, &a.name, row.state, row.last_error.as_deref()),
+                Some(row) => mailbox(&key, &a.name, oauth, row.state, row.last_error.as_deref()),
                 None => Judgement::Unknown,
             };
             out.push((key, j));
@@ -118,9 +119,20 @@ fn sink(h: &Health, name: &str) -> Judgement {
     }
 }
 
-fn mailbox(key: &str, account: &str, state: AccountState, error: Option<&str>) -> Judgement {
+fn mailbox(
+    key: &str,
+    account: &str,
+    oauth: bool,
+    state: AccountState,
+    error: Option<&str>,
+) -> Judgement {
+    let login = if oauth {
+        format!("Sign in again with `mailbeacon login {account}` (as the service's user), then {RELOAD}.")
+    } else {
+        format!("Check the password of account {account} (Gmail, iCloud, Yahoo and Fastmail need an app password), then {RELOAD}.")
+    };
     let (what, remedy) = match state {
-        AccountState::AuthFailed => ("login refused", format!("Check the password (an app password for Gmail/Outlook) or OAuth grant of account {account}, then {RELOAD}.")),
+        AccountState::AuthFailed => ("login refused", login),
         AccountState::TlsFailed => ("TLS refused", format!("Check the server's certificate, `ca_file` or `tls_fingerprint` of account {account}, then {RELOAD}.")),
         AccountState::MailboxMissing => ("folder missing", format!("Check `folders` of account {account} (names are case-sensitive), then {RELOAD}.")),
         AccountState::Backoff | AccountState::Error => ("unreachable", "mailbeacon keeps retrying by itself; check the network and the mail server.".to_string()),

@@ -242,3 +242,30 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn the_daily_summary_counts_each_bucket_and_shows_each_sink_and_pings_nobody() {
+    let mut h = Health::default();
+    h.apply(configured(), 0);
+    h.apply(stats(2, 0), 0);
+    h.apply(
+        Event::Sink {
+            name: "noise".into(),
+            state: SinkState::Dead,
+            error: Some("HTTP 403".into()),
+            delivered: false,
+        },
+        0,
+    );
+    let received = [("vip".to_string(), 3), ("unknown".to_string(), 10)].into();
+    let body = super::daily::render(&config(), &h, &received);
+    let e = &body["embeds"][0];
+    let lines = e["description"].as_str().unwrap();
+    assert!(
+        lines.contains("**vip**: 3 mails in 24 h · 2 pending · 0 dead")
+            && lines.contains("**unknown**: 10 mails in 24 h · 0 pending · 0 dead"),
+        "{lines}"
+    );
+    assert_eq!(e["fields"][0]["value"], "alerts ok · noise dead");
+    assert_eq!(body["allowed_mentions"], json!({ "parse": [] }));
+}
