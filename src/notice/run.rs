@@ -62,7 +62,7 @@ pub struct Notices {
 
 /// Where a notice goes: `preferred` if any (where its announcement went), else the configured
 /// notice sinks (default every sink); never `avoid`, never a dead sink, each channel once.
-fn targets(
+pub(super) fn targets(
     config: &Config,
     h: &Health,
     avoid: Option<&str>,
@@ -181,7 +181,11 @@ impl Notices {
 
     fn outgoing(&self, config: &Config, h: &Health, ledger: &mut Ledger, n: Notice) -> Outgoing {
         let to = match n.kind {
-            Kind::Recovery { .. } => targets(config, h, None, &n.channels),
+            // Where it was announced; if none of those works now (or it was announced
+            // nowhere, as when the only sink died), wherever works — the revived sink too.
+            Kind::Recovery { .. } => Some(targets(config, h, None, &n.channels))
+                .filter(|t| !t.is_empty())
+                .unwrap_or_else(|| targets(config, h, None, &[])),
             _ => targets(config, h, n.trouble.sink.as_deref(), &[]),
         };
         if n.kind == Kind::Trouble {

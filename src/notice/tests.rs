@@ -269,3 +269,42 @@ fn the_daily_summary_counts_each_bucket_and_shows_each_sink_and_pings_nobody() {
     assert_eq!(e["fields"][0]["value"], "alerts ok · noise dead");
     assert_eq!(body["allowed_mentions"], json!({ "parse": [] }));
 }
+
+#[test]
+fn notices_go_to_every_working_channel_once_and_never_to_the_dead_sink() {
+    let twin = CONFIG.replace(
+        "[[bucket]]\nname = \"vip\"",
+        "[[sink]]\nname = \"alerts-again\"\nkind = \"webhook\"\nurl = \"https://discord.com/api/webhooks/1/tokA\"\n[[bucket]]\nname = \"vip\"",
+    );
+    let config = Config::parse(std::path::Path::new("t.toml"), &twin, false).unwrap();
+    let names = |v: Vec<crate::config::SinkConfig>| -> Vec<String> {
+        v.into_iter().map(|s| s.name).collect()
+    };
+    let mut h = Health::default();
+    h.apply(configured(), 0);
+    let to = super::run::targets(&config, &h, None, &[]);
+    assert_eq!(
+        names(to),
+        ["alerts", "noise"],
+        "the same webhook twice is one channel"
+    );
+    let to = super::run::targets(&config, &h, Some("noise"), &[]);
+    assert_eq!(names(to), ["alerts"], "never the sink in trouble");
+    h.apply(
+        Event::Sink {
+            name: "alerts".into(),
+            state: SinkState::Dead,
+            error: None,
+            delivered: false,
+        },
+        0,
+    );
+    let to = super::run::targets(&config, &h, None, &[]);
+    assert_eq!(names(to), ["noise", "alerts-again"], "never a dead sink");
+    let to = super::run::targets(&config, &h, None, &["noise".to_string()]);
+    assert_eq!(
+        names(to),
+        ["noise"],
+        "an end goes where its announcement went"
+    );
+}
