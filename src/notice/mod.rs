@@ -135,7 +135,8 @@ fn mailbox(
         AccountState::AuthFailed => ("login refused", login),
         AccountState::TlsFailed => ("TLS refused", format!("Check the server's certificate, `ca_file` or `tls_fingerprint` of account {account}, then {RELOAD}.")),
         AccountState::MailboxMissing => ("folder missing", format!("Check `folders` of account {account} (names are case-sensitive), then {RELOAD}.")),
-        AccountState::Backoff | AccountState::Error => ("unreachable", "mailbeacon keeps retrying by itself; check the network and the mail server.".to_string()),
+        AccountState::Backoff => ("unreachable", "mailbeacon keeps retrying by itself; check the network and the mail server.".to_string()),
+        AccountState::Error => ("server error", "mailbeacon keeps retrying by itself; the log names what the server answered.".to_string()),
         AccountState::Connecting => return Judgement::Unknown,
         AccountState::Idle | AccountState::Polling => return Judgement::Clear,
     };
