@@ -1,6 +1,6 @@
-//! Health notices: trouble told in the Discord channels that still work (DESIGN.md invariant
-//! 10), so that a user away from the LED hears about a dead webhook, a refused IMAP login or a
-//! full disk.
+//! Health notices: trouble told in the Discord channels that still work, so that a user away
+//! from the LED hears about a dead webhook, a refused IMAP login or a full disk (README,
+//! "Trouble away from home").
 //!
 //! The flow, pure until the last step:
 //! 1. [`observe`] reads the health snapshot and judges every condition the configuration can
