@@ -136,6 +136,40 @@ fn grant_file(config: &Config) -> std::path::PathBuf {
     Path::new(state).join("oauth/home.json")
 }
 
+/// The README's `login` transcript is what `login` prints: each of its lines, up to where the
+/// account's own values begin, starts a line of the real run's output.
+fn readme_transcript_matches(output: &str) {
+    const README: &str = include_str!("../README.md");
+    let block = README
+        .split("sudo mailbeacon login work --config /etc/mailbeacon/mailbeacon.toml\n```\n```\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README's login transcript");
+    let variable = [
+        " work",
+        "https://",
+        "ABCD",
+        "/var/lib",
+        "outlook.office365.com",
+        "15 minutes",
+    ];
+    let mut checked = 0;
+    for line in block.lines().filter(|l| !l.trim().is_empty()) {
+        let cut = variable
+            .iter()
+            .filter_map(|v| line.find(v))
+            .min()
+            .unwrap_or(line.len());
+        let fixed = &line[..cut];
+        assert!(
+            output.lines().any(|l| l.starts_with(fixed)),
+            "the README shows {line:?}, but login printed no line starting {fixed:?}:\n{output}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 6, "{block}");
+}
+
 #[test]
 fn device_login_then_the_daemon_delivers_with_xoauth2() {
     let oauth = FakeOAuth::start(Duration::from_secs(3600));
@@ -173,6 +207,8 @@ fn device_login_then_the_daemon_delivers_with_xoauth2() {
         gap >= Duration::from_millis(5500),
         "polled again after {gap:?}"
     );
+
+    readme_transcript_matches(&text);
 
     let grant = grant_file(&config);
     let mode = std::fs::metadata(&grant)

@@ -68,6 +68,7 @@ pub struct RawAccount {
     pub credential: Option<String>,
     pub ca_file: Option<PathBuf>,
     pub tls_fingerprint: Option<String>,
+    pub open_url: Option<String>,
     pub auth: Option<String>,
     pub oauth2: Option<RawOAuth2>,
     pub folders: Option<Vec<String>>,
@@ -109,6 +110,8 @@ pub struct RawSink {
     pub token_file: Option<PathBuf>,
     pub api_base: Option<String>,
     pub thread_id: Option<String>,
+    pub forum: Option<bool>,
+    pub thread_name: Option<String>,
     pub probe_every: Option<String>,
     pub probe_max: Option<String>,
     pub timeout: Option<String>,
@@ -131,6 +134,10 @@ pub struct RawBucket {
     pub audit: Option<String>,
     /// `false`: notify during quiet hours too (P2/P3 go silent by default).
     pub quiet: Option<bool>,
+    pub applied_tags: Option<Vec<String>>,
+    pub thread_id: Option<String>,
+    pub attachments: Option<String>,
+    pub attachments_max: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -35,6 +35,9 @@ mod tests {
             escalate_after: None,
             audit: None,
             quiet,
+            applied_tags: Vec::new(),
+            thread_id: None,
+            upload_max: None,
         }
     }
 

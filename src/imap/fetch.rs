@@ -17,7 +17,11 @@ use chrono::{DateTime, Utc};
 use imap::types::Fetch;
 use std::time::Duration;
 
-const FETCH_ITEMS: &str = "(UID RFC822.SIZE BODY.PEEK[]<0.65536>)";
+/// BODYSTRUCTURE lists the attachments without downloading them (src/imap/structure.rs).
+const FETCH_ITEMS: &str = "(UID RFC822.SIZE BODYSTRUCTURE BODY.PEEK[]<0.65536>)";
+/// The same without BODYSTRUCTURE, for an answer the parser cannot read: a mail is never held
+/// back for the sake of its attachment list.
+const FETCH_PLAIN: &str = "(UID RFC822.SIZE BODY.PEEK[]<0.65536>)";
 /// Pauses before each lone re-fetch of a UID the chunk's answer did not bring readable: at
 /// once (a `{0}` body in a multi-message answer), then twice more for a mailbox still making
 /// the mail fetchable.
@@ -110,14 +114,14 @@ impl Watcher {
     ) -> Result<Option<Vec<NewItem>>, ImapError> {
         // Up to 50 × 64 KiB: allow a slow link (16 KiB/s) on top of the read timeouts.
         self.alive_for(Duration::from_secs(200));
-        let fetches = self.patiently(s, stop, |s| s.uid_fetch(uid_set(chunk), FETCH_ITEMS))?;
+        let fetches = self.fetch(s, &uid_set(chunk), stop)?;
         let mut items: Vec<NewItem> = Vec::with_capacity(chunk.len());
         for f in fetches.iter().filter(|f| readable(f)) {
             let Some(uid) = f.uid.filter(|u| chunk.binary_search(u).is_ok()) else {
                 continue;
             };
             if !items.iter().any(|i| i.uid == uid) {
-                items.push(self.item(uid, f.body()));
+                items.push(self.item(uid, f.body(), f.bodystructure()));
             }
         }
         drop(fetches);
@@ -149,7 +153,7 @@ impl Watcher {
                 return Ok(Settled::Stopped);
             }
             self.alive_for(Duration::ZERO);
-            let fetches = self.patiently(s, stop, |s| s.uid_fetch(uid.to_string(), FETCH_ITEMS))?;
+            let fetches = self.fetch(s, &uid.to_string(), stop)?;
             let Some(f) = fetches.iter().find(|f| f.uid == Some(uid)) else {
                 continue;
             };
@@ -158,7 +162,8 @@ impl Watcher {
                     "imap {}: uid {uid} came back without its body; fetched alone, it did",
                     self.label()
                 );
-                return Ok(Settled::Mail(Box::new(self.item(uid, f.body()))));
+                let item = self.item(uid, f.body(), f.bodystructure());
+                return Ok(Settled::Mail(Box::new(item)));
             }
             seen_bodiless = true;
         }
@@ -180,12 +185,38 @@ impl Watcher {
             },
             REFETCH_PAUSES.len() + 1
         );
-        Ok(Settled::Mail(Box::new(self.item(uid, None))))
+        Ok(Settled::Mail(Box::new(self.item(uid, None, None))))
+    }
+
+    /// `UID FETCH set` with the attachment list, or without it when the server's answer with
+    /// BODYSTRUCTURE cannot be parsed (a hostile mail can make a server describe it oddly).
+    fn fetch(
+        &self,
+        s: &mut Session,
+        set: &str,
+        stop: &Stop,
+    ) -> Result<imap::types::Fetches, ImapError> {
+        match self.patiently(s, stop, |s| s.uid_fetch(set, FETCH_ITEMS)) {
+            Err(ImapError::Protocol(why)) => {
+                log::warn!(
+                    "imap {}: the answer with BODYSTRUCTURE was not understood ({why}); \
+                     fetching uid {set} without it (no attachments listed)",
+                    self.label()
+                );
+                self.patiently(s, stop, |s| s.uid_fetch(set, FETCH_PLAIN))
+            }
+            other => other,
+        }
     }
 
     /// Summarises and triages one mail; hostile bytes cannot take the loop down.
-    pub(super) fn item(&self, uid: u32, body: Option<&[u8]>) -> NewItem {
-        let summary = match body {
+    pub(super) fn item(
+        &self,
+        uid: u32,
+        body: Option<&[u8]>,
+        structure: Option<&imap_proto::types::BodyStructure<'_>>,
+    ) -> NewItem {
+        let mut summary = match body {
             Some(raw) => std::panic::catch_unwind(|| summarize(raw)).unwrap_or_else(|_| Summary {
                 parse_error: Some("the parser failed on this mail".into()),
                 ..Summary::default()
@@ -195,6 +226,10 @@ impl Watcher {
                 ..Summary::default()
             },
         };
+        if let Some(bs) = structure {
+            summary.attachments =
+                std::panic::catch_unwind(|| super::structure::attachments(bs)).unwrap_or_default();
+        }
         let bucket = if summary.parse_error.is_some() {
             self.triage.fallback()
         } else {
@@ -309,10 +344,27 @@ fn uid_set(uids: &[u32]) -> String {
     set
 }
 
-/// The highest UID in the selected mailbox, for servers that do not say UIDNEXT.
-pub(super) fn highest_uid(s: &mut Session) -> Result<u32, ImapError> {
+/// The highest UID in the selected mailbox of `exists` messages, for servers that do not say
+/// UIDNEXT: the UID of the last message (`FETCH * (UID)`). Courier answers `UID SEARCH UID *`
+/// with nothing, which read as 0 would make a first run spool the whole folder.
+pub(super) fn highest_uid(s: &mut Session, exists: u32) -> Result<u32, ImapError> {
+    if exists == 0 {
+        return Ok(0);
+    }
+    let last = s.fetch("*", "(UID)").map_err(ImapError::from_imap)?;
+    let by_fetch = last.iter().filter_map(|f| f.uid).max();
+    if let Some(uid) = by_fetch {
+        return Ok(uid);
+    }
     let found = s.uid_search("UID *").map_err(ImapError::from_imap)?;
-    Ok(found.into_iter().max().unwrap_or(0))
+    let highest = found.into_iter().max();
+    if highest.is_none() {
+        // Watching from 0 repeats what is there rather than never watching at all.
+        log::warn!(
+            "imap: the server names no UID for any of {exists} message(s); watching from uid 0"
+        );
+    }
+    Ok(highest.unwrap_or(0))
 }
 
 /// Those of `uids` (ascending) whose INTERNALDATE is at or after `since`.

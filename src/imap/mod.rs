@@ -8,7 +8,9 @@
 
 pub mod connect;
 mod fetch;
+pub mod part;
 pub mod quirks;
+pub mod structure;
 
 pub use connect::{login, login_until, tls_config, ImapError, Session};
 
@@ -130,12 +132,51 @@ impl Watcher {
                 self.account.poll_interval
             );
         }
-        let Some((cursor, exists)) = self.open(&mut s, carry, stop)? else {
-            return Ok(());
-        };
-        self.watch(&mut s, cursor, exists, idle, carry, stop)?;
+        loop {
+            let Some((cursor, exists)) = self.open(&mut s, carry, stop)? else {
+                return Ok(());
+            };
+            if !self.watch(&mut s, cursor, exists, idle, carry, stop)? {
+                break;
+            }
+        }
         let _ = s.logout();
         Ok(())
+    }
+
+    /// A refused EXAMINE: the folder is missing (or not ours to read).
+    fn missing(&self, e: imap::Error) -> ImapError {
+        match e {
+            imap::Error::No(no) => {
+                ImapError::Mailbox(format!("{}: {}", self.folder, no.information))
+            }
+            other => ImapError::from_imap(other),
+        }
+    }
+
+    /// The folder examined again at a reconciliation poll; its message count while it is the
+    /// folder the cursor belongs to, `None` once it was re-created (a new UIDVALIDITY). Some
+    /// servers go on serving a session the folder it had open after that folder was deleted
+    /// and made anew (Cyrus the deleted one, Courier the new one under the old UIDVALIDITY):
+    /// only a fresh EXAMINE shows the change.
+    fn reexamine(
+        &self,
+        s: &mut Session,
+        cursor: Cursor,
+        stop: &Stop,
+    ) -> Result<Option<u32>, ImapError> {
+        let mailbox =
+            self.patiently_as(s, stop, |s| s.examine(&self.folder), |e| self.missing(e))?;
+        if mailbox.uid_validity == Some(cursor.uidvalidity) {
+            return Ok(Some(mailbox.exists));
+        }
+        log::warn!(
+            "imap {}: the folder was re-created while watched (UIDVALIDITY {} → {}); opening it again",
+            self.label(),
+            cursor.uidvalidity,
+            mailbox.uid_validity.map_or("none".to_string(), |v| v.to_string())
+        );
+        Ok(None)
     }
 
     /// Examines the folder and finds the cursor to watch from (starting or rescanning the
@@ -147,19 +188,14 @@ impl Watcher {
         carry: &mut Carry,
         stop: &Stop,
     ) -> Result<Option<(Cursor, u32)>, ImapError> {
-        let missing = |e| match e {
-            imap::Error::No(no) => {
-                ImapError::Mailbox(format!("{}: {}", self.folder, no.information))
-            }
-            other => ImapError::from_imap(other),
-        };
-        let mailbox = self.patiently_as(s, stop, |s| s.examine(&self.folder), missing)?;
+        let mailbox =
+            self.patiently_as(s, stop, |s| s.examine(&self.folder), |e| self.missing(e))?;
         let uidvalidity = mailbox
             .uid_validity
             .ok_or_else(|| ImapError::Protocol("server sent no UIDVALIDITY".into()))?;
         let top = match mailbox.uid_next {
             Some(next) => next.saturating_sub(1),
-            None => highest_uid(s)?,
+            None => highest_uid(s, mailbox.exists)?,
         };
         let stored = self
             .spool
@@ -180,9 +216,10 @@ impl Watcher {
         Ok(Some((cursor, mailbox.exists)))
     }
 
-    /// Watches the open folder until stopped: a poll, then IDLE (or a sleep) until the next
-    /// one. `exists` is the folder's message count as the server last reported it: a larger
-    /// count in any response is new mail.
+    /// Watches the open folder until stopped (false) or until it was re-created and must be
+    /// opened again (true): a poll, then IDLE (or a sleep) until the next one. `exists` is the
+    /// folder's message count as the server last reported it: a larger count in any response
+    /// is new mail.
     fn watch(
         &self,
         s: &mut Session,
@@ -191,14 +228,22 @@ impl Watcher {
         idle: bool,
         carry: &mut Carry,
         stop: &Stop,
-    ) -> Result<(), ImapError> {
+    ) -> Result<bool, ImapError> {
         let mut next_poll = Instant::now();
+        let mut fresh = true;
         while !stop.is_stopped() {
             // A reconciliation poll when due, else the catch-up after an IDLE: the same search.
             let due = Instant::now() >= next_poll;
             if due {
                 self.report(AccountState::Polling, None, Some(cursor));
+                if !fresh {
+                    match self.reexamine(s, cursor, stop)? {
+                        Some(count) => exists = count,
+                        None => return Ok(true),
+                    }
+                }
             }
+            fresh = false;
             let dedup = carry.dedup_until.is_some_and(|t| Instant::now() < t);
             if !self.poll(s, &mut cursor, &mut exists, dedup, stop)? {
                 break;
@@ -228,7 +273,7 @@ impl Watcher {
                 }
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Where a mailbox without a usable cursor starts: its first run (`start_at`, `backfill`)

@@ -44,6 +44,20 @@ async fn gate(guard: &Guard, who: &Who, sink: &Arc<HttpSink>, stop: &Stop) -> bo
     }
 }
 
+/// A forum or media channel takes only posts (else 400, code 220001): there a notice is a new
+/// post named after its title, unless the sink posts into a thread of its own.
+fn addressed(config: &SinkConfig, body: &serde_json::Value) -> serde_json::Value {
+    let mut body = body.clone();
+    if config.forum.is_some() && config.thread_id.is_none() {
+        let title = body["embeds"][0]["title"]
+            .as_str()
+            .unwrap_or("mailbeacon")
+            .to_string();
+        body["thread_name"] = serde_json::json!(crate::text::ellipsize(&title, 100));
+    }
+    body
+}
+
 /// Posts `body` to `config`'s destination; `Err` with the reason when it was not delivered.
 pub async fn post(
     config: &SinkConfig,
@@ -63,8 +77,8 @@ pub async fn post(
         if !gate(guard, &who, &sink, stop).await {
             return Err("stopping".into());
         }
-        let (s, b, n) = (sink.clone(), body.clone(), nonce.clone());
-        let Ok(reply) = tokio::task::spawn_blocking(move || s.post(&b, &n)).await else {
+        let (s, b, n) = (sink.clone(), addressed(config, body), nonce.clone());
+        let Ok(reply) = tokio::task::spawn_blocking(move || s.post(&b, &n, None)).await else {
             return Err("worker failed".into());
         };
         guard.observe(&who, POST, &reply, Instant::now());

@@ -1,7 +1,12 @@
 pub mod config;
+pub mod corpus;
+pub mod courier;
+pub mod cyrus;
 pub mod daemon;
 pub mod dovecot;
 pub mod fake_discord;
 pub mod fake_oauth;
+pub mod instance;
 pub mod notices;
 pub mod scripted_imap;
+pub mod servers;

@@ -19,6 +19,9 @@ fn bucket(name: &str, rules: Vec<Rule>) -> Bucket {
         escalate_after: None,
         audit: None,
         quiet: None,
+        applied_tags: Vec::new(),
+        thread_id: None,
+        upload_max: None,
     }
 }
 

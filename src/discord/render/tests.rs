@@ -28,6 +28,7 @@ fn item(id: u64, subject: &str, from: &str, snippet: &str) -> Item {
             message_id: None,
             role: None,
         }],
+        attachments: Vec::new(),
     }
 }
 
@@ -44,6 +45,9 @@ fn bucket(mention: Option<Mention>) -> Bucket {
         escalate_after: None,
         audit: None,
         quiet: None,
+        applied_tags: Vec::new(),
+        thread_id: None,
+        upload_max: None,
     }
 }
 

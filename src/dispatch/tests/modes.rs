@@ -17,6 +17,9 @@ fn bucket(mode: Mode, severity: Severity, sinks: &[&str]) -> Bucket {
         escalate_after: None,
         audit: None,
         quiet: None,
+        applied_tags: Vec::new(),
+        thread_id: None,
+        upload_max: None,
     }
 }
 
@@ -57,6 +60,9 @@ fn launch(sinks: &[Arc<Scripted>], spool: &Spool, buckets: Vec<Bucket>) -> Run {
             guard: guard.clone(),
             digests: digests.clone(),
             dead: dead.clone(),
+            links: Default::default(),
+            forum: None,
+            accounts: Default::default(),
         };
         tasks.push(tokio::spawn(d.run(stop.clone())));
     }
