@@ -127,7 +127,7 @@ fn mailbox(
     error: Option<&str>,
 ) -> Judgement {
     let login = if oauth {
-        format!("Sign in again with `mailbeacon login {account}` (as the service's user), then {RELOAD}.")
+        format!("Sign in again: run `mailbeacon login {account}` (as the service's user, or with sudo), then {RELOAD}.")
     } else {
         format!("Check the password of account {account} (Gmail, iCloud, Yahoo and Fastmail need an app password), then {RELOAD}.")
     };

@@ -61,7 +61,9 @@ pub struct Notices {
 }
 
 /// Where a notice goes: `preferred` if any (where its announcement went), else the configured
-/// notice sinks (default every sink); never `avoid`, never a dead sink, each channel once.
+/// notice sinks (default every sink); never `avoid`, never a dead sink, each channel once. A
+/// sink that shares its webhook or channel with `avoid` or a dead sink is that dead channel
+/// too: a notice there would be one more refused request.
 pub(super) fn targets(
     config: &Config,
     h: &Health,
@@ -81,16 +83,21 @@ pub(super) fn targets(
             .collect(),
         (None, true) => config.sinks.iter().collect(),
     };
+    let dead: HashSet<String> = config
+        .sinks
+        .iter()
+        .filter(|s| {
+            Some(s.name.as_str()) == avoid
+                || h.sinks
+                    .get(&s.name)
+                    .is_some_and(|x| x.state == SinkState::Dead)
+        })
+        .map(post::resource)
+        .collect();
     let mut seen = HashSet::new();
     chosen
         .into_iter()
-        .filter(|s| Some(s.name.as_str()) != avoid)
-        .filter(|s| {
-            h.sinks
-                .get(&s.name)
-                .is_none_or(|x| x.state != SinkState::Dead)
-        })
-        .filter(|s| seen.insert(post::resource(s)))
+        .filter(|s| !dead.contains(&post::resource(s)) && seen.insert(post::resource(s)))
         .cloned()
         .collect()
 }

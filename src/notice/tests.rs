@@ -136,6 +136,124 @@ fn a_refused_login_says_what_to_do_and_a_reconnect_is_not_yet_known() {
     assert_eq!(judged(&h, "imap home/INBOX"), Judgement::Clear);
 }
 
+fn trouble(h: &Health, key: &str) -> Trouble {
+    match judged(h, key) {
+        Judgement::Trouble(t) => t,
+        other => panic!("{key}: {other:?}"),
+    }
+}
+
+#[test]
+fn every_trouble_state_is_told_with_its_level_and_a_remedy() {
+    let acct = |state, error: &str| Event::Account {
+        account: "home".into(),
+        folder: "INBOX".into(),
+        state,
+        error: Some(error.into()),
+        cursor: None,
+    };
+    for (state, what, remedy) in [
+        (AccountState::TlsFailed, "TLS refused", "tls_fingerprint"),
+        (AccountState::MailboxMissing, "folder missing", "`folders`"),
+        (AccountState::Backoff, "unreachable", "retrying by itself"),
+        (AccountState::Error, "server error", "retrying by itself"),
+    ] {
+        let mut h = Health::default();
+        h.apply(configured(), 0);
+        h.apply(acct(state, "the server's words"), 0);
+        let t = trouble(&h, "imap home/INBOX");
+        assert_eq!(t.what, format!("IMAP home/INBOX: {what}"));
+        assert_eq!(t.detail, "the server's words");
+        assert!(t.remedy.contains(remedy), "{state:?}: {}", t.remedy);
+        assert_eq!((t.level, t.holds), (Pattern::Dead, Holds::Server));
+    }
+
+    // The spool: past its warning level, its alarm level, and its oldest mail too old.
+    let mut h = Health::default();
+    h.apply(configured(), 0);
+    h.apply(stats(6, 5), 0);
+    let t = trouble(&h, "spool alarm");
+    assert_eq!(t.what, "Spool past its alarm level (10 mails)");
+    assert_eq!(
+        (t.level, t.detail.as_str()),
+        (Pattern::Alarm, "11 mails pending")
+    );
+    assert_eq!(trouble(&h, "spool backlog").level, Pattern::Backlog);
+    let old = observe(&h, &config(), 3601 + 10);
+    assert!(
+        old.iter().any(|(k, j)| k == "spool age"
+            && matches!(j, Judgement::Trouble(t) if t.level == Pattern::Alarm && t.detail.contains("1h"))),
+        "{old:?}"
+    );
+    assert_eq!(
+        judged(&h, "spool age"),
+        Judgement::Clear,
+        "10 s is not too old"
+    );
+
+    // The disk full or read-only, by any writer: mail waits on the server.
+    for event in [
+        Event::Disk {
+            writer: "imap home/INBOX".into(),
+            full: Some("No space left on device".into()),
+        },
+        Event::SpoolFull {
+            writer: "imap home/INBOX".into(),
+            full: Some("spool_max_mb reached".into()),
+        },
+        Event::Disk {
+            writer: "sink noise".into(),
+            full: Some("Read-only file system".into()),
+        },
+    ] {
+        let mut h = Health::default();
+        h.apply(configured(), 0);
+        h.apply(event, 0);
+        let t = trouble(&h, "disk");
+        assert_eq!((t.level, t.holds.clone()), (Pattern::Alarm, Holds::Server));
+        assert!(t.remedy.contains("resumes by itself"), "{}", t.remedy);
+    }
+
+    // A Cloudflare ban and the invalid-request pause: every sink waits.
+    for (state, why) in [
+        (DiscordState::Banned, "1015"),
+        (DiscordState::Paused, "invalid requests"),
+    ] {
+        let mut h = Health::default();
+        h.apply(configured(), 0);
+        h.apply(
+            Event::Discord(DiscordHealth {
+                state,
+                ..Default::default()
+            }),
+            0,
+        );
+        let t = trouble(&h, "discord");
+        assert_eq!(t.what, "Every sink is paused");
+        assert!(t.detail.contains(why), "{}", t.detail);
+        assert_eq!(t.sink, None, "told in every working channel");
+    }
+}
+
+#[test]
+fn a_refused_oauth_login_says_to_sign_in_again_not_to_check_a_password() {
+    let Judgement::Trouble(t) = mailbox(
+        "imap work/INBOX",
+        "work",
+        true,
+        AccountState::AuthFailed,
+        Some("login.example refused the stored OAuth grant of account work (invalid_grant)"),
+    ) else {
+        panic!("not trouble")
+    };
+    assert_eq!(t.what, "IMAP work/INBOX: login refused");
+    assert!(
+        t.remedy.contains("run `mailbeacon login work`") && !t.remedy.contains("password"),
+        "{}",
+        t.remedy
+    );
+}
+
 /// Any health event, with hostile text wherever a component's words can appear.
 fn event() -> impl Strategy<Value = Event> {
     let words = prop_oneof![
@@ -184,7 +302,11 @@ fn event() -> impl Strategy<Value = Event> {
             cursor: None
         }),
         (0u64..30, 0u64..30).prop_map(|(a, b)| stats(a, b)),
-        (any::<bool>(), words).prop_map(|(full, e)| Event::Disk {
+        (any::<bool>(), words.clone()).prop_map(|(full, e)| Event::Disk {
+            writer: "imap home/INBOX".into(),
+            full: full.then_some(e)
+        }),
+        (any::<bool>(), words).prop_map(|(full, e)| Event::SpoolFull {
             writer: "imap home/INBOX".into(),
             full: full.then_some(e)
         }),
@@ -300,7 +422,26 @@ fn notices_go_to_every_working_channel_once_and_never_to_the_dead_sink() {
         0,
     );
     let to = super::run::targets(&config, &h, None, &[]);
-    assert_eq!(names(to), ["noise", "alerts-again"], "never a dead sink");
+    assert_eq!(
+        names(to),
+        ["noise"],
+        "never a dead sink, nor another sink on its webhook"
+    );
+    h.apply(
+        Event::Sink {
+            name: "alerts".into(),
+            state: SinkState::Ok,
+            error: None,
+            delivered: true,
+        },
+        0,
+    );
+    let to = super::run::targets(&config, &h, Some("alerts-again"), &[]);
+    assert_eq!(
+        names(to),
+        ["noise"],
+        "the sink in trouble's webhook under another name"
+    );
     let to = super::run::targets(&config, &h, None, &["noise".to_string()]);
     assert_eq!(
         names(to),
