@@ -4,6 +4,7 @@
 //! - a restart while a trouble is announced does not announce it again;
 //! - a refused IMAP login is announced with its remedy, the heartbeat reports failure, then
 //!   success once it is fixed, and the end is told;
+//! - notices go only to `[notices] sinks`, and in a forum channel each is a post of its own;
 //! - a heartbeat monitor that hangs does not slow delivery;
 //! - during quiet hours P3 mail arrives silently (flag 4096), P1 mail and opted-out buckets
 //!   notify.
@@ -107,6 +108,62 @@ fn a_restart_while_a_trouble_is_announced_does_not_announce_it_again() {
     assert!(
         notices_to(&discord, "noiseTOKEN").is_empty(),
         "never to the dead sink"
+    );
+}
+
+#[test]
+fn notices_go_only_to_the_named_sinks_and_in_a_forum_each_is_a_post_of_its_own() {
+    let dovecot = Dovecot::start();
+    let discord = FakeDiscord::start();
+    let alerts = discord.webhook("100", "alertsTOKEN", Behaviour::Ok);
+    let board = discord.webhook("300", "boardTOKEN", Behaviour::Ok);
+    let forum = discord.webhook_channel("boardTOKEN");
+    discord.make_forum(&forum);
+    let noise = discord.webhook("200", "noiseTOKEN", NOTICE_DEAD);
+    let dir = temp_dir("notice-forum");
+    let _daemon = Config::new(&dir, &dovecot)
+        .sinks(&format!(
+            "[[sink]]\nname = \"alerts\"\nkind = \"webhook\"\nurl = \"{alerts}\"\n\n\
+             [[sink]]\nname = \"board\"\nkind = \"webhook\"\nurl = \"{board}\"\nforum = true\n\n\
+             [[sink]]\nname = \"noise\"\nkind = \"webhook\"\nurl = \"{noise}\"\nprobe_every = \"1s\"\nprobe_max = \"1s\""
+        ))
+        .buckets(
+            "[[bucket]]\nname = \"unknown\"\nsinks = [\"noise\"]\n\n\
+             [notices]\nsinks = [\"board\", \"noise\"]\nnotify_after = \"2s\"",
+        )
+        .start_watching();
+    send(&dovecot, "Held for the board");
+    wait_until(
+        Duration::from_secs(30),
+        "the notice posted in the forum",
+        || !discord.posts_in(&forum).is_empty(),
+    );
+    // The webhook revives at its next probe and the held mail goes out; its end is told.
+    discord.set_behaviour("noiseTOKEN", Behaviour::Ok);
+    wait_until(Duration::from_secs(30), "the recovery posted", || {
+        discord.posts_in(&forum).len() >= 2
+    });
+    let names: Vec<String> = discord.posts_in(&forum).into_iter().map(|p| p.1).collect();
+    assert_eq!(names, ["Sink noise is dead", "Over: Sink noise is dead"]);
+    assert!(
+        discord
+            .posts_to("boardTOKEN")
+            .iter()
+            .all(|r| (200..300).contains(&r.status)),
+        "Discord refused a notice in the forum (220001 without thread_name)"
+    );
+    let starter = notices_to(&discord, "boardTOKEN");
+    assert_eq!(starter.len(), 2, "each notice once");
+    assert!(
+        description(&starter[1]).contains("1 mail held back meanwhile; all delivered now"),
+        "{}",
+        description(&starter[1])
+    );
+    assert!(
+        all_notices(&discord)
+            .iter()
+            .all(|r| r.path.contains("/300/")),
+        "a notice went to a sink not named in [notices] sinks, or to the dead one"
     );
 }
 

@@ -102,3 +102,42 @@ pub async fn post(
     }
     Err(last)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{SinkTarget, WebhookUrl};
+    use serde_json::json;
+    use std::time::Duration;
+
+    fn sink(forum: bool, thread_id: Option<&str>) -> SinkConfig {
+        let url = WebhookUrl::parse("https://discord.com/api/webhooks/1/tok").unwrap();
+        SinkConfig {
+            name: "board".into(),
+            target: SinkTarget::Webhook(url),
+            thread_id: thread_id.map(str::to_string),
+            forum: forum.then(|| "{subject}".to_string()),
+            probe_every: Duration::from_secs(60),
+            probe_max: Duration::from_secs(60),
+            timeout: Duration::from_secs(30),
+        }
+    }
+
+    #[test]
+    fn in_a_forum_a_notice_is_a_post_named_after_its_title() {
+        let body = json!({ "content": "x", "embeds": [{ "title": "Sink noise is dead" }] });
+        assert_eq!(
+            addressed(&sink(true, None), &body)["thread_name"],
+            "Sink noise is dead"
+        );
+        assert!(addressed(&sink(false, None), &body)
+            .get("thread_name")
+            .is_none());
+        assert!(
+            addressed(&sink(true, Some("77")), &body)
+                .get("thread_name")
+                .is_none(),
+            "a sink with a thread of its own posts there"
+        );
+    }
+}

@@ -33,10 +33,13 @@ fn holds_text(n: &Notice) -> Option<String> {
             held: Some(held),
             pending,
             ..
-        } => Some(match pending {
-            Some(0) | None => format!("{held} mails held back meanwhile; all delivered now."),
-            Some(p) => format!("{held} mails held back meanwhile; {p} still pending."),
-        }),
+        } => {
+            let noun = if *held == 1 { "mail" } else { "mails" };
+            Some(match pending {
+                Some(0) | None => format!("{held} {noun} held back meanwhile; all delivered now."),
+                Some(p) => format!("{held} {noun} held back meanwhile; {p} still pending."),
+            })
+        }
         Kind::Recovery { held: None, .. } => {
             Some("Mail waited on the server meanwhile and is fetched now.".into())
         }
@@ -180,5 +183,13 @@ mod tests {
             .as_str()
             .unwrap()
             .starts_with("Over: "));
+        let one = Kind::Recovery {
+            lasted: 60,
+            held: Some(1),
+            pending: Some(0),
+        };
+        let body = render(&notice(Pattern::Dead, one), None);
+        let d = body["embeds"][0]["description"].as_str().unwrap();
+        assert!(d.contains(" 1 mail held back meanwhile;"), "{d}");
     }
 }
