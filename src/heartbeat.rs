@@ -65,22 +65,10 @@ pub fn call(style: HeartbeatStyle, url: &str, trouble: Option<&str>) -> Option<C
             let (status, msg) = t.map_or(("up", "OK"), |r| ("down", r));
             Some(get(format!(
                 "{base}?status={status}&msg={}&ping=",
-                encode(msg)
+                crate::text::percent_encode(msg)
             )))
         }
     }
-}
-
-/// Percent-encodes everything but RFC 3986's unreserved characters.
-fn encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// The one-line reason for the worst trouble at the dead or alarm level, if any.
