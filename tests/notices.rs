@@ -5,6 +5,7 @@
 //! - a refused IMAP login is announced with its remedy, the heartbeat reports failure, then
 //!   success once it is fixed, and the end is told;
 //! - notices go only to `[notices] sinks`, and in a forum channel each is a post of its own;
+//! - a server unreachable, then refusing the login, is told as each (two remedies);
 //! - a heartbeat monitor that hangs does not slow delivery;
 //! - during quiet hours P3 mail arrives silently (flag 4096), P1 mail and opted-out buckets
 //!   notify.
@@ -258,6 +259,53 @@ fn a_refused_login_is_announced_with_its_remedy_and_the_heartbeat_reports_it_unt
     assert!(
         !daemon.log_text().contains("SECRETUUID"),
         "heartbeat URL in the log"
+    );
+}
+
+#[test]
+fn a_server_unreachable_then_refusing_the_login_is_told_as_each() {
+    let dovecot = Dovecot::start();
+    let discord = FakeDiscord::start();
+    let alerts = discord.webhook("100", "alertsTOKEN", Behaviour::Ok);
+    let dir = temp_dir("notice-change");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap();
+    let config = |keys: &str| {
+        Config::new(&dir, &dovecot)
+            .account(keys)
+            .webhook(&alerts)
+            .sinks("[notices]\nnotify_after = \"2s\"")
+    };
+    let daemon = config(&format!("port = {closed}")).start();
+    wait_until(
+        Duration::from_secs(30),
+        "the unreachable server told",
+        || !notices_to(&discord, "alertsTOKEN").is_empty(),
+    );
+    assert_eq!(
+        title(&notices_to(&discord, "alertsTOKEN")[0]),
+        "IMAP home/INBOX: unreachable"
+    );
+    // The server answers again, and refuses the login: another remedy, so another notice.
+    config("password = \"wrong\"").write();
+    daemon.signal(libc::SIGHUP);
+    wait_until(Duration::from_secs(30), "the refused login told", || {
+        notices_to(&discord, "alertsTOKEN").len() >= 2
+    });
+    let refused = &notices_to(&discord, "alertsTOKEN")[1];
+    assert_eq!(title(refused), "IMAP home/INBOX: login refused");
+    assert!(
+        description(refused).contains("Check the password"),
+        "{}",
+        description(refused)
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(
+        notices_to(&discord, "alertsTOKEN").len(),
+        2,
+        "one notice per state"
     );
 }
 

@@ -4,7 +4,9 @@
 //!
 //! Per condition: a trouble seen for the first time is noted, not told; once it lasted
 //! `notify_after` it is announced (one notice); while it lasts a reminder follows every
-//! `remind_every`; once it has been gone for `notify_after` (and, for a sink, its backlog has
+//! `remind_every`; when it turns into another state of the same condition (an IMAP server
+//! unreachable, then refusing the login) that lasts `notify_after`, the new state is announced
+//! as such, with its own remedy; once it has been gone for `notify_after` (and, for a sink, its backlog has
 //! drained, or [`DRAIN_WAIT`] passed) its end is told once. A trouble that ends before it was
 //! announced is forgotten without a word. Conditions that are not known yet change nothing.
 //!
@@ -32,6 +34,12 @@ pub struct Entry {
     pub since: i64,
     pub announced_at: Option<i64>,
     pub reminded_at: Option<i64>,
+    /// The headline last announced (`None` in a ledger from before it was kept).
+    #[serde(default)]
+    pub told: Option<String>,
+    /// When the present headline began, if it is not the one first seen.
+    #[serde(default)]
+    pub changed_since: Option<i64>,
     /// The sinks the announcement went to: its end is told there too.
     #[serde(default)]
     pub channels: Vec<String>,
@@ -65,6 +73,7 @@ pub struct Announced {
     pub reminded_at: Option<i64>,
     pub clear_since: Option<i64>,
     pub channels: Vec<String>,
+    pub told: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,10 +130,23 @@ impl Ledger {
         let mut out = Vec::new();
         let mut over = Vec::new();
         for (key, e) in self.entries.iter_mut() {
+            let changed = e.told.as_ref().is_some_and(|t| *t != e.trouble.what);
+            let state_since = e.changed_since.unwrap_or(e.since);
             match (e.announced_at, e.clear_since) {
                 (None, None) if now - e.since >= rules.notify_after => {
                     e.announced_at = Some(now);
+                    e.told = Some(e.trouble.what.clone());
                     out.push(notice(e, Kind::Trouble));
+                }
+                // Another state of an announced condition, lasting: a new announcement (its
+                // own remedy), and the reminders count from it.
+                (Some(_), None) if changed && now - state_since >= rules.notify_after => {
+                    e.reminded_at = Some(now);
+                    e.told = Some(e.trouble.what.clone());
+                    out.push(Notice {
+                        since: state_since,
+                        ..notice(e, Kind::Trouble)
+                    });
                 }
                 (Some(at), None) if now - e.reminded_at.unwrap_or(at) >= rules.remind_every => {
                     e.reminded_at = Some(now);
@@ -189,6 +211,7 @@ impl Ledger {
                     reminded_at: e.reminded_at,
                     clear_since: e.clear_since,
                     channels: e.channels.clone(),
+                    told: e.told.clone(),
                 })
             })
             .collect();
@@ -207,10 +230,15 @@ impl Ledger {
                 since: now,
                 announced_at: None,
                 reminded_at: None,
+                told: None,
+                changed_since: None,
                 channels: Vec::new(),
                 held: 0,
                 clear_since: None,
             });
+        if e.trouble.what != t.what {
+            e.changed_since = Some(now);
+        }
         e.trouble = t.clone();
         e.clear_since = None;
         e.held = e.held.max(holding.unwrap_or(0));

@@ -135,6 +135,8 @@ fn mailbox(
         AccountState::AuthFailed => ("login refused", login),
         AccountState::TlsFailed => ("TLS refused", format!("Check the server's certificate, `ca_file` or `tls_fingerprint` of account {account}, then {RELOAD}.")),
         AccountState::MailboxMissing => ("folder missing", format!("Check `folders` of account {account} (names are case-sensitive), then {RELOAD}.")),
+        // A server that throttles this client is reached, and answers: it asks for patience.
+        AccountState::Backoff if error.is_some_and(|e| crate::imap::quirks::throttle_pause(e).is_some()) => ("throttled by the server", "mailbeacon waits as long as the server asks and logs in again by itself; many clients on one account (phones, other apps) make throttling likelier.".to_string()),
         AccountState::Backoff => ("unreachable", "mailbeacon keeps retrying by itself; check the network and the mail server.".to_string()),
         AccountState::Error => ("server error", "mailbeacon keeps retrying by itself; the log names what the server answered.".to_string()),
         AccountState::Connecting => return Judgement::Unknown,

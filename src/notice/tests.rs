@@ -156,14 +156,24 @@ fn every_trouble_state_is_told_with_its_level_and_a_remedy() {
         (AccountState::TlsFailed, "TLS refused", "tls_fingerprint"),
         (AccountState::MailboxMissing, "folder missing", "`folders`"),
         (AccountState::Backoff, "unreachable", "retrying by itself"),
+        (
+            AccountState::Backoff,
+            "throttled by the server",
+            "waits as long as the server asks",
+        ),
         (AccountState::Error, "server error", "retrying by itself"),
     ] {
         let mut h = Health::default();
         h.apply(configured(), 0);
-        h.apply(acct(state, "the server's words"), 0);
+        let words = if what.starts_with("throttled") {
+            "NO Request is throttled. Suggested Backoff Time: 2000 milliseconds"
+        } else {
+            "the server's words"
+        };
+        h.apply(acct(state, words), 0);
         let t = trouble(&h, "imap home/INBOX");
         assert_eq!(t.what, format!("IMAP home/INBOX: {what}"));
-        assert_eq!(t.detail, "the server's words");
+        assert_eq!(t.detail, words);
         assert!(t.remedy.contains(remedy), "{state:?}: {}", t.remedy);
         assert_eq!((t.level, t.holds), (Pattern::Dead, Holds::Server));
     }

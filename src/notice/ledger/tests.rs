@@ -263,3 +263,58 @@ fn the_heartbeat_sees_only_announced_troubles() {
     run(&mut l, &[(200, dead(), 0)]);
     assert_eq!(l.current().len(), 1);
 }
+
+fn imap(what: &str) -> (String, Judgement) {
+    (
+        "imap home/INBOX".into(),
+        Judgement::Trouble(Trouble {
+            key: "imap home/INBOX".into(),
+            level: Pattern::Dead,
+            what: format!("IMAP home/INBOX: {what}"),
+            detail: String::new(),
+            remedy: String::new(),
+            sink: None,
+            holds: Holds::Server,
+        }),
+    )
+}
+
+#[test]
+fn another_state_of_an_announced_condition_is_announced_once_it_lasts() {
+    let mut l = Ledger::default();
+    let mut said = Vec::new();
+    let mut step = |l: &mut Ledger, t: i64, j: (String, Judgement)| {
+        for n in l.step(&[j], &|_| None, t, RULES) {
+            said.push((t, n.kind, n.trouble.what, n.since));
+        }
+    };
+    step(&mut l, 0, imap("unreachable"));
+    step(&mut l, 130, imap("unreachable"));
+    // Back for a moment, refusing the login, then unreachable again: nothing to tell.
+    step(&mut l, 200, imap("login refused"));
+    step(&mut l, 250, imap("unreachable"));
+    step(&mut l, 400, imap("unreachable"));
+    // Then refusing the login for good: told once, after notify_after, as of when it began.
+    step(&mut l, 500, imap("login refused"));
+    step(&mut l, 600, imap("login refused"));
+    step(&mut l, 620, imap("login refused"));
+    step(&mut l, 700, imap("login refused"));
+    let saved = serde_json::to_string(&l).unwrap();
+    let mut back: Ledger = serde_json::from_str(&saved).unwrap();
+    step(
+        &mut back,
+        900,
+        ("imap home/INBOX".into(), Judgement::Unknown),
+    );
+    step(&mut back, 910, imap("login refused"));
+    step(&mut back, 2000, imap("login refused"));
+    let what = |s: &str| format!("IMAP home/INBOX: {s}");
+    assert_eq!(
+        said,
+        vec![
+            (130, Kind::Trouble, what("unreachable"), 0),
+            (620, Kind::Trouble, what("login refused"), 500),
+        ],
+        "one announcement per lasting state, none again after a restart"
+    );
+}
