@@ -19,7 +19,7 @@ use common::config::Config;
 use common::daemon::{send, temp_dir, wait_until};
 use common::dovecot::Dovecot;
 use common::fake_discord::{Behaviour, FakeDiscord};
-use common::notices::{all_notices, description, notices_to, title, Monitor};
+use common::notices::{all_notices, closed_port, description, notices_to, title, Monitor};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -268,10 +268,7 @@ fn a_server_unreachable_then_refusing_the_login_is_told_as_each() {
     let discord = FakeDiscord::start();
     let alerts = discord.webhook("100", "alertsTOKEN", Behaviour::Ok);
     let dir = temp_dir("notice-change");
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .unwrap();
+    let closed = closed_port();
     let config = |keys: &str| {
         Config::new(&dir, &dovecot)
             .account(keys)

@@ -139,19 +139,13 @@ url = "http://127.0.0.1:{closed}/api/push/{hb}?status=up"
 style = "uptime-kuma"
 every = "1s"
 "#,
-        closed = closed_port(),
+        closed = common::notices::closed_port(),
         hb = url_encoded(HEARTBEAT),
         state = dir.join("state").display(),
         dir = dir.display(),
         port = dovecot.imaps_port(),
         ca = dovecot.ca_file().display(),
     )
-}
-
-/// A loopback port nothing listens on: every heartbeat call fails to connect.
-fn closed_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    l.local_addr().unwrap().port()
 }
 
 fn set_failures(discord: &FakeDiscord) {

@@ -40,6 +40,13 @@ pub fn mail_titles(discord: &FakeDiscord, token: &str) -> Vec<String> {
         .collect()
 }
 
+/// A loopback port nothing listens on (the listener is gone when this returns): every
+/// connection to it is refused, like a monitor or a mail server that is down.
+pub fn closed_port() -> u16 {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+    l.local_addr().expect("its address").port()
+}
+
 pub fn title(r: &Request) -> String {
     r.body["embeds"][0]["title"]
         .as_str()
