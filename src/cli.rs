@@ -1,14 +1,14 @@
-//! The command line: parse, dispatch, map every failure to DESIGN.md's exit codes
+//! The command line: parse, dispatch, map every failure to docs/design.md's exit codes
 //! (0 ok, 1 runtime failure, 2 usage, 65 damaged spool, 78 configuration).
 
 use crate::config::Config;
-use crate::control::{self, Request};
+use crate::control::{self, Reply, Request};
 use crate::daemon::{self, RunError};
 use crate::discord::{HttpSink, Outcome, Sink};
 use crate::spool::{Spool, SpoolError};
 use crate::status;
 use clap::{Parser, Subcommand};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 mod login;
@@ -62,6 +62,15 @@ enum Command {
         account: String,
         #[command(flatten)]
         config: ConfigArg,
+    },
+    /// Guided setup: asks for the mailbox, the Discord channel, buckets and the LED pins,
+    /// tests each answer at once, writes the config and its secret files, runs check --probe.
+    /// Every question has a flag; --yes takes the defaults for the rest.
+    Setup {
+        #[command(flatten)]
+        config: ConfigArg,
+        #[command(flatten)]
+        flags: Box<crate::setup::Flags>,
     },
     /// Accounts, sinks, buckets and the LED pattern.
     Status {
@@ -168,6 +177,7 @@ pub fn main() -> i32 {
         Command::Run(c) => daemon::run(&c.config).map_err(Failure::from),
         Command::Check { config, probe } => check(&config.config, probe),
         Command::Login { account, config } => login::run(&config.config, &account),
+        Command::Setup { config, flags } => setup(&config.config, &flags),
         Command::Status { config, json } => status(&config.config, json),
         Command::Spool { action } => spool::run(action),
         Command::Sink { action } => spool::sink(action),
@@ -212,6 +222,11 @@ fn open_offline(config: &Config) -> Result<Spool, Failure> {
         other if other.is_damaged() => damaged(&other),
         other => fail(other.to_string()),
     })
+}
+
+/// `check` for `setup`: its lines printed, its verdict as a sentence.
+pub(crate) fn check_config(path: &Path, probe: bool) -> Result<(), String> {
+    check(path, probe).map_err(|f| f.message)
 }
 
 fn check(path: &Path, probe: bool) -> Result<(), Failure> {
@@ -306,6 +321,28 @@ fn probe_gpio(config: &Config) -> usize {
     }
 }
 
+fn setup(path: &Path, flags: &crate::setup::Flags) -> Result<(), Failure> {
+    let mut ask = crate::setup::Ask {
+        yes: flags.yes,
+        input: Box::new(std::io::BufReader::new(std::io::stdin())),
+        out: Box::new(std::io::stdout()),
+        last: Default::default(),
+    };
+    crate::setup::run(path, flags, &mut ask).map_err(|e| fail(format!("setup: {e}")))
+}
+
+#[cfg(not(feature = "demo"))]
+fn demo(_plain: bool, _keep: bool) -> Result<(), Failure> {
+    Err(Failure {
+        code: 2,
+        message: "this build has no demo: builds for a board leave it out (it runs a private \
+                  Dovecot and may install it with apt-get); run it from a build of the \
+                  source with default features: `cargo run --release -- demo`"
+            .into(),
+    })
+}
+
+#[cfg(feature = "demo")]
 fn demo(plain: bool, keep: bool) -> Result<(), Failure> {
     use std::io::IsTerminal;
     let live = !plain && std::io::stdout().is_terminal();
@@ -338,15 +375,10 @@ fn selftest(dir: Option<PathBuf>) -> Result<(), Failure> {
 fn status(path: &Path, json: bool) -> Result<(), Failure> {
     let config = load_public(path)?;
     let report: status::StatusReport =
-        match control::ask(&control::client_path(&config), &Request::Status) {
-            Some(reply) => {
-                let mut line = String::new();
-                reply
-                    .and_then(|mut r| r.read_line(&mut line))
-                    .map_err(|e| fail(format!("daemon: {e}")))?;
-                serde_json::from_str(&line)
-                    .map_err(|_| fail(format!("daemon answered: {}", line.trim())))?
-            }
+        match control::ask_one(&control::client_path(&config), &Request::Status) {
+            Some(Ok(Reply::Status(r))) => *r,
+            Some(Ok(other)) => return Err(fail(control::unexpected(&other))),
+            Some(Err(e)) => return Err(fail(e)),
             None => status::report(
                 &config,
                 None,
@@ -376,7 +408,7 @@ fn digest_now(path: &Path, bucket: Option<&str>) -> Result<(), Failure> {
         message: e,
     })?;
     let socket = control::client_path(&config);
-    let Some(reply) = control::ask(
+    let Some(reply) = control::ask_one(
         &socket,
         &Request::Digest {
             bucket: bucket.map(str::to_string),
@@ -390,20 +422,14 @@ fn digest_now(path: &Path, bucket: Option<&str>) -> Result<(), Failure> {
             names.join(", ")
         )));
     };
-    let mut line = String::new();
-    reply
-        .and_then(|mut r| r.read_line(&mut line))
-        .map_err(|e| fail(format!("daemon: {e}")))?;
-    let answer: serde_json::Value = serde_json::from_str(&line)
-        .map_err(|_| fail(format!("daemon answered: {}", line.trim())))?;
-    if let Some(e) = answer["error"].as_str() {
-        return Err(fail(format!("daemon: {e}")));
-    }
-    for b in answer["digest"].as_array().into_iter().flatten() {
+    let buckets = match reply.map_err(fail)? {
+        Reply::Digest { buckets } => buckets,
+        other => return Err(fail(control::unexpected(&other))),
+    };
+    for b in buckets {
         println!(
             "digest of bucket {}: {} pending mail(s) sent now; `mailbeacon status` shows when they are delivered",
-            b["name"].as_str().unwrap_or("?"),
-            b["pending"].as_u64().unwrap_or(0)
+            b.name, b.pending
         );
     }
     Ok(())

@@ -1,12 +1,13 @@
 //! The control socket: while the daemon runs it owns the spool (sled locks the directory), so
 //! the CLI asks the daemon over `$RUNTIME_DIRECTORY/control.sock` (else `<state_dir>/control.sock`,
-//! mode 0660). Protocol: the client writes one JSON request line; the daemon answers with JSON
-//! lines (one for `status`, one per item for `items`, streamed) and closes.
+//! mode 0660). Protocol: the client writes one JSON [`Request`] line; the daemon answers with
+//! [`Reply`] lines (one for most requests, one per item for `items`, streamed) and closes. Both
+//! ends use these two types, so a field renamed on one side cannot go unnoticed on the other.
 
 use crate::config::Config;
 use crate::health::Health;
 use crate::spool::Spool;
-use crate::status::{dump, report, Filter};
+use crate::status::{list, report, DumpRecord, Filter, Listed, StatusReport};
 use crate::stop::Stop;
 use crate::tools::{self, Answer, RetryTarget};
 use serde::{Deserialize, Serialize};
@@ -39,6 +40,35 @@ pub enum Request {
     Digest {
         bucket: Option<String>,
     },
+}
+
+/// One line of the daemon's answer.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "reply", rename_all = "lowercase")]
+pub enum Reply {
+    Status(Box<StatusReport>),
+    /// One item of a listing.
+    Item(Box<DumpRecord>),
+    /// A record of a listing that could not be read (skipped; the rest follows).
+    Unreadable {
+        error: String,
+    },
+    /// The outcome of an operator's action (retry, drop, probe).
+    Answer(Answer),
+    /// "digest now": each bucket whose digest is sent now, with its pending count.
+    Digest {
+        buckets: Vec<DigestNow>,
+    },
+    /// The request could not be served.
+    Error {
+        error: String,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DigestNow {
+    pub name: String,
+    pub pending: u64,
 }
 
 /// Where the daemon listens: `$RUNTIME_DIRECTORY/control.sock`, else `<state_dir>/control.sock`.
@@ -147,70 +177,63 @@ fn handle(stream: UnixStream, ctx: &Context) -> std::io::Result<()> {
     let mut line = String::new();
     BufReader::new((&stream).take(64 * 1024)).read_line(&mut line)?;
     let mut out = BufWriter::new(&stream);
+    let mut send = |reply: Reply| -> std::io::Result<()> {
+        serde_json::to_writer(&mut out, &reply)?;
+        out.write_all(b"\n")
+    };
     // `None` while the disk is full or read-only: status still answers, from the live view.
     let spool = spool_in(&ctx.spool);
-    match serde_json::from_str::<Request>(&line) {
-        Ok(Request::Status) => {
+    let request = match serde_json::from_str::<Request>(&line) {
+        Ok(r) => r,
+        Err(e) => {
+            send(Reply::Error {
+                error: format!("bad request: {e}"),
+            })?;
+            return out.flush();
+        }
+    };
+    match (request, spool) {
+        (Request::Status, spool) => {
             let config = ctx.config.borrow().clone();
             let health = ctx.health.borrow().clone();
-            match report(
-                &config,
-                Some(&health),
-                spool.as_ref(),
-                chrono::Utc::now().timestamp(),
-            ) {
-                Ok(r) => serde_json::to_writer(&mut out, &r)?,
-                Err(e) => {
-                    serde_json::to_writer(&mut out, &serde_json::json!({ "error": e.to_string() }))?
-                }
-            }
-            out.write_all(b"\n")?;
+            let now = chrono::Utc::now().timestamp();
+            send(match report(&config, Some(&health), spool.as_ref(), now) {
+                Ok(r) => Reply::Status(Box::new(r)),
+                Err(e) => Reply::Error {
+                    error: e.to_string(),
+                },
+            })?;
         }
-        Ok(Request::Probe { sink }) => {
+        (Request::Probe { sink }, _) => {
             let config = ctx.config.borrow().clone();
-            serde_json::to_writer(&mut out, &probe_sink(&config, &sink))?;
-            out.write_all(b"\n")?;
+            send(Reply::Answer(probe_sink(&config, &sink)))?;
         }
-        Ok(_) if spool.is_none() => {
-            serde_json::to_writer(
-                &mut out,
-                &serde_json::json!({ "error": "the spool is closed until its disk is writable again (full or read-only); try again later" }),
-            )?;
-            out.write_all(b"\n")?;
-        }
-        Ok(Request::Items { filter }) => {
-            if let Some(spool) = &spool {
-                dump(spool, &filter, &mut out)?;
-            }
-        }
-        Ok(Request::Retry { target }) => {
-            if let Some(spool) = &spool {
-                let answer = tools::retry(spool, &target);
-                if answer.code == 0 {
-                    ctx.digests.ring_all();
+        (_, None) => send(Reply::Error {
+            error: "the spool is closed until its disk is writable again (full or read-only); \
+                    try again later"
+                .into(),
+        })?,
+        (Request::Items { filter }, Some(spool)) => list(&spool, &filter, &mut |l| {
+            send(match l {
+                Listed::Record(r) => Reply::Item(r),
+                Listed::Unreadable(error) => {
+                    log::error!("spool: skipped in a listing: {error}");
+                    Reply::Unreadable { error }
                 }
-                serde_json::to_writer(&mut out, &answer)?;
-                out.write_all(b"\n")?;
+            })
+        })?,
+        (Request::Retry { target }, Some(spool)) => {
+            let answer = tools::retry(&spool, &target);
+            if answer.code == 0 {
+                ctx.digests.ring_all();
             }
+            send(Reply::Answer(answer))?;
         }
-        Ok(Request::Drop { id, yes }) => {
-            if let Some(spool) = &spool {
-                serde_json::to_writer(&mut out, &tools::drop(spool, id, yes))?;
-                out.write_all(b"\n")?;
-            }
+        (Request::Drop { id, yes }, Some(spool)) => {
+            send(Reply::Answer(tools::drop(&spool, id, yes)))?;
         }
-        Ok(Request::Digest { bucket }) => {
-            if let Some(spool) = &spool {
-                serde_json::to_writer(&mut out, &digest_now(ctx, spool, bucket.as_deref()))?;
-                out.write_all(b"\n")?;
-            }
-        }
-        Err(e) => {
-            serde_json::to_writer(
-                &mut out,
-                &serde_json::json!({ "error": format!("bad request: {e}") }),
-            )?;
-            out.write_all(b"\n")?;
+        (Request::Digest { bucket }, Some(spool)) => {
+            send(digest_now(ctx, &spool, bucket.as_deref()))?;
         }
     }
     out.flush()
@@ -218,28 +241,49 @@ fn handle(stream: UnixStream, ctx: &Context) -> std::io::Result<()> {
 
 /// "digest now": marks the buckets' mail due and wakes the delivery loops; answers with the
 /// pending count of each bucket, or an error.
-fn digest_now(ctx: &Context, spool: &Spool, bucket: Option<&str>) -> serde_json::Value {
+fn digest_now(ctx: &Context, spool: &Spool, bucket: Option<&str>) -> Reply {
     let config = ctx.config.borrow().clone();
     match crate::dispatch::digest::named(&config.buckets, bucket) {
-        Err(e) => serde_json::json!({ "error": e }),
+        Err(error) => Reply::Error { error },
         Ok(names) => {
             ctx.digests
                 .flush_now(&names, chrono::Utc::now().timestamp());
-            let buckets: Vec<serde_json::Value> = names
-                .iter()
-                .map(|n| {
-                    let pending = spool.stats(n).map_or(0, |s| s.pending);
-                    log::info!("control: digest of bucket {n} requested now ({pending} pending)");
-                    serde_json::json!({ "name": n, "pending": pending })
+            let buckets = names
+                .into_iter()
+                .map(|name| {
+                    let pending = spool.stats(&name).map_or(0, |s| s.pending);
+                    log::info!(
+                        "control: digest of bucket {name} requested now ({pending} pending)"
+                    );
+                    DigestNow { name, pending }
                 })
                 .collect();
-            serde_json::json!({ "digest": buckets })
+            Reply::Digest { buckets }
+        }
+    }
+}
+
+/// The daemon's reply lines, read one at a time.
+pub struct Replies(BufReader<UnixStream>);
+
+impl Iterator for Replies {
+    type Item = Result<Reply, String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let mut line = String::new();
+        match self.0.read_line(&mut line) {
+            Ok(0) => None,
+            Ok(_) => Some(
+                serde_json::from_str(&line)
+                    .map_err(|_| format!("daemon answered: {}", line.trim())),
+            ),
+            Err(e) => Some(Err(format!("daemon: {e}"))),
         }
     }
 }
 
 /// Sends `request` to a running daemon; `None` when nothing answers on the socket.
-pub fn ask(path: &Path, request: &Request) -> Option<std::io::Result<BufReader<UnixStream>>> {
+pub fn ask(path: &Path, request: &Request) -> Option<Result<Replies, String>> {
     let mut stream = UnixStream::connect(path).ok()?;
     let sent = serde_json::to_vec(request)
         .map_err(std::io::Error::other)
@@ -247,6 +291,27 @@ pub fn ask(path: &Path, request: &Request) -> Option<std::io::Result<BufReader<U
             line.push(b'\n');
             stream.write_all(&line)
         })
-        .map(|_| BufReader::new(stream));
+        .map(|_| Replies(BufReader::new(stream)))
+        .map_err(|e| format!("daemon: {e}"));
     Some(sent)
+}
+
+/// The one reply of a request that has one; `None` when nothing answers on the socket. An
+/// [`Reply::Error`] comes back as the error.
+pub fn ask_one(path: &Path, request: &Request) -> Option<Result<Reply, String>> {
+    let replies = ask(path, request)?;
+    Some(replies.and_then(|mut r| match r.next() {
+        Some(Ok(Reply::Error { error })) => Err(format!("daemon: {error}")),
+        Some(reply) => reply,
+        None => Err("the daemon closed the connection without an answer".into()),
+    }))
+}
+
+/// A reply that is not the one the request asks for.
+pub fn unexpected(reply: &Reply) -> String {
+    let kind = serde_json::to_value(reply)
+        .ok()
+        .and_then(|v| v["reply"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    format!("the daemon answered with a {kind} reply; is it another version of mailbeacon?")
 }

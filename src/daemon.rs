@@ -7,29 +7,24 @@
 //! valid, the pipeline restarts with it and every sink that was dead is probed at once; if not,
 //! the running configuration stays and the error is logged.
 //!
-//! This file holds that run loop: the signals, the reload, and the pause while the spool cannot
-//! be written. What it starts lives in the submodules.
+//! This file holds the supervisor: [`serve`] is the list of what the daemon runs and how it
+//! stops. It takes its orders ([`Control`]: reload, stop) from a channel — fed by the process's
+//! signals in [`run`], by a test directly — so the whole daemon can run inside a test. Its one
+//! state is [`Store`]: the spool open with the pipeline working on it, or closed for a reason
+//! while the disk cannot be written. What it starts lives in the submodules.
 
 use crate::config::{Config, ConfigError, IndicatorConfig};
-use crate::control;
-use crate::dispatch::{digest::Digests, guard::Guard};
-use crate::health::{Event, Health, Pattern, SinkState, Thresholds};
+use crate::health::{Event, Health, SinkState, Thresholds};
 use crate::indicator::cdev;
 use crate::spool::{Spool, SpoolError};
-use crate::stop::Stop;
-use crate::watchdog::Beats;
-use disk::open_spool;
-use health_feed::{guard_stats, health_actor, spool_stats};
-use indicator::start_indicator;
 use pipeline::Pipeline;
+use services::Services;
 use std::collections::HashSet;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
-use systemd::{notify, watchdog};
+use systemd::notify;
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::mpsc::unbounded_channel;
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 mod disk;
 mod health_feed;
@@ -37,6 +32,7 @@ mod housekeeping;
 mod indicator;
 pub(crate) mod memory;
 mod pipeline;
+mod services;
 mod systemd;
 
 #[derive(Debug, thiserror::Error)]
@@ -58,16 +54,55 @@ pub fn spool_dir(config: &Config) -> std::path::PathBuf {
     config.state_dir.join("spool")
 }
 
-/// Runs the daemon in the foreground until SIGTERM.
-pub fn run(config_path: &Path) -> Result<(), RunError> {
+/// What a running daemon is told from outside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Control {
+    /// Re-read the config (SIGHUP).
+    Reload,
+    /// Finish the work in hand and stop (SIGTERM, SIGINT).
+    Stop,
+}
+
+/// The config and the spool the daemon starts with; an error here is the daemon's exit code.
+pub fn prepare(config_path: &Path) -> Result<(Config, Spool), RunError> {
     let config = Config::load(config_path)?;
     warn_about_rules(&config);
-    let spool = open_spool(&config)?;
+    let spool = disk::open_spool(&config)?;
+    Ok((config, spool))
+}
+
+/// Runs the daemon in the foreground until SIGTERM.
+pub fn run(config_path: &Path) -> Result<(), RunError> {
+    let (config, spool) = prepare(config_path)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(serve(config, spool))
+    runtime.block_on(async {
+        let control = signals()?;
+        serve(config, spool, control).await
+    })
+}
+
+/// The process's signals as [`Control`]s: SIGHUP reloads, SIGTERM and SIGINT stop.
+fn signals() -> std::io::Result<mpsc::Receiver<Control>> {
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        loop {
+            let order = tokio::select! {
+                _ = term.recv() => Control::Stop,
+                _ = int.recv() => Control::Stop,
+                _ = hup.recv() => Control::Reload,
+            };
+            if tx.send(order).await.is_err() {
+                break;
+            }
+        }
+    });
+    Ok(rx)
 }
 
 /// Rules that can never match lose no mail (it lands in a later bucket), so they are logged, not
@@ -98,195 +133,63 @@ fn configured(config: &Config) -> Event {
     }
 }
 
-async fn serve(mut config: Config, opened: Spool) -> Result<(), RunError> {
-    // `None` while the disk is in trouble: sled's files are closed then, so an operator can
-    // unmount, repair and remount the file system under a running daemon.
-    let mut spool = Some(opened.clone());
-    let mut sigterm = signal(SignalKind::terminate())?;
-    let mut sigint = signal(SignalKind::interrupt())?;
-    let mut sighup = signal(SignalKind::hangup())?;
-    let services = Stop::new();
-    let (health_tx, health_rx) = unbounded_channel();
-    let (snapshot_tx, snapshot_rx) = watch::channel(Health::default());
-    let (pattern_tx, pattern_rx) = watch::channel(Pattern::Ok);
-    let _ = health_tx.send(configured(&config));
-    let health_task = tokio::spawn(health_actor(health_rx, snapshot_tx, pattern_tx));
-    let beats = Beats::new();
-    let indicator = start_indicator(
-        &config.indicator,
-        pattern_rx,
-        services.clone(),
-        beats.beat("indicator", Duration::from_secs(10)),
-    )?;
-    let (config_tx, config_rx) = watch::channel(Arc::new(config.clone()));
-    let (listener, socket_files) = control::bind(&config)?;
-    let socket = socket_files[0].clone();
-    let slot: control::SpoolSlot = Arc::new(std::sync::RwLock::new(Some(opened.clone())));
-    // "digest now" from the control socket reaches whichever pipeline runs.
-    let digests = Arc::new(Digests::default());
-    let ctx = control::Context {
-        config: config_rx.clone(),
-        spool: slot.clone(),
-        health: snapshot_rx.clone(),
-        digests: digests.clone(),
+/// Runs the daemon until `control` says stop (or its sender is gone): the services that live
+/// as long as the process, the pipeline on the spool, and the reactions to what happens.
+pub async fn serve(
+    mut config: Config,
+    opened: Spool,
+    mut control: mpsc::Receiver<Control>,
+) -> Result<(), RunError> {
+    let services = Services::start(&config, &opened)?;
+    let mut store = Store::Open {
+        pipeline: services.pipeline(&config, &opened, &HashSet::new()),
+        spool: opened,
     };
-    tokio::spawn(control::serve(listener, ctx, services.clone()));
-    tokio::spawn(housekeeping::retention(
-        config_rx.clone(),
-        slot.clone(),
-        services.clone(),
-    ));
-    let metrics = tokio::spawn(housekeeping::metrics(
-        config_rx.clone(),
-        slot.clone(),
-        snapshot_rx.clone(),
-        services.clone(),
-    ));
-    let notice_config = config_rx.clone();
-    tokio::spawn(spool_stats(
-        config_rx,
-        slot.clone(),
-        health_tx.clone(),
-        services.clone(),
-    ));
-    // One guard for the life of the process: Discord counts invalid requests per IP, across reloads.
-    let guard = Arc::new(Guard::new(config.discord.invalid_request_limit));
-    tokio::spawn(guard_stats(
-        guard.clone(),
-        health_tx.clone(),
-        services.clone(),
-    ));
-    // Notices and the heartbeat outlive reloads: what was announced is remembered across them.
-    crate::notice::run::start(
-        notice_config,
-        snapshot_rx.clone(),
-        health_tx.clone(),
-        guard.clone(),
-        slot.clone(),
-        services.clone(),
-    );
-    let mut pipeline = Pipeline::start(
-        &config,
-        &opened,
-        &health_tx,
-        &HashSet::new(),
-        &beats,
-        &guard,
-        &digests,
-    );
-    drop(opened);
-    tokio::spawn(watchdog(beats.clone(), services.clone()));
-    notify(&[sd_notify::NotifyState::Ready]);
-    log::info!(
-        "mailbeacon {} running: {} mailbox(es), {} sink(s), spool {}, control socket {}",
-        env!("CARGO_PKG_VERSION"),
-        config
-            .accounts
-            .iter()
-            .map(|a| a.folders.len())
-            .sum::<usize>(),
-        config.sinks.len(),
-        spool_dir(&config).display(),
-        socket.display()
-    );
-    let mut health_rx = snapshot_rx.clone();
-    // Set while the spool cannot be written: the pipeline is stopped until the disk is
-    // writable again, then the spool is reopened (sled refuses every write after one failed).
-    let mut broken: Option<String> = None;
+    services.ready(&config);
+    let mut health = services.snapshot.clone();
     let mut recheck = tokio::time::interval(Duration::from_secs(5));
-    let mut damaged = None;
-    loop {
-        tokio::select! {
-            _ = sigterm.recv() => break,
-            _ = sigint.recv() => break,
-            changed = health_rx.changed(), if broken.is_none() => {
-                if changed.is_err() {
-                    continue;
-                }
-                if let Some(reason) = health_rx.borrow().damaged.clone() {
-                    log::error!("spool damaged ({reason}); stopping: run `mailbeacon spool salvage`");
-                    damaged = Some(reason);
-                    break;
-                }
-                let trouble = health_rx.borrow().disk.values().next().cloned();
-                if let Some(reason) = trouble {
-                    log::error!("spool: cannot write ({reason}); ingestion and delivery pause, mail stays on the server; the spool is reopened once the disk is writable");
-                    pipeline.stop().await;
-                    pipeline = Pipeline::idle();
-                    broken = Some(reason);
-                    // The interval ticked on while unused: without a reset, a burst of probes.
-                    recheck.reset();
-                    if let Ok(mut s) = slot.write() {
-                        *s = None;
-                    }
-                    // Dropping the last handle flushes (and fails, quietly) and closes sled's files.
-                    let closing = spool.take();
-                    let _ = tokio::task::spawn_blocking(move || drop(closing)).await;
-                }
+    let damaged = loop {
+        let step = tokio::select! {
+            order = control.recv() => match order {
+                Some(Control::Reload) => Step::Reload,
+                Some(Control::Stop) | None => Step::Stop,
+            },
+            step = trouble(&mut health), if store.is_open() => step,
+            _ = recheck.tick(), if !store.is_open() => Step::Recheck,
+        };
+        match step {
+            Step::Stop => break None,
+            Step::Damaged(reason) => {
+                log::error!("spool damaged ({reason}); stopping: run `mailbeacon spool salvage`");
+                break Some(reason);
             }
-            _ = recheck.tick(), if broken.is_some() => {
-                let Some(reopened) = disk::reopen(&config).await? else {
-                    continue;
-                };
-                if let Ok(mut s) = slot.write() {
-                    *s = Some(reopened.clone());
-                }
-                let _ = health_tx.send(Event::SpoolReopened);
-                // Consume the snapshot up to the cleared state, or the stale disk trouble would
-                // stop the new pipeline at once.
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(2),
-                    health_rx.wait_for(|h| h.disk.is_empty()),
-                )
-                .await;
-                log::info!("spool: writable again and reopened; mail not yet on disk is fetched again, ingestion and delivery resume");
-                pipeline = Pipeline::start(&config, &reopened, &health_tx, &HashSet::new(), &beats, &guard, &digests);
-                spool = Some(reopened);
-                broken = None;
+            Step::DiskTrouble(reason) => {
+                log::error!("spool: cannot write ({reason}); ingestion and delivery pause, mail stays on the server; the spool is reopened once the disk is writable");
+                store = store.close(reason, &services).await;
+                // The interval ticked on while unused: without a reset, a burst of probes.
+                recheck.reset();
             }
-            _ = sighup.recv() => {
-                if broken.is_some() {
-                    log::warn!("reload deferred: the spool is not writable; send SIGHUP again once it is");
+            Step::Recheck => store = store.reopen(&config, &services, &mut health).await?,
+            Step::Reload => {
+                if let Store::Closed { .. } = store {
+                    log::warn!(
+                        "reload deferred: the spool is not writable; send SIGHUP again once it is"
+                    );
                     continue;
                 }
                 notify(&[sd_notify::NotifyState::Reloading]);
-                match Config::load(&config.path) {
-                    Err(e) => log::error!("reload refused, the running configuration stays: {e}"),
-                    Ok(new) => {
-                        warn_about_rules(&new);
-                        if new.state_dir != config.state_dir || new.indicator.backend != config.indicator.backend || new.indicator.led != config.indicator.led {
-                            log::warn!("reload: state_dir and indicator pins take effect only after a restart");
-                        }
-                        let dead: HashSet<String> = snapshot_rx.borrow().sinks.iter().filter(|(_, s)| s.state == SinkState::Dead).map(|(n, _)| n.clone()).collect();
-                        pipeline.stop().await;
-                        let _ = health_tx.send(configured(&new));
-                        guard.set_limit(new.discord.invalid_request_limit);
-                        pipeline = match &spool {
-                            Some(spool) => Pipeline::start(&new, spool, &health_tx, &dead, &beats, &guard, &digests),
-                            None => Pipeline::idle(),
-                        };
-                        log::info!("configuration reloaded; probing dead sinks now: {dead:?}");
-                        config = new;
-                        let _ = config_tx.send(Arc::new(config.clone()));
-                    }
+                if let Some(new) = reload(&config) {
+                    store = store.restart(&new, &services).await;
+                    config = new;
+                    services.reconfigured(&config);
                 }
                 notify(&[sd_notify::NotifyState::Ready]);
             }
         }
-    }
-    log::info!("stopping: finishing the work in hand");
-    notify(&[sd_notify::NotifyState::Stopping]);
-    // The LED goes dark and the status says so at once, not after the work in hand.
-    let _ = health_tx.send(Event::Stopping);
-    pipeline.stop().await;
-    services.trigger();
-    let _ = metrics.await;
-    housekeeping::final_metrics(&config, spool.as_ref(), &snapshot_rx.borrow());
-    let _ = indicator.await;
-    health_task.abort();
-    for f in &socket_files {
-        let _ = std::fs::remove_file(f);
-    }
+    };
+    services.stopping();
+    let spool = store.stop().await;
+    services.stop(&config, spool.as_ref()).await;
     if let Some(reason) = damaged {
         return Err(RunError::SpoolDamaged(reason));
     }
@@ -295,4 +198,137 @@ async fn serve(mut config: Config, opened: Spool) -> Result<(), RunError> {
     }
     log::info!("stopped cleanly");
     Ok(())
+}
+
+/// What the supervisor does next.
+enum Step {
+    Stop,
+    Reload,
+    /// A record that does not decode: the daemon stops (exit 65).
+    Damaged(String),
+    /// The spool cannot be written (disk full or read-only).
+    DiskTrouble(String),
+    /// Time to see whether the disk takes writes again.
+    Recheck,
+}
+
+/// Waits for the health snapshot to report the spool damaged or its disk in trouble.
+async fn trouble(health: &mut watch::Receiver<Health>) -> Step {
+    loop {
+        if health.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        let h = health.borrow();
+        if let Some(reason) = h.damaged.clone() {
+            return Step::Damaged(reason);
+        }
+        if let Some(reason) = h.disk.values().next().cloned() {
+            return Step::DiskTrouble(reason);
+        }
+    }
+}
+
+/// The new config, or `None` (logged) when it does not load: the running one stays.
+fn reload(config: &Config) -> Option<Config> {
+    match Config::load(&config.path) {
+        Err(e) => {
+            log::error!("reload refused, the running configuration stays: {e}");
+            None
+        }
+        Ok(new) => {
+            warn_about_rules(&new);
+            if new.state_dir != config.state_dir
+                || new.indicator.backend != config.indicator.backend
+                || new.indicator.led != config.indicator.led
+            {
+                log::warn!("reload: state_dir and indicator pins take effect only after a restart");
+            }
+            Some(new)
+        }
+    }
+}
+
+/// The spool and the pipeline working on it — or, while the disk cannot be written, neither:
+/// sled's files are closed then, so an operator can unmount, repair and remount the file
+/// system under a running daemon, and sled (which refuses every write after one failed) is
+/// reopened afresh.
+enum Store {
+    Open { spool: Spool, pipeline: Pipeline },
+    Closed { reason: String },
+}
+
+impl Store {
+    fn is_open(&self) -> bool {
+        matches!(self, Store::Open { .. })
+    }
+
+    /// Stops the pipeline and closes the spool.
+    async fn close(self, reason: String, services: &Services) -> Store {
+        if let Store::Open { spool, pipeline } = self {
+            pipeline.stop().await;
+            services.lend(None);
+            // Dropping the last handle flushes (and fails, quietly) and closes sled's files.
+            let _ = tokio::task::spawn_blocking(move || drop(spool)).await;
+        }
+        Store::Closed { reason }
+    }
+
+    /// Reopens the spool once its disk takes a write again, and starts a pipeline on it.
+    async fn reopen(
+        self,
+        config: &Config,
+        services: &Services,
+        health: &mut watch::Receiver<Health>,
+    ) -> Result<Store, RunError> {
+        let Store::Closed { reason } = self else {
+            return Ok(self);
+        };
+        let Some(spool) = disk::reopen(config).await? else {
+            return Ok(Store::Closed { reason });
+        };
+        services.lend(Some(spool.clone()));
+        let _ = services.health.send(Event::SpoolReopened);
+        // Consume the snapshot up to the cleared state, or the stale disk trouble would close
+        // the new store at once.
+        let _ = tokio::time::timeout(
+            Duration::from_secs(2),
+            health.wait_for(|h| h.disk.is_empty()),
+        )
+        .await;
+        log::info!("spool: writable again and reopened; mail not yet on disk is fetched again, ingestion and delivery resume");
+        let pipeline = services.pipeline(config, &spool, &HashSet::new());
+        Ok(Store::Open { spool, pipeline })
+    }
+
+    /// A new pipeline for the reloaded config; every sink that was dead is probed at once.
+    async fn restart(self, new: &Config, services: &Services) -> Store {
+        let Store::Open { spool, pipeline } = self else {
+            return self;
+        };
+        let dead: HashSet<String> = services
+            .snapshot
+            .borrow()
+            .sinks
+            .iter()
+            .filter(|(_, s)| s.state == SinkState::Dead)
+            .map(|(n, _)| n.clone())
+            .collect();
+        pipeline.stop().await;
+        let _ = services.health.send(configured(new));
+        services.guard.set_limit(new.discord.invalid_request_limit);
+        let pipeline = services.pipeline(new, &spool, &dead);
+        log::info!("configuration reloaded; probing dead sinks now: {dead:?}");
+        Store::Open { spool, pipeline }
+    }
+
+    /// Stops the pipeline, each worker finishing the unit of work it holds; the spool, if open.
+    async fn stop(self) -> Option<Spool> {
+        match self {
+            Store::Open { spool, pipeline } => {
+                pipeline.stop().await;
+                Some(spool)
+            }
+            Store::Closed { .. } => None,
+        }
+    }
 }

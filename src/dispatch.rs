@@ -1,5 +1,5 @@
 //! Dispatch: one loop per sink that reads owed items from the spool (the outbox) and delivers
-//! them, reacting to each [`Outcome`] as DESIGN.md's table says.
+//! them, reacting to each [`Outcome`] as docs/design.md's table says.
 //!
 //! - Delivered: recorded with Discord's message id, flushed.
 //! - RateLimited: wait `retry_after`; not a failure, no attempt counted.
@@ -24,6 +24,7 @@ pub mod quiet;
 pub mod shared;
 mod upload;
 
+use crate::backoff::backoff;
 use crate::config::Bucket;
 use crate::discord::{render, Level, Outcome, Reply, Scope, Sink};
 use crate::health::{Event, SinkState};
@@ -42,14 +43,6 @@ use tokio::time::{sleep_until, Instant};
 /// The same update for every item of a message.
 fn each(ids: &[u64], update: &Update) -> Vec<(u64, Update)> {
     ids.iter().map(|id| (*id, update.clone())).collect()
-}
-
-/// Backoff after `failures` consecutive transient failures: 1 s doubling to 5 min, scaled by
-/// `jitter` ∈ [0, 1) into [50 %, 100 %) so many agents do not retry in step.
-pub fn backoff(failures: u32, jitter: f64) -> Duration {
-    let exp = failures.saturating_sub(1).min(16);
-    let base = Duration::from_secs(1u64 << exp).min(Duration::from_secs(300));
-    base.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
 }
 
 pub struct Dispatcher {

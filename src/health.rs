@@ -282,7 +282,7 @@ impl Health {
             .map(|t| now - t)
     }
 
-    /// The worst condition, as DESIGN.md's table orders them.
+    /// The worst condition, as docs/design.md's table orders them.
     pub fn pattern(&self, now: i64) -> Pattern {
         self.reasons(now).first().map_or(Pattern::Ok, |(p, _)| *p)
     }
@@ -380,7 +380,7 @@ impl Health {
     fn discord_reason(&self) -> Option<(Pattern, String)> {
         let d = &self.discord;
         let until = d.paused_until.map_or(String::new(), |t| {
-            format!(" until {}", crate::status::rfc3339(t))
+            format!(" until {}", crate::time::rfc3339(t))
         });
         match d.state {
             DiscordState::Ok => None,

@@ -8,10 +8,12 @@
 //! systemd status line all show. [`oauth`] signs accounts in with OAuth 2.0 and keeps their
 //! grants.
 
+pub mod backoff;
 pub mod cli;
 pub mod config;
 pub mod control;
 pub mod daemon;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod discord;
 pub mod dispatch;
@@ -24,10 +26,13 @@ pub mod mail;
 pub mod metrics;
 pub mod notice;
 pub mod oauth;
+pub mod setup;
 pub mod spool;
 pub mod status;
 pub mod stop;
+pub mod system;
 pub mod text;
+pub mod time;
 pub mod tools;
 pub mod triage;
 pub mod watchdog;

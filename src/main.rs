@@ -1,4 +1,4 @@
-//! `mailbeacon`: parse the command line, run, exit with DESIGN.md's codes. Everything else lives
+//! `mailbeacon`: parse the command line, run, exit with docs/design.md's codes. Everything else lives
 //! in the library.
 
 fn main() {

@@ -1,18 +1,12 @@
-//! What `status` and `spool dump` print: the JSON shapes of DESIGN.md's interface and the human
+//! What `status` and `spool dump` print: the JSON shapes of docs/design.md's interface and the human
 //! tables. Built from the daemon's health snapshot when it runs, from the spool alone when not.
 //! Nothing here carries a secret: only names, states and classified errors.
 
 use crate::config::Config;
 use crate::health::{AccountState, DiscordState, Health, Pattern, SinkState};
-use crate::spool::{BucketStats, Item, Spool, SpoolError, State};
+use crate::spool::{Item, Spool, SpoolError, State};
+use crate::time::{age, rfc3339};
 use serde::{Deserialize, Serialize};
-
-/// RFC 3339 UTC for unix seconds.
-pub fn rfc3339(t: i64) -> String {
-    chrono::DateTime::from_timestamp(t, 0).map_or_else(String::new, |d| {
-        d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
-    })
-}
 
 #[derive(Debug, Serialize, Deserialize, PartialEq)]
 pub struct AccountStatus {
@@ -86,17 +80,6 @@ pub struct StatusReport {
     pub heartbeat: Option<crate::notice::status::HeartbeatStatus>,
 }
 
-/// Bucket totals for every configured bucket, plus any the spool still holds from an older config.
-pub fn bucket_stats(config: &Config, spool: &Spool) -> Result<Vec<BucketStats>, SpoolError> {
-    let mut names: Vec<String> = config.buckets.iter().map(|b| b.name.clone()).collect();
-    for n in spool.bucket_names()? {
-        if !names.contains(&n) {
-            names.push(n);
-        }
-    }
-    names.iter().map(|n| spool.stats(n)).collect()
-}
-
 /// The report; `health` is the daemon's live view, `None` when no daemon runs. `spool` is
 /// `None` while the daemon has closed it (a full or read-only disk): counts and cursors then
 /// come from the live view, as last seen.
@@ -107,7 +90,10 @@ pub fn report(
     now: i64,
 ) -> Result<StatusReport, SpoolError> {
     let (stats, cursors) = match spool {
-        Some(spool) => (bucket_stats(config, spool)?, spool.cursors()?),
+        Some(spool) => (
+            spool.bucket_stats(config.buckets.iter().map(|b| b.name.as_str()))?,
+            spool.cursors()?,
+        ),
         None => (
             health.map(|h| h.buckets.clone()).unwrap_or_default(),
             health
@@ -220,16 +206,6 @@ fn paint(word: &str, width: usize, colour: bool) -> String {
     format!("\x1b[{code}m{padded}\x1b[0m")
 }
 
-/// Seconds as people read an age: `42s`, `7m05s`, `3h12m`, `2d04h`.
-pub fn age(s: i64) -> String {
-    match s {
-        ..60 => format!("{s}s"),
-        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
-        3600..86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
-    }
-}
-
 /// The human table; `colour` adds ANSI colours to the state words.
 pub fn table(r: &StatusReport, colour: bool) -> String {
     let mut out = format!(
@@ -316,7 +292,7 @@ fn account_error(a: &AccountStatus) -> String {
     }
 }
 
-/// One `spool dump` line: DESIGN.md's fields, plus the per-sink detail.
+/// One `spool dump` line: docs/design.md's fields, plus the per-sink detail.
 #[derive(Debug, Serialize, Deserialize)]
 pub struct DumpRecord {
     pub id: u64,
@@ -395,27 +371,31 @@ impl Filter {
     }
 }
 
-/// Streams matching items as JSON lines; memory stays bounded by one item.
-pub fn dump(spool: &Spool, filter: &Filter, out: &mut dyn std::io::Write) -> std::io::Result<u64> {
-    let mut n = 0;
+/// One record of a listing: an item the filter accepts, or one that could not be read.
+pub enum Listed {
+    Record(Box<DumpRecord>),
+    /// A record that does not decode, reported and skipped: it must not hide the rest.
+    Unreadable(String),
+}
+
+/// Every item `filter` accepts, in spool order, read lazily (memory stays bounded however
+/// large the spool); the daemon and the CLI without a daemon list the same way.
+pub fn list(
+    spool: &Spool,
+    filter: &Filter,
+    each: &mut dyn FnMut(Listed) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     for item in spool.iter() {
-        let item = match item {
-            Ok(item) => item,
-            // One record that does not decode must not hide the rest.
-            Err(e @ SpoolError::Corrupt { .. }) => {
-                log::error!("spool: skipped in a listing: {e}");
-                continue;
+        match item {
+            Ok(item) if filter.accepts(&item) => {
+                each(Listed::Record(Box::new(DumpRecord::from(item))))?
             }
+            Ok(_) => {}
+            Err(e @ SpoolError::Corrupt { .. }) => each(Listed::Unreadable(e.to_string()))?,
             Err(e) => return Err(std::io::Error::other(e)),
-        };
-        if filter.accepts(&item) {
-            serde_json::to_writer(&mut *out, &DumpRecord::from(item))?;
-            out.write_all(b"\n")?;
-            n += 1;
         }
     }
-    out.flush()?;
-    Ok(n)
+    Ok(())
 }
 
 /// One `spool ls` row.

@@ -77,7 +77,7 @@ pub fn drop(spool: &Spool, id: u64, yes: bool) -> Answer {
                     item.bucket,
                     item.from,
                     item.subject,
-                    crate::status::rfc3339(item.spooled_at)
+                    crate::time::rfc3339(item.spooled_at)
                 ),
             ),
             Ok(None) => Answer::fail(1, format!("no item {id} in the spool")),

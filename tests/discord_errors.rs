@@ -1,4 +1,4 @@
-//! Every error of shared/notes/discord.md, and a network that misbehaves, against the real
+//! Every error Discord documents, and a network that misbehaves, against the real
 //! binary: what each does to the sink (`status`), to the mail (`spool dump`) and to Discord
 //! (how often it is asked again). A TCP stand-in in front of the fake Discord resets
 //! connections, or accepts them and never answers, or passes them through.

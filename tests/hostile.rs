@@ -90,7 +90,7 @@ fn every_corpus_mail_is_summarised_without_a_panic() {
     );
 }
 
-/// `spool dump` promises RFC 3339 UTC times (DESIGN.md, "Times"); the `date` of an item is the
+/// `spool dump` promises RFC 3339 UTC times (docs/design.md, "Times"); the `date` of an item is the
 /// mail's Date header as [`summarize`](mailbeacon::mail::summarize) reads it.
 #[test]
 fn a_mails_date_is_spooled_as_rfc3339_utc_or_not_at_all() {

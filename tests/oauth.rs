@@ -138,15 +138,15 @@ fn grant_file(config: &Config) -> std::path::PathBuf {
     Path::new(state).join("oauth/home.json")
 }
 
-/// The README's `login` transcript is what `login` prints: each of its lines, up to where the
+/// The `login` transcript of docs/configuration.md is what `login` prints: each of its lines, up to where the
 /// account's own values begin, starts a line of the real run's output.
 fn readme_transcript_matches(output: &str) {
-    const README: &str = include_str!("../README.md");
-    let block = README
+    const DOC: &str = include_str!("../docs/configuration.md");
+    let block = DOC
         .split("sudo mailbeacon login work --config /etc/mailbeacon/mailbeacon.toml\n```\n```\n")
         .nth(1)
         .and_then(|rest| rest.split("```").next())
-        .expect("the README's login transcript");
+        .expect("the login transcript of docs/configuration.md");
     let variable = [
         " work",
         "https://",
@@ -165,7 +165,7 @@ fn readme_transcript_matches(output: &str) {
         let fixed = &line[..cut];
         assert!(
             output.lines().any(|l| l.starts_with(fixed)),
-            "the README shows {line:?}, but login printed no line starting {fixed:?}:\n{output}"
+            "docs/configuration.md shows {line:?}, but login printed no line starting {fixed:?}:\n{output}"
         );
         checked += 1;
     }

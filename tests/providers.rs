@@ -1,4 +1,4 @@
-//! The README's provider table and its example configs are what `check` does: each row's
+//! The provider table of docs/configuration.md and its example configs are what `check` does: each row's
 //! `provider` fills in that host and that kind of login, every preset the binary knows is in
 //! the table, the Microsoft and Google examples load as written, and keys written in the
 //! config win over the preset.
@@ -8,7 +8,7 @@ mod common;
 use common::daemon::{cli, temp_dir};
 use std::path::{Path, PathBuf};
 
-const README: &str = include_str!("../README.md");
+const DOC: &str = include_str!("../docs/configuration.md");
 
 struct Row {
     provider: String,
@@ -18,10 +18,10 @@ struct Row {
 
 /// The rows of the table under "## Mail providers and signing in".
 fn rows() -> Vec<Row> {
-    let section = README
+    let section = DOC
         .split("## Mail providers and signing in")
         .nth(1)
-        .expect("the README's provider section");
+        .expect("docs/configuration.md's provider section");
     let table = section
         .split("| provider | host | login | what you need |")
         .nth(1)
@@ -71,7 +71,7 @@ fn every_row_of_the_readme_table_is_what_check_prints() {
         let login = match row.login.as_str() {
             "password" => "password_file = \"PASS\"".to_string(),
             "OAuth 2.0" => "[account.oauth2]\nclient_id = \"my-client\"".to_string(),
-            other => panic!("login kind {other:?} in the README table"),
+            other => panic!("login kind {other:?} in the table of docs/configuration.md"),
         };
         let account = format!(
             "[[account]]\nname = \"home\"\nprovider = \"{}\"\nusername = \"me@example.com\"\n{login}",
@@ -111,14 +111,14 @@ fn every_row_of_the_readme_table_is_what_check_prints() {
     for name in known.trim().split(", ") {
         assert!(
             rows.iter().any(|r| r.provider == name),
-            "{name} is not in the README table"
+            "{name} is not in the table of docs/configuration.md"
         );
     }
 }
 
-/// The ```toml blocks of the README's provider section.
+/// The ```toml blocks of docs/configuration.md's provider section.
 fn examples() -> Vec<String> {
-    let section = README
+    let section = DOC
         .split("## Mail providers and signing in")
         .nth(1)
         .and_then(|s| s.split("\n## ").next())

@@ -1,4 +1,4 @@
-//! Secrets never leave (DESIGN.md invariant 8): every failure path runs with known, distinctive
+//! Secrets never leave (docs/design.md invariant 8): every failure path runs with known, distinctive
 //! secret values at debug log level — a refused IMAP password, a TLS failure, webhooks answering
 //! 401, 403, 404, 429 and 5xx, a bot whose channel is forbidden and a bot whose token is
 //! refused, invalid configs that carry secrets — and the daemon's log and the output of

@@ -3,12 +3,12 @@
 
 use super::{fail, load, load_public, open_offline, ConfigArg, Failure, EX_SPOOL_DAMAGED};
 use crate::config::Config;
-use crate::control::{self, Request};
+use crate::control::{self, Reply, Request};
 use crate::spool::{SpoolError, State};
-use crate::status::{self, DumpRecord, Filter};
+use crate::status::{self, DumpRecord, Filter, Listed};
 use crate::tools::{self, Answer, RetryTarget};
 use clap::{Subcommand, ValueEnum};
-use std::io::{BufRead, Write};
+use std::io::Write;
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(super) enum StateArg {
@@ -107,67 +107,62 @@ fn filter_of(args: &FilterArgs) -> Filter {
     }
 }
 
-/// Calls `each` for every matching record, from the daemon or from the spool itself.
+/// Calls `each` for every matching record, from the daemon or from the spool itself. A record
+/// that cannot be read is reported and skipped, and the listing then ends with exit 65.
 fn records(
     config: &Config,
     filter: Filter,
     each: &mut dyn FnMut(DumpRecord) -> std::io::Result<()>,
 ) -> Result<(), Failure> {
+    let mut unreadable = 0;
+    let mut take = |listed: Listed| -> std::io::Result<()> {
+        match listed {
+            Listed::Record(r) => each(*r),
+            Listed::Unreadable(e) => {
+                eprintln!("mailbeacon: skipped: {e}");
+                unreadable += 1;
+                Ok(())
+            }
+        }
+    };
     let request = Request::Items {
         filter: filter.clone(),
     };
     match control::ask(&control::client_path(config), &request) {
-        Some(reply) => {
-            let reader = reply.map_err(|e| fail(format!("daemon: {e}")))?;
-            for line in reader.lines() {
-                let line = line.map_err(|e| fail(format!("daemon: {e}")))?;
-                let rec: DumpRecord = serde_json::from_str(&line)
-                    .map_err(|_| fail(format!("daemon answered: {}", line.trim())))?;
-                each(rec).map_err(|e| fail(e.to_string()))?;
-            }
-        }
-        None => {
-            let spool = open_offline(config)?;
-            let mut unreadable = 0;
-            for item in spool.iter() {
-                let item = match item {
-                    Ok(item) => item,
-                    // One bad record is reported and skipped; the rest is still worth reading.
-                    Err(e @ SpoolError::Corrupt { .. }) => {
-                        eprintln!("mailbeacon: skipped: {e}");
-                        unreadable += 1;
-                        continue;
-                    }
-                    Err(e) => return Err(fail(e.to_string())),
+        Some(replies) => {
+            for reply in replies.map_err(fail)? {
+                let listed = match reply.map_err(fail)? {
+                    Reply::Item(r) => Listed::Record(r),
+                    Reply::Unreadable { error } => Listed::Unreadable(error),
+                    Reply::Error { error } => return Err(fail(format!("daemon: {error}"))),
+                    other => return Err(fail(control::unexpected(&other))),
                 };
-                if filter.accepts(&item) {
-                    each(DumpRecord::from(item)).map_err(|e| fail(e.to_string()))?;
-                }
-            }
-            if unreadable > 0 {
-                return Err(Failure {
-                    code: EX_SPOOL_DAMAGED,
-                    message: format!(
-                        "{unreadable} record(s) could not be read (listed above); \
-                         `mailbeacon spool salvage` copies the rest into a fresh spool"
-                    ),
-                });
+                take(listed).map_err(|e| fail(e.to_string()))?;
             }
         }
+        None => status::list(&open_offline(config)?, &filter, &mut take)
+            .map_err(|e| fail(e.to_string()))?,
+    }
+    if unreadable > 0 {
+        return Err(Failure {
+            code: EX_SPOOL_DAMAGED,
+            message: format!(
+                "{unreadable} record(s) could not be read (listed above); \
+                 `mailbeacon spool salvage` copies the rest into a fresh spool"
+            ),
+        });
     }
     Ok(())
 }
 
 /// Asks the daemon for an [`Answer`]; `None` when no daemon answers.
 fn ask_answer(config: &Config, request: &Request) -> Option<Result<Answer, Failure>> {
-    let reply = control::ask(&control::client_path(config), request)?;
-    Some((|| {
-        let mut line = String::new();
-        reply
-            .and_then(|mut r| r.read_line(&mut line))
-            .map_err(|e| fail(format!("daemon: {e}")))?;
-        serde_json::from_str(&line).map_err(|_| fail(format!("daemon answered: {}", line.trim())))
-    })())
+    let reply = control::ask_one(&control::client_path(config), request)?;
+    Some(match reply {
+        Ok(Reply::Answer(a)) => Ok(a),
+        Ok(other) => Err(fail(control::unexpected(&other))),
+        Err(e) => Err(fail(e)),
+    })
 }
 
 /// Prints an answer: on stdout when done, as the error otherwise.

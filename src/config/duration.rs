@@ -1,4 +1,4 @@
-//! Durations in the config are strings such as `"30s"`, `"15m"`, `"1h"`, `"7d"` (DESIGN.md).
+//! Durations in the config are strings such as `"30s"`, `"15m"`, `"1h"`, `"7d"` (docs/design.md).
 //! Several parts add up (`"1h30m"`); `ms` is accepted for tests that need fast timers.
 
 use std::time::Duration;

@@ -1,5 +1,5 @@
 //! `[notices]`, `[heartbeat]` and quiet hours in chat, validated: how trouble reaches a user
-//! who is not standing next to the board (README, "Trouble away from home").
+//! who is not standing next to the board (docs/operations.md, "Trouble away from home").
 //!
 //! - `[notices]`: health notices posted to the channels that still work — which sinks
 //!   (default: every sink), how long a state must last before it is announced

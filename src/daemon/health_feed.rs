@@ -76,7 +76,7 @@ pub async fn spool_stats(
             continue;
         };
         match tokio::task::spawn_blocking(move || {
-            let stats = crate::status::bucket_stats(&c, &s)?;
+            let stats = s.bucket_stats(c.buckets.iter().map(|b| b.name.as_str()))?;
             let now = chrono::Utc::now().timestamp();
             // Mail held for a digest that is not due yet is scheduled, not a backlog.
             Ok::<_, SpoolError>(

@@ -131,7 +131,9 @@ fn write(c: &Config, spool: &Spool, h: &Health) -> std::io::Result<()> {
     let Some(m) = &c.metrics else {
         return Ok(());
     };
-    let buckets = crate::status::bucket_stats(c, spool).map_err(std::io::Error::other)?;
+    let buckets = spool
+        .bucket_stats(c.buckets.iter().map(|b| b.name.as_str()))
+        .map_err(std::io::Error::other)?;
     let sinks: Vec<String> = c.sinks.iter().map(|s| s.name.clone()).collect();
     let text = crate::metrics::render(&crate::metrics::Snapshot {
         health: h,

@@ -25,15 +25,6 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// No workers (while the spool cannot be written).
-    pub fn idle() -> Pipeline {
-        Pipeline {
-            stop: Stop::new(),
-            watchers: Vec::new(),
-            dispatchers: Vec::new(),
-        }
-    }
-
     pub fn start(
         config: &Config,
         spool: &Spool,

@@ -6,9 +6,8 @@
 use super::screen::{meaning, Screen};
 use super::stage::{self, Stage, ALERTS, FIRST_WAVE, NOISE, NOISE_ROTATED, SECOND_WAVE};
 use super::{Options, Summary};
-use crate::control::{self, Request};
+use crate::control::{self, Reply, Request};
 use crate::status::{DumpRecord, Filter, StatusReport};
-use std::io::BufRead;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -230,23 +229,24 @@ impl Act<'_> {
     }
 
     fn status(&self) -> Option<StatusReport> {
-        let mut reader = control::ask(&self.socket, &Request::Status)?.ok()?;
-        let mut line = String::new();
-        reader.read_line(&mut line).ok()?;
-        serde_json::from_str(&line).ok()
+        match control::ask_one(&self.socket, &Request::Status)?.ok()? {
+            Reply::Status(r) => Some(*r),
+            _ => None,
+        }
     }
 
     fn items(&self) -> Result<Vec<DumpRecord>, String> {
         let request = Request::Items {
             filter: Filter::default(),
         };
-        let reader = control::ask(&self.socket, &request)
-            .ok_or("the daemon does not answer")?
-            .map_err(|e| format!("daemon: {e}"))?;
+        let replies =
+            control::ask(&self.socket, &request).ok_or("the daemon does not answer")??;
         let mut items = Vec::new();
-        for line in reader.lines() {
-            let line = line.map_err(|e| format!("daemon: {e}"))?;
-            items.push(serde_json::from_str(&line).map_err(|e| format!("daemon: {e}"))?);
+        for reply in replies {
+            match reply? {
+                Reply::Item(r) => items.push(*r),
+                other => return Err(control::unexpected(&other)),
+            }
         }
         Ok(items)
     }

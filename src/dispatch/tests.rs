@@ -171,15 +171,6 @@ fn states(spool: &Spool) -> Vec<State> {
     spool.iter().map(|i| i.unwrap().state()).collect()
 }
 
-#[test]
-fn backoff_doubles_to_five_minutes_with_jitter() {
-    assert_eq!(backoff(1, 0.999_999).as_millis(), 999);
-    assert_eq!(backoff(1, 0.0), Duration::from_millis(500));
-    assert_eq!(backoff(4, 0.0), Duration::from_secs(4));
-    assert_eq!(backoff(40, 0.0), Duration::from_secs(150));
-    assert!(backoff(40, 0.999) < Duration::from_secs(300));
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_batch_is_one_message_and_leaves_pending_only_when_acknowledged() {
     let spool = spool_with(12);

@@ -14,8 +14,8 @@ pub mod structure;
 
 pub use connect::{login, login_until, tls_config, ImapError, Session};
 
+use crate::backoff::backoff;
 use crate::config::{Account, Bucket, StartAt};
-use crate::dispatch::backoff;
 use crate::health::{AccountState, Event};
 use crate::spool::{Cursor, Spool};
 use crate::stop::Stop;

@@ -152,6 +152,25 @@ fn seen(all: &Opened) -> Vec<(PathBuf, Seen)> {
     all.iter().map(|(p, c)| (p.clone(), one(c))).collect()
 }
 
+/// The GPIO chips of this machine as `gpiochip0 = pinctrl-bcm2835, …`, `none`, or why they
+/// could not be listed; and the labels found, for `setup` to offer.
+pub fn detected() -> (String, Vec<String>) {
+    match scan() {
+        Ok(all) => {
+            let seen = seen(&all);
+            let labels = seen
+                .iter()
+                .filter_map(|(_, s)| match s {
+                    Seen::Label(l) if !l.is_empty() => Some(l.clone()),
+                    _ => None,
+                })
+                .collect();
+            (describe(&seen), labels)
+        }
+        Err(e) => (e.to_string(), Vec::new()),
+    }
+}
+
 /// Opens every `/dev/gpiochipN`, in chip-number order.
 fn scan() -> Result<Opened, GpioError> {
     let entries = std::fs::read_dir("/dev").map_err(|e| GpioError::Chip {

@@ -1,5 +1,5 @@
 //! The LED and buzzer: a frozen process stops blinking, a dead channel blinks fast and chirps,
-//! an overflowing spool stays lit and sounds a long tone (DESIGN.md's table).
+//! an overflowing spool stays lit and sounds a long tone (docs/design.md's table).
 //!
 //! [`Indicator`] is generic over `embedded_hal::digital::OutputPin` and never names a board;
 //! the binary hands it [`cdev`] pins on a Pi or [`sim`] pins that record every edge. Timing uses

@@ -1,5 +1,5 @@
 //! Health notices: trouble told in the Discord channels that still work, so that a user away
-//! from the LED hears about a dead webhook, a refused IMAP login or a full disk (README,
+//! from the LED hears about a dead webhook, a refused IMAP login or a full disk (docs/operations.md,
 //! "Trouble away from home").
 //!
 //! The flow, pure until the last step:
@@ -201,7 +201,7 @@ fn spool(h: &Health, now: i64) -> Vec<(String, Judgement)> {
                     "spool age",
                     Pattern::Alarm,
                     "Mail waits too long for delivery".into(),
-                    format!("the oldest pending mail waits {}", crate::status::age(age)),
+                    format!("the oldest pending mail waits {}", crate::time::age(age)),
                     status.to_string(),
                 ))
             } else {

@@ -4,9 +4,9 @@
 //! (rate limits and transient failures), then given up and logged; a dead answer is never
 //! retried, so a notice cannot hammer a webhook that has just died.
 
+use crate::backoff::backoff;
 use crate::config::SinkConfig;
 use crate::discord::{HttpSink, Outcome, Sink};
-use crate::dispatch::backoff;
 use crate::dispatch::guard::{Gate, Guard, Who};
 use crate::stop::Stop;
 use std::sync::Arc;

@@ -81,7 +81,7 @@ pub fn render(n: &Notice, mention: Option<&Mention>) -> Value {
             GREEN,
             format!(
                 "It lasted {}.{}",
-                crate::status::age(*lasted),
+                crate::time::age(*lasted),
                 holds_text(n).map_or(String::new(), |h| format!(" {h}"))
             ),
             "resolved",

@@ -3,7 +3,7 @@
 //! monitor acknowledged). Times are RFC 3339 UTC like the rest of the report; no URL appears.
 
 use crate::health::Health;
-use crate::status::rfc3339;
+use crate::time::rfc3339;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]

@@ -1,6 +1,6 @@
 //! The spool: every mail, in every bucket, made durable before any delivery is attempted.
 //!
-//! # Invariants (DESIGN.md 1–3, in the spool's words)
+//! # Invariants (docs/design.md 1–3, in the spool's words)
 //! - `ingest` writes a batch of items *and* the mailbox cursor that covers them in one sled
 //!   transaction, then flushes, and only then returns. The IMAP watcher fetches again only after
 //!   `ingest` returned, so the cursor on disk never points past a mail that is not on disk.
@@ -679,6 +679,21 @@ impl Spool {
         })
     }
 
+    /// Totals of the `configured` buckets, in that order, then of any bucket the spool still
+    /// holds from an older config.
+    pub fn bucket_stats<'a>(
+        &self,
+        configured: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Vec<BucketStats>, SpoolError> {
+        let mut names: Vec<String> = configured.into_iter().map(str::to_string).collect();
+        for n in self.bucket_names()? {
+            if !names.contains(&n) {
+                names.push(n);
+            }
+        }
+        names.iter().map(|n| self.stats(n)).collect()
+    }
+
     /// Every bucket name that has ever held an item, from the counters.
     pub fn bucket_names(&self) -> Result<Vec<String>, SpoolError> {
         let mut names: Vec<String> = Vec::new();
@@ -734,6 +749,8 @@ fn bump(counts: &TransactionalTree, bucket: &str, state: State, delta: i64) -> T
     Ok(())
 }
 
+#[cfg(test)]
+mod model_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

@@ -1,6 +1,6 @@
 #![allow(dead_code)]
-//! A faithful fake of Discord's webhook and bot HTTP API on 127.0.0.1:0 (see
-//! shared/notes/discord.md).
+//! A faithful fake of Discord's webhook and bot HTTP API on 127.0.0.1:0, as Discord's API
+//! documentation describes it.
 //!
 //! Routes (`/api/v10/...` and the version-less form of copied webhook URLs `/api/...`):
 //! - `POST /api/v10/webhooks/{id}/{token}[?wait=true][&thread_id=..]` — executes the webhook:

@@ -73,7 +73,7 @@ pub fn qemu_missing() -> Option<String> {
 /// .cargo/config.toml). Returns their paths.
 pub fn build(start: Instant) -> (PathBuf, PathBuf) {
     eprintln!(
-        "pi: [{}] cargo build --release --target {TARGET}",
+        "pi: [{}] cargo build --release --no-default-features --target {TARGET}",
         elapsed(start)
     );
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
@@ -98,7 +98,8 @@ pub fn build(start: Instant) -> (PathBuf, PathBuf) {
     }
     let status = command
         .current_dir(repo())
-        .args(["build", "--release", "--locked", "--target", TARGET])
+        .args(["build", "--release", "--locked", "--no-default-features"])
+        .args(["--target", TARGET])
         .args(["--bin", "mailbeacon"])
         .status()
         .expect("run cargo");

@@ -1,4 +1,4 @@
-//! The property of DESIGN.md's invariant 7: whatever a mail holds — mention and markdown
+//! The property of docs/design.md's invariant 7: whatever a mail holds — mention and markdown
 //! syntax, right-to-left and zero-width characters, control characters, huge strings — every
 //! rendered payload (push at each level, digest, audit) is within every Discord limit and pings
 //! nobody, except the one mention a bucket configured, placed by the agent.

@@ -1,0 +1,18 @@
+//! Times as the agent shows them: RFC 3339 UTC in JSON and logs, ages as people read them.
+
+/// RFC 3339 UTC for unix seconds.
+pub fn rfc3339(t: i64) -> String {
+    chrono::DateTime::from_timestamp(t, 0).map_or_else(String::new, |d| {
+        d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    })
+}
+
+/// Seconds as people read an age: `42s`, `7m05s`, `3h12m`, `2d04h`.
+pub fn age(s: i64) -> String {
+    match s {
+        ..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        3600..86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
+    }
+}

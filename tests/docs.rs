@@ -1,0 +1,218 @@
+//! The README and docs/ say only what is true of this repository: every `mailbeacon` command
+//! they show uses a subcommand and flags the binary has (the commands themselves run in the
+//! tests named beside them: setup, login, check, status, spool, selftest); every
+//! `cargo test --test NAME` names a test that exists; every file of the repository they name
+//! exists; every link between them lands on a file and a heading that exist.
+
+mod common;
+
+use common::daemon::BIN;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// README.md, board/README.md and every docs/*.md, with their text.
+fn documents() -> Vec<(PathBuf, String)> {
+    let mut paths = vec![PathBuf::from("README.md"), PathBuf::from("board/README.md")];
+    let mut docs: Vec<PathBuf> = std::fs::read_dir(Path::new(ROOT).join("docs"))
+        .expect("docs/ exists")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "md"))
+        .map(|p| PathBuf::from("docs").join(p.file_name().expect("a file name")))
+        .collect();
+    docs.sort();
+    assert!(docs.len() >= 5, "docs/ holds the reference: {docs:?}");
+    paths.extend(docs);
+    paths
+        .into_iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(Path::new(ROOT).join(&p))
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            (p, text)
+        })
+        .collect()
+}
+
+/// The shell lines of ```sh blocks, continuation lines joined, comments dropped.
+fn shell_lines(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut inside = false;
+    let mut pending = String::new();
+    for line in text.lines() {
+        if let Some(lang) = line.strip_prefix("```") {
+            inside = !inside && matches!(lang.trim(), "sh" | "bash");
+            continue;
+        }
+        if !inside {
+            continue;
+        }
+        let code = line.split(" #").next().unwrap_or(line).trim_end();
+        if code.trim_start().starts_with('#') {
+            continue;
+        }
+        match code.strip_suffix('\\') {
+            Some(head) => pending.push_str(head),
+            None => {
+                pending.push_str(code);
+                out.push(std::mem::take(&mut pending).trim().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// `mailbeacon SUB … --flag …` from a shown line, whatever runs it (sudo, a path, qemu).
+fn mailbeacon_command(line: &str) -> Option<Vec<String>> {
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let at = words
+        .iter()
+        .position(|w| *w == "mailbeacon" || w.ends_with("/mailbeacon"))?;
+    // `sudo -u mailbeacon mailbeacon …`: the user's name is not the command.
+    let at = if words.get(at + 1) == Some(&"mailbeacon") {
+        at + 1
+    } else {
+        at
+    };
+    let rest: Vec<String> = words[at + 1..].iter().map(|w| w.to_string()).collect();
+    (!rest.is_empty()
+        && !rest[0].starts_with('-')
+        && rest[0].chars().all(|c| c.is_ascii_lowercase()))
+    .then_some(rest)
+}
+
+#[test]
+fn every_mailbeacon_command_shown_uses_real_subcommands_and_flags() {
+    let mut checked = 0;
+    for (path, text) in documents() {
+        for line in shell_lines(&text) {
+            let Some(words) = mailbeacon_command(&line) else {
+                continue;
+            };
+            // The subcommand path: `spool dump`, `sink probe`, `setup`.
+            let mut sub: Vec<&str> = vec![words[0].as_str()];
+            if matches!(sub[0], "spool" | "sink" | "digest") {
+                if let Some(w) = words.get(1).filter(|w| !w.starts_with('-')) {
+                    sub.push(w);
+                }
+            }
+            let help = Command::new(BIN)
+                .args(&sub)
+                .arg("--help")
+                .output()
+                .expect("run mailbeacon --help");
+            let shown = String::from_utf8_lossy(&help.stdout);
+            assert!(
+                help.status.success(),
+                "{}: `{line}`: `mailbeacon {}` is no command:\n{}",
+                path.display(),
+                sub.join(" "),
+                String::from_utf8_lossy(&help.stderr)
+            );
+            for flag in words.iter().filter(|w| w.starts_with("--")) {
+                let flag = flag.split('=').next().unwrap_or(flag);
+                assert!(
+                    shown.contains(&format!("{flag} ")) || shown.contains(&format!("{flag}\n")),
+                    "{}: `{line}`: {flag} is no flag of `mailbeacon {}`",
+                    path.display(),
+                    sub.join(" ")
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} commands found");
+}
+
+#[test]
+fn every_test_and_file_named_exists() {
+    let root = Path::new(ROOT);
+    let mut missing = BTreeSet::new();
+    for (path, text) in documents() {
+        for line in shell_lines(&text) {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            for w in words.windows(2) {
+                if w[0] == "--test" && !root.join(format!("tests/{}.rs", w[1])).exists() {
+                    missing.insert(format!("{}: cargo test --test {}", path.display(), w[1]));
+                }
+            }
+        }
+        // `tests/x.rs`, `src/a/b.rs`, `.ci/run`, `board/…` written in backticks.
+        for quoted in text.split('`').skip(1).step_by(2) {
+            let is_path = ["src/", "tests/", ".ci/", "board/", "systemd/", "docs/"]
+                .iter()
+                .any(|p| quoted.starts_with(p))
+                && !quoted.contains(['*', ' ', '…', '<', '{'])
+                && !quoted.ends_with('/');
+            if is_path && !root.join(quoted).exists() {
+                missing.insert(format!("{}: `{quoted}`", path.display()));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "named but missing:\n{}",
+        missing.into_iter().collect::<Vec<_>>().join("\n")
+    );
+}
+
+/// GitHub's anchor of a heading.
+fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_alphanumeric() || *c == '-' || *c == ' ' || *c == '_')
+        .map(|c| if c == ' ' { '-' } else { c })
+        .collect()
+}
+
+fn anchors(text: &str) -> BTreeSet<String> {
+    let mut inside = false;
+    let mut out = BTreeSet::new();
+    for line in text.lines() {
+        if line.starts_with("```") {
+            inside = !inside;
+        }
+        if !inside && line.starts_with('#') {
+            out.insert(anchor(line.trim_start_matches('#')));
+        }
+    }
+    out
+}
+
+#[test]
+fn every_link_between_the_documents_lands() {
+    let docs = documents();
+    let mut broken = Vec::new();
+    for (path, text) in &docs {
+        for link in text.split("](").skip(1) {
+            let Some(target) = link.split(')').next() else {
+                continue;
+            };
+            if target.starts_with("http") || target.contains(' ') {
+                continue;
+            }
+            let (file, frag) = target.split_once('#').unwrap_or((target, ""));
+            let file = if file.is_empty() {
+                Path::new(ROOT).join(path)
+            } else {
+                Path::new(ROOT)
+                    .join(path.parent().unwrap_or(Path::new("")))
+                    .join(file)
+            };
+            let Ok(text) = std::fs::read_to_string(&file) else {
+                if !file.exists() {
+                    broken.push(format!("{}: ({target}): no such file", path.display()));
+                }
+                continue;
+            };
+            if !frag.is_empty() && !anchors(&text).contains(frag) {
+                broken.push(format!("{}: ({target}): no such heading", path.display()));
+            }
+        }
+    }
+    assert!(broken.is_empty(), "{}", broken.join("\n"));
+}
