@@ -1,6 +1,6 @@
 //! Health notices: trouble told in the Discord channels that still work, so that a user away
-//! from the LED hears about a dead webhook, a refused IMAP login or a full disk (docs/operations.md,
-//! "Trouble away from home").
+//! from the LED hears about a dead webhook, a refused IMAP login or a full disk
+//! (docs/operations.md, "Trouble away from home").
 //!
 //! The flow, pure until the last step:
 //! 1. [`observe`] reads the health snapshot and judges every condition the configuration can
