@@ -1,5 +1,6 @@
 //! Trouble reaches the user wherever they are (docs/operations.md, "Trouble away from home"),
-//! against the real binary, a real Dovecot, the fake Discord and a fake heartbeat monitor on 127.0.0.1:
+//! against the real binary, a real Dovecot, the fake Discord and a fake heartbeat monitor on
+//! 127.0.0.1:
 //! - a dead sink that revives before `notify_after` says nothing;
 //! - a restart while a trouble is announced does not announce it again;
 //! - a refused IMAP login is announced with its remedy, the heartbeat reports failure, then

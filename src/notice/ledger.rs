@@ -6,9 +6,10 @@
 //! `notify_after` it is announced (one notice); while it lasts a reminder follows every
 //! `remind_every`; when it turns into another state of the same condition (an IMAP server
 //! unreachable, then refusing the login) that lasts `notify_after`, the new state is announced
-//! as such, with its own remedy; once it has been gone for `notify_after` (and, for a sink, its backlog has
-//! drained, or [`DRAIN_WAIT`] passed) its end is told once. A trouble that ends before it was
-//! announced is forgotten without a word. Conditions that are not known yet change nothing.
+//! as such, with its own remedy; once it has been gone for `notify_after` (and, for a sink,
+//! its backlog has drained, or [`DRAIN_WAIT`] passed) its end is told once. A trouble that
+//! ends before it was announced is forgotten without a word. Conditions that are not known yet
+//! change nothing.
 //!
 //! The ledger is what survives a restart (src/notice/store.rs): an announced trouble that is
 //! still there after a restart is not announced again.
