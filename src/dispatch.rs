@@ -21,6 +21,7 @@ pub mod digest;
 pub mod failover;
 pub mod guard;
 pub mod pace;
+pub mod quiet;
 mod record;
 pub mod shared;
 mod upload;
@@ -286,6 +287,7 @@ impl Dispatcher {
             batch.items.truncate(1);
         }
         let mut message = batch.render(bucket);
+        quiet::silence(&mut message.body, bucket, crate::indicator::local_minute());
         if batch.kind == Kind::Push {
             crate::discord::render::add_links(&mut message, &batch.items, &self.links);
         }
@@ -395,6 +397,7 @@ impl Dispatcher {
     async fn shrink(&self, st: &mut LoopState, bucket: Option<&Bucket>, items: Vec<Item>) -> Next {
         for item in items {
             let mut message = render(bucket, std::slice::from_ref(&item), Level::Plain);
+            quiet::silence(&mut message.body, bucket, crate::indicator::local_minute());
             let thread = self.address(&mut message.body, bucket, std::slice::from_ref(&item));
             let Some(reply) = self
                 .post(

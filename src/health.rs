@@ -122,6 +122,10 @@ pub enum Event {
         thresholds: Thresholds,
     },
     Stopping,
+    /// The notice sender's latest report (src/notice/run.rs).
+    Notices(crate::notice::run::Report),
+    /// The heartbeat's latest report (src/heartbeat.rs).
+    Heartbeat(crate::heartbeat::Report),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -164,6 +168,10 @@ pub struct Health {
     pub stopping: bool,
     pub thresholds: Thresholds,
     pub discord: DiscordHealth,
+    /// The last notice and the counts; `None` before the first.
+    pub notices: Option<crate::notice::run::Report>,
+    /// The last heartbeat; `None` without one.
+    pub heartbeat: Option<crate::heartbeat::Report>,
 }
 
 impl Health {
@@ -257,6 +265,8 @@ impl Health {
                 self.thresholds = thresholds;
             }
             Event::Stopping => self.stopping = true,
+            Event::Notices(r) => self.notices = Some(r),
+            Event::Heartbeat(r) => self.heartbeat = Some(r),
         }
     }
 

@@ -218,6 +218,7 @@ pub fn render(s: &Snapshot) -> String {
             u8::from(pattern.as_str() == p)
         );
     }
+    crate::notice::status::metrics(&mut out, s.health);
     out
 }
 

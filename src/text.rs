@@ -49,6 +49,20 @@ pub fn collapse_whitespace(s: &str, max: usize) -> String {
     out
 }
 
+/// Percent-encoding of everything but RFC 3986's unreserved characters: a value that cannot
+/// reshape the URL it is put in.
+pub fn percent_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

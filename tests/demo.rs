@@ -70,6 +70,16 @@ fn the_demo_tells_the_story_to_the_end_and_loses_nothing() {
         stdout.contains("The backlog drained to the new webhook: 2 mail(s)"),
         "{stdout}"
     );
+    // The dead webhook was announced in the channel that still works, and its end.
+    assert!(
+        stdout.contains("📣 Sink noise is dead — HTTP 403"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("📣 Over: Sink noise is dead — It lasted")
+            && stdout.contains("2 mails held back meanwhile; all delivered now"),
+        "{stdout}"
+    );
     assert!(stdout.contains("spool dump --config"), "{stdout}");
     assert!(
         !stdout.contains('\x1b'),

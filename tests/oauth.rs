@@ -3,7 +3,8 @@
 //! then the daemon logging in to a real Dovecot that checks every token at the tests' fake
 //! authorization server (tests/common/fake_oauth.rs) — with XOAUTH2 and with OAUTHBEARER, an
 //! access token going stale while the daemon idles, SIGKILL right after a refresh rotated the
-//! token, and a revoked grant. No token ever shows in a log, a status or an error.
+//! token, and a revoked grant (announced in chat with the command that fixes it). No token ever
+//! shows in a log, a status, an error or a notice.
 
 mod common;
 
@@ -12,6 +13,7 @@ use common::daemon::{cli, send, temp_dir, wait_until, BIN};
 use common::dovecot::Dovecot;
 use common::fake_discord::{Behaviour, FakeDiscord};
 use common::fake_oauth::FakeOAuth;
+use common::notices::{description, notices_to, title};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -287,7 +289,8 @@ fn a_revoked_grant_is_auth_failed_with_the_remedy_and_the_endpoint_is_not_hammer
     let dovecot = Dovecot::start_oauth2(&oauth.url("/introspect"), "xoauth2 oauthbearer");
     let discord = FakeDiscord::start();
     let hook = discord.webhook("1", "hookTOKEN", Behaviour::Ok);
-    let config = config("oauth-revoked", &dovecot, &oauth.device_keys(), &hook);
+    let config = config("oauth-revoked", &dovecot, &oauth.device_keys(), &hook)
+        .sinks("[notices]\nnotify_after = \"2s\"");
     let path = config.write();
 
     // Before any sign-in: the remedy is named at once.
@@ -328,6 +331,28 @@ fn a_revoked_grant_is_auth_failed_with_the_remedy_and_the_endpoint_is_not_hammer
         "the token endpoint was asked again"
     );
     assert!(after <= 1, "{:?}", oauth.calls("refresh_token"));
+
+    // The user away from home hears of it in the channel, with what to run (after, when
+    // Dovecot's restart took longer than notify_after, a notice that it was unreachable).
+    let refused = || {
+        notices_to(&discord, "hookTOKEN")
+            .into_iter()
+            .find(|n| title(n) == "IMAP home/INBOX: login refused")
+    };
+    wait_until(
+        Duration::from_secs(20),
+        "the refused grant announced",
+        || refused().is_some(),
+    );
+    let notice = &refused().unwrap();
+    let said = description(notice);
+    assert!(
+        said.contains("refused the stored OAuth grant")
+            && said.contains("run `mailbeacon login home`")
+            && !said.contains("password"),
+        "{said}"
+    );
+    oauth.assert_no_token_in("the notice", &notice.body.to_string());
 
     let probe = cli(&path, &["check", "--probe"]);
     let text = String::from_utf8_lossy(&probe.stdout).to_string();

@@ -4,7 +4,8 @@
 //! refused, invalid configs that carry secrets — and the daemon's log and the output of
 //! `check`, `check --probe`, `status`, `status --json`, `spool dump` and `spool show` (with the
 //! daemon running and stopped) are searched for each secret, raw and URL-encoded. OAuth grants
-//! and client secrets get the same search.
+//! and client secrets get the same search, and so does the heartbeat URL (a monitor that
+//! refuses every connection) while health notices are posted.
 
 mod common;
 
@@ -19,6 +20,8 @@ const IMAP_WRONG: &str = "imapPW+Kx7/q=Zz9";
 const IMAP_TLS: &str = "tlsPW+Vb2/w=Qa1";
 const BOT_FORBIDDEN: &str = "MTAxBOT.leakGk9.zZ_w";
 const BOT_REFUSED: &str = "MTAyBOT.leakRf4.yY_q";
+/// The heartbeat URL's token part (a healthchecks.io UUID, an Uptime Kuma push token).
+const HEARTBEAT: &str = "hbLeak-7Qx2+Wm9";
 /// Webhook tokens, one per failing answer.
 const HOOKS: &[(&str, &str, u16)] = &[
     ("s401", "leakTok401-Qm3vZ8", 401),
@@ -29,7 +32,7 @@ const HOOKS: &[(&str, &str, u16)] = &[
 ];
 
 fn secrets() -> Vec<String> {
-    let mut all = vec![IMAP_WRONG, IMAP_TLS, BOT_FORBIDDEN, BOT_REFUSED];
+    let mut all = vec![IMAP_WRONG, IMAP_TLS, BOT_FORBIDDEN, BOT_REFUSED, HEARTBEAT];
     all.extend(HOOKS.iter().map(|h| h.1));
     let mut out = Vec::new();
     for s in all {
@@ -127,7 +130,17 @@ sinks = ["s401", "s403", "s404", "s429", "s5xx", "botF", "botR"]
 [indicator]
 backend = "sim"
 trace = "{dir}/led.jsonl"
+
+[notices]
+notify_after = "2s"
+
+[heartbeat]
+url = "http://127.0.0.1:{closed}/api/push/{hb}?status=up"
+style = "uptime-kuma"
+every = "1s"
 "#,
+        closed = common::notices::closed_port(),
+        hb = url_encoded(HEARTBEAT),
         state = dir.join("state").display(),
         dir = dir.display(),
         port = dovecot.imaps_port(),
@@ -248,6 +261,8 @@ fn no_failure_path_shows_a_secret_anywhere() {
     probe_every_sink(&config, &mut seen);
     // The paths were really taken: each failure is named somewhere.
     for kind in [
+        "heartbeat: the monitor did not acknowledge",
+        "notice (trouble)",
         "HTTP 401",
         "HTTP 403",
         "HTTP 404",
@@ -280,6 +295,8 @@ fn invalid_configs_never_echo_a_secret() {
         format!("url = \"https://discord.com/api/webhooks/1/{token}\"\nurl_file = \"/nonexistent/{token}\""),
         // A broken TOML string holding the secret.
         format!("url = \"https://discord.com/api/webhooks/1/{token}"),
+        // A heartbeat URL that is no URL.
+        format!("url = \"https://discord.com/api/webhooks/1/x\"\n[heartbeat]\nurl = \"hc-ping.com/{HEARTBEAT}\""),
     ];
     for (i, sink) in cases.iter().enumerate() {
         let text = format!(

@@ -2,7 +2,9 @@
 //! Dovecot, a fake Discord and the real binary. 20 mails arrive while the `unknown` bucket's
 //! webhook answers 403: none may be lost, the sink must show dead in `status` and on the LED,
 //! the dead webhook must not be hammered, and after the URL is rotated and the daemon gets
-//! SIGHUP, every mail must arrive exactly once at the right sink.
+//! SIGHUP, every mail must arrive exactly once at the right sink. Meanwhile the user hears of
+//! it where they are: the dead webhook is announced once in the working `#alerts` channel, and
+//! its end, with the mails it held, once more.
 
 mod common;
 
@@ -10,6 +12,7 @@ use common::config::Config;
 use common::daemon::{blinks, cli, mail, temp_dir, wait_until};
 use common::dovecot::Dovecot;
 use common::fake_discord::{Behaviour, FakeDiscord};
+use common::notices::{description, mail_titles, notices_to, title};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -58,6 +61,9 @@ sinks = ["noise"]
 buzzer = { line = 27 }
 spool_warn = 50
 spool_alarm = 500
+
+[notices]
+notify_after = "2s"
 "#,
         )
 }
@@ -171,8 +177,29 @@ fn a_403_webhook_loses_nothing_and_is_seen_at_once() {
 
     // Other sinks keep working meanwhile: the Stripe bucket reached its channel.
     wait_until(Duration::from_secs(20), "stripe mail delivered", || {
-        discord.delivered_titles("alertsTOKEN").len() == 2
+        mail_titles(&discord, "alertsTOKEN").len() == 2
     });
+
+    // The user hears of it in the channel that still works, once `notify_after` (2 s) passed.
+    wait_until(
+        Duration::from_secs(20),
+        "the dead noise webhook announced in #alerts",
+        || !notices_to(&discord, "alertsTOKEN").is_empty(),
+    );
+    let notice = &notices_to(&discord, "alertsTOKEN")[0];
+    assert_eq!(title(notice), "Sink noise is dead");
+    assert!(
+        description(notice).contains("50013")
+            && description(notice).contains("systemctl reload mailbeacon"),
+        "what and the remedy: {}",
+        description(notice)
+    );
+    assert_eq!(
+        notice.body["allowed_mentions"],
+        serde_json::json!({ "parse": [] }),
+        "a notice pings nobody"
+    );
+    say("#alerts got one notice: the noise webhook is dead, with the remedy");
 
     // The LED shows the dead pattern (4 Hz) and the buzzer chirped.
     // (Mail now arrives within the boot self-test, so the pattern may start after it ends.)
@@ -209,6 +236,17 @@ fn a_403_webhook_loses_nothing_and_is_seen_at_once() {
     assert!(all <= 6, "{all} requests to a dead webhook");
 
     say(&format!("the LED blinks the dead pattern; the dead webhook saw {posts} post(s) and {all} request(s) in all"));
+    // One notice per state change: nothing more while it lasts (remind_every is 6 h), and
+    // nothing at all to the dead webhook.
+    assert_eq!(
+        notices_to(&discord, "alertsTOKEN").len(),
+        1,
+        "one announcement"
+    );
+    assert!(discord
+        .posts_to("noiseOLDTOKEN")
+        .iter()
+        .all(|r| !common::notices::is_notice(r)));
     // The operator rotates the webhook URL and reloads.
     let noise_new = discord.webhook("201", "noiseNEWTOKEN", Behaviour::Ok);
     write(&dir, "noise.url", &format!("{noise_new}\n"));
@@ -218,6 +256,23 @@ fn a_403_webhook_loses_nothing_and_is_seen_at_once() {
     });
 
     say("the webhook URL was rotated and the daemon got SIGHUP: the backlog drained");
+    // Its end is told where it was announced, once, with how many mails it held.
+    wait_until(
+        Duration::from_secs(30),
+        "the recovery notice in #alerts",
+        || notices_to(&discord, "alertsTOKEN").len() >= 2,
+    );
+    let over = &notices_to(&discord, "alertsTOKEN")[1];
+    assert_eq!(title(over), "Over: Sink noise is dead");
+    assert!(
+        description(over).contains("20 mails held back meanwhile; all delivered now"),
+        "{}",
+        description(over)
+    );
+    say(&format!(
+        "#alerts got the recovery notice: {}",
+        description(over)
+    ));
     // Every mail arrived exactly once, at the right sink.
     let titles = discord.delivered_titles("noiseNEWTOKEN");
     for i in 0..20 {
@@ -229,7 +284,7 @@ fn a_403_webhook_loses_nothing_and_is_seen_at_once() {
         );
     }
     assert_eq!(titles.len(), 20);
-    let mut stripe = discord.delivered_titles("alertsTOKEN");
+    let mut stripe = mail_titles(&discord, "alertsTOKEN");
     stripe.sort();
     assert_eq!(stripe, vec!["Payment failed", "Receipt one"]);
     assert!(discord.delivered_titles("noiseOLDTOKEN").is_empty());
@@ -251,6 +306,19 @@ fn a_403_webhook_loses_nothing_and_is_seen_at_once() {
         );
         assert_eq!(p.query_param("wait"), Some("true"));
     }
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        notices_to(&discord, "alertsTOKEN").len(),
+        2,
+        "one announcement and one recovery, no more"
+    );
+    assert!(notices_to(&discord, "noiseNEWTOKEN").is_empty());
+    let status = daemon.status();
+    assert_eq!(status["notices"]["last_kind"], "resolved", "{status}");
+    assert_eq!(
+        status["notices"]["last_delivered_to"],
+        serde_json::json!(["alerts"])
+    );
     let dump = daemon.dump();
     assert!(dump.iter().all(|r| r["discord_message_ids"]
         .as_array()

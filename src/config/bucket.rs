@@ -46,6 +46,9 @@ pub struct Bucket {
     pub escalate_after: Option<Duration>,
     /// Receives a one-line mirror of every delivery of the bucket's mail.
     pub audit: Option<String>,
+    /// Local minutes `(start, end)` during which its messages arrive without a push
+    /// notification (src/config/notices.rs); `None` for P0/P1 or `quiet = false`.
+    pub quiet: Option<(u32, u32)>,
     /// Forum sinks: the tags a new post of this bucket gets (at most 5, Discord's limit).
     pub applied_tags: Vec<String>,
     /// Forum sinks: post this bucket's mail into this existing thread instead of new posts.
@@ -170,6 +173,7 @@ impl Loader<'_> {
             fallback: route.fallback,
             escalate_after: route.escalate_after,
             audit: route.audit,
+            quiet: None,
             applied_tags,
             thread_id,
             upload_max,

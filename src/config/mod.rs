@@ -15,6 +15,7 @@ mod endpoint;
 pub mod fingerprint;
 mod indicator;
 mod lint;
+mod notices;
 mod oauth2;
 pub mod perms;
 pub mod provider;
@@ -32,6 +33,7 @@ pub use endpoint::{is_loopback, WebhookUrl};
 pub use fingerprint::Fingerprint;
 pub use indicator::{Backend, IndicatorConfig, Pin};
 pub use lint::Warning;
+pub use notices::{HeartbeatConfig, HeartbeatStyle, NoticesConfig};
 pub use oauth2::{Flow, Mechanism, OAuth2};
 pub use secret::Secret;
 pub use sink::{SinkConfig, SinkTarget};
@@ -67,6 +69,8 @@ pub struct Config {
     pub buckets: Vec<Bucket>,
     pub indicator: IndicatorConfig,
     pub discord: DiscordConfig,
+    pub notices: NoticesConfig,
+    pub heartbeat: Option<HeartbeatConfig>,
 }
 
 /// `metrics_file`, `metrics_every`: a Prometheus text file for node_exporter's textfile collector.
@@ -224,7 +228,8 @@ impl Loader<'_> {
             .collect::<Result<Vec<_>, _>>()?;
         unique(sinks.iter().map(|s| s.name.as_str()))
             .map_err(|n| self.err("sink.name", format!("{n:?} is used twice")))?;
-        let buckets = raw
+        let opted_out: Vec<bool> = raw.bucket.iter().map(|b| b.quiet == Some(false)).collect();
+        let mut buckets = raw
             .bucket
             .into_iter()
             .enumerate()
@@ -244,6 +249,9 @@ impl Loader<'_> {
                 format!("exactly one bucket must have no rules (the fallback for everything else); found {}: {fallbacks:?}", fallbacks.len()),
             ));
         }
+        let indicator = self.indicator(raw.indicator.unwrap_or_default())?;
+        notices::quiet_windows(&mut buckets, &opted_out, indicator.quiet_hours);
+        let notices = self.notices(raw.notices, &sinks)?;
         Ok(Config {
             path: self.path.to_path_buf(),
             state_dir,
@@ -264,8 +272,10 @@ impl Loader<'_> {
             accounts,
             sinks,
             buckets,
-            indicator: self.indicator(raw.indicator.unwrap_or_default())?,
+            indicator,
             discord: self.discord(raw.discord.unwrap_or_default())?,
+            notices,
+            heartbeat: self.heartbeat(raw.heartbeat)?,
         })
     }
 

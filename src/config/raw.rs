@@ -22,6 +22,30 @@ pub struct RawConfig {
     pub bucket: Vec<RawBucket>,
     pub indicator: Option<RawIndicator>,
     pub discord: Option<RawDiscord>,
+    pub notices: Option<RawNotices>,
+    pub heartbeat: Option<RawHeartbeat>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawNotices {
+    pub enabled: Option<bool>,
+    pub sinks: Option<Vec<String>>,
+    pub notify_after: Option<String>,
+    pub remind_every: Option<String>,
+    pub mention: Option<String>,
+    pub daily: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawHeartbeat {
+    pub url: Option<String>,
+    pub url_file: Option<PathBuf>,
+    pub credential: Option<String>,
+    pub every: Option<String>,
+    pub style: Option<String>,
+    pub timeout: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -108,6 +132,8 @@ pub struct RawBucket {
     pub fallback: Option<String>,
     pub escalate_after: Option<String>,
     pub audit: Option<String>,
+    /// `false`: notify during quiet hours too (P2/P3 go silent by default).
+    pub quiet: Option<bool>,
     pub applied_tags: Option<Vec<String>>,
     pub thread_id: Option<String>,
     pub attachments: Option<String>,

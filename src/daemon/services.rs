@@ -1,7 +1,7 @@
 //! What the daemon runs for as long as the process lives, across reloads and disk trouble: the
 //! health reducer, the indicator, the control socket, retention, metrics, the spool and guard
-//! statistics, the systemd watchdog — and what every pipeline shares (the invalid-request
-//! guard, the digest bells, the watchdog's beats).
+//! statistics, the systemd watchdog, health notices and the heartbeat — and what every
+//! pipeline shares (the invalid-request guard, the digest bells, the watchdog's beats).
 
 use super::health_feed::{guard_stats, health_actor, spool_stats};
 use super::indicator::start_indicator;
@@ -82,13 +82,22 @@ impl Services {
             stop.clone(),
         ));
         tokio::spawn(spool_stats(
-            config_rx,
+            config_rx.clone(),
             slot.clone(),
             health.clone(),
             stop.clone(),
         ));
         let guard = Arc::new(Guard::new(config.discord.invalid_request_limit));
         tokio::spawn(guard_stats(guard.clone(), health.clone(), stop.clone()));
+        // What was announced is remembered across reloads (and restarts: state_dir).
+        crate::notice::run::start(
+            config_rx,
+            snapshot.clone(),
+            health.clone(),
+            guard.clone(),
+            slot.clone(),
+            stop.clone(),
+        );
         tokio::spawn(watchdog(beats.clone(), stop.clone()));
         Ok(Services {
             health,

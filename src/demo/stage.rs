@@ -178,6 +178,10 @@ sinks = ["noise"]
 backend = "sim"
 trace = "{dir}/led.jsonl"
 buzzer = {{ line = 27 }}
+
+# Trouble is told in the channels that still work once it lasted this long (default 2 min).
+[notices]
+notify_after = "3s"
 "#,
         dir = dir.display(),
         ca = ca.display(),

@@ -2,8 +2,9 @@
 //! that answers webhook requests the way Discord does — `GET` returns the webhook, `POST
 //! ?wait=true` returns the saved message with its id — or, once a webhook is switched to
 //! forbidden, `403 {"code": 50013, "message": "Missing Permissions"}`. It records what was
-//! posted: how many mails (embeds) each webhook received, and every message that could have
-//! pinged anyone (`allowed_mentions` missing or allowing something).
+//! posted: how many mails (embeds) each webhook received, the health notices it received (kept
+//! apart from mail), and every message that could have pinged anyone (`allowed_mentions`
+//! missing or allowing something).
 
 use super::process::lock;
 use std::collections::HashMap;
@@ -18,6 +19,8 @@ struct Hook {
     forbidden: bool,
     /// Titles of the embeds this webhook accepted, in order.
     received: Vec<String>,
+    /// Health notices accepted: (title, description).
+    notices: Vec<(String, String)>,
     posts: u64,
     refused: u64,
 }
@@ -72,6 +75,15 @@ impl StandIn {
             .hooks
             .get(&format!("{id}/{token}"))
             .map(|h| h.received.clone())
+            .unwrap_or_default()
+    }
+
+    /// Health notices the webhook accepted: (title, description), in order.
+    pub fn notices(&self, id: &str, token: &str) -> Vec<(String, String)> {
+        lock(&self.state)
+            .hooks
+            .get(&format!("{id}/{token}"))
+            .map(|h| h.notices.clone())
             .unwrap_or_default()
     }
 
@@ -218,7 +230,12 @@ fn answer(state: &Mutex<State>, method: &str, path: &str, body: &[u8]) -> (u16, 
     if could_ping(&msg) {
         *pings += 1;
     }
-    if let Some(embeds) = msg["embeds"].as_array() {
+    let embed = &msg["embeds"][0];
+    if embed["footer"]["text"] == "mailbeacon health notice" {
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or("").to_string();
+        hook.notices
+            .push((text(&embed["title"]), text(&embed["description"])));
+    } else if let Some(embeds) = msg["embeds"].as_array() {
         for e in embeds {
             hook.received
                 .push(e["title"].as_str().unwrap_or("").to_string());

@@ -1,6 +1,6 @@
 //! The story, in three acts, told against the real daemon: mail sorted and delivered; the noise
 //! webhook answers 403 and the spool holds while the LED alarms; the webhook is rotated, SIGHUP,
-//! and the backlog drains. Each wait polls `status` over the control socket (as the CLI does)
+//! and the backlog drains; the dead webhook is announced in #alerts, and its end. Each wait polls `status` over the control socket (as the CLI does)
 //! and feeds the LED line; Ctrl-C ends any wait.
 
 use super::screen::{meaning, Screen};
@@ -105,6 +105,13 @@ impl Act<'_> {
             meaning("dead")
         ));
         self.pause(2);
+        self.wait("the notice in #alerts", 30, |r| {
+            last_notice(r) == Some("trouble")
+        })?;
+        self.say_notice(
+            "   #alerts, which still works, got a notice (the sink stayed dead past notify_after):",
+        );
+        self.pause(2);
 
         self.say(
             "4. The operator rotates the webhook (a new URL in noise.url) and reloads with SIGHUP:",
@@ -125,6 +132,10 @@ impl Act<'_> {
                 .received(NOISE_ROTATED.0, NOISE_ROTATED.1)
                 .len()
         ));
+        self.wait("the all-clear in #alerts", 30, |r| {
+            last_notice(r) == Some("resolved")
+        })?;
+        self.say_notice("   #alerts got the all-clear:");
         self.pause(2);
         self.summary()
     }
@@ -177,6 +188,17 @@ impl Act<'_> {
             self.say(&format!(
                 "   Try `{exe} demo --keep`, then: {cmd}   (without --keep the demo folder is removed now)"
             ));
+        }
+    }
+
+    /// Says `intro`, then the latest notice #alerts received: its title and first line.
+    fn say_notice(&self, intro: &str) {
+        self.say(intro);
+        let notices = self.stage.standin.notices(ALERTS.0, ALERTS.1);
+        if let Some((title, description)) = notices.last() {
+            // As Discord shows it: markdown escapes rendered away.
+            let first = description.lines().next().unwrap_or("").replace('\\', "");
+            self.say(&format!("   📣 {title} — {}", clip(&first, 100)));
         }
     }
 
@@ -280,6 +302,11 @@ fn delivered(r: &StatusReport) -> u64 {
 
 fn pending(r: &StatusReport) -> u64 {
     r.buckets.iter().map(|b| b.pending).sum()
+}
+
+/// The kind of the last health notice (trouble, reminder, resolved, daily), if any.
+fn last_notice(r: &StatusReport) -> Option<&str> {
+    r.notices.as_ref()?.last_kind.as_deref()
 }
 
 fn sink_state(r: &StatusReport, sink: &str) -> String {

@@ -306,17 +306,7 @@ pub(crate) fn parse_redirect(address: &str) -> Option<Redirect> {
 
 /// `k=v&…` with RFC 3986's unreserved characters kept and everything else percent-encoded.
 pub(crate) fn encode_query(pairs: &[(&str, &str)]) -> String {
-    let enc = |s: &str| {
-        let mut e = String::with_capacity(s.len());
-        for b in s.bytes() {
-            if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-                e.push(b as char);
-            } else {
-                e.push_str(&format!("%{b:02X}"));
-            }
-        }
-        e
-    };
+    let enc = crate::text::percent_encode;
     pairs
         .iter()
         .map(|(k, v)| format!("{}={}", enc(k), enc(v)))

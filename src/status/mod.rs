@@ -72,6 +72,12 @@ pub struct StatusReport {
     pub indicator: IndicatorStatus,
     #[serde(default)]
     pub discord: Option<DiscordStatus>,
+    /// The last health notice and the counts (`null` before the first, or with no daemon).
+    #[serde(default)]
+    pub notices: Option<crate::notice::status::NoticeStatus>,
+    /// The last heartbeat (`null` without `[heartbeat]`, or with no daemon).
+    #[serde(default)]
+    pub heartbeat: Option<crate::notice::status::HeartbeatStatus>,
     /// Actions after delivery (a bucket's `after_delivery`) owed on the server, not done yet;
     /// `null` while the spool is closed.
     #[serde(default)]
@@ -165,6 +171,8 @@ pub fn report(
             invalid_request_limit: h.discord.limit,
             paused_until: h.discord.paused_until.map(rfc3339),
         }),
+        notices: health.and_then(crate::notice::status::notices),
+        heartbeat: health.and_then(crate::notice::status::heartbeat),
         actions_owed: spool.map(|s| s.actions_owed() as u64),
     })
 }

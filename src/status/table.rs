@@ -79,6 +79,10 @@ pub fn table(r: &StatusReport, colour: bool) -> String {
             d.invalid_requests_10min, d.invalid_request_limit
         ));
     }
+    out.push_str(&crate::notice::status::lines(
+        r.notices.as_ref(),
+        r.heartbeat.as_ref(),
+    ));
     out.push_str(&format!(
         "\n{:<24} {:<14} {:<21}  {}\n",
         "SINK", "STATE", "LAST SUCCESS", "LAST ERROR"
@@ -154,6 +158,8 @@ mod tests {
                 pattern: Pattern::Dead,
             },
             discord: None,
+            notices: None,
+            heartbeat: None,
             actions_owed: Some(2),
         }
     }

@@ -7,5 +7,6 @@ pub mod dovecot;
 pub mod fake_discord;
 pub mod fake_oauth;
 pub mod instance;
+pub mod notices;
 pub mod scripted_imap;
 pub mod servers;

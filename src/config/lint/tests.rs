@@ -18,6 +18,7 @@ fn bucket(name: &str, rules: Vec<Rule>) -> Bucket {
         fallback: None,
         escalate_after: None,
         audit: None,
+        quiet: None,
         applied_tags: Vec::new(),
         thread_id: None,
         upload_max: None,

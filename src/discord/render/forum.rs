@@ -129,6 +129,7 @@ mod tests {
             fallback: None,
             escalate_after: None,
             audit: None,
+            quiet: None,
             applied_tags: Vec::new(),
             thread_id: None,
             upload_max: None,

@@ -7,6 +7,7 @@
 //! a path, a query or a scheme.
 
 use crate::spool::Item;
+use crate::text::percent_encode as encode;
 
 /// The placeholders a template may use.
 pub const PLACEHOLDERS: &[&str] = &["{message_id}", "{uid}", "{folder}", "{account}"];
@@ -50,19 +51,6 @@ pub fn url(template: &str, item: &Item) -> Option<String> {
         .replace("{folder}", &encode(&item.folder))
         .replace("{account}", &encode(&item.account));
     (url.len() <= MAX_URL).then_some(url)
-}
-
-/// Percent-encoding of everything but RFC 3986's unreserved characters.
-pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

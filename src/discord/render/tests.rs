@@ -44,6 +44,7 @@ fn bucket(mention: Option<Mention>) -> Bucket {
         fallback: None,
         escalate_after: None,
         audit: None,
+        quiet: None,
         applied_tags: Vec::new(),
         thread_id: None,
         upload_max: None,

@@ -16,6 +16,7 @@ fn bucket(mode: Mode, severity: Severity, sinks: &[&str]) -> Bucket {
         fallback: None,
         escalate_after: None,
         audit: None,
+        quiet: None,
         applied_tags: Vec::new(),
         thread_id: None,
         upload_max: None,
