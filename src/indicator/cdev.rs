@@ -251,7 +251,11 @@ pub fn output(
         });
     }
     let handle = chip.get_line(line).map_err(|e| failed(e.to_string()))?;
-    let off = u8::from(active_low);
+    // The line's level before the first write: off, as `Logical::physical` decides it.
+    let off = u8::from(
+        super::Logical::<CdevPin>::physical(false, active_low)
+            == embedded_hal::digital::PinState::High,
+    );
     let requested = handle.request(LineRequestFlags::OUTPUT, off, &format!("mailbeacon-{name}"));
     let requested = match requested {
         Ok(r) => r,

@@ -88,7 +88,8 @@ impl<P: OutputPin> Logical<P> {
         }
     }
 
-    /// The physical level for a logical one: the single place active-low is decided.
+    /// The physical level for a logical one: the one place active-low is decided (a cdev line
+    /// is requested with its initial level from here too).
     pub fn physical(on: bool, active_low: bool) -> PinState {
         PinState::from(on != active_low)
     }
