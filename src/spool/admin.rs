@@ -108,7 +108,7 @@ impl Spool {
             }
             Ok(out)
         })?;
-        self.db.flush()?;
+        self.durable()?;
         Ok(out)
     }
 

@@ -2,10 +2,12 @@
 //!
 //! # Invariants (DESIGN.md 1–3, in the spool's words)
 //! - `ingest` writes a batch of items *and* the mailbox cursor that covers them in one sled
-//!   transaction, then flushes, and only then returns. The IMAP watcher fetches again only after
-//!   `ingest` returned, so the cursor on disk never points past a mail that is not on disk.
+//!   transaction, then makes it durable — sled's flush and an `fsync` of the files sled wrote
+//!   ([`durable`]) — and only then returns. The IMAP watcher fetches again only after `ingest`
+//!   returned, so the cursor on disk never points past a mail that is not on disk, even after a
+//!   power cut.
 //! - A delivery leaves `pending` only through `record(.., Update::Delivered)` with Discord's
-//!   message id; that change is flushed before `record` returns.
+//!   message id; that change is made durable the same way before `record` returns.
 //! - Nothing is deleted except delivered items by retention (`retention.rs`) and one item by an
 //!   operator's explicit `drop` (`admin.rs`). Pending and dead items are never pruned; a spool
 //!   at its size bound refuses new mail instead (`bound.rs`), so the cursor stays.
@@ -38,6 +40,7 @@
 mod admin;
 mod blocks;
 mod bound;
+mod durable;
 mod item;
 mod recognise;
 mod retention;
@@ -161,6 +164,7 @@ pub struct Spool {
     /// `spool_max_mb` in bytes, shared by every clone; `u64::MAX` when unbounded.
     limit: std::sync::Arc<std::sync::atomic::AtomicU64>,
     witness: std::sync::Arc<witness::Witness>,
+    files: std::sync::Arc<durable::Files>,
 }
 
 /// How long [`Spool::open`] waits for sled's lock on the directory.
@@ -248,11 +252,7 @@ impl Spool {
         // waited for, a lock another process holds is reported after the wait.
         let started = std::time::Instant::now();
         let db = loop {
-            match sled::Config::new()
-                .path(dir)
-                .cache_capacity(cache_bytes)
-                .open()
-            {
+            match durable::config(dir, cache_bytes).open() {
                 Ok(db) => break db,
                 Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
                     if started.elapsed() >= LOCK_WAIT {
@@ -280,6 +280,7 @@ impl Spool {
             recognised: Default::default(),
             limit: std::sync::Arc::new(u64::MAX.into()),
             witness: std::sync::Arc::new(witness::Witness::load(dir)?),
+            files: std::sync::Arc::new(durable::Files::open(dir)?),
             db,
         };
         let missing = spool.witness.missing(|a, f| {
@@ -347,7 +348,7 @@ impl Spool {
         if has("seen") {
             self.db.drop_tree("seen")?;
         }
-        self.db.flush()?;
+        self.durable()?;
         Ok(())
     }
 
@@ -386,7 +387,7 @@ impl Spool {
             })?;
             moved += keys.len();
         }
-        self.db.flush()?;
+        self.durable()?;
         self.db.drop_tree(name)?;
         Ok(moved)
     }
@@ -553,7 +554,7 @@ impl Spool {
                 bound::grow(counts_t, bytes as i64)?;
                 Ok((written, digests))
             })?;
-        self.db.flush()?;
+        self.durable()?;
         if let Some(mut known) = known {
             known.extend(digests);
             self.recognised.put(account, folder, known);
@@ -651,7 +652,7 @@ impl Spool {
             Ok(settled)
         })?;
         if settled {
-            self.db.flush()?;
+            self.durable()?;
         }
         Ok(())
     }
@@ -716,9 +717,14 @@ impl Spool {
             .remember(mailboxes.iter().map(|(a, f)| (a.as_str(), f.as_str())))
     }
 
+    /// A durability point: sled's flush, then an fsync of what it wrote (see [`durable`]).
     pub fn flush(&self) -> Result<(), SpoolError> {
+        self.durable()
+    }
+
+    fn durable(&self) -> Result<(), SpoolError> {
         self.db.flush()?;
-        Ok(())
+        self.files.sync()
     }
 }
 

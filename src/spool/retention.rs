@@ -135,7 +135,7 @@ impl Spool {
             }
             Ok(removed)
         })?;
-        self.db.flush()?;
+        self.durable()?;
         // A rescan reads its fingerprints afresh: these items are no longer there to match.
         self.recognised.forget(None);
         Ok(removed)

@@ -114,7 +114,7 @@ impl Spool {
             Ok(added)
         })?;
         if added > 0 {
-            self.db.flush()?;
+            self.durable()?;
         }
         Ok(added)
     }

@@ -83,12 +83,7 @@ pub fn salvage(
 /// Opens the working copy; when sled refuses it, once more without its `conf` file (sled
 /// writes a default one, which is what the spool uses), in case only that was damaged.
 fn open_damaged(work: &Path, cache_bytes: u64) -> Result<sled::Db, sled::Error> {
-    let open = || {
-        sled::Config::new()
-            .path(work)
-            .cache_capacity(cache_bytes)
-            .open()
-    };
+    let open = || super::durable::config(work, cache_bytes).open();
     open().or_else(|first| {
         if std::fs::remove_file(work.join("conf")).is_err() {
             return Err(first);
