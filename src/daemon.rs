@@ -18,7 +18,7 @@ use crate::indicator::cdev;
 use crate::spool::{Spool, SpoolError};
 use crate::stop::Stop;
 use crate::watchdog::Beats;
-use disk::open_spool;
+use disk::open_or_rebuild;
 use health_feed::{guard_stats, health_actor, spool_stats};
 use indicator::start_indicator;
 use pipeline::Pipeline;
@@ -62,12 +62,12 @@ pub fn spool_dir(config: &Config) -> std::path::PathBuf {
 pub fn run(config_path: &Path) -> Result<(), RunError> {
     let config = Config::load(config_path)?;
     warn_about_rules(&config);
-    let spool = open_spool(&config)?;
+    let (spool, rebuilt) = open_or_rebuild(&config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
-    runtime.block_on(serve(config, spool))
+    runtime.block_on(serve(config, spool, rebuilt))
 }
 
 /// Rules that can never match lose no mail (it lands in a later bucket), so they are logged, not
@@ -98,7 +98,11 @@ fn configured(config: &Config) -> Event {
     }
 }
 
-async fn serve(mut config: Config, opened: Spool) -> Result<(), RunError> {
+async fn serve(
+    mut config: Config,
+    opened: Spool,
+    rebuilt: Option<disk::Rebuilt>,
+) -> Result<(), RunError> {
     // `None` while the disk is in trouble: sled's files are closed then, so an operator can
     // unmount, repair and remount the file system under a running daemon.
     let mut spool = Some(opened.clone());
@@ -110,6 +114,12 @@ async fn serve(mut config: Config, opened: Spool) -> Result<(), RunError> {
     let (snapshot_tx, snapshot_rx) = watch::channel(Health::default());
     let (pattern_tx, pattern_rx) = watch::channel(Pattern::Ok);
     let _ = health_tx.send(configured(&config));
+    if let Some(r) = rebuilt {
+        let _ = health_tx.send(Event::SpoolRebuilt {
+            notice: r.notice,
+            unreadable: r.unreadable,
+        });
+    }
     let health_task = tokio::spawn(health_actor(health_rx, snapshot_tx, pattern_tx));
     let beats = Beats::new();
     let indicator = start_indicator(

@@ -52,7 +52,7 @@ mod witness;
 pub use admin::{Dropped, Retried};
 pub use item::{fingerprint, Cursor, Delivery, Item, NewItem, Role, State};
 pub use retention::Pruned;
-pub use salvage::{salvage, Salvaged};
+pub use salvage::{rebuild, salvage, Salvaged};
 
 use crate::config::Severity;
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
