@@ -5,15 +5,18 @@
 //! of them while the daemon is starting (sled recovering its log and writing a snapshot), the
 //! others 0.3–8 s after it runs, some rounds with a sink answering 500 every third POST or a
 //! 429. sled's segments are made small (the spool's test hook, src/spool/durable.rs), so it
-//! writes blobs and reclaims segments all the time and cuts land during that work too.
+//! writes blobs and reclaims segments all the time and cuts land during that work too. A few
+//! cuts also on QEMU's Raspberry Pi 3B: the static aarch64 build with its spool on the board's
+//! SD card (`-drive if=sd`), the storage path a real Pi has.
 //!
 //! Every boot the daemon must start by itself and open its spool: no boot may log sled's
 //! `empty/corrupt configuration file found`, end the daemon, or need anything else. At the end
 //! every mail must be acknowledged by the fake Discord (Message-IDs compared), spooled exactly
 //! once and delivered in the spool; no cut may repeat more than one Discord message.
 //!
-//! `MAILBEACON_CUTS` sets the number of cuts (10). The soak:
-//! `MAILBEACON_CUTS=200 cargo test --release --test powercut -- --nocapture`.
+//! `MAILBEACON_CUTS` sets the number of cuts on the x86 VM (10), `MAILBEACON_PI_CUTS` on the
+//! Pi (3). The soak, which prints the figures on its last line:
+//! `MAILBEACON_CUTS=200 cargo test --release --test powercut x86 -- --nocapture`.
 
 mod common;
 #[path = "powercut/vm.rs"]
@@ -24,6 +27,7 @@ use common::dovecot::{Dovecot, PASSWORD};
 use common::fake_discord::{Behaviour, FakeDiscord};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "cutTOKEN";
@@ -78,23 +82,66 @@ fn trouble(console: &str) -> Option<String> {
     bad.map(str::to_string)
 }
 
-#[test]
-fn power_cuts_while_mail_arrives_lose_nothing() {
-    let cuts: usize = std::env::var("MAILBEACON_CUTS")
+/// One VM at a time: both are TCG guests on a machine of 2 cores.
+static ONE_VM: Mutex<()> = Mutex::new(());
+
+fn cuts(var: &str, default: usize) -> usize {
+    std::env::var(var)
         .ok()
         .and_then(|k| k.parse().ok())
-        .unwrap_or(10);
+        .unwrap_or(default)
+}
+
+#[test]
+fn x86_power_cuts_while_mail_arrives_lose_nothing() {
+    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
     let started = Instant::now();
     let parts = vm::parts();
     let (mailbeacon, relay) = vm::build();
+    cut_and_check(
+        "x86",
+        started,
+        &parts,
+        &mailbeacon,
+        relay,
+        cuts("MAILBEACON_CUTS", 10),
+    );
+}
+
+#[test]
+fn pi_3b_power_cuts_with_the_spool_on_its_sd_card_lose_nothing() {
+    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+    let started = Instant::now();
+    let parts = vm::pi_parts();
+    let (mailbeacon, relay) = vm::build_pi();
+    cut_and_check(
+        "pi",
+        started,
+        &parts,
+        &mailbeacon,
+        relay,
+        cuts("MAILBEACON_PI_CUTS", 3),
+    );
+}
+
+/// `cuts` power cuts of the machine `parts` describes running `mailbeacon`, then a last boot
+/// that delivers everything; asserts what a user would notice, prints the figures.
+fn cut_and_check(
+    name: &str,
+    started: Instant,
+    parts: &vm::Parts,
+    mailbeacon: &std::path::Path,
+    relay: std::path::PathBuf,
+    cuts: usize,
+) {
     eprintln!(
-        "powercut: built in {:.0} s",
+        "powercut {name}: built in {:.0} s",
         started.elapsed().as_secs_f64()
     );
     let dovecot = Dovecot::start();
     let discord = FakeDiscord::start();
     let url = discord.webhook("777", TOKEN, Behaviour::Ok);
-    let dir = temp_dir("powercut");
+    let dir = temp_dir(&format!("powercut-{name}"));
     let config_file = dir.join("mailbeacon.toml");
     std::fs::write(&config_file, config(&dovecot, &url)).expect("write config");
     let segment = dir.join("segment-size");
@@ -103,7 +150,7 @@ fn power_cuts_while_mail_arrives_lose_nothing() {
         &dir.join("initramfs"),
         &parts,
         &[
-            ("mailbeacon", &mailbeacon),
+            ("mailbeacon", mailbeacon),
             ("mailbeacon.toml", &config_file),
             ("ca.pem", &dovecot.ca_file()),
             ("segment-size", &segment),
@@ -117,7 +164,7 @@ fn power_cuts_while_mail_arrives_lose_nothing() {
             .expect("fake Discord port")
     };
     let machine = vm::Machine {
-        parts: &parts,
+        parts,
         initrd,
         disk,
         relay,
@@ -165,11 +212,11 @@ fn power_cuts_while_mail_arrives_lose_nothing() {
             vm.drain();
             let console = vm.cut();
             if let Some(line) = trouble(&console) {
-                eprintln!("powercut: boot {k} needed something ({line}):\n{console}");
+                eprintln!("powercut {name}: boot {k} needed something ({line}):\n{console}");
                 troubled.push(format!("boot {k}: {line}"));
             }
             eprintln!(
-                "powercut: cut {}/{cuts} at {:.0} s, {} mails sent, {} acknowledged",
+                "powercut {name}: cut {}/{cuts} at {:.0} s, {} mails sent, {} acknowledged",
                 k + 1,
                 started.elapsed().as_secs_f64(),
                 next.load(Ordering::SeqCst),
@@ -186,14 +233,14 @@ fn power_cuts_while_mail_arrives_lose_nothing() {
     let mut vm = machine.boot("final", mails);
     let done = vm.wait_for(Duration::from_secs(300), |l| l == "@@ done");
     let console = vm.cut();
-    let kept = vm::target_dir().join("powercut-vm/last-console.txt");
+    let kept = vm::target_dir().join(format!("powercut-{name}-last-console.txt"));
     let _ = std::fs::write(&kept, &console);
     eprintln!(
-        "powercut: the last boot's console is kept in {}",
+        "powercut {name}: the last boot's console is kept in {}",
         kept.display()
     );
     if let Some(line) = trouble(&console) {
-        eprintln!("powercut: the last boot needed something ({line})");
+        eprintln!("powercut {name}: the last boot needed something ({line})");
         troubled.push(format!("last boot: {line}"));
     }
     assert!(
@@ -253,7 +300,7 @@ fn power_cuts_while_mail_arrives_lose_nothing() {
     let twice: Vec<_> = spooled.iter().filter(|(_, n)| **n > 1).collect();
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
-        "powercut: {cuts} cuts ({early} while the daemon started) + the last boot, {mails} mails, \
+        "powercut {name}: {cuts} cuts ({early} while the daemon started) + the last boot, {mails} mails, \
          {} POSTs ({failed} answered 4xx/5xx), lost {}, duplicate mails {duplicates} ({:.2} per \
          cut) in {repeated} repeated messages, boots that needed anything: {}, spool {files}; \
          {secs:.0} s",

@@ -1,8 +1,10 @@
 #!/bin/busybox sh
 # /init of the power-cut VM's initramfs (tests/powercut.rs builds it and reads the serial
-# console). The spool lives on the ext4 disk /dev/vda, the same image every boot; the host
+# console), on the x86 VM and on the emulated Pi 3B alike. The spool lives on an ext4 disk
+# (mb.disk: /dev/vda, or the Pi's SD card /dev/mmcblk0), the same image every boot; the host
 # pulls the plug (kills QEMU) whenever it likes. Kernel command line: mb.epoch=SECONDS (the
-# host's clock: the VM has none worth having), mb.mode=run|final and mb.expect=MAILS (final).
+# host's clock: the VM has none worth having), mb.net=eth0|usb0, mb.mode=run|final and
+# mb.expect=MAILS (final).
 #   @@ boot N            the disk is mounted (N counts boots on this disk)
 #   @@ start             the daemon is being started (sled opens, recovers, snapshots)
 #   @@ exited rc=N       the daemon ended by itself: a boot that needed something
@@ -23,10 +25,10 @@ for m in $(cat /modules/order); do
 done
 # The disk appears a moment after virtio_blk is loaded.
 i=0
-while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+while [ ! -b "$(arg disk)" ] && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
 mkdir -p /data
 # Mounting replays ext4's journal: what a Pi does after a cut, with no fsck by hand.
-mount -t ext4 /dev/vda /data || say "mount failed"
+mount -t ext4 "$(arg disk)" /data || say "mount failed"
 boots=$(($(cat /data/boots 2>/dev/null || echo 0) + 1))
 echo $boots >/data/boots
 sync
@@ -34,8 +36,11 @@ say "boot $boots"
 # The only network: QEMU's guestfwd relays to the host's Dovecot and fake Discord, both
 # reached as localhost:PORT (10.0.2.100 here).
 ip link set lo up
-ip link set eth0 up
-ip addr add 10.0.2.15/24 dev eth0
+net=$(arg net)
+i=0
+while ! ip link show "$net" >/dev/null 2>&1 && [ $i -lt 200 ]; do sleep 0.1; i=$((i + 1)); done
+ip link set "$net" up
+ip addr add 10.0.2.15/24 dev "$net"
 echo "10.0.2.100 localhost" >/etc/hosts
 cd /pc
 export MAILBEACON_TEST_SEGMENT_SIZE=$(cat segment-size)

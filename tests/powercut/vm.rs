@@ -2,7 +2,10 @@
 //! machines), an initramfs with busybox, the virtio and ext4 modules, the static x86_64 build
 //! of mailbeacon and tests/powercut/init.sh; the spool on an ext4 disk image attached with
 //! `cache=writeback`, so what the guest had not synced is lost when QEMU is killed. The only
-//! network is one `guestfwd` relay per server on this machine (`restrict=on`).
+//! network is one `guestfwd` relay per server on this machine (`restrict=on`). Or the same on
+//! QEMU's Raspberry Pi 3B: Debian's arm64 kernel, the static aarch64 build, the disk image as
+//! the Pi's SD card (`-drive if=sd`, the kernel's `sdhost` driver) and QEMU's USB network
+//! adapter on the Pi's USB host.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -11,7 +14,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub const TARGET: &str = "x86_64-unknown-linux-musl";
-const QEMU: &str = "qemu-system-x86_64";
+const PI_TARGET: &str = "aarch64-unknown-linux-musl";
 /// The guest's name for this machine (init.sh maps `localhost` to it).
 const HOST_IN_GUEST: &str = "10.0.2.100";
 
@@ -23,33 +26,46 @@ pub fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo().join("target"), PathBuf::from)
 }
 
-/// Kernel, modules and busybox from `.ci/powercut-vm` (which installs QEMU and the rest too).
+/// Kernel, modules and busybox from `.ci/powercut-vm` (which installs QEMU and the rest too),
+/// or for the Pi from `.ci/powercut-pi`, with its device tree.
 pub struct Parts {
     pub kernel: PathBuf,
     pub modules: PathBuf,
     pub busybox: PathBuf,
+    pub dtb: Option<PathBuf>,
 }
 
 /// Runs `.ci/powercut-vm`; panics with its words when it fails: the test must run, not skip.
 pub fn parts() -> Parts {
-    let cache = target_dir().join("powercut-vm");
-    let out = Command::new(repo().join(".ci/powercut-vm"))
+    fetch(".ci/powercut-vm", "powercut-vm")
+}
+
+/// Runs `.ci/powercut-pi` (its parts shared with tests/pi.rs in target/pi-vm).
+pub fn pi_parts() -> Parts {
+    fetch(".ci/powercut-pi", "pi-vm")
+}
+
+fn fetch(script: &str, cache: &str) -> Parts {
+    let cache = target_dir().join(cache);
+    let out = Command::new(repo().join(script))
         .arg(&cache)
         .stderr(Stdio::inherit())
         .output()
-        .expect("run .ci/powercut-vm");
+        .unwrap_or_else(|e| panic!("run {script}: {e}"));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), ".ci/powercut-vm failed: {text}");
-    let get = |key: &str| {
+    assert!(out.status.success(), "{script} failed: {text}");
+    let find = |key: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(&format!("{key}=")))
             .map(PathBuf::from)
-            .unwrap_or_else(|| panic!(".ci/powercut-vm did not print {key}=: {text}"))
     };
+    let get =
+        |key: &str| find(key).unwrap_or_else(|| panic!("{script} did not print {key}=: {text}"));
     Parts {
         kernel: get("kernel"),
         modules: get("modules"),
         busybox: get("busybox"),
+        dtb: find("dtb"),
     }
 }
 
@@ -64,8 +80,44 @@ const PROFILE: [(&str, &str); 4] = [
     ("CARGO_PROFILE_POWERCUT_OPT_LEVEL", "1"),
 ];
 
-/// Builds the static binary (a no-op when fresh) and the relay; returns their paths.
+/// Builds the static x86_64 binary (a no-op when fresh) and the relay; returns their paths.
 pub fn build() -> (PathBuf, PathBuf) {
+    let status = cargo()
+        .envs(PROFILE)
+        .args([
+            "build",
+            "--locked",
+            "--profile",
+            "powercut",
+            "--target",
+            TARGET,
+        ])
+        .args(["--bin", "mailbeacon"])
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "cargo build for {TARGET} failed");
+    (
+        target_dir().join(TARGET).join("powercut/mailbeacon"),
+        relay(),
+    )
+}
+
+/// The static aarch64 release binary: the very build tests/pi.rs runs and `.ci/cross`
+/// packages, so in a full test run it is already fresh. Returns it and the relay.
+pub fn build_pi() -> (PathBuf, PathBuf) {
+    let status = cargo()
+        .args(["build", "--release", "--locked", "--target", PI_TARGET])
+        .args(["--bin", "mailbeacon"])
+        .status()
+        .expect("run cargo");
+    assert!(status.success(), "cargo build for {PI_TARGET} failed");
+    (
+        target_dir().join(PI_TARGET).join("release/mailbeacon"),
+        relay(),
+    )
+}
+
+fn cargo() -> Command {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
     let mut command = Command::new(cargo);
     // What cargo tells a test about its package would make this build differ from a plain one
@@ -108,7 +160,7 @@ pub fn build() -> (PathBuf, PathBuf) {
         .status()
         .expect("run rustc");
     assert!(status.success(), "rustc tests/powercut/relay.rs failed");
-    (target_dir().join(TARGET).join("powercut/mailbeacon"), relay)
+    relay
 }
 
 fn copy(from: &Path, to: &Path) {
@@ -197,32 +249,54 @@ impl Machine<'_> {
                 )
             })
             .collect();
-        let mut child = Command::new(QEMU)
-            .args(["-M", "pc", "-accel", "tcg", "-m", "512", "-smp", "1"])
+        let netdev = format!("user,id=n0,restrict=on{forwards}");
+        let drive = |iface: &str| {
+            format!(
+                "file={},format=raw,if={iface},cache=writeback",
+                self.disk.display()
+            )
+        };
+        let args = format!("mb.epoch={epoch} mb.mode={mode} mb.expect={expect}");
+        let mut command = match &self.parts.dtb {
+            None => {
+                let mut c = Command::new("qemu-system-x86_64");
+                c.args(["-M", "pc", "-accel", "tcg", "-m", "512", "-smp", "1"])
+                    .args(["-drive", &drive("virtio")])
+                    .args(["-device", "virtio-net-pci,netdev=n0"])
+                    .arg("-append")
+                    .arg(format!(
+                        "console=ttyS0 panic=-1 loglevel=3 rdinit=/init {args} \
+                         mb.disk=/dev/vda mb.net=eth0"
+                    ));
+                c
+            }
+            Some(dtb) => {
+                let mut c = Command::new("qemu-system-aarch64");
+                c.args(["-M", "raspi3b", "-dtb"])
+                    .arg(dtb)
+                    .args(["-drive", &drive("sd")])
+                    .args(["-device", "usb-net,netdev=n0"])
+                    .arg("-append")
+                    .arg(format!(
+                        "console=ttyAMA0 loglevel=3 rdinit=/init {args} \
+                         mb.disk=/dev/mmcblk0 mb.net=usb0"
+                    ));
+                c
+            }
+        };
+        let mut child = command
             .args(["-display", "none", "-nodefaults", "-monitor", "none"])
             .args(["-serial", "stdio", "-no-reboot"])
             .arg("-kernel")
             .arg(&self.parts.kernel)
             .arg("-initrd")
             .arg(&self.initrd)
-            .arg("-append")
-            .arg(format!(
-                "console=ttyS0 panic=-1 loglevel=3 rdinit=/init mb.epoch={epoch} mb.mode={mode} \
-                 mb.expect={expect}"
-            ))
-            .arg("-drive")
-            .arg(format!(
-                "file={},format=raw,if=virtio,cache=writeback",
-                self.disk.display()
-            ))
-            .arg("-netdev")
-            .arg(format!("user,id=n0,restrict=on{forwards}"))
-            .args(["-device", "virtio-net-pci,netdev=n0"])
+            .args(["-netdev", &netdev])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .unwrap_or_else(|e| panic!("{QEMU}: {e}"));
+            .unwrap_or_else(|e| panic!("QEMU: {e}"));
         let (tx, lines) = mpsc::channel();
         let stdout = child.stdout.take().expect("QEMU's console");
         std::thread::spawn(move || {
