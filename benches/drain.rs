@@ -93,6 +93,7 @@ fn round(n: usize) -> Round {
         name: "alerts".into(),
         target: SinkTarget::Webhook(WebhookUrl::parse(&url).expect("a loopback webhook URL")),
         thread_id: None,
+        forum: None,
         probe_every: Duration::from_secs(60),
         probe_max: Duration::from_secs(60),
         timeout: Duration::from_secs(10),
@@ -118,6 +119,9 @@ fn round(n: usize) -> Round {
         guard: Arc::new(Guard::new(100)),
         digests: Default::default(),
         dead: Default::default(),
+        links: Default::default(),
+        forum: None,
+        accounts: Default::default(),
     };
     let stop = Stop::new();
     let started = Instant::now();

@@ -21,6 +21,7 @@ pub mod failover;
 pub mod guard;
 pub mod pace;
 pub mod shared;
+mod upload;
 
 use crate::config::Bucket;
 use crate::discord::{render, Level, Outcome, Reply, Scope, Sink};
@@ -28,7 +29,9 @@ use crate::health::{Event, SinkState};
 use crate::spool::{Item, Spool, SpoolError, Update};
 use crate::stop::Stop;
 use crate::watchdog::Beat;
+use batch::Kind;
 use guard::{Gate, Guard, Who, Why};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -71,6 +74,12 @@ pub struct Dispatcher {
     pub digests: Arc<digest::Digests>,
     /// Which sinks are dead, for failover to a bucket's fallback sink.
     pub dead: Arc<failover::DeadSinks>,
+    /// Each account's `open_url` template: the embeds' links back to the mail.
+    pub links: Arc<HashMap<String, String>>,
+    /// The sink's `thread_name` template when it posts to a forum channel.
+    pub forum: Option<String>,
+    /// The accounts by name, for fetching attachments to upload.
+    pub accounts: Arc<HashMap<String, crate::config::Account>>,
 }
 
 /// Rate-limit routes, as the guard keys budgets before Discord names their bucket.
@@ -261,7 +270,7 @@ impl Dispatcher {
 
     /// Sends one batch (or, after a 400, its items one by one, as plain text).
     async fn deliver_some(&self, st: &mut LoopState) -> Next {
-        let Some(batch) = self.next_batch().await else {
+        let Some(mut batch) = self.next_batch().await else {
             return Next::At(Instant::now() + Duration::from_secs(5));
         };
         let Some(first) = batch.items.first() else {
@@ -269,13 +278,59 @@ impl Dispatcher {
             return Next::Idle;
         };
         let bucket = self.buckets.iter().find(|b| b.name == first.bucket);
-        let message = batch.render(bucket);
-        let Some(reply) = self
-            .post(st, &message.body, &message.ids, Level::Full)
+        let upload = bucket
+            .and_then(|b| b.upload_max)
+            .filter(|_| batch.kind == Kind::Push && !first.attachments.is_empty());
+        let forum_post = self.forum.is_some()
+            && batch.kind == Kind::Push
+            && bucket.is_none_or(|b| b.thread_id.is_none());
+        if forum_post || upload.is_some() {
+            // One mail per message: a forum post named after it, or a message with its files.
+            batch.items.truncate(1);
+        }
+        let mut message = batch.render(bucket);
+        if batch.kind == Kind::Push {
+            crate::discord::render::add_links(&mut message, &batch.items, &self.links);
+        }
+        let thread = self.address(&mut message.body, bucket, &batch.items);
+        let files = match (upload, batch.items.first()) {
+            (Some(max), Some(item)) => self.uploads(&mut message, item, max).await,
+            _ => Vec::new(),
+        };
+        let Some(mut reply) = self
+            .post(
+                st,
+                &message.body,
+                &message.ids,
+                Level::Full,
+                thread.as_deref(),
+                &files,
+            )
             .await
         else {
             return Next::Idle;
         };
+        if !files.is_empty() && upload::too_large(&reply) {
+            log::warn!("sink {}: Discord refused the attachments as too large; sending the message without them", self.sink.name());
+            upload::say(
+                &mut message,
+                "the attachments were not uploaded: Discord refused them as too large",
+            );
+            let Some(again) = self
+                .post(
+                    st,
+                    &message.body,
+                    &message.ids,
+                    Level::Full,
+                    thread.as_deref(),
+                    &[],
+                )
+                .await
+            else {
+                return Next::Idle;
+            };
+            reply = again;
+        }
         match reply.outcome {
             Outcome::Rejected { reason } => {
                 log::warn!("sink {}: Discord refused a message of {} mails ({reason}); sending each as plain text", self.sink.name(), message.ids.len());
@@ -290,18 +345,33 @@ impl Dispatcher {
         }
     }
 
-    /// Posts through the guard; `None` when stopped while waiting for it.
+    /// A forum sink's name and tags for a new post, or the bucket's thread to reply in.
+    fn address(
+        &self,
+        body: &mut serde_json::Value,
+        bucket: Option<&Bucket>,
+        items: &[Item],
+    ) -> Option<String> {
+        let (template, first) = (self.forum.as_deref()?, items.first()?);
+        crate::discord::render::forum::address(body, template, bucket, first)
+    }
+
+    /// Posts through the guard (into `thread` when given); `None` when stopped while waiting.
     async fn post(
         &self,
         st: &mut LoopState,
         body: &serde_json::Value,
         ids: &[u64],
         level: Level,
+        thread: Option<&str>,
+        files: &[crate::discord::Upload],
     ) -> Option<Reply> {
         if !self.gate(st, POST).await {
             return None;
         }
         let (sink, body) = (self.sink.clone(), body.clone());
+        let thread = thread.map(str::to_string);
+        let files = files.to_vec();
         // The same batch gets the same nonce, so a bot's repeat after a crash is recognised.
         let nonce = format!(
             "mb{:x}{}",
@@ -309,7 +379,7 @@ impl Dispatcher {
             level as u8
         );
         let reply = self
-            .blocking(move || sink.post(&body, &nonce))
+            .blocking(move || sink.post_files(&body, &nonce, thread.as_deref(), &files))
             .await
             .unwrap_or(Reply {
                 outcome: Outcome::Transient {
@@ -327,9 +397,17 @@ impl Dispatcher {
     /// still refuses is dead-lettered with its words, kept in the spool.
     async fn shrink(&self, st: &mut LoopState, bucket: Option<&Bucket>, items: Vec<Item>) -> Next {
         for item in items {
-            let message = render(bucket, std::slice::from_ref(&item), Level::Plain);
+            let mut message = render(bucket, std::slice::from_ref(&item), Level::Plain);
+            let thread = self.address(&mut message.body, bucket, std::slice::from_ref(&item));
             let Some(reply) = self
-                .post(st, &message.body, &message.ids, Level::Plain)
+                .post(
+                    st,
+                    &message.body,
+                    &message.ids,
+                    Level::Plain,
+                    thread.as_deref(),
+                    &[],
+                )
                 .await
             else {
                 return Next::Idle;

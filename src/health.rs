@@ -142,6 +142,10 @@ pub struct AccountHealth {
     pub state: AccountState,
     pub last_ok: Option<i64>,
     pub last_error: Option<String>,
+    /// When `last_error` was reported.
+    pub last_error_at: Option<i64>,
+    /// When the watcher was back to watching after `last_error`; `None` while it is current.
+    pub recovered_at: Option<i64>,
     pub cursor: Option<Cursor>,
 }
 
@@ -187,14 +191,21 @@ impl Health {
                         state,
                         last_ok: None,
                         last_error: None,
+                        last_error_at: None,
+                        recovered_at: None,
                         cursor: None,
                     });
                 entry.state = state;
                 if state == AccountState::Idle {
                     entry.last_ok = Some(now);
+                    if entry.last_error.is_some() && entry.recovered_at.is_none() {
+                        entry.recovered_at = Some(now);
+                    }
                 }
                 if error.is_some() {
                     entry.last_error = error;
+                    entry.last_error_at = Some(now);
+                    entry.recovered_at = None;
                 }
                 if cursor.is_some() {
                     entry.cursor = cursor;
@@ -497,9 +508,22 @@ mod tests {
         };
         h.apply(acct(AccountState::AuthFailed), 0);
         assert_eq!(h.pattern(0), Pattern::Dead);
-        h.apply(acct(AccountState::Idle), 7);
+        let row = |h: &Health| h.accounts[&("a".into(), "INBOX".into())].clone();
+        assert_eq!(
+            (row(&h).last_error_at, row(&h).recovered_at),
+            (Some(0), None)
+        );
+        let recovered = Event::Account {
+            account: "a".into(),
+            folder: "INBOX".into(),
+            state: AccountState::Idle,
+            error: None,
+            cursor: None,
+        };
+        h.apply(recovered, 7);
         assert_eq!(h.pattern(0), Pattern::Ok);
-        assert_eq!(h.accounts[&("a".into(), "INBOX".into())].last_ok, Some(7));
+        assert_eq!(row(&h).last_ok, Some(7));
+        assert_eq!(row(&h).recovered_at, Some(7), "the old error is past");
         let disk = |writer: &str, full: Option<&str>| Event::Disk {
             writer: writer.into(),
             full: full.map(str::to_string),

@@ -27,6 +27,24 @@ pub struct Summary {
     pub snippet: String,
     /// Why the mail could not be read fully, when it could not.
     pub parse_error: Option<String>,
+    /// What the mail carries besides its text, from the server's BODYSTRUCTURE.
+    pub attachments: Vec<Attachment>,
+}
+
+/// One attachment as the server describes it; nothing of its content.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Attachment {
+    /// Decoded and cleaned (see src/imap/structure.rs): a file name, never a path.
+    pub name: String,
+    /// `type/subtype`, lower case.
+    pub mime: String,
+    /// Bytes once decoded (estimated from the encoded size).
+    pub size: u64,
+    /// The IMAP section that holds it (`2`, `1.3`).
+    pub section: String,
+    /// Its Content-Transfer-Encoding (`base64`, `quoted-printable`, …), to undo after a fetch.
+    #[serde(default)]
+    pub encoding: String,
 }
 
 impl Summary {
@@ -41,6 +59,28 @@ impl Summary {
             ..crate::triage::Fields::default()
         }
     }
+}
+
+/// The first text of any part when the body has none: an empty text alternative beside an HTML
+/// one, or the only words sent as a `text/*` attachment. HTML becomes its readable text (tags,
+/// styles and scripts dropped, entities decoded).
+fn first_readable_part(msg: &mail_parser::Message<'_>) -> String {
+    msg.parts
+        .iter()
+        .filter(|p| p.is_text())
+        .map(|p| {
+            let text = p.text_contents().unwrap_or("");
+            if p.is_text_html() {
+                collapse_whitespace(
+                    &mail_parser::decoders::html::html_to_text(text),
+                    SNIPPET_CHARS,
+                )
+            } else {
+                collapse_whitespace(text, SNIPPET_CHARS)
+            }
+        })
+        .find(|t| !t.is_empty())
+        .unwrap_or_default()
 }
 
 /// Reads what can be read from a raw RFC 5322 message.
@@ -66,7 +106,8 @@ pub fn summarize(raw: &[u8]) -> Summary {
     let mut snippet = msg
         .body_text(0)
         .map(|t| collapse_whitespace(&t, SNIPPET_CHARS))
-        .unwrap_or_default();
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| first_readable_part(&msg));
     let mut parse_error =
         headers_missing.then(|| "no From, Subject or Message-ID header".to_string());
     // A body the parser could not split into parts (a multipart without a boundary): no text,
@@ -93,6 +134,7 @@ pub fn summarize(raw: &[u8]) -> Summary {
             .map(|m| truncate_chars(m, FIELD_CHARS).to_string()),
         parse_error,
         snippet,
+        attachments: Vec::new(),
     }
 }
 
@@ -201,6 +243,22 @@ mod tests {
         assert_eq!(s.date.as_deref(), Some("2026-09-01T10:00:00Z"));
         assert_eq!(s.snippet, "Hello world");
         assert_eq!(s.parse_error, None);
+    }
+
+    #[test]
+    fn an_html_only_newsletter_reads_as_its_text() {
+        let raw = b"From: news@shop.example\r\nSubject: News\r\nMessage-ID: <n@shop>\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><head><style>body{color:red}</style><script>var x=1;</script></head><body><p>Hello &amp; welcome&nbsp;to <b>our</b>\r\n   news</p><div>Second&#8212;line</div></body></html>\r\n";
+        let s = summarize(raw);
+        assert_eq!(s.snippet, "Hello & welcome to our news Second\u{2014}line");
+        assert_eq!(s.parse_error, None);
+    }
+
+    #[test]
+    fn text_only_in_an_attachment_or_an_html_alternative_is_still_shown() {
+        let attachment = b"From: a@b.example\r\nSubject: Scan\r\nMessage-ID: <s@b>\r\nContent-Type: multipart/mixed; boundary=XX\r\n\r\n--XX\r\nContent-Type: application/octet-stream\r\nContent-Disposition: attachment; filename=a.bin\r\n\r\nbinary\r\n--XX\r\nContent-Type: text/plain; name=notes.txt\r\nContent-Disposition: attachment; filename=notes.txt\r\n\r\nThe readable   text\r\n--XX--\r\n";
+        assert_eq!(summarize(attachment).snippet, "The readable text");
+        let alternative = b"From: a@b.example\r\nSubject: Alt\r\nMessage-ID: <t@b>\r\nContent-Type: multipart/alternative; boundary=YY\r\n\r\n--YY\r\nContent-Type: text/plain\r\n\r\n \r\n--YY\r\nContent-Type: text/html\r\n\r\n<p>Only <i>here</i></p>\r\n--YY--\r\n";
+        assert_eq!(summarize(alternative).snippet, "Only here");
     }
 
     #[test]

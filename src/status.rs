@@ -21,6 +21,13 @@ pub struct AccountStatus {
     pub state: Option<AccountState>,
     pub last_ok: Option<String>,
     pub last_error: Option<String>,
+    /// When `last_error` happened (RFC 3339).
+    #[serde(default)]
+    pub last_error_at: Option<String>,
+    /// When the mailbox was watched again after `last_error` (RFC 3339): the error is past.
+    /// `null` while the error is current (or there is none).
+    #[serde(default)]
+    pub recovered_at: Option<String>,
     pub uidvalidity: Option<u32>,
     pub last_uid: Option<u32>,
 }
@@ -121,6 +128,8 @@ pub fn report(
                 state: live.map(|l| l.state),
                 last_ok: live.and_then(|l| l.last_ok).map(rfc3339),
                 last_error: live.and_then(|l| l.last_error.clone()),
+                last_error_at: live.and_then(|l| l.last_error_at).map(rfc3339),
+                recovered_at: live.and_then(|l| l.recovered_at).map(rfc3339),
                 uidvalidity: cursor.map(|c| c.uidvalidity),
                 last_uid: cursor.map(|c| c.last_uid),
             });
@@ -232,7 +241,7 @@ pub fn table(r: &StatusReport, colour: bool) -> String {
             opt(&a.uidvalidity),
             opt(&a.last_uid),
             opt(&a.last_ok),
-            opt(&a.last_error)
+            account_error(a)
         ));
     }
     if let Some(d) = &r.discord {
@@ -281,6 +290,18 @@ pub fn table(r: &StatusReport, colour: bool) -> String {
         ));
     }
     out
+}
+
+/// The LAST ERROR cell: an error the mailbox has recovered from says so, with when.
+fn account_error(a: &AccountStatus) -> String {
+    match (&a.last_error, &a.recovered_at) {
+        (Some(e), Some(t)) => {
+            // RFC 3339 UTC: `2026-12-04T14:32:10Z` → `14:32`.
+            let hhmm = t.get(11..16).unwrap_or(t);
+            format!("{e} (recovered {hhmm} UTC)")
+        }
+        _ => opt(&a.last_error),
+    }
 }
 
 /// One `spool dump` line: DESIGN.md's fields, plus the per-sink detail.
@@ -460,6 +481,37 @@ mod tests {
         let plain = table(&report(), false);
         let strip = text.replace("\x1b[31m", "").replace("\x1b[0m", "");
         assert_eq!(strip, plain);
+    }
+
+    #[test]
+    fn a_recovered_accounts_old_error_reads_as_past() {
+        let row = |recovered_at: Option<&str>| AccountStatus {
+            name: "home".into(),
+            folder: "INBOX".into(),
+            state: Some(AccountState::Idle),
+            last_ok: Some("2026-12-04T14:40:00Z".into()),
+            last_error: Some("no answer from the server within 60s".into()),
+            last_error_at: Some("2026-12-04T14:30:05Z".into()),
+            recovered_at: recovered_at.map(str::to_string),
+            uidvalidity: Some(1),
+            last_uid: Some(9),
+        };
+        let line = |r: AccountStatus| {
+            let text = table(
+                &StatusReport {
+                    accounts: vec![r],
+                    ..report()
+                },
+                false,
+            );
+            text.lines()
+                .find(|l| l.starts_with("home/INBOX"))
+                .map(str::to_string)
+        };
+        let past = line(row(Some("2026-12-04T14:31:10Z"))).unwrap_or_default();
+        assert!(past.ends_with("within 60s (recovered 14:31 UTC)"), "{past}");
+        let current = line(row(None)).unwrap_or_default();
+        assert!(current.ends_with("within 60s"), "{current}");
     }
 
     #[test]

@@ -136,6 +136,40 @@ fn grant_file(config: &Config) -> std::path::PathBuf {
     Path::new(state).join("oauth/home.json")
 }
 
+/// The README's `login` transcript is what `login` prints: each of its lines, up to where the
+/// account's own values begin, starts a line of the real run's output.
+fn readme_transcript_matches(output: &str) {
+    const README: &str = include_str!("../README.md");
+    let block = README
+        .split("sudo mailbeacon login work --config /etc/mailbeacon/mailbeacon.toml\n```\n```\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("the README's login transcript");
+    let variable = [
+        " work",
+        "https://",
+        "ABCD",
+        "/var/lib",
+        "outlook.office365.com",
+        "15 minutes",
+    ];
+    let mut checked = 0;
+    for line in block.lines().filter(|l| !l.trim().is_empty()) {
+        let cut = variable
+            .iter()
+            .filter_map(|v| line.find(v))
+            .min()
+            .unwrap_or(line.len());
+        let fixed = &line[..cut];
+        assert!(
+            output.lines().any(|l| l.starts_with(fixed)),
+            "the README shows {line:?}, but login printed no line starting {fixed:?}:\n{output}"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 6, "{block}");
+}
+
 #[test]
 fn device_login_then_the_daemon_delivers_with_xoauth2() {
     let oauth = FakeOAuth::start(Duration::from_secs(3600));
@@ -173,6 +207,8 @@ fn device_login_then_the_daemon_delivers_with_xoauth2() {
         gap >= Duration::from_millis(5500),
         "polled again after {gap:?}"
     );
+
+    readme_transcript_matches(&text);
 
     let grant = grant_file(&config);
     let mode = std::fs::metadata(&grant)
@@ -394,4 +430,62 @@ fn browser_login_with_pkce_finishes_by_redirect_or_by_a_pasted_address() {
     );
     assert!(!text.contains("CLIENT-SECRET-9"), "{text}");
     oauth.assert_no_token_in("login's output", &text);
+}
+
+/// Microsoft answers a login it throttles with `NO … Suggested Backoff Time`: that is no
+/// refused token, so the daemon neither renews the token (a rotation for nothing) nor shows
+/// `auth_failed`; it waits as asked and logs in.
+#[test]
+fn a_throttled_oauth_login_waits_and_renews_nothing() {
+    use common::scripted_imap::{Quirks, ScriptedImap};
+    let oauth = FakeOAuth::start(Duration::from_secs(3600));
+    let server = ScriptedImap::start(Quirks {
+        xoauth2: true,
+        refuse_auth: Some("Request is throttled. Suggested Backoff Time: 3000 milliseconds".into()),
+        ..Quirks::default()
+    });
+    let discord = FakeDiscord::start();
+    let hook = discord.webhook("1", "hookTOKEN", Behaviour::Ok);
+    let dir = temp_dir("oauth-throttled");
+    let grant = dir.join("state/oauth/home.json");
+    std::fs::create_dir_all(grant.parent().unwrap()).unwrap();
+    let far = chrono::Utc::now().timestamp() + 3600;
+    std::fs::write(
+        &grant,
+        format!(
+            r#"{{"version":1,"refresh_token":"RT-0","access_token":"AT-0","expires_at":{far}}}"#
+        ),
+    )
+    .unwrap();
+    let config = format!(
+        "state_dir = \"{}\"\n[[account]]\nname = \"home\"\nhost = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nusername = \"alice\"\nauth = \"oauth2\"\n[account.oauth2]\n{}\n[[sink]]\nname = \"alerts\"\nkind = \"webhook\"\nurl = \"{hook}\"\n[[bucket]]\nname = \"unknown\"\nsinks = [\"alerts\"]\n",
+        dir.join("state").display(),
+        server.port,
+        oauth.device_keys()
+    );
+    let daemon = common::daemon::Daemon::start(&dir, &config);
+    let mut states = std::collections::BTreeSet::new();
+    wait_until(
+        Duration::from_secs(30),
+        "logged in after the throttle",
+        || {
+            let status = daemon.status();
+            states.insert(
+                status["accounts"][0]["state"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string(),
+            );
+            status["accounts"][0]["state"] == "idle"
+        },
+    );
+    assert!(!states.contains("auth_failed"), "{states:?}");
+    assert!(
+        oauth.calls("refresh_token").is_empty(),
+        "a throttle renews no token"
+    );
+    let logins = server.commands("(sasl response)");
+    assert_eq!(logins.len(), 2, "{logins:?}");
+    let waited = logins[1].at - logins[0].at;
+    assert!(waited >= Duration::from_millis(2900), "waited {waited:?}");
 }

@@ -49,6 +49,9 @@ pub struct Account {
     pub ca_file: Option<PathBuf>,
     /// The one certificate trusted for this account, whatever its issuer (replaces `ca_file`).
     pub tls_fingerprint: Option<Fingerprint>,
+    /// The link back to a mail (`{message_id}`, `{uid}`, `{folder}`, `{account}`), from the
+    /// config or the provider preset: the embed's URL.
+    pub open_url: Option<String>,
     pub folders: Vec<String>,
     pub idle: bool,
     /// How long one IDLE command may run before it is renewed (RFC 2177: under 29 minutes).
@@ -112,6 +115,17 @@ impl Loader<'_> {
         }
         let tls_fingerprint =
             self.tls_fingerprint(&key, a.tls_fingerprint.as_deref(), a.ca_file.is_some(), tls)?;
+        let open_url = a
+            .open_url
+            .take()
+            .or_else(|| provider.and_then(|p| p.open_url).map(str::to_string))
+            .filter(|u| !u.is_empty());
+        if let Some(why) = open_url
+            .as_deref()
+            .and_then(crate::discord::render::link::invalid)
+        {
+            return Err(self.err(key("open_url"), why));
+        }
         let folders = a.folders.unwrap_or_else(|| vec!["INBOX".to_string()]);
         if folders.is_empty() || folders.iter().any(|f| f.trim().is_empty()) {
             return Err(self.err(key("folders"), "list at least one folder, none empty"));
@@ -155,6 +169,7 @@ impl Loader<'_> {
             password,
             ca_file: a.ca_file,
             tls_fingerprint,
+            open_url,
             folders,
             idle: a.idle.unwrap_or(true),
             idle_renew,

@@ -46,6 +46,33 @@ pub struct Bucket {
     pub escalate_after: Option<Duration>,
     /// Receives a one-line mirror of every delivery of the bucket's mail.
     pub audit: Option<String>,
+    /// Forum sinks: the tags a new post of this bucket gets (at most 5, Discord's limit).
+    pub applied_tags: Vec<String>,
+    /// Forum sinks: post this bucket's mail into this existing thread instead of new posts.
+    pub thread_id: Option<String>,
+    /// `attachments = "upload"`: each mail's attachments, up to this many bytes in all, are
+    /// fetched at delivery and sent with its message. `None`: only listed.
+    pub upload_max: Option<u64>,
+}
+
+/// Discord's upload limit for a webhook message: larger is refused (413, code 40005).
+pub const DISCORD_UPLOAD_LIMIT: u64 = 10 * 1024 * 1024;
+
+/// `"8MiB"`, `"500KiB"`, `"1024"`: a size in bytes.
+fn bytes(text: &str) -> Option<u64> {
+    let t = text.trim();
+    let (number, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(at) => (&t[..at], t[at..].trim()),
+        None => (t, ""),
+    };
+    let n: u64 = number.parse().ok()?;
+    let unit = match unit.to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kib" | "k" => 1024,
+        "mib" | "m" => 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(unit)
 }
 
 impl Loader<'_> {
@@ -115,6 +142,8 @@ impl Loader<'_> {
             },
         };
         let route = self.route(&key, &b, severity, mode, sinks)?;
+        let (applied_tags, thread_id) = self.forum_keys(&key, &b, sinks)?;
+        let upload_max = self.uploads(&key, &b)?;
         let rules = b
             .rules
             .into_iter()
@@ -138,7 +167,86 @@ impl Loader<'_> {
             fallback: route.fallback,
             escalate_after: route.escalate_after,
             audit: route.audit,
+            applied_tags,
+            thread_id,
+            upload_max,
         })
+    }
+
+    /// `attachments` (`"list"`, the default, or `"upload"`) and `attachments_max` (`"8MiB"`,
+    /// `"500KiB"` or bytes; at most Discord's 10 MiB).
+    fn uploads(
+        &self,
+        key: &dyn Fn(&str) -> String,
+        b: &RawBucket,
+    ) -> Result<Option<u64>, ConfigError> {
+        let upload = match b.attachments.as_deref() {
+            None | Some("list") => false,
+            Some("upload") => true,
+            Some(other) => {
+                return Err(self.err(
+                    key("attachments"),
+                    format!("{other:?} is not one of list, upload"),
+                ))
+            }
+        };
+        let max = match b.attachments_max.as_deref() {
+            None => 8 * 1024 * 1024,
+            Some(_) if !upload => {
+                return Err(self.err(
+                    key("attachments_max"),
+                    "has no effect without attachments = \"upload\"",
+                ))
+            }
+            Some(text) => bytes(text).ok_or_else(|| {
+                self.err(
+                    key("attachments_max"),
+                    format!("{text:?} is not a size like \"8MiB\", \"500KiB\" or bytes"),
+                )
+            })?,
+        };
+        if max == 0 || max > DISCORD_UPLOAD_LIMIT {
+            return Err(self.err(
+                key("attachments_max"),
+                "must be more than 0 and at most 10MiB (Discord's limit for a webhook)",
+            ));
+        }
+        Ok(upload.then_some(max))
+    }
+
+    /// `applied_tags` and `thread_id`: numeric ids, meaningful only when one of the bucket's
+    /// sinks posts to a forum (`forum = true`).
+    fn forum_keys(
+        &self,
+        key: &dyn Fn(&str) -> String,
+        b: &RawBucket,
+        sinks: &[SinkConfig],
+    ) -> Result<(Vec<String>, Option<String>), ConfigError> {
+        let numeric = |id: &String| !id.is_empty() && id.chars().all(|c| c.is_ascii_digit());
+        let tags = b.applied_tags.clone().unwrap_or_default();
+        if tags.len() > 5 || !tags.iter().all(numeric) {
+            return Err(self.err(
+                key("applied_tags"),
+                "must be at most 5 numeric tag ids (the forum's tags)",
+            ));
+        }
+        if b.thread_id.as_ref().is_some_and(|t| !numeric(t)) {
+            return Err(self.err(key("thread_id"), "must be a numeric Discord id"));
+        }
+        let forum = sinks
+            .iter()
+            .any(|s| s.forum.is_some() && b.sinks.contains(&s.name));
+        if (!tags.is_empty() || b.thread_id.is_some()) && !forum {
+            return Err(self.err(
+                key(if tags.is_empty() {
+                    "thread_id"
+                } else {
+                    "applied_tags"
+                }),
+                "has no effect: none of the bucket's sinks has forum = true",
+            ));
+        }
+        Ok((tags, b.thread_id.clone()))
     }
 
     fn rule(&self, key: &str, r: RawRule) -> Result<Rule, ConfigError> {

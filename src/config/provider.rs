@@ -16,6 +16,8 @@ pub struct Provider {
     pub oauth: Option<OAuthPreset>,
     /// What the user must get before the first login, for errors and `check`.
     pub credential_hint: &'static str,
+    /// The webmail's link to one mail, when it has one (see src/discord/render/link.rs).
+    pub open_url: Option<&'static str>,
 }
 
 /// Whose OAuth 2.0 endpoints an account uses.
@@ -36,6 +38,7 @@ pub const PROVIDERS: &[Provider] = &[
         oauth: Some(OAuthPreset::Google),
         credential_hint: "Gmail needs an app password (Google Account → Security → 2-Step \
             Verification on → App passwords), or auth = \"oauth2\" with your own OAuth client",
+        open_url: Some("https://mail.google.com/mail/u/0/#search/rfc822msgid:{message_id}"),
     },
     Provider {
         name: "outlook",
@@ -45,6 +48,7 @@ pub const PROVIDERS: &[Provider] = &[
             tenant: "consumers",
         }),
         credential_hint: "Outlook.com accepts only OAuth 2.0 over IMAP: run `mailbeacon login`",
+        open_url: None,
     },
     Provider {
         name: "office365",
@@ -52,6 +56,7 @@ pub const PROVIDERS: &[Provider] = &[
         auth: AuthKind::OAuth2,
         oauth: Some(OAuthPreset::Microsoft { tenant: "common" }),
         credential_hint: "Microsoft 365 accepts only OAuth 2.0 over IMAP: run `mailbeacon login`",
+        open_url: None,
     },
     Provider {
         name: "icloud",
@@ -60,6 +65,7 @@ pub const PROVIDERS: &[Provider] = &[
         oauth: None,
         credential_hint: "iCloud needs an app-specific password (account.apple.com → Sign-In \
             and Security → App-Specific Passwords)",
+        open_url: None,
     },
     Provider {
         name: "yahoo",
@@ -67,6 +73,7 @@ pub const PROVIDERS: &[Provider] = &[
         auth: AuthKind::Password,
         oauth: None,
         credential_hint: "Yahoo needs an app password (Account Security → Generate app password)",
+        open_url: None,
     },
     Provider {
         name: "fastmail",
@@ -75,6 +82,7 @@ pub const PROVIDERS: &[Provider] = &[
         oauth: None,
         credential_hint: "Fastmail needs an app password (Settings → Privacy & Security → \
             Manage app passwords, with IMAP access)",
+        open_url: None,
     },
 ];
 

@@ -44,6 +44,7 @@ pub struct RawAccount {
     pub credential: Option<String>,
     pub ca_file: Option<PathBuf>,
     pub tls_fingerprint: Option<String>,
+    pub open_url: Option<String>,
     pub auth: Option<String>,
     pub oauth2: Option<RawOAuth2>,
     pub folders: Option<Vec<String>>,
@@ -85,6 +86,8 @@ pub struct RawSink {
     pub token_file: Option<PathBuf>,
     pub api_base: Option<String>,
     pub thread_id: Option<String>,
+    pub forum: Option<bool>,
+    pub thread_name: Option<String>,
     pub probe_every: Option<String>,
     pub probe_max: Option<String>,
     pub timeout: Option<String>,
@@ -105,6 +108,10 @@ pub struct RawBucket {
     pub fallback: Option<String>,
     pub escalate_after: Option<String>,
     pub audit: Option<String>,
+    pub applied_tags: Option<Vec<String>>,
+    pub thread_id: Option<String>,
+    pub attachments: Option<String>,
+    pub attachments_max: Option<String>,
 }
 
 #[derive(Deserialize, Default)]

@@ -22,6 +22,9 @@ pub struct SinkConfig {
     /// Post into this thread of the channel (a webhook's `?thread_id=`; a bot posts to the
     /// thread's own channel id).
     pub thread_id: Option<String>,
+    /// `forum = true`: the channel is a forum or media channel, where each message must be a
+    /// new post named by this template (`{subject}`, `{from}`, `{bucket}`, `{account}`).
+    pub forum: Option<String>,
     /// First wait between probes of a dead sink; doubles up to `probe_max`.
     pub probe_every: Duration,
     pub probe_max: Duration,
@@ -77,6 +80,22 @@ impl Loader<'_> {
                 }
             })
             .transpose()?;
+        let forum = match (s.forum.unwrap_or(false), s.thread_name) {
+            (true, name) => {
+                let name = name.unwrap_or_else(|| "{subject}".to_string());
+                if let Some(why) = crate::discord::render::forum::invalid(&name) {
+                    return Err(self.err(key("thread_name"), why));
+                }
+                Some(name)
+            }
+            (false, Some(_)) => {
+                return Err(self.err(
+                    key("thread_name"),
+                    "names forum posts: set forum = true too",
+                ))
+            }
+            (false, None) => None,
+        };
         let probe_every = self.duration(&key("probe_every"), s.probe_every.as_deref(), "1m")?;
         let probe_max = self
             .duration(&key("probe_max"), s.probe_max.as_deref(), "30m")?
@@ -84,6 +103,7 @@ impl Loader<'_> {
         Ok(SinkConfig {
             target,
             thread_id,
+            forum,
             probe_every,
             probe_max,
             timeout: self.duration(&key("timeout"), s.timeout.as_deref(), "30s")?,

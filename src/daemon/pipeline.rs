@@ -50,6 +50,20 @@ impl Pipeline {
         let mut by_sink = std::collections::HashMap::new();
         let mut dispatchers = Vec::new();
         let dead_sinks = Arc::new(failover::DeadSinks::default());
+        let links: Arc<std::collections::HashMap<String, String>> = Arc::new(
+            config
+                .accounts
+                .iter()
+                .filter_map(|a| Some((a.name.clone(), a.open_url.clone()?)))
+                .collect(),
+        );
+        let accounts: Arc<std::collections::HashMap<String, crate::config::Account>> = Arc::new(
+            config
+                .accounts
+                .iter()
+                .map(|a| (a.name.clone(), a.clone()))
+                .collect(),
+        );
         for s in &config.sinks {
             let wake = Arc::new(Notify::new());
             wakes.push(wake.clone());
@@ -72,6 +86,9 @@ impl Pipeline {
                 guard: guard.clone(),
                 digests: digests.clone(),
                 dead: dead_sinks.clone(),
+                links: links.clone(),
+                forum: s.forum.clone(),
+                accounts: accounts.clone(),
             };
             dispatchers.push(tokio::spawn(d.run(stop.clone())));
         }

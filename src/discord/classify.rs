@@ -82,6 +82,8 @@ pub const BAN_DEFAULT: Duration = Duration::from_secs(600);
 
 /// Dead-channel codes (DESIGN.md): unknown channel/webhook, missing access/permissions, bad token.
 const DEAD_CODES: [u64; 5] = [10003, 10015, 50001, 50013, 50027];
+/// "Webhooks posted to forum channels must have a thread_name or thread_id".
+pub const FORUM: u64 = 220001;
 
 fn seconds(s: &str) -> Option<Duration> {
     let v: f64 = s.trim().parse().ok()?;
@@ -134,6 +136,14 @@ pub fn classify(status: u16, headers: &Headers, body: &[u8]) -> Outcome {
         _ if code.is_some_and(|c| DEAD_CODES.contains(&c)) => Outcome::Dead { reason },
         // 40333: Cloudflare refused our User-Agent; retrying cannot help until reconfigured.
         _ if code == Some(40333) => Outcome::Dead { reason },
+        // A forum or media channel takes only posts (a thread name) or replies in a thread: no
+        // message can go there until the sink is configured for it.
+        _ if code == Some(FORUM) => Outcome::Dead {
+            reason: format!(
+                "{reason}: the channel is a forum or media channel: set forum = true on the \
+                 sink (each mail becomes a post), or a thread_id to post into"
+            ),
+        },
         400 | 413 => Outcome::Rejected { reason },
         _ => Outcome::Transient { reason },
     }

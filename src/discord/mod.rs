@@ -8,4 +8,4 @@ pub mod sink;
 
 pub use classify::{classify, Outcome, Pace, Scope};
 pub use render::{render, Level, Message};
-pub use sink::{HttpSink, Reply, Sink};
+pub use sink::{HttpSink, Reply, Sink, Upload};

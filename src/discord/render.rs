@@ -11,6 +11,8 @@ use crate::text::{ellipsize, truncate_chars};
 use serde_json::{json, Value};
 
 pub mod digest;
+pub mod forum;
+pub mod link;
 
 pub const MAX_EMBEDS: usize = 10;
 pub const MAX_EMBED_TOTAL: usize = 6000;
@@ -119,6 +121,12 @@ fn embed(item: &Item, severity: Severity, level: Level) -> (Value, usize) {
         let from = escaped_or(&item.from, "(unknown sender)", FIELD_VALUE);
         chars += "From".len() + from.chars().count();
         e["fields"] = json!([{ "name": "From", "value": from, "inline": false }]);
+        if let Some(listed) = attachments(item) {
+            chars += "Attachments".len() + listed.chars().count();
+            if let Some(fields) = e["fields"].as_array_mut() {
+                fields.push(json!({ "name": "Attachments", "value": listed, "inline": false }));
+            }
+        }
         let description = cut(&escape(&item.snippet), DESCRIPTION);
         if !is_blank(&description) {
             chars += description.chars().count();
@@ -133,6 +141,42 @@ fn embed(item: &Item, severity: Severity, level: Level) -> (Value, usize) {
         }
     }
     (e, chars)
+}
+
+/// At most this many attachments are named in an embed; the rest are counted.
+const LISTED: usize = 5;
+
+/// The attachments' lines (`name · type · size`, names escaped like any mail text), or `None`.
+fn attachments(item: &Item) -> Option<String> {
+    if item.attachments.is_empty() {
+        return None;
+    }
+    let mut lines: Vec<String> = item
+        .attachments
+        .iter()
+        .take(LISTED)
+        .map(|a| {
+            format!(
+                "{} · {} · {}",
+                escaped_or(&a.name, "attachment", 120),
+                escape(&a.mime),
+                size(a.size)
+            )
+        })
+        .collect();
+    if item.attachments.len() > LISTED {
+        lines.push(format!("and {} more", item.attachments.len() - LISTED));
+    }
+    Some(cut(&lines.join("\n"), FIELD_VALUE))
+}
+
+/// `182 KB`, `1.4 MB`: sizes as people read them.
+fn size(bytes: u64) -> String {
+    match bytes {
+        b if b < 1024 => format!("{b} B"),
+        b if b < 1024 * 1024 => format!("{} KB", b.div_ceil(1024)),
+        b => format!("{:.1} MB", b as f64 / (1024.0 * 1024.0)),
+    }
 }
 
 /// The mention the bucket configured, as (content prefix, allowed_mentions).
@@ -187,6 +231,30 @@ pub fn render(bucket: Option<&Bucket>, items: &[Item], level: Level) -> Message 
         body: json!({ "content": content, "embeds": embeds, "allowed_mentions": allowed }),
         ids,
         embed_chars: total,
+    }
+}
+
+/// Sets each embed's `url` to the link back to its mail, where its account has an `open_url`
+/// (see [`link`]); the title then opens the mail. Embeds follow `message.ids`.
+pub fn add_links(
+    message: &mut Message,
+    items: &[Item],
+    links: &std::collections::HashMap<String, String>,
+) {
+    let Some(embeds) = message
+        .body
+        .get_mut("embeds")
+        .and_then(|e| e.as_array_mut())
+    else {
+        return;
+    };
+    for (embed, id) in embeds.iter_mut().zip(&message.ids) {
+        let Some(item) = items.iter().find(|i| i.id == *id) else {
+            continue;
+        };
+        if let Some(url) = links.get(&item.account).and_then(|t| link::url(t, item)) {
+            embed["url"] = json!(url);
+        }
     }
 }
 

@@ -20,8 +20,21 @@ pub struct Reply {
 
 pub trait Sink: Send + Sync {
     fn name(&self) -> &str;
-    /// Posts one message body; `nonce` identifies it for sinks that support idempotency.
-    fn post(&self, body: &serde_json::Value, nonce: &str) -> Reply;
+    /// Posts one message body; `nonce` identifies it for sinks that support idempotency;
+    /// `thread` replaces the sink's own `thread_id` for this message (a forum bucket's thread).
+    fn post(&self, body: &serde_json::Value, nonce: &str, thread: Option<&str>) -> Reply;
+    /// Posts one message with files (`multipart/form-data`, the JSON as `payload_json`). A sink
+    /// that cannot send files posts the message alone.
+    fn post_files(
+        &self,
+        body: &serde_json::Value,
+        nonce: &str,
+        thread: Option<&str>,
+        files: &[Upload],
+    ) -> Reply {
+        let _ = files;
+        self.post(body, nonce, thread)
+    }
     /// Checks that the destination still exists and accepts us, without posting.
     fn probe(&self) -> Reply;
     /// The top-level resource Discord keys rate limits on besides the route's bucket: the
@@ -34,6 +47,15 @@ pub trait Sink: Send + Sync {
     fn global_scope(&self) -> Option<u64> {
         None
     }
+}
+
+/// A file to send with a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Upload {
+    /// Shown in Discord; cleaned already (src/imap/structure.rs).
+    pub name: String,
+    pub mime: String,
+    pub data: Vec<u8>,
 }
 
 pub struct HttpSink {
@@ -68,8 +90,8 @@ impl HttpSink {
     }
 
     /// The URL to post to (`posting`) or to probe, and the `Authorization` header if any.
-    fn endpoint(&self, posting: bool) -> (String, Option<String>) {
-        let thread = self.config.thread_id.as_deref();
+    fn endpoint(&self, posting: bool, thread: Option<&str>) -> (String, Option<String>) {
+        let thread = thread.or(self.config.thread_id.as_deref());
         match &self.config.target {
             SinkTarget::Webhook(w) if posting => {
                 let thread = thread.map_or(String::new(), |t| format!("&thread_id={t}"));
@@ -102,6 +124,17 @@ impl HttpSink {
     }
 
     fn finish(&self, result: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
+        self.finish_probe(result, false)
+    }
+
+    /// [`HttpSink::finish`]; with `forum_check`, a channel that answers as a forum or media
+    /// channel (type 15 or 16) is dead for a sink not set up for one: nothing it sends could
+    /// be posted there.
+    fn finish_probe(
+        &self,
+        result: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+        forum_check: bool,
+    ) -> Reply {
         let mut response = match result {
             Ok(r) => r,
             Err(e) => {
@@ -137,6 +170,22 @@ impl HttpSink {
             .limit(256 * 1024)
             .read_to_vec()
             .unwrap_or_default();
+        let forum = forum_check
+            && serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("type").and_then(|t| t.as_u64()))
+                .is_some_and(|t| t == 15 || t == 16);
+        if forum && (200..300).contains(&status) {
+            return Reply {
+                outcome: Outcome::Dead {
+                    reason: "the channel is a forum or media channel: set forum = true on the \
+                             sink (each mail becomes a post), or a thread_id to post into"
+                        .into(),
+                },
+                pace: headers.pace(),
+                status,
+            };
+        }
         let outcome = match classify(status, &headers, &body) {
             Outcome::Transient { reason } => Outcome::Transient {
                 reason: self.scrub(reason),
@@ -179,33 +228,120 @@ impl Sink for HttpSink {
         }
     }
 
-    fn post(&self, body: &serde_json::Value, nonce: &str) -> Reply {
-        let (url, auth) = self.endpoint(true);
-        let mut request = self
-            .agent
-            .post(url)
-            .header("Content-Type", "application/json");
-        if let Some(auth) = auth {
-            request = request.header("Authorization", auth);
-        }
+    fn post(&self, body: &serde_json::Value, nonce: &str, thread: Option<&str>) -> Reply {
+        self.post_files(body, nonce, thread, &[])
+    }
+
+    fn post_files(
+        &self,
+        body: &serde_json::Value,
+        nonce: &str,
+        thread: Option<&str>,
+        files: &[Upload],
+    ) -> Reply {
+        let (mut url, auth) = self.endpoint(true, thread);
         let mut body = body.clone();
-        if matches!(self.config.target, SinkTarget::Bot { .. }) {
+        let forum_bot = matches!(self.config.target, SinkTarget::Bot { .. })
+            && body.get("thread_name").is_some();
+        if !files.is_empty() {
+            let listed: Vec<serde_json::Value> = files
+                .iter()
+                .enumerate()
+                .map(|(i, f)| serde_json::json!({ "id": i, "filename": f.name }))
+                .collect();
+            body["attachments"] = serde_json::json!(listed);
+        }
+        if forum_bot {
+            // A bot starts a forum post at the channel's threads endpoint, the message
+            // inside it (that endpoint takes no nonce: a repeat after a crash is possible).
+            url = format!("{}/threads", url.trim_end_matches("/messages"));
+            body = forum_post(body);
+        } else if matches!(self.config.target, SinkTarget::Bot { .. }) {
             body["nonce"] = serde_json::json!(nonce);
             body["enforce_nonce"] = serde_json::json!(true);
         }
-        self.finish(request.send(body.to_string().as_bytes()))
+        let mut request = self.agent.post(url);
+        if let Some(auth) = auth {
+            request = request.header("Authorization", auth);
+        }
+        if files.is_empty() {
+            let request = request.header("Content-Type", "application/json");
+            return self.finish(request.send(body.to_string().as_bytes()));
+        }
+        let boundary = format!("mailbeacon{:016x}", fastrand::u64(..));
+        let request = request.header(
+            "Content-Type",
+            format!("multipart/form-data; boundary={boundary}"),
+        );
+        self.finish(request.send(&multipart(&boundary, &body, files)[..]))
     }
 
     fn probe(&self) -> Reply {
-        let (url, auth) = self.endpoint(false);
+        let (url, auth) = self.endpoint(false, None);
         let mut request = self.agent.get(url);
         if let Some(auth) = auth {
             request = request.header("Authorization", auth);
         }
         // A probe's 2xx carries the webhook or channel object, whose `id` classifies it as
         // delivered: alive.
-        self.finish(request.call())
+        let forum_check = matches!(self.config.target, SinkTarget::Bot { .. })
+            && self.config.forum.is_none()
+            && self.config.thread_id.is_none();
+        self.finish_probe(request.call(), forum_check)
     }
+}
+
+/// The multipart body Discord takes for a message with files: `payload_json`, then
+/// `files[n]` each with its name and type.
+fn multipart(boundary: &str, payload: &serde_json::Value, files: &[Upload]) -> Vec<u8> {
+    let mut out =
+        Vec::with_capacity(files.iter().map(|f| f.data.len() + 256).sum::<usize>() + 4096);
+    out.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"payload_json\"\r\nContent-Type: application/json\r\n\r\n{payload}\r\n"
+        )
+        .as_bytes(),
+    );
+    for (i, f) in files.iter().enumerate() {
+        // The name sits inside a quoted header value: no quote, backslash or line break.
+        let name: String = f
+            .name
+            .chars()
+            .map(|c| {
+                if matches!(c, '"' | '\\' | '\r' | '\n') {
+                    '_'
+                } else {
+                    c
+                }
+            })
+            .collect();
+        out.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"files[{i}]\"; filename=\"{name}\"\r\nContent-Type: {}\r\n\r\n",
+                f.mime
+            )
+            .as_bytes(),
+        );
+        out.extend_from_slice(&f.data);
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    out
+}
+
+/// A webhook-style forum post (`thread_name`, `applied_tags` beside the message) as the bot
+/// API's `POST /channels/ID/threads` wants it: `name`, `applied_tags` and the message inside.
+fn forum_post(mut body: serde_json::Value) -> serde_json::Value {
+    let name = body
+        .as_object_mut()
+        .and_then(|o| o.remove("thread_name"))
+        .unwrap_or_default();
+    let tags = body.as_object_mut().and_then(|o| o.remove("applied_tags"));
+    let mut post = serde_json::json!({ "name": name, "message": body });
+    if let Some(tags) = tags {
+        post["applied_tags"] = tags;
+    }
+    post
 }
 
 /// FNV-1a: tells bot tokens apart without keeping or showing them.

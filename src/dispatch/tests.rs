@@ -22,7 +22,7 @@ impl Sink for Scripted {
     fn name(&self) -> &str {
         &self.name
     }
-    fn post(&self, body: &serde_json::Value, _nonce: &str) -> Reply {
+    fn post(&self, body: &serde_json::Value, _nonce: &str, _thread: Option<&str>) -> Reply {
         let n = {
             let mut p = self.posts.lock().unwrap();
             p.push(body.clone());
@@ -158,6 +158,9 @@ fn start_guarded(
         guard,
         digests: Default::default(),
         dead: Default::default(),
+        links: Default::default(),
+        forum: None,
+        accounts: Default::default(),
     };
     let stop = Stop::new();
     let task = tokio::spawn(d.run(stop.clone()));

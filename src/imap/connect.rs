@@ -41,12 +41,27 @@ pub enum ImapError {
     Mailbox(String),
     #[error("protocol: {0}")]
     Protocol(String),
+    /// A read or write that ran into the account's `timeout`, said in words rather than as the
+    /// OS's "Resource temporarily unavailable (os error 11)".
+    #[error("no answer from the server within {}", within(.0))]
+    Timeout(Duration),
+}
+
+/// `60s`, or `500ms` for a bound under a second.
+fn within(d: &Duration) -> String {
+    if d.as_secs() > 0 && d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}ms", d.as_millis())
+    }
 }
 
 impl ImapError {
     pub fn state(&self) -> AccountState {
         match self {
-            ImapError::Network(_) | ImapError::Clock(_) => AccountState::Backoff,
+            ImapError::Network(_) | ImapError::Clock(_) | ImapError::Timeout(_) => {
+                AccountState::Backoff
+            }
             ImapError::Tls(_) => AccountState::TlsFailed,
             ImapError::Auth(_) => AccountState::AuthFailed,
             ImapError::Mailbox(_) => AccountState::MailboxMissing,
@@ -71,7 +86,43 @@ fn from_io(io: std::io::Error) -> ImapError {
     if let Some(tls) = io.get_ref().and_then(|e| e.downcast_ref::<rustls::Error>()) {
         return from_tls(tls);
     }
+    if let Some(NoAnswer(bound)) = io.get_ref().and_then(|e| e.downcast_ref::<NoAnswer>()) {
+        return ImapError::Timeout(*bound);
+    }
+    if is_timeout(&io) {
+        return ImapError::Network("no answer from the server in time".into());
+    }
     ImapError::Network(io.to_string())
+}
+
+/// A socket timeout: Linux reports one as `WouldBlock` (os error 11), others as `TimedOut`.
+fn is_timeout(io: &std::io::Error) -> bool {
+    matches!(
+        io.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
+}
+
+/// The bound a timed-out read or write ran into, carried inside its `io::Error` (whose kind
+/// stays the same, so the imap crate still reads an IDLE's timeout as the end of the wait).
+#[derive(Debug)]
+struct NoAnswer(Duration);
+
+impl std::fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "no answer from the server within {}", within(&self.0))
+    }
+}
+
+impl std::error::Error for NoAnswer {}
+
+/// `e`, carrying `bound` when it is a timeout.
+fn bounded(e: std::io::Error, bound: Duration) -> std::io::Error {
+    if is_timeout(&e) {
+        std::io::Error::new(e.kind(), NoAnswer(bound))
+    } else {
+        e
+    }
 }
 
 fn from_tls(e: &rustls::Error) -> ImapError {
@@ -107,6 +158,8 @@ enum Io {
 pub struct Stream {
     io: Io,
     timeout: Duration,
+    /// The read timeout now in force (IDLE's wait, else `timeout`), named by a timed-out read.
+    reading: Duration,
 }
 
 impl Stream {
@@ -120,33 +173,39 @@ impl Stream {
 
 impl Read for Stream {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        match &mut self.io {
+        let read = match &mut self.io {
             Io::Tls(s) => s.read(buf),
             Io::Plain(s) => s.read(buf),
-        }
+        };
+        read.map_err(|e| bounded(e, self.reading))
     }
 }
 
 impl Write for Stream {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        match &mut self.io {
+        let written = match &mut self.io {
             Io::Tls(s) => s.write(buf),
             Io::Plain(s) => s.write(buf),
-        }
+        };
+        written.map_err(|e| bounded(e, self.timeout))
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        match &mut self.io {
+        let flushed = match &mut self.io {
             Io::Tls(s) => s.flush(),
             Io::Plain(s) => s.flush(),
-        }
+        };
+        flushed.map_err(|e| bounded(e, self.timeout))
     }
 }
 
 impl imap::extensions::idle::SetReadTimeout for Stream {
     fn set_read_timeout(&mut self, timeout: Option<Duration>) -> imap::Result<()> {
+        let reading = timeout.unwrap_or(self.timeout);
         self.tcp()
-            .set_read_timeout(Some(timeout.unwrap_or(self.timeout)))
-            .map_err(imap::Error::Io)
+            .set_read_timeout(Some(reading))
+            .map_err(imap::Error::Io)?;
+        self.reading = reading;
+        Ok(())
     }
 }
 
@@ -342,6 +401,7 @@ pub fn login_until<'a>(
     let mut client = imap::Client::new(Stream {
         io,
         timeout: account.timeout,
+        reading: account.timeout,
     });
     if !greeted {
         client.read_greeting().map_err(ImapError::from_imap)?;
@@ -395,6 +455,13 @@ fn oauth_login(
         );
         match client.authenticate(mechanism.name(), &exchange) {
             Ok(session) => return Ok(session),
+            // Throttled (Microsoft's `Suggested Backoff Time`): the token is not at fault, and
+            // the watcher waits as asked (src/imap/quirks.rs reads the text).
+            Err((imap::Error::No(no), _))
+                if super::quirks::throttle_pause(&no.information).is_some() =>
+            {
+                return Err(ImapError::Auth(no.information));
+            }
             Err((imap::Error::No(no), back)) if !access.fresh => {
                 log::warn!(
                     "imap {}: the server refused the OAuth access token ({}); renewing it once",
@@ -470,5 +537,23 @@ mod tests {
             from_io(std::io::Error::other("connection refused")).state(),
             AccountState::Backoff
         );
+    }
+
+    #[test]
+    fn a_read_timeout_reads_as_no_answer_within_the_bound() {
+        let os = std::io::Error::from(std::io::ErrorKind::WouldBlock);
+        let e = from_io(bounded(os, Duration::from_secs(60)));
+        assert_eq!(e.to_string(), "no answer from the server within 60s");
+        assert_eq!(e.state(), AccountState::Backoff);
+        // The kind survives, so the imap crate still ends an IDLE wait on it.
+        let os = std::io::Error::from(std::io::ErrorKind::TimedOut);
+        let wrapped = bounded(os, Duration::from_millis(1500));
+        assert_eq!(wrapped.kind(), std::io::ErrorKind::TimedOut);
+        assert_eq!(
+            from_io(wrapped).to_string(),
+            "no answer from the server within 1500ms"
+        );
+        let bare = from_io(std::io::Error::from(std::io::ErrorKind::WouldBlock));
+        assert!(!bare.to_string().contains("os error"), "{bare}");
     }
 }

@@ -1,25 +1,28 @@
 //! The IMAP watcher: one blocking thread per (account, folder) that connects, examines the
 //! folder read-only, and waits for mail above the cursor — with IDLE when the server offers
 //! it, renewed every `idle_renew`, and a reconciliation poll every `poll_interval` regardless,
-//! so a silently dropped IDLE costs at most one poll interval. Each chunk of mail is
-//! summarised, triaged and handed to [`Spool::ingest`] together with the cursor that covers
-//! it; the next fetch happens only after that transaction is on disk (invariant 2). Messages
-//! are fetched with `BODY.PEEK` (never sets `\Seen`) and at most 64 KiB each.
+//! so a silently dropped IDLE costs at most one poll interval. Every IDLE ends in a catch-up
+//! search, and an `EXISTS` with a new count in any answer brings a search at once, so mail a
+//! server announces only outside IDLE is late by at most `idle_renew`. Fetching and spooling
+//! (invariant 2) live in `fetch.rs`; what servers do beyond RFC 3501 in `quirks.rs`.
 
 pub mod connect;
+mod fetch;
+pub mod part;
+pub mod quirks;
+pub mod structure;
 
 pub use connect::{login, login_until, tls_config, ImapError, Session};
 
-use crate::config::{Account, Bucket, Mode, StartAt};
+use crate::config::{Account, Bucket, StartAt};
 use crate::dispatch::backoff;
 use crate::health::{AccountState, Event};
-use crate::mail::{summarize, Summary};
-use crate::spool::{Cursor, NewItem, Spool};
+use crate::spool::{Cursor, Spool};
 use crate::stop::Stop;
 use crate::triage::Triage;
 use crate::watchdog::Beat;
 use chrono::{DateTime, Utc};
-use imap::extensions::idle::WaitOutcome;
+use fetch::{highest_uid, received_since};
 use imap::types::UnsolicitedResponse;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -27,7 +30,6 @@ use tokio::sync::{mpsc::UnboundedSender, Notify};
 
 /// UIDs per `UID FETCH` and per spool transaction: one fsync covers a chunk, not each mail.
 pub const CHUNK: usize = 50;
-const FETCH_ITEMS: &str = "(UID RFC822.SIZE BODY.PEEK[]<0.65536>)";
 /// After a UIDVALIDITY change, mail received this long before the cursor was last written is
 /// rescanned too (clock skew between server and board); older mail was spooled or skipped.
 const RESCAN_MARGIN: chrono::TimeDelta = chrono::TimeDelta::days(1);
@@ -56,14 +58,8 @@ struct Carry {
     failures: u32,
     /// Until when polls skip mail already spooled (after a UIDVALIDITY change).
     dedup_until: Option<Instant>,
-}
-
-/// Why an IDLE wait ended.
-enum Woke {
-    /// The server announced new mail.
-    Mail,
-    /// The wait ran out: time to renew IDLE or to poll.
-    Quiet,
+    /// Set when the server's answer to `ID` could not be read: it is not sent again.
+    skip_id: bool,
 }
 
 impl Watcher {
@@ -104,15 +100,10 @@ impl Watcher {
                 Err(_) if stop.is_stopped() => break,
                 Err(e) => {
                     carry.failures += 1;
-                    // Refused credentials will not fix themselves quickly: at least a minute.
-                    let floor = if matches!(e, ImapError::Auth(_)) {
-                        Duration::from_secs(60)
-                    } else {
-                        Duration::ZERO
-                    };
+                    let (state, floor) = quirks::after(&e);
                     let wait = backoff(carry.failures, fastrand::f64()).max(floor);
                     log::error!("imap {}: {e}; reconnecting in {wait:?}", self.label());
-                    self.report(e.state(), Some(e.to_string()), None);
+                    self.report(state, Some(e.to_string()), None);
                     self.alive_for(wait);
                     if stop.sleep(wait) {
                         break;
@@ -127,10 +118,13 @@ impl Watcher {
     fn session(&self, stop: &Stop, carry: &mut Carry) -> Result<(), ImapError> {
         // Held for the whole session: a stop ends any read from the server at once.
         let (mut s, _interrupt) = login_until(&self.account, &self.tls, stop)?;
-        let idle = self.account.idle
-            && s.capabilities()
-                .map_err(ImapError::from_imap)?
-                .has_str("IDLE");
+        let caps = self.patiently(&mut s, stop, |s| s.capabilities())?;
+        let idle = self.account.idle && caps.has_str("IDLE");
+        let id = caps.has_str("ID");
+        drop(caps);
+        if id && !carry.skip_id {
+            self.introduce(&mut s, carry)?;
+        }
         if self.account.idle && !idle {
             log::info!(
                 "imap {}: the server does not offer IDLE; polling every {:?}",
@@ -138,28 +132,80 @@ impl Watcher {
                 self.account.poll_interval
             );
         }
-        let mailbox = s.examine(&self.folder).map_err(|e| match e {
+        loop {
+            let Some((cursor, exists)) = self.open(&mut s, carry, stop)? else {
+                return Ok(());
+            };
+            if !self.watch(&mut s, cursor, exists, idle, carry, stop)? {
+                break;
+            }
+        }
+        let _ = s.logout();
+        Ok(())
+    }
+
+    /// A refused EXAMINE: the folder is missing (or not ours to read).
+    fn missing(&self, e: imap::Error) -> ImapError {
+        match e {
             imap::Error::No(no) => {
                 ImapError::Mailbox(format!("{}: {}", self.folder, no.information))
             }
             other => ImapError::from_imap(other),
-        })?;
+        }
+    }
+
+    /// The folder examined again at a reconciliation poll; its message count while it is the
+    /// folder the cursor belongs to, `None` once it was re-created (a new UIDVALIDITY). Some
+    /// servers go on serving a session the folder it had open after that folder was deleted
+    /// and made anew (Cyrus the deleted one, Courier the new one under the old UIDVALIDITY):
+    /// only a fresh EXAMINE shows the change.
+    fn reexamine(
+        &self,
+        s: &mut Session,
+        cursor: Cursor,
+        stop: &Stop,
+    ) -> Result<Option<u32>, ImapError> {
+        let mailbox =
+            self.patiently_as(s, stop, |s| s.examine(&self.folder), |e| self.missing(e))?;
+        if mailbox.uid_validity == Some(cursor.uidvalidity) {
+            return Ok(Some(mailbox.exists));
+        }
+        log::warn!(
+            "imap {}: the folder was re-created while watched (UIDVALIDITY {} → {}); opening it again",
+            self.label(),
+            cursor.uidvalidity,
+            mailbox.uid_validity.map_or("none".to_string(), |v| v.to_string())
+        );
+        Ok(None)
+    }
+
+    /// Examines the folder and finds the cursor to watch from (starting or rescanning the
+    /// mailbox when there is none for its UIDVALIDITY); with the folder's message count.
+    /// `None` when stopped meanwhile.
+    fn open(
+        &self,
+        s: &mut Session,
+        carry: &mut Carry,
+        stop: &Stop,
+    ) -> Result<Option<(Cursor, u32)>, ImapError> {
+        let mailbox =
+            self.patiently_as(s, stop, |s| s.examine(&self.folder), |e| self.missing(e))?;
         let uidvalidity = mailbox
             .uid_validity
             .ok_or_else(|| ImapError::Protocol("server sent no UIDVALIDITY".into()))?;
         let top = match mailbox.uid_next {
             Some(next) => next.saturating_sub(1),
-            None => highest_uid(&mut s)?,
+            None => highest_uid(s, mailbox.exists)?,
         };
         let stored = self
             .spool
             .cursor(&self.account.name, &self.folder)
             .map_err(|e| self.spool_error(e))?;
-        let mut cursor = match stored {
+        let cursor = match stored {
             Some(c) if c.uidvalidity == uidvalidity => c,
             other => {
-                let Some(c) = self.start(&mut s, other, uidvalidity, top, stop)? else {
-                    return Ok(());
+                let Some(c) = self.start(s, other, uidvalidity, top, stop)? else {
+                    return Ok(None);
                 };
                 if other.is_some() {
                     carry.dedup_until = Some(Instant::now() + REPOPULATION_WINDOW);
@@ -167,44 +213,67 @@ impl Watcher {
                 c
             }
         };
-        let mut poll_now = true;
+        Ok(Some((cursor, mailbox.exists)))
+    }
+
+    /// Watches the open folder until stopped (false) or until it was re-created and must be
+    /// opened again (true): a poll, then IDLE (or a sleep) until the next one. `exists` is the
+    /// folder's message count as the server last reported it: a larger count in any response
+    /// is new mail.
+    fn watch(
+        &self,
+        s: &mut Session,
+        mut cursor: Cursor,
+        mut exists: u32,
+        idle: bool,
+        carry: &mut Carry,
+        stop: &Stop,
+    ) -> Result<bool, ImapError> {
         let mut next_poll = Instant::now();
+        let mut fresh = true;
         while !stop.is_stopped() {
-            if poll_now {
+            // A reconciliation poll when due, else the catch-up after an IDLE: the same search.
+            let due = Instant::now() >= next_poll;
+            if due {
                 self.report(AccountState::Polling, None, Some(cursor));
-                let dedup = carry.dedup_until.is_some_and(|t| Instant::now() < t);
-                if !self.poll(&mut s, &mut cursor, dedup, stop)? {
-                    break;
+                if !fresh {
+                    match self.reexamine(s, cursor, stop)? {
+                        Some(count) => exists = count,
+                        None => return Ok(true),
+                    }
                 }
-                carry.failures = 0;
+            }
+            fresh = false;
+            let dedup = carry.dedup_until.is_some_and(|t| Instant::now() < t);
+            if !self.poll(s, &mut cursor, &mut exists, dedup, stop)? {
+                break;
+            }
+            carry.failures = 0;
+            if due {
                 next_poll = Instant::now() + self.account.poll_interval;
+            }
+            // Mail announced while the poll fetched (Courier tells of new mail in the answer
+            // to any command): fetched now, not after the next wait.
+            if announced(s, &mut exists) {
+                continue;
             }
             self.report(AccountState::Idle, None, Some(cursor));
             let until_poll = next_poll.saturating_duration_since(Instant::now());
-            self.alive_for(if idle {
-                until_poll.min(self.account.idle_renew)
+            if idle {
+                self.alive_for(until_poll.min(self.account.idle_renew));
+                // Every IDLE, however it ends, is followed by the catch-up search above: new
+                // mail a server reports only in its answer to DONE (Courier with
+                // IMAP_ENHANCEDIDLE=0), which the imap crate reads and drops, is found then,
+                // within `idle_renew`; and a link that died silently is an error now.
+                self.idle_until(s, next_poll, &mut exists)?;
             } else {
-                until_poll
-            });
-            poll_now = if idle {
-                match self.idle_until(&mut s, next_poll)? {
-                    Woke::Mail => true,
-                    Woke::Quiet => {
-                        // The renewal's DONE went unanswered silently if the link died; NOOP
-                        // makes a dead connection an error now rather than at the next poll.
-                        s.noop().map_err(ImapError::from_imap)?;
-                        Instant::now() >= next_poll
-                    }
-                }
-            } else {
-                if stop.sleep(next_poll.saturating_duration_since(Instant::now())) {
+                self.alive_for(until_poll);
+                if stop.sleep(until_poll) {
                     break;
                 }
-                true
-            };
+            }
         }
-        let _ = s.logout();
-        Ok(())
+        Ok(false)
     }
 
     /// Where a mailbox without a usable cursor starts: its first run (`start_at`, `backfill`)
@@ -320,28 +389,41 @@ impl Watcher {
         Ok(Some(highest))
     }
 
-    /// One IDLE command, ended by new mail, by `idle_renew`, by the next reconciliation poll
-    /// being due, or by a stop (which shuts the session's socket down, see [`login_until`]: the
-    /// error that follows is ignored by [`Watcher::run`]).
-    fn idle_until(&self, s: &mut Session, until: Instant) -> Result<Woke, ImapError> {
+    /// One IDLE command, ended by new mail (an `EXISTS` with a new count), by `idle_renew`,
+    /// by the next reconciliation poll being due, or by a stop (which shuts the session's
+    /// socket down, see [`login_until`]: the error that follows is ignored by
+    /// [`Watcher::run`]). Unsolicited `FETCH` responses (iCloud sends flag changes) and a
+    /// repeated count do not end it: no wake-up storm.
+    fn idle_until(
+        &self,
+        s: &mut Session,
+        until: Instant,
+        exists: &mut u32,
+    ) -> Result<(), ImapError> {
         let wait = until
             .saturating_duration_since(Instant::now())
             .min(self.account.idle_renew)
             .max(Duration::from_secs(1));
+        let mut count = *exists;
         // The imap crate panics on one malformed answer to IDLE; that must not end the thread.
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let mut idle = s.idle();
             idle.timeout(wait).keepalive(false);
-            idle.wait_while(|r| {
-                !matches!(
-                    r,
-                    UnsolicitedResponse::Exists(_) | UnsolicitedResponse::Recent(_)
-                )
+            idle.wait_while(|r| match r {
+                UnsolicitedResponse::Exists(n) if n != count => {
+                    count = n;
+                    false
+                }
+                UnsolicitedResponse::Expunge(_) => {
+                    count = count.saturating_sub(1);
+                    true
+                }
+                _ => true,
             })
         }));
+        *exists = count;
         match outcome {
-            Ok(Ok(WaitOutcome::MailboxChanged)) => Ok(Woke::Mail),
-            Ok(Ok(WaitOutcome::TimedOut)) => Ok(Woke::Quiet),
+            Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(ImapError::from_imap(e)),
             Err(_) => Err(ImapError::Protocol(
                 "the server answered IDLE in a way this client does not understand".into(),
@@ -350,85 +432,40 @@ impl Watcher {
     }
 
     /// Fetches and spools everything above the cursor (with `dedup`, skipping mail already
-    /// spooled). Returns false when stopped meanwhile.
+    /// spooled); `exists` takes the count the search's answer reports. The search is sent raw
+    /// so that its tagged `OK` can be read: Gmail's `[THROTTLED]` there is waited out before
+    /// the fetch. Returns false when stopped meanwhile.
     fn poll(
         &self,
         s: &mut Session,
         cursor: &mut Cursor,
+        exists: &mut u32,
         dedup: bool,
         stop: &Stop,
     ) -> Result<bool, ImapError> {
         self.alive_for(Duration::ZERO);
-        let found = s
-            .uid_search(format!("UID {}:*", cursor.last_uid.saturating_add(1)))
-            .map_err(ImapError::from_imap)?;
+        // Whatever was announced before this search, the search covers.
+        let _ = announced(s, exists);
+        let query = format!("UID SEARCH UID {}:*", cursor.last_uid.saturating_add(1));
+        let (answer, _) = self.patiently(s, stop, |s| s.run(&query))?;
+        let found = quirks::read_search(&answer)
+            .ok_or_else(|| ImapError::Protocol("unreadable answer to UID SEARCH".into()))?;
+        if let Some(n) = found.exists {
+            *exists = n.saturating_sub(found.expunged);
+        }
+        if let Some(pause) = found.pause {
+            self.throttled(pause, "[THROTTLED] in its answer to UID SEARCH", stop)?;
+        }
         // `N:*` always matches the highest UID, even when it is below N.
-        let mut uids: Vec<u32> = found.into_iter().filter(|u| *u > cursor.last_uid).collect();
+        let mut uids: Vec<u32> = found
+            .uids
+            .into_iter()
+            .filter(|u| *u > cursor.last_uid)
+            .collect();
         uids.sort_unstable();
+        uids.dedup();
         let uidvalidity = cursor.uidvalidity;
         self.fetch_and_spool(s, &uids, uidvalidity, Some(cursor), dedup, stop)
-    }
-
-    /// Fetches `uids` (ascending) in chunks and spools each chunk durably before the next
-    /// fetch. With a cursor, each chunk moves it in the same transaction; without one (mail
-    /// below the cursor) mail already spooled is skipped. Returns false when stopped meanwhile.
-    fn fetch_and_spool(
-        &self,
-        s: &mut Session,
-        uids: &[u32],
-        uidvalidity: u32,
-        mut cursor: Option<&mut Cursor>,
-        dedup: bool,
-        stop: &Stop,
-    ) -> Result<bool, ImapError> {
-        let mut done = 0;
-        for chunk in uids.chunks(CHUNK) {
-            // Up to 50 × 64 KiB: allow a slow link (16 KiB/s) on top of the read timeouts.
-            self.alive_for(Duration::from_secs(200));
-            let fetches = s
-                .uid_fetch(uid_set(chunk), FETCH_ITEMS)
-                .map_err(ImapError::from_imap)?;
-            let mut items = Vec::with_capacity(chunk.len());
-            for f in fetches.iter() {
-                let Some(uid) = f.uid.filter(|u| chunk.binary_search(u).is_ok()) else {
-                    continue;
-                };
-                items.push(self.item(uid, f.body()));
-            }
-            let next = cursor.as_ref().map(|c| Cursor {
-                uidvalidity: c.uidvalidity,
-                last_uid: chunk.last().copied().unwrap_or(c.last_uid),
-            });
-            if !self.write(next, uidvalidity, &items, dedup, stop)? {
-                return Ok(false);
-            }
-            if let (Some(c), Some(next)) = (cursor.as_deref_mut(), next) {
-                *c = next;
-            }
-            done += chunk.len();
-            if uids.len() <= CHUNK {
-                log::info!(
-                    "imap {}: spooled {} mail(s), uid {}..={}",
-                    self.label(),
-                    items.len(),
-                    chunk[0],
-                    chunk[chunk.len() - 1]
-                );
-            } else if done % (20 * CHUNK) == 0 || done == uids.len() {
-                log::info!(
-                    "imap {}: spooled {done}/{} mail(s)",
-                    self.label(),
-                    uids.len()
-                );
-            }
-            for w in &self.wakes {
-                w.notify_one();
-            }
-            if stop.is_stopped() {
-                return Ok(false);
-            }
-        }
-        Ok(true)
     }
 
     /// A spool failure as this watcher's error; a damaged spool also stops the daemon.
@@ -438,159 +475,22 @@ impl Watcher {
         }
         ImapError::Protocol(format!("spool: {e}"))
     }
+}
 
-    /// Summarises and triages one mail; hostile bytes cannot take the loop down.
-    fn item(&self, uid: u32, body: Option<&[u8]>) -> NewItem {
-        let summary = match body {
-            Some(raw) => std::panic::catch_unwind(|| summarize(raw)).unwrap_or_else(|_| Summary {
-                parse_error: Some("the parser failed on this mail".into()),
-                ..Summary::default()
-            }),
-            None => Summary {
-                parse_error: Some("the server returned no body".into()),
-                ..Summary::default()
-            },
-        };
-        let bucket = if summary.parse_error.is_some() {
-            self.triage.fallback()
-        } else {
-            // Only the headers some rule names, read beside the summary (the spool keeps none).
-            let names = self.triage.header_names();
-            let headers = body
-                .and_then(|raw| {
-                    std::panic::catch_unwind(|| crate::mail::header_values(raw, names)).ok()
-                })
-                .unwrap_or_default();
-            self.triage.bucket_for(&crate::triage::Fields {
-                headers: &headers,
-                ..summary.fields()
-            })
-        };
-        if let Some(why) = &summary.parse_error {
-            log::warn!(
-                "imap {}: uid {uid} read badly ({why}); spooled in {bucket}",
-                self.label()
-            );
-        }
-        let sinks = self
-            .buckets
-            .iter()
-            .find(|b| b.name == bucket)
-            .filter(|b| b.mode != Mode::Hold)
-            .map(|b| b.sinks.clone())
-            .unwrap_or_default();
-        NewItem {
-            bucket: bucket.to_string(),
-            severity: self
-                .buckets
-                .iter()
-                .find(|b| b.name == bucket)
-                .map_or(crate::config::Severity::P3, |b| b.severity),
-            uid,
-            summary,
-            sinks,
-        }
-    }
-
-    /// Spools a chunk (moving the cursor to `next`, or as a backfill without one, which always
-    /// skips mail already spooled; with a cursor, `dedup` asks for that too); while the
-    /// disk is full, waits (mail stays on the server, the cursor stays put) and retries.
-    /// Returns false when stopped meanwhile.
-    fn write(
-        &self,
-        next: Option<Cursor>,
-        uidvalidity: u32,
-        items: &[NewItem],
-        dedup: bool,
-        stop: &Stop,
-    ) -> Result<bool, ImapError> {
-        let (account, folder) = (&self.account.name, &self.folder);
-        // Set while the spool refuses: the event that said so (a full disk, or the spool at its
-        // size bound), so the same kind is cleared when it takes the chunk.
-        let mut refused: Option<fn(String, Option<String>) -> Event> = None;
-        loop {
-            let written = match next {
-                Some(cursor) => self.spool.ingest(account, folder, cursor, items, dedup),
-                None => self.spool.backfill(account, folder, uidvalidity, items),
-            };
-            match written {
-                Ok(_) => {
-                    if let Some(event) = refused {
-                        log::info!(
-                            "imap {}: spool takes mail again; ingestion resumes",
-                            self.label()
-                        );
-                        let _ = self
-                            .health
-                            .send(event(format!("imap {}", self.label()), None));
-                    }
-                    return Ok(true);
-                }
-                Err(e) if e.is_disk_full() || e.is_full() => {
-                    if refused.is_none() {
-                        log::error!(
-                            "imap {}: {e}; ingestion stopped, mail stays on the server",
-                            self.label()
-                        );
-                        let event: fn(String, Option<String>) -> Event = if e.is_full() {
-                            |writer, full| Event::SpoolFull { writer, full }
-                        } else {
-                            |writer, full| Event::Disk { writer, full }
-                        };
-                        let _ = self
-                            .health
-                            .send(event(format!("imap {}", self.label()), Some(e.to_string())));
-                        refused = Some(event);
-                    }
-                    self.alive_for(Duration::from_secs(5));
-                    if stop.sleep(Duration::from_secs(5)) {
-                        return Ok(false);
-                    }
-                }
-                Err(e) => return Err(self.spool_error(e)),
+/// Takes the responses the server sent beside the answers to earlier commands; true when an
+/// `EXISTS` there counts more mail than `exists` (which takes the new count).
+fn announced(s: &mut Session, exists: &mut u32) -> bool {
+    let mut more = false;
+    for r in s.take_all_unsolicited() {
+        match r {
+            UnsolicitedResponse::Exists(n) => {
+                more |= n > *exists;
+                *exists = n;
             }
+            UnsolicitedResponse::Expunge(_) => *exists = exists.saturating_sub(1),
+            // Flag changes (iCloud), RECENT, notices: nothing to fetch.
+            _ => {}
         }
     }
-}
-
-/// `1,2,5` for a `UID FETCH`.
-fn uid_set(uids: &[u32]) -> String {
-    let mut set = String::with_capacity(uids.len() * 8);
-    for (i, uid) in uids.iter().enumerate() {
-        if i > 0 {
-            set.push(',');
-        }
-        set.push_str(&uid.to_string());
-    }
-    set
-}
-
-/// The highest UID in the selected mailbox, for servers that do not say UIDNEXT.
-fn highest_uid(s: &mut Session) -> Result<u32, ImapError> {
-    let found = s.uid_search("UID *").map_err(ImapError::from_imap)?;
-    Ok(found.into_iter().max().unwrap_or(0))
-}
-
-/// Those of `uids` (ascending) whose INTERNALDATE is at or after `since`.
-fn received_since(
-    s: &mut Session,
-    uids: &[u32],
-    since: DateTime<Utc>,
-) -> Result<Vec<u32>, ImapError> {
-    let mut keep = Vec::new();
-    for chunk in uids.chunks(500) {
-        let fetches = s
-            .uid_fetch(uid_set(chunk), "(UID INTERNALDATE)")
-            .map_err(ImapError::from_imap)?;
-        for f in fetches.iter() {
-            if let (Some(uid), Some(date)) = (f.uid, f.internal_date()) {
-                if date >= since && chunk.binary_search(&uid).is_ok() {
-                    keep.push(uid);
-                }
-            }
-        }
-    }
-    keep.sort_unstable();
-    keep.dedup();
-    Ok(keep)
+    more
 }

@@ -90,6 +90,9 @@ pub struct Item {
     pub severity: Option<Severity>,
     /// One per sink of the bucket at spool time. Empty for a `hold` bucket.
     pub deliveries: Vec<Delivery>,
+    /// What the mail carries besides its text (names, types, sizes, sections).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<crate::mail::Attachment>,
 }
 
 impl Item {

@@ -516,6 +516,7 @@ impl Spool {
                         spooled_at: now,
                         snippet: new.summary.snippet.clone(),
                         parse_error: new.summary.parse_error.clone(),
+                        attachments: new.summary.attachments.clone(),
                         deliveries: new
                             .sinks
                             .iter()

@@ -32,10 +32,16 @@ pub struct Config {
 
 impl Config {
     pub fn new(dir: &Path, dovecot: &Dovecot) -> Config {
+        Config::on(dir, dovecot.imaps_port(), dovecot.ca_file())
+    }
+
+    /// [`Config::new`] for another server: alice's INBOX on 127.0.0.1:`port` (implicit TLS)
+    /// trusting only `ca` (tests/servers.rs runs Cyrus and Courier this way).
+    pub fn on(dir: &Path, port: u16, ca: PathBuf) -> Config {
         Config {
             dir: dir.to_path_buf(),
-            port: dovecot.imaps_port(),
-            ca: dovecot.ca_file(),
+            port,
+            ca,
             top: String::new(),
             home: String::new(),
             without: Vec::new(),

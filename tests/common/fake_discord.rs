@@ -150,6 +150,10 @@ struct Hook {
 struct Channel {
     id: String,
     parent: Option<String>,
+    /// A forum (or media) channel: messages only as posts (threads) or inside them.
+    forum: bool,
+    /// A post's name and tags, for a thread made in a forum.
+    post: Option<(String, Vec<String>)>,
     behaviour: Behaviour,
     flaky_count: u32,
     rate_limited_until: Option<Instant>,
@@ -163,6 +167,8 @@ pub struct Created {
     /// The POSTed body.
     pub body: Value,
     pub nonce: Option<String>,
+    /// Files sent with it: (name, content type, bytes).
+    pub files: Vec<upload::File>,
 }
 
 struct Window {
@@ -192,6 +198,8 @@ struct State {
     channel_windows: HashMap<String, Window>,
     /// Every answer waits this long first (a slow server), outside the state lock.
     slow: Option<Duration>,
+    /// Files together larger than this are refused (413, code 40005); 10 MiB when unset.
+    upload_limit: Option<usize>,
 }
 
 pub struct FakeDiscord {
@@ -230,6 +238,7 @@ impl FakeDiscord {
             ban: None,
             channel_windows: HashMap::new(),
             slow: None,
+            upload_limit: None,
         }));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
@@ -299,6 +308,8 @@ impl FakeDiscord {
         st.channels.push(Channel {
             id: id.to_string(),
             parent: None,
+            forum: false,
+            post: None,
             behaviour: b,
             flaky_count: 0,
             rate_limited_until: None,
@@ -313,6 +324,8 @@ impl FakeDiscord {
         st.channels.push(Channel {
             id: id.clone(),
             parent: Some(parent.to_string()),
+            forum: false,
+            post: None,
             behaviour: Behaviour::Ok,
             flaky_count: 0,
             rate_limited_until: None,
@@ -612,9 +625,37 @@ fn serve(state: &Arc<Mutex<State>>, mut rq: tiny_http::Request) {
         std::thread::sleep(delay);
     }
 
+    // A message with files: its JSON goes through the usual checks, the files onto it.
+    let (raw, headers, files) = match upload::split(&headers, &raw) {
+        Some((json, files)) => {
+            let mut as_json: Vec<(String, String)> = headers
+                .iter()
+                .filter(|(k, _)| !k.eq_ignore_ascii_case("content-type"))
+                .cloned()
+                .collect();
+            as_json.push(("Content-Type".into(), "application/json".into()));
+            (json, as_json, files)
+        }
+        None => (raw, headers, Vec::new()),
+    };
     let reply = {
         let mut st = lock(state);
-        let reply = handle(&mut st, &method, &path, &query, &headers, &raw);
+        let limit = st.upload_limit.unwrap_or(10 * 1024 * 1024);
+        let reply = if files.iter().map(|f| f.2.len()).sum::<usize>() > limit {
+            Reply::json(
+                413,
+                json!({ "message": "Request entity too large", "code": 40005 }),
+            )
+        } else {
+            let before = st.messages.len();
+            let reply = handle(&mut st, &method, &path, &query, &headers, &raw);
+            if st.messages.len() > before {
+                if let Some(created) = st.messages.last_mut() {
+                    created.files = files;
+                }
+            }
+            reply
+        };
         st.requests.push(Request {
             method,
             path,
@@ -649,9 +690,14 @@ fn serve(state: &Arc<Mutex<State>>, mut rq: tiny_http::Request) {
     let _ = rq.respond(resp);
 }
 
-fn header(k: &str, v: &str) -> tiny_http::Header {
+pub(crate) fn header(k: &str, v: &str) -> tiny_http::Header {
     tiny_http::Header::from_bytes(k.as_bytes(), v.as_bytes()).expect("valid header")
 }
+
+#[path = "fake_discord/forum.rs"]
+mod forum;
+#[path = "fake_discord/upload.rs"]
+mod upload;
 
 /// Splits `/api[/v10]/webhooks/{id}/{token}` into (id, token).
 fn parse_webhook_path(path: &str) -> Option<(String, String)> {
@@ -791,6 +837,9 @@ fn bot_route(
     if !header("User-Agent").is_some_and(|ua| ua.starts_with("DiscordBot (")) {
         return Reply::error(403, 40333);
     }
+    if let Some((id, "threads")) = rest.split_once('/') {
+        return forum::bot_post(st, id, method, headers, raw, now);
+    }
     let (channel_id, posting) = match rest.split_once('/') {
         Some((id, "messages")) if method == "POST" => (id.to_string(), true),
         None if method == "GET" => (rest.to_string(), false),
@@ -808,7 +857,12 @@ fn bot_route(
     let Some(i) = st.channels.iter().position(|c| c.id == channel_id) else {
         return Reply::error(404, 10003);
     };
-    let mut reply = if posting {
+    let mut reply = if posting && st.channels[i].forum {
+        Reply::json(
+            400,
+            json!({ "message": "Cannot send messages in a non-text channel", "code": 50008 }),
+        )
+    } else if posting {
         bot_post(st, i, headers, raw, now)
     } else if let Behaviour::Status { http, code } = st.channels[i].behaviour {
         if matches!(http, 401 | 403 | 404) {
@@ -828,7 +882,7 @@ fn channel_object(c: &Channel) -> Reply {
         200,
         json!({
             "id": c.id,
-            "type": if c.parent.is_some() { 11 } else { 0 },
+            "type": if c.forum { 15 } else if c.parent.is_some() { 11 } else { 0 },
             "guild_id": "1100000000000000000",
             "name": format!("channel-{}", c.id),
             "parent_id": c.parent,
@@ -905,6 +959,7 @@ fn create(st: &mut State, channel_id: &str, body: &Value, nonce: Option<String>)
         channel_id: channel_id.to_string(),
         body: body.clone(),
         nonce,
+        files: Vec::new(),
     });
     id
 }
@@ -1100,8 +1155,13 @@ fn execute(
         Err(reply) => return reply,
     };
     let hook_channel = h.channel_id.clone();
+    let in_forum = st.channels.iter().any(|c| c.id == hook_channel && c.forum);
     // A thread must exist and belong to the webhook's channel.
     let channel_id = match thread_id {
+        None if in_forum => match forum::new_post(st, &hook_channel, &body) {
+            Ok(thread) => thread,
+            Err(reply) => return reply,
+        },
         None => hook_channel,
         Some(t) => {
             let ok = st

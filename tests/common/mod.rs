@@ -1,5 +1,11 @@
 pub mod config;
+pub mod corpus;
+pub mod courier;
+pub mod cyrus;
 pub mod daemon;
 pub mod dovecot;
 pub mod fake_discord;
 pub mod fake_oauth;
+pub mod instance;
+pub mod scripted_imap;
+pub mod servers;

@@ -18,6 +18,9 @@ fn bucket(name: &str, rules: Vec<Rule>) -> Bucket {
         fallback: None,
         escalate_after: None,
         audit: None,
+        applied_tags: Vec::new(),
+        thread_id: None,
+        upload_max: None,
     }
 }
 

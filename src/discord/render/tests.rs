@@ -28,6 +28,7 @@ fn item(id: u64, subject: &str, from: &str, snippet: &str) -> Item {
             message_id: None,
             role: None,
         }],
+        attachments: Vec::new(),
     }
 }
 
@@ -43,6 +44,9 @@ fn bucket(mention: Option<Mention>) -> Bucket {
         fallback: None,
         escalate_after: None,
         audit: None,
+        applied_tags: Vec::new(),
+        thread_id: None,
+        upload_max: None,
     }
 }
 

@@ -16,6 +16,9 @@ fn bucket(mode: Mode, severity: Severity, sinks: &[&str]) -> Bucket {
         fallback: None,
         escalate_after: None,
         audit: None,
+        applied_tags: Vec::new(),
+        thread_id: None,
+        upload_max: None,
     }
 }
 
@@ -56,6 +59,9 @@ fn launch(sinks: &[Arc<Scripted>], spool: &Spool, buckets: Vec<Bucket>) -> Run {
             guard: guard.clone(),
             digests: digests.clone(),
             dead: dead.clone(),
+            links: Default::default(),
+            forum: None,
+            accounts: Default::default(),
         };
         tasks.push(tokio::spawn(d.run(stop.clone())));
     }

@@ -26,6 +26,7 @@ fn item(id: u64, subject: &str, from: &str) -> Item {
             message_id: Some("9".into()),
             role: None,
         }],
+        attachments: Vec::new(),
     }
 }
 

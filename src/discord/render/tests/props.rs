@@ -91,6 +91,17 @@ fn items(mails: &[(String, String, String, Option<String>)]) -> Vec<Item> {
         .map(|(i, (subject, from, snippet, date))| {
             let mut it = item(i as u64, subject, from, snippet);
             it.date = date.clone();
+            // Every other mail carries attachments named by hostile text, a few or many.
+            if i % 2 == 1 {
+                let a = crate::mail::Attachment {
+                    name: subject.clone(),
+                    mime: from.clone(),
+                    size: snippet.len() as u64 * 1000,
+                    section: "2".into(),
+                    encoding: "base64".into(),
+                };
+                it.attachments = vec![a; 1 + snippet.len() % 9];
+            }
             it
         })
         .collect()
@@ -120,5 +131,37 @@ proptest! {
         let a = render_audit(&all);
         assert!(a.body["content"].as_str().unwrap_or("").chars().count() <= MAX_CONTENT);
         assert_no_ping(&a, &None);
+    }
+
+    /// The new fields: a link built from any Message-ID stays inside the template's URL (one
+    /// encoded value, no new path, query or fragment), and a forum post's name from any mail
+    /// is 1 to 100 visible characters without control or direction characters.
+    #[test]
+    fn links_and_forum_names_from_any_mail_stay_in_their_bounds(
+        mails in prop::collection::vec(mail(), 1..4),
+        message_id in text(),
+    ) {
+        let mut all = items(&mails);
+        all[0].message_id = Some(message_id);
+        let template = "https://mail.example/open?id={message_id}&f={folder}";
+        let links = std::collections::HashMap::from([("home".to_string(), template.to_string())]);
+        let mut m = render(Some(&bucket(None)), &all, Level::Full);
+        crate::discord::render::add_links(&mut m, &all, &links);
+        assert_within_limits(&m);
+        if let Some(url) = m.body["embeds"][0]["url"].as_str() {
+            let id = url
+                .strip_prefix("https://mail.example/open?id=")
+                .and_then(|rest| rest.strip_suffix("&f=INBOX"))
+                .unwrap_or_else(|| panic!("{url}"));
+            assert!(id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._~%".contains(&b)), "{url}");
+            assert!(url.len() <= 2048);
+        }
+        let mut body = m.body.clone();
+        let b = bucket(None);
+        crate::discord::render::forum::address(&mut body, "{subject} {from}", Some(&b), &all[0]);
+        let name = body["thread_name"].as_str().unwrap_or("");
+        let n = name.chars().count();
+        assert!((1..=100).contains(&n), "{name:?}");
+        assert!(!name.chars().any(|c| c.is_control() || matches!(c, '\u{202A}'..='\u{202E}')), "{name:?}");
     }
 }

@@ -1,0 +1,103 @@
+//! `attachments = "upload"`: a mail's files sent with its message. They are fetched at
+//! delivery, in a short IMAP session of their own (src/imap/part.rs), up to the bucket's
+//! `attachments_max` in all. What is not sent is said in the message, never silently left out:
+//! a file over the limit, one the server no longer has, and — when Discord refuses the message
+//! as too large (413, code 40005) — every file, the message then going out without them. An
+//! upload never holds a mail back: whatever happens to its files, the mail is delivered.
+
+use super::Dispatcher;
+use crate::discord::render::{escape, Message, MAX_CONTENT};
+use crate::discord::{Outcome, Reply, Upload};
+use crate::spool::Item;
+use std::time::Duration;
+
+impl Dispatcher {
+    /// The files of `item` that fit in `max` bytes, fetched; what was left out is added to the
+    /// message's text.
+    pub(super) async fn uploads(
+        &self,
+        message: &mut Message,
+        item: &Item,
+        max: u64,
+    ) -> Vec<Upload> {
+        let mut notes = Vec::new();
+        let mut wanted = Vec::new();
+        let mut total = 0;
+        for a in &item.attachments {
+            if total + a.size > max {
+                notes.push(format!("{} (over attachments_max)", escape(&a.name)));
+            } else {
+                total += a.size;
+                wanted.push(a.clone());
+            }
+        }
+        let Some(account) = self.accounts.get(&item.account).cloned() else {
+            return Vec::new();
+        };
+        let mut files = Vec::new();
+        if !wanted.is_empty() {
+            let (folder, uidvalidity, uid) = (item.folder.clone(), item.uidvalidity, item.uid);
+            let parts = wanted.clone();
+            // A login and up to `max` bytes over the account's link.
+            self.beat
+                .within(account.timeout * 4 + Duration::from_secs(10));
+            let fetched = tokio::task::spawn_blocking(move || {
+                let refs: Vec<&crate::mail::Attachment> = parts.iter().collect();
+                crate::imap::part::fetch(&account, &folder, uidvalidity, uid, &refs)
+                    .map_err(|e| e.to_string())
+            })
+            .await
+            .unwrap_or_else(|e| Err(format!("worker failed: {e}")));
+            match fetched {
+                Err(why) => {
+                    log::warn!(
+                        "sink {}: attachments of item {} not fetched: {why}",
+                        self.sink.name(),
+                        item.id
+                    );
+                    notes.extend(
+                        wanted
+                            .iter()
+                            .map(|a| format!("{} (not fetched: {why})", a.name)),
+                    );
+                }
+                Ok(results) => {
+                    for (a, r) in wanted.iter().zip(results) {
+                        match r {
+                            Ok(data) => files.push(Upload {
+                                name: a.name.clone(),
+                                mime: a.mime.clone(),
+                                data,
+                            }),
+                            Err(why) => notes.push(format!(
+                                "{} (not fetched: {})",
+                                escape(&a.name),
+                                escape(&why)
+                            )),
+                        }
+                    }
+                }
+            }
+        }
+        if !notes.is_empty() {
+            say(message, &format!("not uploaded: {}", notes.join(", ")));
+        }
+        files
+    }
+}
+
+/// Discord's answer to files over its limit: 413, or code 40005 (request entity too large).
+pub(super) fn too_large(reply: &Reply) -> bool {
+    reply.status == 413
+        || matches!(&reply.outcome, Outcome::Rejected { reason } if reason.contains("code 40005"))
+}
+
+/// Adds a line to the message's text, within Discord's 2,000 characters. Anything in `line`
+/// from the mail (a file name) is escaped by the caller, like all mail text.
+pub(super) fn say(message: &mut Message, line: &str) {
+    let content = message.body["content"].as_str().unwrap_or("").to_string();
+    let line = format!("\n📎 {line}");
+    let room = MAX_CONTENT.saturating_sub(content.chars().count());
+    let line = crate::text::ellipsize(&line, room);
+    message.body["content"] = serde_json::json!(format!("{content}{line}"));
+}
