@@ -7,15 +7,17 @@
 //!   returned, so the cursor on disk never points past a mail that is not on disk, even after a
 //!   power cut.
 //! - A delivery leaves `pending` only through `record(.., Update::Delivered)` with Discord's
-//!   message id; that change is made durable the same way before `record` returns.
+//!   message id; that change is made durable the same way before `record` returns. It is
+//!   written as one small `ledger` entry, not a rewrite of the item ([`ledger`]).
 //! - Nothing is deleted except delivered items by retention (`retention.rs`) and one item by an
 //!   operator's explicit `drop` (`admin.rs`). Pending and dead items are never pruned; a spool
 //!   at its size bound refuses new mail instead (`bound.rs`), so the cursor stays.
 //!
-//! # Layout (one sled database, five trees)
+//! # Layout (one sled database, six trees)
 //! | tree      | key                                  | value                       |
 //! |-----------|--------------------------------------|-----------------------------|
 //! | `items`   | id (u64 BE)                          | JSON [`Item`]               |
+//! | `ledger`  | id (u64 BE) sink                     | JSON [`Delivery`], over the item's |
 //! | `owed`    | sink `\0` rank bucket `\0` id / 64   | u64 BE map of ids owed to the sink ([`blocks`]) |
 //! | `pending` | bucket `\0` id / 64                  | u64 BE map of pending ids ([`blocks`]) |
 //! | `counts`  | bucket `\0` state; `\0bytes`         | u64 BE; the size held       |
@@ -42,6 +44,7 @@ mod blocks;
 mod bound;
 mod durable;
 mod item;
+mod ledger;
 mod recognise;
 mod retention;
 mod route;
@@ -156,6 +159,7 @@ pub struct BucketStats {
 pub struct Spool {
     db: sled::Db,
     items: sled::Tree,
+    ledger: sled::Tree,
     owed: sled::Tree,
     pending: sled::Tree,
     counts: sled::Tree,
@@ -273,6 +277,7 @@ impl Spool {
         let tree = |name: &str| db.open_tree(name);
         let spool = Spool {
             items: tree("items")?,
+            ledger: tree("ledger")?,
             owed: tree("owed")?,
             pending: tree("pending")?,
             counts: tree("counts")?,
@@ -578,7 +583,17 @@ impl Spool {
 
     pub fn get(&self, id: u64) -> Result<Option<Item>, SpoolError> {
         let key = id.to_be_bytes();
-        self.items.get(key)?.map(|v| decode(&key, &v)).transpose()
+        match self.items.get(key)? {
+            Some(v) => self.read(&key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// An item's record with its ledger entries laid over it.
+    fn read(&self, key: &[u8], value: &[u8]) -> Result<Item, SpoolError> {
+        let mut item: Item = decode(key, value)?;
+        ledger::overlay(&self.ledger, &mut item)?;
+        Ok(item)
     }
 
     /// Applies delivery results of `sink` to items; flushed when any item left `pending`.
@@ -594,8 +609,14 @@ impl Spool {
         updates: &[(u64, Update)],
         audit: &(dyn Fn(&str) -> Option<String> + Sync),
     ) -> Result<(), SpoolError> {
-        let trees = (&self.items, &self.owed, &self.pending, &self.counts);
-        let settled = trees.transaction(|(items_t, owed_t, pending_t, counts_t)| {
+        let trees = (
+            &self.items,
+            &self.ledger,
+            &self.owed,
+            &self.pending,
+            &self.counts,
+        );
+        let settled = trees.transaction(|(items_t, ledger_t, owed_t, pending_t, counts_t)| {
             let mut settled = false;
             for (id, update) in updates {
                 let idb = id.to_be_bytes();
@@ -604,6 +625,7 @@ impl Spool {
                 };
                 let mut item: Item =
                     decode(&idb, &bytes).map_err(ConflictableTransactionError::Abort)?;
+                ledger::overlay_tx(ledger_t, &mut item)?;
                 let before = item.state();
                 let cost = bound::footprint(bytes.len(), &item);
                 let Some(d) = item.delivery_mut(sink) else {
@@ -630,11 +652,13 @@ impl Spool {
                     owe(owed_t, sink, &item, false)?;
                     settled = true;
                 }
+                let mut added = false;
                 if mirrored && matches!(update, Update::Delivered { .. }) {
                     if let Some(a) = audit(&item.bucket).filter(|a| a != sink) {
                         if item.delivery(&a).is_none() {
                             item.deliveries.push(Delivery::owed(&a, Role::Audit));
                             owe(owed_t, &a, &item, true)?;
+                            added = true;
                         }
                     }
                 }
@@ -646,9 +670,15 @@ impl Spool {
                         mark_pending(pending_t, &item, false)?;
                     }
                 }
-                let encoded = encode(&item);
-                bound::restate(counts_t, cost, encoded.len(), &item)?;
-                items_t.insert(&idb, encoded)?;
+                if added {
+                    // The record lists a new delivery: rewritten whole, its entries settled.
+                    let encoded = encode(&item);
+                    bound::restate(counts_t, cost, encoded.len(), &item)?;
+                    items_t.insert(&idb, encoded)?;
+                    ledger::settle(ledger_t, &item)?;
+                } else {
+                    ledger::put_tx(ledger_t, &item, sink)?;
+                }
             }
             Ok(settled)
         })?;
@@ -699,7 +729,7 @@ impl Spool {
     pub fn iter(&self) -> impl Iterator<Item = Result<Item, SpoolError>> + '_ {
         self.items.iter().map(|kv| {
             let (k, v) = kv?;
-            decode(&k, &v)
+            self.read(&k, &v)
         })
     }
 

@@ -3,15 +3,10 @@
 //! The damaged directory is only ever renamed aside (`spool.damaged-<unix time>`), never
 //! changed or deleted: sled is opened on a *copy* of it, because opening runs recovery, which
 //! writes. Items keep their order but get new ids from the fresh spool (sled's id counter cannot
-//! be set); the derived trees (`owed`, `pending`, `counts`) are rebuilt from the items and
-//! cursors are copied as they are. A record that does not decode, or a tree sled cannot read to
-//! its end, is counted as unreadable, never guessed at.
-//!
-//! [`rebuild`] is the same copy made by the daemon at start, without an operator, when sled
-//! refuses the spool (DESIGN.md invariant 9). It keeps the result only when no mailbox loses
-//! its cursor: a lost cursor would make that mailbox start again "from now" and skip mail in
-//! silence, so then the damaged spool is put back as it was and the daemon refuses it, for an
-//! operator to `salvage` knowing what it costs.
+//! be set), each with its `ledger` entries laid over it (an entry that cannot be read leaves
+//! that delivery owed: sent again, not lost); the derived trees (`owed`, `pending`, `counts`)
+//! are rebuilt from the items and cursors are copied as they are. A record that does not
+//! decode, or a tree sled cannot read to its end, is counted as unreadable, never guessed at.
 //!
 //! [`rebuild`] is the same copy made by the daemon at start, without an operator, when sled
 //! refuses the spool (DESIGN.md invariant 9). It keeps the result only when no mailbox loses
@@ -158,6 +153,8 @@ fn copy(
     progress: &mut dyn FnMut(String),
 ) -> Result<(), SpoolError> {
     let items = old.open_tree("items").map_err(SpoolError::Storage)?;
+    // Where each delivery stands; an entry not read sends its mail again rather than lose it.
+    let ledger = old.open_tree("ledger").ok();
     for kv in items.iter() {
         let Ok((k, v)) = kv else {
             done.unreadable += 1;
@@ -167,6 +164,9 @@ fn copy(
             done.unreadable += 1;
             continue;
         };
+        if let Some(ledger) = &ledger {
+            super::ledger::overlay_lenient(ledger, &mut item);
+        }
         item.id = fresh.db.generate_id()?;
         fresh.restore(&item)?;
         done.items += 1;
