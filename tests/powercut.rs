@@ -16,7 +16,7 @@
 //!
 //! `MAILBEACON_CUTS` sets the number of cuts on the x86 VM (10), `MAILBEACON_PI_CUTS` on the
 //! Pi (3). The soak, which prints the figures on its last line:
-//! `MAILBEACON_CUTS=200 cargo test --release --test powercut x86 -- --nocapture`.
+//! `MAILBEACON_CUTS=200 cargo test --test powercut x86 -- --nocapture`.
 
 mod common;
 #[path = "powercut/vm.rs"]
@@ -148,7 +148,7 @@ fn cut_and_check(
     std::fs::write(&segment, SEGMENT_SIZE.to_string()).expect("write segment size");
     let initrd = vm::initramfs(
         &dir.join("initramfs"),
-        &parts,
+        parts,
         &[
             ("mailbeacon", mailbeacon),
             ("mailbeacon.toml", &config_file),

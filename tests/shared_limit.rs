@@ -6,7 +6,6 @@
 //! limit is being learned — the first window — never once it is known, for either webhook.
 
 #[path = "common/fake_discord.rs"]
-#[allow(dead_code)]
 mod fake_discord;
 
 use fake_discord::{Behaviour, FakeDiscord, Options};

@@ -66,13 +66,7 @@ impl Spool {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let trees = (
-            &self.items,
-            &self.ledger,
-            &self.owed,
-            &self.pending,
-            &self.counts,
-        );
+        let trees = self.delivery_trees();
         let out = trees.transaction(|(items_t, ledger_t, owed_t, pending_t, counts_t)| {
             let mut out = Vec::new();
             for id in ids {

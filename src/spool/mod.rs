@@ -176,6 +176,15 @@ const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 type TxResult<T> = Result<T, ConflictableTransactionError<SpoolError>>;
 
+/// `items`, `ledger`, `owed`, `pending`, `counts`: what a change to deliveries touches.
+type DeliveryTrees<'a> = (
+    &'a sled::Tree,
+    &'a sled::Tree,
+    &'a sled::Tree,
+    &'a sled::Tree,
+    &'a sled::Tree,
+);
+
 fn key2(a: &str, b: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(a.len() + 1 + b.len());
     k.extend_from_slice(a.as_bytes());
@@ -609,13 +618,7 @@ impl Spool {
         updates: &[(u64, Update)],
         audit: &(dyn Fn(&str) -> Option<String> + Sync),
     ) -> Result<(), SpoolError> {
-        let trees = (
-            &self.items,
-            &self.ledger,
-            &self.owed,
-            &self.pending,
-            &self.counts,
-        );
+        let trees = self.delivery_trees();
         let settled = trees.transaction(|(items_t, ledger_t, owed_t, pending_t, counts_t)| {
             let mut settled = false;
             for (id, update) in updates {
@@ -746,6 +749,17 @@ impl Spool {
         }
         self.witness
             .remember(mailboxes.iter().map(|(a, f)| (a.as_str(), f.as_str())))
+    }
+
+    /// The trees a change to an item's deliveries touches, for one transaction.
+    fn delivery_trees(&self) -> DeliveryTrees<'_> {
+        (
+            &self.items,
+            &self.ledger,
+            &self.owed,
+            &self.pending,
+            &self.counts,
+        )
     }
 
     /// A durability point: sled's flush, then an fsync of what it wrote (see [`durable`]).

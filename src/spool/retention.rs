@@ -108,13 +108,7 @@ impl Spool {
         if ids.is_empty() {
             return Ok(Pruned::default());
         }
-        let trees = (
-            &self.items,
-            &self.ledger,
-            &self.owed,
-            &self.pending,
-            &self.counts,
-        );
+        let trees = self.delivery_trees();
         let removed = trees.transaction(|(items_t, ledger_t, owed_t, pending_t, counts_t)| {
             let mut removed = Pruned::default();
             for id in ids {
