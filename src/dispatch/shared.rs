@@ -103,6 +103,8 @@ impl SharedLimits {
             if new.accepted.is_empty() && new.rules.is_empty() {
                 new.accepted = old.accepted;
                 new.chain_from = old.chain_from;
+                new.rules = old.rules;
+                new.learned_at = old.learned_at;
             }
         }
     }

@@ -195,3 +195,24 @@ async fn messages_in_flight_count_toward_the_window() {
     s.answered("c");
     assert_eq!(s.wait("c", next), None, "refused: the place is free again");
 }
+
+/// A webhook whose first answer was the 429 did not know its channel yet: what it learned
+/// moves to the channel once an answer names it.
+#[tokio::test(start_paused = true)]
+async fn what_a_webhook_learned_before_its_channel_was_known_moves_to_the_channel() {
+    let mut s = SharedLimits::default();
+    let t0 = Instant::now();
+    s.sent("webhook 1", t0);
+    s.limited(
+        "webhook 1",
+        t0 + Duration::from_millis(10),
+        Duration::from_secs(1),
+    );
+    s.rename("webhook 1", "channel 9");
+    let later = t0 + Duration::from_secs(2);
+    s.sent("channel 9", later);
+    assert!(
+        s.wait("channel 9", later).is_some(),
+        "one per second, as learned"
+    );
+}
