@@ -254,12 +254,14 @@ impl Machine<'_> {
         let mut command = match &self.parts.dtb {
             None => {
                 let mut c = Command::new("qemu-system-x86_64");
+                // no_timer_check: on a loaded host the emulated CPU can be too slow for the
+                // kernel's IO-APIC timer check, which then panics at boot (seen in a soak).
                 c.args(["-M", "pc", "-accel", "tcg", "-m", "512", "-smp", "1"])
                     .args(["-drive", &drive("virtio")])
                     .args(["-device", "virtio-net-pci,netdev=n0"])
                     .arg("-append")
                     .arg(format!(
-                        "console=ttyS0 panic=-1 loglevel=3 rdinit=/init {args} \
+                        "console=ttyS0 panic=-1 loglevel=3 no_timer_check rdinit=/init {args} \
                          mb.disk=/dev/vda mb.net=eth0"
                     ));
                 c
