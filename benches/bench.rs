@@ -27,6 +27,8 @@
 //! Needs root and Dovecot, like the integration tests (`.ci/install-deps`).
 
 mod daemon;
+#[path = "../tests/common/dispatcher.rs"]
+mod dispatcher;
 #[path = "../tests/common/dovecot.rs"]
 mod dovecot;
 mod drain;

@@ -5,13 +5,13 @@
 //! notice: every mail delivered through both, and the channel refuses messages only while the
 //! limit is being learned — the first window — never once it is known, for either webhook.
 
+#[path = "common/dispatcher.rs"]
+mod dispatcher;
 #[path = "common/fake_discord.rs"]
 mod fake_discord;
 
 use fake_discord::{Behaviour, FakeDiscord, Options};
-use mailbeacon::config::{SinkConfig, SinkTarget, WebhookUrl};
-use mailbeacon::discord::HttpSink;
-use mailbeacon::dispatch::{guard::Guard, Dispatcher};
+use mailbeacon::dispatch::guard::Guard;
 use mailbeacon::mail::Summary;
 use mailbeacon::spool::{Cursor, NewItem, Spool, State};
 use mailbeacon::stop::Stop;
@@ -47,38 +47,6 @@ fn spool(dir: &std::path::Path) -> Spool {
     spool
 }
 
-fn dispatcher(name: &str, url: &str, spool: &Spool, guard: &Arc<Guard>) -> Dispatcher {
-    let sink = SinkConfig {
-        name: name.into(),
-        target: SinkTarget::Webhook(WebhookUrl::parse(url).expect("a loopback webhook URL")),
-        thread_id: None,
-        forum: None,
-        probe_every: Duration::from_secs(60),
-        probe_max: Duration::from_secs(60),
-        timeout: Duration::from_secs(10),
-    };
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    Dispatcher {
-        sink: Arc::new(HttpSink::new(sink)),
-        spool: spool.clone(),
-        buckets: Arc::new(Vec::new()),
-        health: tx,
-        wake: Default::default(),
-        probe_every: Duration::from_secs(60),
-        probe_max: Duration::from_secs(60),
-        start_dead: false,
-        disk_full: Default::default(),
-        beat: mailbeacon::watchdog::Beat::detached(name),
-        timeout: Duration::from_secs(10),
-        guard: guard.clone(),
-        digests: Default::default(),
-        dead: Default::default(),
-        links: Default::default(),
-        forum: None,
-        accounts: Default::default(),
-    }
-}
-
 #[test]
 fn one_shared_429_teaches_the_channel_limit_to_every_webhook_of_the_channel() {
     let discord = FakeDiscord::start_with(Options {
@@ -101,8 +69,9 @@ fn one_shared_429_teaches_the_channel_limit_to_every_webhook_of_the_channel() {
         .build()
         .expect("a tokio runtime");
     let stop = Stop::new();
-    let tasks = [("a", &a), ("b", &b)]
-        .map(|(name, url)| runtime.spawn(dispatcher(name, url, &spool, &guard).run(stop.clone())));
+    let tasks = [("a", &a), ("b", &b)].map(|(name, url)| {
+        runtime.spawn(dispatcher::webhook(name, url, &spool, &guard).run(stop.clone()))
+    });
     let started = Instant::now();
     while spool.stats("alerts").map_or(true, |s| s.pending > 0) {
         assert!(
