@@ -18,6 +18,8 @@
 //! - `size`, `quiet`, `backlog`: binary sizes, and the real daemon's start-up time, RSS and
 //!   CPU (see `sizes.rs` and `daemon.rs`; `ingest` and `idle` live in `imap.rs`).
 //! - `dump` (dump.rs): `spool dump` of 1,000,000 items, its RSS as the items stream.
+//! - `catchup` (writes.rs): the real daemon catching up on a 5,000-mail backlog: time, peak
+//!   RSS, bytes written per mail spooled and delivered, and while idle.
 //!
 //! Each row gives the figure, its median, the goal from the issues and whether it is met. More
 //! sections slot into [`SECTIONS`]. Environment: `MAILBEACON_BENCH_MAILS` (default 10000) and
@@ -25,6 +27,8 @@
 //! Needs root and Dovecot, like the integration tests (`.ci/install-deps`).
 
 mod daemon;
+#[path = "../tests/common/dispatcher.rs"]
+mod dispatcher;
 #[path = "../tests/common/dovecot.rs"]
 mod dovecot;
 mod drain;
@@ -33,6 +37,7 @@ mod dump;
 mod fake_discord;
 mod imap;
 mod sizes;
+mod writes;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -82,6 +87,7 @@ const SECTIONS: &[(&str, Section)] = &[
     ("quiet", daemon::quiet),
     ("backlog", daemon::backlog),
     ("dump", dump::run),
+    ("catchup", writes::run),
 ];
 
 fn main() {

@@ -15,9 +15,7 @@
 
 use super::Row;
 use crate::fake_discord::{Behaviour, FakeDiscord, Options};
-use mailbeacon::config::{SinkConfig, SinkTarget, WebhookUrl};
-use mailbeacon::discord::HttpSink;
-use mailbeacon::dispatch::{guard::Guard, Dispatcher};
+use mailbeacon::dispatch::guard::Guard;
 use mailbeacon::mail::Summary;
 use mailbeacon::spool::{Cursor, NewItem, Spool, State};
 use mailbeacon::stop::Stop;
@@ -89,41 +87,12 @@ fn round(n: usize) -> Round {
     let dir = std::env::temp_dir().join(format!("mb-bench-drain-{}-{n}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let spool = spool(&dir);
-    let sink = SinkConfig {
-        name: "alerts".into(),
-        target: SinkTarget::Webhook(WebhookUrl::parse(&url).expect("a loopback webhook URL")),
-        thread_id: None,
-        forum: None,
-        probe_every: Duration::from_secs(60),
-        probe_max: Duration::from_secs(60),
-        timeout: Duration::from_secs(10),
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("a tokio runtime");
-    let (tx, _rx) = tokio::sync::mpsc::unbounded_channel();
-    let dispatcher = Dispatcher {
-        sink: Arc::new(HttpSink::new(sink)),
-        spool: spool.clone(),
-        buckets: Arc::new(Vec::new()),
-        health: tx,
-        wake: Default::default(),
-        probe_every: Duration::from_secs(60),
-        probe_max: Duration::from_secs(60),
-        start_dead: false,
-        disk_full: Default::default(),
-        beat: mailbeacon::watchdog::Beat::detached("bench drain"),
-        timeout: Duration::from_secs(10),
-        guard: Arc::new(Guard::new(100)),
-        digests: Default::default(),
-        dead: Default::default(),
-        links: Default::default(),
-        forum: None,
-        accounts: Default::default(),
-        after: Default::default(),
-    };
+    let dispatcher = crate::dispatcher::webhook("alerts", &url, &spool, &Arc::new(Guard::new(100)));
     let stop = Stop::new();
     let started = Instant::now();
     let task = runtime.spawn(dispatcher.run(stop.clone()));

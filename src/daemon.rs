@@ -63,24 +63,37 @@ pub enum Control {
     Stop,
 }
 
-/// The config and the spool the daemon starts with; an error here is the daemon's exit code.
-pub fn prepare(config_path: &Path) -> Result<(Config, Spool), RunError> {
+/// What the daemon starts with: the config, the spool, and what a rebuild of a damaged spool
+/// at start did (see [`prepare`]).
+pub struct Prepared {
+    pub config: Config,
+    pub spool: Spool,
+    rebuilt: Option<disk::Rebuilt>,
+}
+
+/// The config and the spool the daemon starts with — a spool sled refuses is rebuilt here when
+/// no mailbox loses its cursor; an error is the daemon's exit code.
+pub fn prepare(config_path: &Path) -> Result<Prepared, RunError> {
     let config = Config::load(config_path)?;
     warn_about_rules(&config);
-    let spool = disk::open_spool(&config)?;
-    Ok((config, spool))
+    let (spool, rebuilt) = disk::open_or_rebuild(&config)?;
+    Ok(Prepared {
+        config,
+        spool,
+        rebuilt,
+    })
 }
 
 /// Runs the daemon in the foreground until SIGTERM.
 pub fn run(config_path: &Path) -> Result<(), RunError> {
-    let (config, spool) = prepare(config_path)?;
+    let prepared = prepare(config_path)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()?;
     runtime.block_on(async {
         let control = signals()?;
-        serve(config, spool, control).await
+        serve(prepared, control).await
     })
 }
 
@@ -135,12 +148,19 @@ fn configured(config: &Config) -> Event {
 
 /// Runs the daemon until `control` says stop (or its sender is gone): the services that live
 /// as long as the process, the pipeline on the spool, and the reactions to what happens.
-pub async fn serve(
-    mut config: Config,
-    opened: Spool,
-    mut control: mpsc::Receiver<Control>,
-) -> Result<(), RunError> {
+pub async fn serve(start: Prepared, mut control: mpsc::Receiver<Control>) -> Result<(), RunError> {
+    let Prepared {
+        mut config,
+        spool: opened,
+        rebuilt,
+    } = start;
     let services = Services::start(&config, &opened)?;
+    if let Some(r) = rebuilt {
+        let _ = services.health.send(Event::SpoolRebuilt {
+            notice: r.notice,
+            unreadable: r.unreadable,
+        });
+    }
     let mut store = Store::Open {
         pipeline: services.pipeline(&config, &opened, &HashSet::new()),
         spool: opened,

@@ -102,6 +102,12 @@ pub enum Event {
     /// A spool record does not decode or sled reports corruption: the daemon stops (waiting
     /// cannot help) and the operator salvages.
     SpoolDamaged(String),
+    /// The spool was found damaged at start and rebuilt from what was readable (DESIGN.md
+    /// invariant 9): shown until the daemon restarts, as an alarm when mail was unreadable.
+    SpoolRebuilt {
+        notice: String,
+        unreadable: u64,
+    },
     Discord(DiscordHealth),
     /// From one writer of the spool (`imap home/INBOX`, `sink alerts`): `Some(reason)` while it
     /// cannot write (disk full, read-only), `None` once it can. Each writer clears only its own.
@@ -165,6 +171,8 @@ pub struct Health {
     pub full: BTreeMap<String, String>,
     /// Why the spool is damaged, once any component found it so.
     pub damaged: Option<String>,
+    /// What a rebuild at start did, and how many records it could not read.
+    pub rebuilt: Option<(String, u64)>,
     pub stopping: bool,
     pub thresholds: Thresholds,
     pub discord: DiscordHealth,
@@ -247,6 +255,9 @@ impl Health {
             Event::SpoolDamaged(reason) => {
                 self.damaged.get_or_insert(reason);
             }
+            Event::SpoolRebuilt { notice, unreadable } => {
+                self.rebuilt = Some((notice, unreadable));
+            }
             Event::Disk { writer, full } => match full {
                 Some(reason) => {
                     self.disk.insert(writer, reason);
@@ -303,6 +314,15 @@ impl Health {
         }
         if let Some((writer, reason)) = self.full.iter().next() {
             out.push((Pattern::Alarm, format!("{reason} ({writer})")));
+        }
+        if let Some((notice, unreadable)) = &self.rebuilt {
+            // Unreadable mail needs the user; a rebuild that kept everything is only news.
+            let pattern = if *unreadable > 0 {
+                Pattern::Alarm
+            } else {
+                Pattern::Backlog
+            };
+            out.push((pattern, notice.clone()));
         }
         let pending = self.pending();
         if t.spool_alarm > 0 && pending > t.spool_alarm {

@@ -31,14 +31,14 @@ fn the_daemon_runs_reloads_and_stops_inside_a_test() {
     let dir = temp_dir("inprocess");
     let path = Config::new(&dir, &dovecot).webhook(&url).write();
 
-    let (config, spool) = prepare(&path).expect("the config and the spool open");
+    let prepared = prepare(&path).expect("the config and the spool open");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("a runtime");
     let (orders, control) = tokio::sync::mpsc::channel(4);
-    let running = runtime.spawn(serve(config, spool, control));
+    let running = runtime.spawn(serve(prepared, control));
 
     wait_until(Duration::from_secs(20), "the mailbox to be watched", || {
         status(&path).is_some_and(|s| s["accounts"][0]["state"] == "idle")

@@ -1,9 +1,10 @@
 //! A damaged spool, with the real binary: a record that does not decode, a `conf` file sled
-//! refuses, a truncated log. What a user would notice is asserted: the daemon exits at once with
-//! a message naming the remedy and exit code 65 (which the systemd unit does not restart), the
-//! damaged files are left as they were, `spool ls`/`dump` report the bad record and show the
-//! rest, and `spool salvage` copies every readable item and cursor into a fresh spool, moves
-//! the damaged one aside, and the daemon then delivers what was pending.
+//! refuses, a truncated log. What a user would notice is asserted: a spool sled refuses at start
+//! that can be rebuilt without losing a cursor is rebuilt by the daemon itself; otherwise the
+//! daemon exits at once with a message naming the remedy and exit code 65 (which the systemd
+//! unit does not restart), the damaged files are left as they were, `spool ls`/`dump` report the
+//! bad record and show the rest, and `spool salvage` copies every readable item and cursor into
+//! a fresh spool, moves the damaged one aside, and the daemon then delivers what was pending.
 
 mod common;
 
@@ -216,8 +217,12 @@ fn a_record_that_does_not_decode_stops_the_daemon_and_salvage_keeps_the_rest() {
     delivers_after_salvage(&dir, &config_text, &discord, MAILS - 1);
 }
 
+/// A spool sled refuses at start (here its `conf` file) that can be rebuilt without losing a
+/// cursor is rebuilt by the daemon itself (DESIGN.md invariant 9): no operator, the damaged
+/// spool kept aside byte for byte, the log and the status say what happened, every pending mail
+/// is delivered. The offline tools still report the damage (exit 65): only the daemon rebuilds.
 #[test]
-fn a_conf_file_sled_refuses_stops_the_daemon_and_salvage_recovers_everything() {
+fn a_conf_file_sled_refuses_is_rebuilt_at_start_without_an_operator() {
     let dovecot = Dovecot::start();
     let discord = FakeDiscord::start();
     let url = discord.webhook("1", "dmgTOKEN", Behaviour::Ok);
@@ -231,16 +236,39 @@ fn a_conf_file_sled_refuses_stops_the_daemon_and_salvage_recovers_everything() {
     let out = cli(&config, &["spool", "ls"]);
     let (stdout, stderr) = text(&out);
     assert_eq!(out.status.code(), Some(DAMAGED), "{stdout}{stderr}");
-    refuses_to_run(&dir, &config_text, &discord);
+    let before: Vec<Vec<u8>> = snapshot(&spool_dir(&dir))
+        .into_iter()
+        .map(|(_, b)| b)
+        .collect();
 
-    let report = salvage(&dir, &config);
-    assert!(
-        report.contains(&format!(
-            "copied {MAILS} item(s) and 1 cursor(s); unreadable: 0"
-        )),
-        "{report}"
+    let daemon = Daemon::start(&dir, &config_text);
+    wait_until(
+        Duration::from_secs(30),
+        "the pending mail delivered",
+        || discord.delivered_titles("dmgTOKEN").len() >= MAILS,
     );
-    delivers_after_salvage(&dir, &config_text, &discord, MAILS);
+    let log = daemon.log_text();
+    let said =
+        format!("rebuilt at start: {MAILS} item(s) and 1 cursor(s) copied, 0 record(s) unreadable");
+    assert!(log.contains(&said), "{log}");
+    let status = daemon.status().to_string();
+    assert!(
+        status.contains("rebuilt at start"),
+        "the status says so: {status}"
+    );
+    let mut titles = discord.delivered_titles("dmgTOKEN");
+    titles.sort();
+    titles.dedup();
+    assert_eq!(titles.len(), MAILS, "{titles:?}");
+    let aside: Vec<PathBuf> = std::fs::read_dir(dir.join("state"))
+        .expect("state dir")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.to_string_lossy().contains("spool.damaged-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "the damaged spool is kept aside: {aside:?}");
+    let kept: Vec<Vec<u8>> = snapshot(&aside[0]).into_iter().map(|(_, b)| b).collect();
+    assert!(kept == before, "the damaged spool is kept byte for byte");
 }
 
 #[test]

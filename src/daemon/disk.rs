@@ -1,6 +1,7 @@
 //! Opening the spool, and reopening it after disk trouble: sled refuses every write after one
 //! failed, so while the disk cannot be written the spool is closed, and it is reopened only once
-//! a probe write of a segment's size reaches the disk.
+//! a probe write of a segment's size reaches the disk. At start, a spool sled refuses is
+//! rebuilt without an operator when no mailbox loses its cursor ([`open_or_rebuild`]).
 
 use super::{spool_dir, RunError};
 use crate::config::Config;
@@ -25,6 +26,54 @@ pub fn open_spool(config: &Config) -> Result<Spool, SpoolError> {
             other => return other,
         }
     }
+}
+
+/// [`open_spool`] at start: a spool found damaged is rebuilt (`spool::rebuild`, the damaged
+/// one kept aside) and reopened; the second value then says what happened, for the log, the
+/// LED and the status. A rebuild that would lose a cursor is undone and the damage returned.
+pub fn open_or_rebuild(config: &Config) -> Result<(Spool, Option<Rebuilt>), SpoolError> {
+    let damage = match open_spool(config) {
+        Err(e) if e.is_damaged() => e,
+        other => return other.map(|s| (s, None)),
+    };
+    let dir = spool_dir(config);
+    log::error!("spool damaged ({damage}); rebuilding it from what is readable");
+    let Some(done) = crate::spool::rebuild(&dir, config.spool_cache_bytes)? else {
+        log::error!(
+            "spool: a rebuild would lose a mailbox's cursor (its mail would be skipped in \
+             silence); the damaged spool is left as it was"
+        );
+        return Err(damage);
+    };
+    let notice = format!(
+        "spool was damaged ({damage}) and rebuilt at start: {} item(s) and {} cursor(s) \
+         copied, {} record(s) unreadable{}; the damaged spool is kept at {}",
+        done.items,
+        done.cursors,
+        done.unreadable,
+        if done.unreadable > 0 {
+            " (their mail is still on the server, below the cursor: look for it there)"
+        } else {
+            ""
+        },
+        done.damaged.display()
+    );
+    log::error!("{notice}");
+    let spool = open_spool(config)?;
+    Ok((
+        spool,
+        Some(Rebuilt {
+            notice,
+            unreadable: done.unreadable,
+        }),
+    ))
+}
+
+/// What a rebuild at start did.
+pub struct Rebuilt {
+    pub notice: String,
+    /// Records that could not be read: mail only the server still has.
+    pub unreadable: u64,
 }
 
 /// Reopens the spool once its directory takes a write again; `None` while the disk is still in

@@ -57,6 +57,9 @@ pub struct Pace {
     pub bucket: Option<String>,
     pub remaining: Option<u64>,
     pub reset_after: Option<Duration>,
+    /// The channel a message went to, from the body of a 2xx answer (`channel_id`): a
+    /// channel's unannounced message limit is shared by every webhook posting into it.
+    pub channel: Option<String>,
 }
 
 impl Headers {
@@ -73,6 +76,7 @@ impl Headers {
                 .as_deref()
                 .and_then(|r| r.trim().parse::<u64>().ok()),
             reset_after: self.reset_after.as_deref().and_then(seconds),
+            channel: None,
         }
     }
 }
@@ -380,6 +384,7 @@ mod tests {
                 bucket: Some("abc".into()),
                 remaining: Some(0),
                 reset_after: Some(Duration::from_millis(1500)),
+                channel: None,
             }
         );
         assert_eq!(h().pace().reset_after, None);

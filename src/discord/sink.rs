@@ -186,6 +186,12 @@ impl HttpSink {
                 status,
             };
         }
+        let mut pace = headers.pace();
+        if (200..300).contains(&status) {
+            pace.channel = serde_json::from_slice::<serde_json::Value>(&body)
+                .ok()
+                .and_then(|v| v.get("channel_id")?.as_str().map(str::to_string));
+        }
         let outcome = match classify(status, &headers, &body) {
             Outcome::Transient { reason } => Outcome::Transient {
                 reason: self.scrub(reason),
@@ -200,7 +206,7 @@ impl HttpSink {
         };
         Reply {
             outcome,
-            pace: headers.pace(),
+            pace,
             status,
         }
     }

@@ -14,6 +14,7 @@
 use super::pace::{Pacer, SlidingWindow};
 use crate::discord::{Outcome, Reply, Scope};
 use crate::health::{DiscordHealth, DiscordState};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
@@ -86,6 +87,8 @@ struct Inner {
     pacer: Pacer,
     /// The per-channel limit no header announces, learned from `shared` 429s.
     shared: super::shared::SharedLimits,
+    /// The channel each resource (a webhook) posts to, from its answers: the key of `shared`.
+    channels: HashMap<String, String>,
     pauses: Vec<Pause>,
     ban: Option<Ban>,
     /// Said in the log that the limit paused every sink.
@@ -101,6 +104,13 @@ fn is_post(route: &str) -> bool {
     route.eq_ignore_ascii_case("post")
 }
 
+impl Inner {
+    /// The key of `who`'s shared channel limit: its channel once an answer named it.
+    fn channel_of<'a>(&'a self, who: &'a Who) -> &'a str {
+        self.channels.get(&who.resource).unwrap_or(&who.resource)
+    }
+}
+
 impl Guard {
     pub fn new(limit: u32) -> Guard {
         Guard {
@@ -109,6 +119,7 @@ impl Guard {
                 invalid: SlidingWindow::new(INVALID_WINDOW),
                 pacer: Pacer::default(),
                 shared: Default::default(),
+                channels: HashMap::new(),
                 pauses: Vec::new(),
                 ban: None,
                 limit_paused: false,
@@ -177,8 +188,9 @@ impl Guard {
                 why: Why::Global,
             };
         }
+        let channel = g.channel_of(who).to_string();
         let shared = is_post(route)
-            .then(|| g.shared.wait(&who.resource, now))
+            .then(|| g.shared.wait(&channel, now))
             .flatten();
         if let Some(until) = shared {
             return Gate::Wait {
@@ -187,7 +199,12 @@ impl Guard {
             };
         }
         match g.pacer.take(route, &who.resource, now) {
-            Ok(()) => Gate::Go,
+            Ok(()) => {
+                if is_post(route) {
+                    g.shared.admitted(&channel);
+                }
+                Gate::Go
+            }
             Err(until) => Gate::Wait {
                 until,
                 why: Why::Pacing,
@@ -199,8 +216,20 @@ impl Guard {
     pub fn observe(&self, who: &Who, route: &str, reply: &Reply, now: Instant) {
         let mut g = self.lock();
         g.pacer.observe(route, &who.resource, &reply.pace, now);
-        if is_post(route) && matches!(reply.outcome, Outcome::Delivered { .. }) {
-            g.shared.sent(&who.resource, now);
+        if is_post(route) {
+            let before = g.channel_of(who).to_string();
+            g.shared.answered(&before);
+            if let Some(channel) = &reply.pace.channel {
+                let key = format!("channel {channel}");
+                if key != before {
+                    g.shared.rename(&before, &key);
+                    g.channels.insert(who.resource.clone(), key);
+                }
+            }
+            if matches!(reply.outcome, Outcome::Delivered { .. }) {
+                let key = g.channel_of(who).to_string();
+                g.shared.sent(&key, now);
+            }
         }
         if matches!(reply.status, 401 | 403) {
             g.invalid.note(now);
@@ -214,7 +243,8 @@ impl Guard {
             match scope {
                 Scope::User => g.pacer.exhausted(route, &who.resource, until),
                 Scope::Shared if is_post(route) => {
-                    g.shared.limited(&who.resource, now, *retry_after)
+                    let key = g.channel_of(who).to_string();
+                    g.shared.limited(&key, now, *retry_after)
                 }
                 Scope::Shared => {}
                 Scope::Global => {

@@ -150,6 +150,7 @@ mod tests {
             bucket: Some(bucket.into()),
             remaining: Some(remaining),
             reset_after: Some(reset_after),
+            channel: None,
         }
     }
 

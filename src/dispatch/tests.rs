@@ -363,6 +363,7 @@ async fn nothing_remaining_waits_for_the_reset_before_sending() {
         bucket: Some("b1".into()),
         remaining: Some(0),
         reset_after: Some(Duration::from_secs(5)),
+        channel: None,
     };
     let (stop, task, _rx) = start(sink.clone(), &spool);
     tokio::time::sleep(Duration::from_millis(4900)).await;

@@ -66,8 +66,8 @@ impl Spool {
         if ids.is_empty() {
             return Ok(Vec::new());
         }
-        let trees = (&self.items, &self.owed, &self.pending, &self.counts);
-        let out = trees.transaction(|(items_t, owed_t, pending_t, counts_t)| {
+        let trees = self.delivery_trees();
+        let out = trees.transaction(|(items_t, ledger_t, owed_t, pending_t, counts_t)| {
             let mut out = Vec::new();
             for id in ids {
                 let idb = id.to_be_bytes();
@@ -77,6 +77,7 @@ impl Spool {
                 };
                 let mut item: Item =
                     super::decode(&idb, &bytes).map_err(ConflictableTransactionError::Abort)?;
+                super::ledger::overlay_tx(ledger_t, &mut item)?;
                 let before = item.state();
                 let cost = super::bound::footprint(bytes.len(), &item);
                 let mut sinks = Vec::new();
@@ -104,11 +105,12 @@ impl Spool {
                 let encoded = super::encode(&item);
                 super::bound::restate(counts_t, cost, encoded.len(), &item)?;
                 items_t.insert(&idb, encoded)?;
+                super::ledger::settle(ledger_t, &item)?;
                 out.push(Retried::Requeued { sinks });
             }
             Ok(out)
         })?;
-        self.db.flush()?;
+        self.durable()?;
         Ok(out)
     }
 

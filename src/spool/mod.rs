@@ -2,12 +2,15 @@
 //!
 //! # Invariants (docs/design.md 1–3, in the spool's words)
 //! - `ingest` writes a batch of items *and* the mailbox cursor that covers them in one sled
-//!   transaction, then flushes, and only then returns. The IMAP watcher fetches again only after
-//!   `ingest` returned, so the cursor on disk never points past a mail that is not on disk.
+//!   transaction, then makes it durable — sled's flush and an `fsync` of the files sled wrote
+//!   ([`durable`]) — and only then returns. The IMAP watcher fetches again only after `ingest`
+//!   returned, so the cursor on disk never points past a mail that is not on disk, even after a
+//!   power cut.
 //! - A delivery leaves `pending` only through `record(.., Update::Delivered)` with Discord's
-//!   message id; that change is flushed before `record` returns. The acknowledgement that makes
-//!   an item `delivered` writes, in the same transaction, the action its bucket asks for on the
-//!   server after delivery (`actions.rs`).
+//!   message id; that change is made durable the same way before `record` returns. It is
+//!   written as one small `ledger` entry, not a rewrite of the item ([`ledger`]). The
+//!   acknowledgement that makes an item `delivered` writes, in the same transaction, the action
+//!   its bucket asks for on the server after delivery (`actions.rs`).
 //! - Nothing is deleted except delivered items by retention (`retention.rs`) and one item by an
 //!   operator's explicit `drop` (`admin.rs`). Pending and dead items are never pruned; a spool
 //!   at its size bound refuses new mail instead (`bound.rs`), so the cursor stays.
@@ -16,6 +19,7 @@
 //! | tree      | key                                  | value                       |
 //! |-----------|--------------------------------------|-----------------------------|
 //! | `items`   | id (u64 BE)                          | JSON [`Item`]               |
+//! | `ledger`  | id (u64 BE) sink                     | JSON [`Delivery`], over the item's |
 //! | `owed`    | sink `\0` rank bucket `\0` id / 64   | u64 BE map of ids owed to the sink ([`blocks`]) |
 //! | `pending` | bucket `\0` id / 64                  | u64 BE map of pending ids ([`blocks`]) |
 //! | `counts`  | bucket `\0` state; `\0bytes`         | u64 BE; the size held       |
@@ -42,7 +46,9 @@ mod actions;
 mod admin;
 mod blocks;
 mod bound;
+mod durable;
 mod item;
+mod ledger;
 mod recognise;
 mod retention;
 mod route;
@@ -54,7 +60,7 @@ pub use actions::Action;
 pub use admin::{Dropped, Retried};
 pub use item::{fingerprint, Cursor, Delivery, Item, NewItem, Role, State};
 pub use retention::Pruned;
-pub use salvage::{salvage, Salvaged};
+pub use salvage::{rebuild, salvage, Salvaged};
 
 use crate::config::{AfterDelivery, Severity};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
@@ -158,6 +164,7 @@ pub struct BucketStats {
 pub struct Spool {
     db: sled::Db,
     items: sled::Tree,
+    ledger: sled::Tree,
     owed: sled::Tree,
     pending: sled::Tree,
     counts: sled::Tree,
@@ -167,12 +174,22 @@ pub struct Spool {
     /// `spool_max_mb` in bytes, shared by every clone; `u64::MAX` when unbounded.
     limit: std::sync::Arc<std::sync::atomic::AtomicU64>,
     witness: std::sync::Arc<witness::Witness>,
+    files: std::sync::Arc<durable::Files>,
 }
 
 /// How long [`Spool::open`] waits for sled's lock on the directory.
 const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
 
 type TxResult<T> = Result<T, ConflictableTransactionError<SpoolError>>;
+
+/// `items`, `ledger`, `owed`, `pending`, `counts`: what a change to deliveries touches.
+type DeliveryTrees<'a> = (
+    &'a sled::Tree,
+    &'a sled::Tree,
+    &'a sled::Tree,
+    &'a sled::Tree,
+    &'a sled::Tree,
+);
 
 fn key2(a: &str, b: &[u8]) -> Vec<u8> {
     let mut k = Vec::with_capacity(a.len() + 1 + b.len());
@@ -254,11 +271,7 @@ impl Spool {
         // waited for, a lock another process holds is reported after the wait.
         let started = std::time::Instant::now();
         let db = loop {
-            match sled::Config::new()
-                .path(dir)
-                .cache_capacity(cache_bytes)
-                .open()
-            {
+            match durable::config(dir, cache_bytes).open() {
                 Ok(db) => break db,
                 Err(sled::Error::Io(io)) if io.to_string().contains("could not acquire lock") => {
                     if started.elapsed() >= LOCK_WAIT {
@@ -279,6 +292,7 @@ impl Spool {
         let tree = |name: &str| db.open_tree(name);
         let spool = Spool {
             items: tree("items")?,
+            ledger: tree("ledger")?,
             owed: tree("owed")?,
             pending: tree("pending")?,
             counts: tree("counts")?,
@@ -287,6 +301,7 @@ impl Spool {
             recognised: Default::default(),
             limit: std::sync::Arc::new(u64::MAX.into()),
             witness: std::sync::Arc::new(witness::Witness::load(dir)?),
+            files: std::sync::Arc::new(durable::Files::open(dir)?),
             db,
         };
         let missing = spool.witness.missing(|a, f| {
@@ -354,7 +369,7 @@ impl Spool {
         if has("seen") {
             self.db.drop_tree("seen")?;
         }
-        self.db.flush()?;
+        self.durable()?;
         Ok(())
     }
 
@@ -393,7 +408,7 @@ impl Spool {
             })?;
             moved += keys.len();
         }
-        self.db.flush()?;
+        self.durable()?;
         self.db.drop_tree(name)?;
         Ok(moved)
     }
@@ -561,7 +576,7 @@ impl Spool {
                 bound::grow(counts_t, bytes as i64)?;
                 Ok((written, digests))
             })?;
-        self.db.flush()?;
+        self.durable()?;
         if let Some(mut known) = known {
             known.extend(digests);
             self.recognised.put(account, folder, known);
@@ -584,7 +599,17 @@ impl Spool {
 
     pub fn get(&self, id: u64) -> Result<Option<Item>, SpoolError> {
         let key = id.to_be_bytes();
-        self.items.get(key)?.map(|v| decode(&key, &v)).transpose()
+        match self.items.get(key)? {
+            Some(v) => self.read(&key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// An item's record with its ledger entries laid over it.
+    fn read(&self, key: &[u8], value: &[u8]) -> Result<Item, SpoolError> {
+        let mut item: Item = decode(key, value)?;
+        ledger::overlay(&self.ledger, &mut item)?;
+        Ok(item)
     }
 
     /// Applies delivery results of `sink` to items; flushed when any item left `pending`.
@@ -613,75 +638,81 @@ impl Spool {
         audit: &(dyn Fn(&str) -> Option<String> + Sync),
         after_delivery: &(dyn Fn(&str) -> Option<AfterDelivery> + Sync),
     ) -> Result<(), SpoolError> {
-        let trees = (
-            &self.items,
-            &self.owed,
-            &self.pending,
-            &self.counts,
-            &self.actions,
-        );
-        let settled = trees.transaction(|(items_t, owed_t, pending_t, counts_t, actions_t)| {
-            let mut settled = false;
-            for (id, update) in updates {
-                let idb = id.to_be_bytes();
-                let Some(bytes) = items_t.get(idb)? else {
-                    continue;
-                };
-                let mut item: Item =
-                    decode(&idb, &bytes).map_err(ConflictableTransactionError::Abort)?;
-                let before = item.state();
-                let cost = bound::footprint(bytes.len(), &item);
-                let Some(d) = item.delivery_mut(sink) else {
-                    continue;
-                };
-                if d.state != State::Pending {
-                    continue;
-                }
-                d.attempts += 1;
-                match update {
-                    Update::Delivered { message_id, at } => {
-                        d.state = State::Delivered;
-                        d.message_id = Some(message_id.clone());
-                        d.delivered_at = Some(*at);
+        let (items, ledger, owed, pending, counts) = self.delivery_trees();
+        let trees = (items, ledger, owed, pending, counts, &self.actions);
+        let settled = trees.transaction(
+            |(items_t, ledger_t, owed_t, pending_t, counts_t, actions_t)| {
+                let mut settled = false;
+                for (id, update) in updates {
+                    let idb = id.to_be_bytes();
+                    let Some(bytes) = items_t.get(idb)? else {
+                        continue;
+                    };
+                    let mut item: Item =
+                        decode(&idb, &bytes).map_err(ConflictableTransactionError::Abort)?;
+                    ledger::overlay_tx(ledger_t, &mut item)?;
+                    let before = item.state();
+                    let cost = bound::footprint(bytes.len(), &item);
+                    let Some(d) = item.delivery_mut(sink) else {
+                        continue;
+                    };
+                    if d.state != State::Pending {
+                        continue;
                     }
-                    Update::Failed { error } => d.last_error = Some(error.clone()),
-                    Update::DeadLetter { error } => {
-                        d.state = State::Dead;
-                        d.last_error = Some(error.clone());
-                    }
-                }
-                let mirrored = d.role != Some(Role::Audit);
-                if d.state != State::Pending {
-                    owe(owed_t, sink, &item, false)?;
-                    settled = true;
-                }
-                if mirrored && matches!(update, Update::Delivered { .. }) {
-                    if let Some(a) = audit(&item.bucket).filter(|a| a != sink) {
-                        if item.delivery(&a).is_none() {
-                            item.deliveries.push(Delivery::owed(&a, Role::Audit));
-                            owe(owed_t, &a, &item, true)?;
+                    d.attempts += 1;
+                    match update {
+                        Update::Delivered { message_id, at } => {
+                            d.state = State::Delivered;
+                            d.message_id = Some(message_id.clone());
+                            d.delivered_at = Some(*at);
+                        }
+                        Update::Failed { error } => d.last_error = Some(error.clone()),
+                        Update::DeadLetter { error } => {
+                            d.state = State::Dead;
+                            d.last_error = Some(error.clone());
                         }
                     }
-                }
-                let after = item.state();
-                if after != before {
-                    bump(counts_t, &item.bucket, before, -1)?;
-                    bump(counts_t, &item.bucket, after, 1)?;
-                    if after != State::Pending {
-                        mark_pending(pending_t, &item, false)?;
+                    let mirrored = d.role != Some(Role::Audit);
+                    if d.state != State::Pending {
+                        owe(owed_t, sink, &item, false)?;
+                        settled = true;
                     }
-                    if let (State::Delivered, Update::Delivered { at, .. }) = (after, update) {
-                        actions::owe(actions_t, &item, after_delivery(&item.bucket), *at)?;
+                    let mut added = false;
+                    if mirrored && matches!(update, Update::Delivered { .. }) {
+                        if let Some(a) = audit(&item.bucket).filter(|a| a != sink) {
+                            if item.delivery(&a).is_none() {
+                                item.deliveries.push(Delivery::owed(&a, Role::Audit));
+                                owe(owed_t, &a, &item, true)?;
+                                added = true;
+                            }
+                        }
+                    }
+                    let after = item.state();
+                    if after != before {
+                        bump(counts_t, &item.bucket, before, -1)?;
+                        bump(counts_t, &item.bucket, after, 1)?;
+                        if after != State::Pending {
+                            mark_pending(pending_t, &item, false)?;
+                        }
+                        if let (State::Delivered, Update::Delivered { at, .. }) = (after, update) {
+                            actions::owe(actions_t, &item, after_delivery(&item.bucket), *at)?;
+                        }
+                    }
+                    if added {
+                        // The record lists a new delivery: rewritten whole, its entries settled.
+                        let encoded = encode(&item);
+                        bound::restate(counts_t, cost, encoded.len(), &item)?;
+                        items_t.insert(&idb, encoded)?;
+                        ledger::settle(ledger_t, &item)?;
+                    } else {
+                        ledger::put_tx(ledger_t, &item, sink)?;
                     }
                 }
-                let encoded = encode(&item);
-                bound::restate(counts_t, cost, encoded.len(), &item)?;
-                items_t.insert(&idb, encoded)?;
-            }
-            Ok(settled)
-        })?;
+                Ok(settled)
+            },
+        )?;
         if settled {
-            self.db.flush()?;
+            self.durable()?;
         }
         Ok(())
     }
@@ -742,7 +773,7 @@ impl Spool {
     pub fn iter(&self) -> impl Iterator<Item = Result<Item, SpoolError>> + '_ {
         self.items.iter().map(|kv| {
             let (k, v) = kv?;
-            decode(&k, &v)
+            self.read(&k, &v)
         })
     }
 
@@ -761,9 +792,25 @@ impl Spool {
             .remember(mailboxes.iter().map(|(a, f)| (a.as_str(), f.as_str())))
     }
 
+    /// The trees a change to an item's deliveries touches, for one transaction.
+    fn delivery_trees(&self) -> DeliveryTrees<'_> {
+        (
+            &self.items,
+            &self.ledger,
+            &self.owed,
+            &self.pending,
+            &self.counts,
+        )
+    }
+
+    /// A durability point: sled's flush, then an fsync of what it wrote (see [`durable`]).
     pub fn flush(&self) -> Result<(), SpoolError> {
+        self.durable()
+    }
+
+    fn durable(&self) -> Result<(), SpoolError> {
         self.db.flush()?;
-        Ok(())
+        self.files.sync()
     }
 }
 

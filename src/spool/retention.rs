@@ -73,7 +73,7 @@ impl Spool {
             for kv in self.items.range(from.clone()..) {
                 let (k, v) = kv?;
                 from = [k.as_ref(), &[0]].concat();
-                let item: Item = super::decode(&k, &v)?;
+                let item = self.read(&k, &v)?;
                 if item.spooled_at >= until {
                     break;
                 }
@@ -108,21 +108,23 @@ impl Spool {
         if ids.is_empty() {
             return Ok(Pruned::default());
         }
-        let trees = (&self.items, &self.owed, &self.pending, &self.counts);
-        let removed = trees.transaction(|(items_t, owed_t, pending_t, counts_t)| {
+        let trees = self.delivery_trees();
+        let removed = trees.transaction(|(items_t, ledger_t, owed_t, pending_t, counts_t)| {
             let mut removed = Pruned::default();
             for id in ids {
                 let idb = id.to_be_bytes();
                 let Some(bytes) = items_t.get(idb)? else {
                     continue;
                 };
-                let item: Item = super::decode(&idb, &bytes)
+                let mut item: Item = super::decode(&idb, &bytes)
                     .map_err(sled::transaction::ConflictableTransactionError::Abort)?;
+                super::ledger::overlay_tx(ledger_t, &mut item)?;
                 let state = item.state();
                 if only.is_some_and(|s| s != state) {
                     continue;
                 }
                 items_t.remove(&idb)?;
+                super::ledger::settle(ledger_t, &item)?;
                 for d in item.deliveries.iter().filter(|d| d.state == State::Pending) {
                     owe(owed_t, &d.sink, &item, false)?;
                 }
@@ -135,7 +137,7 @@ impl Spool {
             }
             Ok(removed)
         })?;
-        self.db.flush()?;
+        self.durable()?;
         // A rescan reads its fingerprints afresh: these items are no longer there to match.
         self.recognised.forget(None);
         Ok(removed)

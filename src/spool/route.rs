@@ -90,8 +90,8 @@ impl Spool {
     /// Makes every item of `ids` that is still pending owed to `sink` as well (role
     /// `fallback`), unless it already is. Returns how many items it changed; flushed.
     pub fn hand_over(&self, ids: &[u64], sink: &str) -> Result<usize, SpoolError> {
-        let trees = (&self.items, &self.owed, &self.counts);
-        let added = trees.transaction(|(items_t, owed_t, counts_t)| {
+        let trees = (&self.items, &self.ledger, &self.owed, &self.counts);
+        let added = trees.transaction(|(items_t, ledger_t, owed_t, counts_t)| {
             let mut added = 0;
             for id in ids {
                 let idb = id.to_be_bytes();
@@ -100,6 +100,7 @@ impl Spool {
                 };
                 let mut item: Item =
                     super::decode(&idb, &bytes).map_err(ConflictableTransactionError::Abort)?;
+                super::ledger::overlay_tx(ledger_t, &mut item)?;
                 if item.state() != State::Pending || item.delivery(sink).is_some() {
                     continue;
                 }
@@ -109,12 +110,13 @@ impl Spool {
                 let encoded = encode(&item);
                 bound::restate(counts_t, cost, encoded.len(), &item)?;
                 items_t.insert(&idb, encoded)?;
+                super::ledger::settle(ledger_t, &item)?;
                 added += 1;
             }
             Ok(added)
         })?;
         if added > 0 {
-            self.db.flush()?;
+            self.durable()?;
         }
         Ok(added)
     }

@@ -3,9 +3,16 @@
 //! The damaged directory is only ever renamed aside (`spool.damaged-<unix time>`), never
 //! changed or deleted: sled is opened on a *copy* of it, because opening runs recovery, which
 //! writes. Items keep their order but get new ids from the fresh spool (sled's id counter cannot
-//! be set); the derived trees (`owed`, `pending`, `counts`) are rebuilt from the items and
-//! cursors are copied as they are. A record that does not decode, or a tree sled cannot read to
-//! its end, is counted as unreadable, never guessed at.
+//! be set), each with its `ledger` entries laid over it (an entry that cannot be read leaves
+//! that delivery owed: sent again, not lost); the derived trees (`owed`, `pending`, `counts`)
+//! are rebuilt from the items and cursors are copied as they are. A record that does not
+//! decode, or a tree sled cannot read to its end, is counted as unreadable, never guessed at.
+//!
+//! [`rebuild`] is the same copy made by the daemon at start, without an operator, when sled
+//! refuses the spool (DESIGN.md invariant 9). It keeps the result only when no mailbox loses
+//! its cursor: a lost cursor would make that mailbox start again "from now" and skip mail in
+//! silence, so then the damaged spool is put back as it was and the daemon refuses it, for an
+//! operator to `salvage` knowing what it costs.
 
 use super::{decode, encode, key2, Item, Spool, SpoolError, State};
 use sled::Transactional;
@@ -80,20 +87,62 @@ pub fn salvage(
     Ok(done)
 }
 
+/// The daemon's rebuild of a spool sled refuses: [`salvage`], kept only when every mailbox
+/// kept its cursor. `Ok(None)` when it was undone: the damaged spool is back at `dir`,
+/// unchanged.
+pub fn rebuild(dir: &Path, cache_bytes: u64) -> Result<Option<Salvaged>, SpoolError> {
+    let done = salvage(dir, cache_bytes, &mut |line| log::info!("spool: {line}"))?;
+    if done.unopenable.is_none() && done.lost_cursors.is_empty() {
+        return Ok(Some(done));
+    }
+    // The fresh spool was dropped when salvage returned; sled may hold its lock a moment.
+    for _ in 0..50 {
+        if std::fs::remove_dir_all(dir).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::fs::rename(&done.damaged, dir).map_err(|e| SpoolError::Open {
+        path: dir.to_path_buf(),
+        source: sled::Error::Io(std::io::Error::new(
+            e.kind(),
+            format!(
+                "cannot put the damaged spool back from {}: {e}",
+                done.damaged.display()
+            ),
+        )),
+    })?;
+    Ok(None)
+}
+
 /// Opens the working copy; when sled refuses it, once more without its `conf` file (sled
-/// writes a default one, which is what the spool uses), in case only that was damaged.
+/// writes a default one, which is what the spool uses), in case only that was damaged; then
+/// once more without its snapshot too (`snap.*`: sled then reads the whole log, which the
+/// snapshot only summarises; a snapshot cut while being written is what sled's issues #1527
+/// and #1533 report).
 fn open_damaged(work: &Path, cache_bytes: u64) -> Result<sled::Db, sled::Error> {
-    let open = || {
-        sled::Config::new()
-            .path(work)
-            .cache_capacity(cache_bytes)
-            .open()
+    let open = || super::durable::config(work, cache_bytes).open();
+    let without = |prefix: &str| -> bool {
+        let Ok(entries) = std::fs::read_dir(work) else {
+            return false;
+        };
+        let mut removed = false;
+        for entry in entries.flatten() {
+            if entry.file_name().to_string_lossy().starts_with(prefix) {
+                removed |= std::fs::remove_file(entry.path()).is_ok();
+            }
+        }
+        removed
     };
     open().or_else(|first| {
-        if std::fs::remove_file(work.join("conf")).is_err() {
-            return Err(first);
+        for prefix in ["conf", "snap."] {
+            if without(prefix) {
+                if let Ok(db) = open() {
+                    return Ok(db);
+                }
+            }
         }
-        open().map_err(|_| first)
+        Err(first)
     })
 }
 
@@ -104,6 +153,8 @@ fn copy(
     progress: &mut dyn FnMut(String),
 ) -> Result<(), SpoolError> {
     let items = old.open_tree("items").map_err(SpoolError::Storage)?;
+    // Where each delivery stands; an entry not read sends its mail again rather than lose it.
+    let ledger = old.open_tree("ledger").ok();
     for kv in items.iter() {
         let Ok((k, v)) = kv else {
             done.unreadable += 1;
@@ -113,6 +164,9 @@ fn copy(
             done.unreadable += 1;
             continue;
         };
+        if let Some(ledger) = &ledger {
+            super::ledger::overlay_lenient(ledger, &mut item);
+        }
         item.id = fresh.db.generate_id()?;
         fresh.restore(&item)?;
         done.items += 1;

@@ -20,7 +20,7 @@ pub(super) struct Witness {
     known: Mutex<BTreeSet<(String, String)>>,
 }
 
-fn io_error(e: std::io::Error) -> SpoolError {
+pub(super) fn io_error(e: std::io::Error) -> SpoolError {
     if matches!(
         e.kind(),
         std::io::ErrorKind::StorageFull

@@ -296,6 +296,18 @@ impl FakeDiscord {
         format!("{}/api/webhooks/{id}/{token}", self.base)
     }
 
+    /// Registers webhook (id, token) in the channel of the webhook whose token is `beside`: two
+    /// webhooks of one channel share its message limit ([`Options::channel_limit`]).
+    pub fn webhook_beside(&self, id: &str, token: &str, beside: &str, b: Behaviour) -> String {
+        let url = self.webhook(id, token, b);
+        let channel = self.webhook_channel(beside);
+        let mut st = lock(&self.state);
+        if let Some(h) = st.hooks.iter_mut().find(|h| h.token == token) {
+            h.channel_id = channel;
+        }
+        url
+    }
+
     /// Registers a bot token (its `Authorization: Bot TOKEN` is accepted everywhere).
     pub fn bot(&self, token: &str) {
         lock(&self.state).bots.push(token.to_string());

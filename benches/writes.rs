@@ -1,0 +1,331 @@
+//! `catchup`: what catching up on a backlog costs an SD card and memory, with the real
+//! `mailbeacon run`: N mails of about 1.5 KB waiting in a real Dovecot (`start_at = "all"`),
+//! one webhook sink on the fake Discord.
+//!
+//! 1. *Spool*: the sink answers every POST with a 429 an hour long (not a failure: nothing is
+//!    recorded), so the daemon only ingests. From exec until `status` shows N pending: the
+//!    time, the peak RSS (`VmHWM`) and the bytes the process wrote (`write_bytes` of
+//!    `/proc/PID/io`: what it sent towards the disk, page by page).
+//! 2. *Deliver*: SIGTERM, and the daemon started again with the sink answering 200 (no rate
+//!    limit): from exec until `status` shows N delivered, its `write_bytes`.
+//! 3. *Idle*: the same daemon, nothing arriving and nothing left to send, for
+//!    `MAILBEACON_BENCH_IDLE_SECONDS` (60): its `write_bytes` then.
+//!
+//! The daemon's log goes to a pipe (a journal's writes are the journal's), no metrics file,
+//! no LED trace. Environment: `MAILBEACON_BENCH_BACKLOG_MAILS` (5000),
+//! `MAILBEACON_BENCH_CATCHUP_ROUNDS` (3), `MAILBEACON_BENCH_IDLE_SECONDS` (60).
+
+use crate::daemon::BIN;
+use crate::dovecot::Dovecot;
+use crate::fake_discord::{Behaviour, FakeDiscord, Options};
+use crate::{env_usize, progress, temp_dir, Row};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "catchupTOKEN";
+const KIB: f64 = 1024.0;
+
+/// A mail of about 1.5 KB: headers as a mail client writes them, a few paragraphs of text.
+fn mail(i: usize) -> String {
+    let para = "Your order has shipped and should arrive within three working days. \
+                Track it from your account page; reply to this mail if anything is wrong. ";
+    format!(
+        "Return-Path: <orders@shop.example>\r\nFrom: Shop <orders@shop.example>\r\n\
+         To: alice@example.net\r\nSubject: Order {i} has shipped\r\n\
+         Date: Tue, 01 Sep 2026 10:{:02}:{:02} +0000\r\nMessage-ID: <catchup-{i}@shop.example>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Transfer-Encoding: 8bit\r\nX-Mailer: bench\r\n\r\n\
+         Hello Alice,\r\n\r\n{}\r\n\r\n{}\r\n\r\n{}\r\n\r\n{}\r\n\r\nRegards,\r\nShop\r\n",
+        i / 60 % 60,
+        i % 60,
+        para.repeat(2),
+        para.repeat(2),
+        para.repeat(2),
+        para.repeat(2),
+    )
+}
+
+/// `n` mails straight into alice's maildir `new/`, owned by Dovecot.
+fn fill(dovecot: &Dovecot, n: usize) -> usize {
+    let _ = dovecot.uidnext("alice", "INBOX");
+    let new = dovecot.dir().join("mail/alice/new");
+    let mut bytes = 0;
+    for i in 0..n {
+        let text = mail(i);
+        bytes += text.len();
+        let file = new.join(format!(
+            "{}.M{i}P{}.catchup",
+            1_788_000_000 + i,
+            std::process::id()
+        ));
+        std::fs::write(&file, text).expect("write maildir file");
+    }
+    let status = Command::new("chown")
+        .args(["-R", "dovecot:dovecot"])
+        .arg(dovecot.dir().join("mail/alice"))
+        .status()
+        .expect("run chown");
+    assert!(status.success(), "chown the maildir");
+    bytes / n.max(1)
+}
+
+fn config(dir: &Path, dovecot: &Dovecot, url: &str) -> PathBuf {
+    let text = format!(
+        "state_dir = \"{state}\"\n\n[[account]]\nname = \"bench\"\nhost = \"127.0.0.1\"\n\
+         port = {port}\nusername = \"alice\"\npassword = \"secret\"\nca_file = \"{ca}\"\n\
+         start_at = \"all\"\n\n[[sink]]\nname = \"alerts\"\nkind = \"webhook\"\nurl = \"{url}\"\n\n\
+         [[bucket]]\nname = \"unknown\"\nsinks = [\"alerts\"]\n",
+        state = dir.join("state").display(),
+        port = dovecot.imaps_port(),
+        ca = dovecot.ca_file().display(),
+    );
+    let path = dir.join("mailbeacon.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// `mailbeacon run`, its log read from a pipe; SIGTERMed when dropped.
+struct Daemon {
+    child: Child,
+    started: Instant,
+}
+
+impl Daemon {
+    fn start(config: &Path) -> Daemon {
+        let mut child = Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mailbeacon");
+        let mut log = child.stderr.take().expect("the daemon's log");
+        std::thread::spawn(move || {
+            let mut sink = Vec::new();
+            let _ = log.read_to_end(&mut sink);
+        });
+        Daemon {
+            child,
+            started: Instant::now(),
+        }
+    }
+
+    fn proc_field(&self, file: &str, field: &str) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/{file}", self.child.id()))
+            .unwrap_or_default()
+            .lines()
+            .find_map(|l| l.strip_prefix(field))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+
+    fn written(&self) -> u64 {
+        self.proc_field("io", "write_bytes:")
+    }
+
+    fn peak_rss(&self) -> u64 {
+        self.proc_field("status", "VmHWM:") * 1024
+    }
+
+    /// Waits until `status --json` sums `field` to at least `n` over the buckets.
+    fn wait_for(&mut self, config: &Path, field: &str, n: u64) {
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("mailbeacon exited with {status}");
+            }
+            assert!(
+                self.started.elapsed() < Duration::from_secs(600),
+                "no {n} {field} within 10 minutes"
+            );
+            if status_sum(config, field) >= n {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(self.child.id() as i32, libc::SIGTERM);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// `field` ("pending", "delivered") summed over the buckets of `mailbeacon status --json`.
+fn status_sum(config: &Path, field: &str) -> u64 {
+    let out = Command::new(BIN)
+        .args(["status", "--json", "--config"])
+        .arg(config)
+        .output()
+        .expect("run mailbeacon status");
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    let mut sum = 0;
+    let mut stack = vec![&json];
+    while let Some(v) = stack.pop() {
+        match v {
+            serde_json::Value::Object(map) => {
+                if let Some(n) = map.get(field).and_then(serde_json::Value::as_u64) {
+                    if map.contains_key("name") {
+                        sum += n;
+                    }
+                }
+                stack.extend(map.values());
+            }
+            serde_json::Value::Array(items) => stack.extend(items),
+            _ => {}
+        }
+    }
+    sum
+}
+
+struct Round {
+    ingest: Duration,
+    peak_rss: u64,
+    spooled: u64,
+    delivered: u64,
+    idle: u64,
+}
+
+fn round(n: usize, idle: Duration) -> (Round, usize) {
+    let dovecot = Dovecot::start();
+    let size = fill(&dovecot, n);
+    let discord = FakeDiscord::start_with(Options {
+        rl_limit: 10_000,
+        rl_window: Duration::from_secs(1),
+        enforce: false,
+        channel_limit: None,
+    });
+    let url = discord.webhook("1", TOKEN, Behaviour::Ok);
+    discord.set_behaviour(
+        TOKEN,
+        Behaviour::RateLimited {
+            retry_after: 3600.0,
+            scope: "user",
+            global: false,
+        },
+    );
+    let dir = temp_dir("catchup");
+    let config = config(&dir, &dovecot, &url);
+    let n64 = n as u64;
+
+    let mut spooling = Daemon::start(&config);
+    spooling.wait_for(&config, "pending", n64);
+    let ingest = spooling.started.elapsed();
+    let (spooled, peak_rss) = (spooling.written(), spooling.peak_rss());
+    drop(spooling);
+
+    discord.set_behaviour(TOKEN, Behaviour::Ok);
+    let mut delivering = Daemon::start(&config);
+    delivering.wait_for(&config, "delivered", n64);
+    let delivered = delivering.written();
+    std::thread::sleep(idle);
+    let idle = delivering.written() - delivered;
+    drop(delivering);
+    let _ = std::fs::remove_dir_all(&dir);
+    (
+        Round {
+            ingest,
+            peak_rss,
+            spooled,
+            delivered,
+            idle,
+        },
+        size,
+    )
+}
+
+fn median<T: Copy + PartialOrd>(mut v: Vec<T>) -> T {
+    v.sort_by(|a, b| a.partial_cmp(b).unwrap_or(std::cmp::Ordering::Equal));
+    v[v.len() / 2]
+}
+
+pub fn run() -> Vec<Row> {
+    let n = env_usize("MAILBEACON_BENCH_BACKLOG_MAILS", 5000);
+    let rounds = env_usize("MAILBEACON_BENCH_CATCHUP_ROUNDS", 3);
+    let idle = Duration::from_secs(env_usize("MAILBEACON_BENCH_IDLE_SECONDS", 60) as u64);
+    let mut all = Vec::new();
+    let mut size = 0;
+    for r in 1..=rounds {
+        let (round, s) = round(n, idle);
+        size = s;
+        progress(
+            "catchup",
+            &format!(
+                "round {r}/{rounds}: {n} mails of {s} B spooled in {:.2} s, peak RSS {:.1} MB, \
+                 wrote {:.2} KiB/mail spooling, {:.2} KiB/mail delivering, {} B idle over {} s",
+                round.ingest.as_secs_f64(),
+                round.peak_rss as f64 / 1e6,
+                round.spooled as f64 / KIB / n as f64,
+                round.delivered as f64 / KIB / n as f64,
+                round.idle,
+                idle.as_secs()
+            ),
+        );
+        all.push(round);
+    }
+    let per_mail = |bytes: u64| bytes as f64 / KIB / n as f64;
+    let spooled = median(all.iter().map(|r| per_mail(r.spooled)).collect());
+    let delivered = median(all.iter().map(|r| per_mail(r.delivered)).collect());
+    let total = median(
+        all.iter()
+            .map(|r| per_mail(r.spooled + r.delivered))
+            .collect(),
+    );
+    let rss = median(all.iter().map(|r| r.peak_rss).collect()) as f64 / 1e6;
+    let ingest = median(all.iter().map(|r| r.ingest).collect());
+    let idle_bytes = median(all.iter().map(|r| r.idle).collect());
+    let of = format!("{n} mails of {size} B; median of {rounds}");
+    vec![
+        Row::new(
+            "catchup",
+            &format!("{n}-mail backlog → spooled, from exec"),
+            format!(
+                "{:.2} s ({:.0} mails/s)",
+                ingest.as_secs_f64(),
+                n as f64 / ingest.as_secs_f64()
+            ),
+        )
+        .note(&of),
+        Row::new(
+            "catchup",
+            "peak RSS (VmHWM) while spooling",
+            format!("{rss:.1} MB"),
+        )
+        .goal("≤ 10 MB", rss <= 10.0)
+        .note(&of),
+        Row::new(
+            "catchup",
+            "written per mail spooled",
+            format!("{spooled:.2} KiB"),
+        )
+        .note("write_bytes of /proc/PID/io, from exec"),
+        Row::new(
+            "catchup",
+            "written per mail delivered",
+            format!("{delivered:.2} KiB"),
+        )
+        .note("a second process, from exec until all delivered"),
+        Row::new(
+            "catchup",
+            "written per mail in all",
+            format!("{total:.2} KiB"),
+        )
+        .goal("≤ 4 KiB", total <= 4.0)
+        .note("spool + deliver"),
+        Row::new(
+            "catchup",
+            &format!("written while idle, {} s", idle.as_secs()),
+            format!("{idle_bytes} B"),
+        )
+        .goal("near zero", idle_bytes <= 16 * 1024)
+        .note("nothing arriving, nothing to send; log to a pipe"),
+    ]
+}
