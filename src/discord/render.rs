@@ -39,6 +39,26 @@ pub struct Message {
     pub embed_chars: usize,
 }
 
+/// Why `template` (an `open_url` or a `thread_name`) cannot be used: a `{` that opens none of
+/// the `known` placeholders. `None` when every one does.
+fn unknown_placeholder(template: &str, known: &[&str]) -> Option<String> {
+    let mut rest = template;
+    while let Some(at) = rest.find('{') {
+        let tail = &rest[at..];
+        match known.iter().find(|p| tail.starts_with(**p)) {
+            Some(p) => rest = &tail[p.len()..],
+            None => {
+                return Some(format!(
+                    "unknown placeholder at {:?}: use {}",
+                    tail.chars().take(16).collect::<String>(),
+                    known.join(", ")
+                ))
+            }
+        }
+    }
+    None
+}
+
 /// Backslash-escapes markdown, breaks mention syntax, drops control characters.
 pub fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);

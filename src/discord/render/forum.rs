@@ -19,21 +19,7 @@ pub fn invalid(template: &str) -> Option<String> {
     if template.trim().is_empty() {
         return Some("must not be empty".into());
     }
-    let mut rest = template;
-    while let Some(at) = rest.find('{') {
-        let tail = &rest[at..];
-        match PLACEHOLDERS.iter().find(|p| tail.starts_with(**p)) {
-            Some(p) => rest = &tail[p.len()..],
-            None => {
-                return Some(format!(
-                    "unknown placeholder at {:?}: use {}",
-                    tail.chars().take(16).collect::<String>(),
-                    PLACEHOLDERS.join(", ")
-                ))
-            }
-        }
-    }
-    None
+    super::unknown_placeholder(template, PLACEHOLDERS)
 }
 
 /// The name of the post for `item`.

@@ -20,21 +20,7 @@ pub fn invalid(template: &str) -> Option<String> {
     if !(template.starts_with("https://") || template.starts_with("http://")) {
         return Some("must start with https:// (or http://)".into());
     }
-    let mut rest = template;
-    while let Some(at) = rest.find('{') {
-        let tail = &rest[at..];
-        match PLACEHOLDERS.iter().find(|p| tail.starts_with(**p)) {
-            Some(p) => rest = &tail[p.len()..],
-            None => {
-                return Some(format!(
-                    "unknown placeholder at {:?}: use {}",
-                    tail.chars().take(16).collect::<String>(),
-                    PLACEHOLDERS.join(", ")
-                ))
-            }
-        }
-    }
-    None
+    super::unknown_placeholder(template, PLACEHOLDERS)
 }
 
 /// The link for `item`, or `None` when the template needs a Message-ID the mail lacks or the
