@@ -103,22 +103,35 @@ impl Ask {
         default: &str,
     ) -> Result<String, Failed> {
         let asked = format!("{question} ({})", choices.join(", "));
+        let mut given = given;
         loop {
+            let before = self.last.get(flag).cloned();
+            let from_flag = given.is_some() && before.is_none();
             let answer = self.text(&asked, flag, given, Some(default))?;
             if choices.contains(&answer.as_str()) {
                 return Ok(answer);
             }
-            if given.is_some() || self.yes {
+            if from_flag || self.yes {
                 return Err(format!(
                     "{flag} {answer:?} is not one of {}",
                     choices.join(", ")
                 ));
             }
+            self.forget(flag, before);
+            given = None;
             self.say(&format!(
                 "  {answer:?} is not one of {}",
                 choices.join(", ")
             ));
         }
+    }
+
+    /// Drops an answer that did not fit: the question's default is again the last good one.
+    fn forget(&mut self, flag: &str, before: Option<String>) {
+        match before {
+            Some(b) => self.last.insert(flag.to_string(), b),
+            None => self.last.remove(flag),
+        };
     }
 
     /// A whole number (a port, a GPIO line), asked again until it is one.
@@ -129,15 +142,20 @@ impl Ask {
         given: Option<&str>,
         default: Option<&str>,
     ) -> Result<u32, Failed> {
+        let mut given = given;
         loop {
+            // A flag's value is used only before the question was ever answered.
+            let before = self.last.get(flag).cloned();
+            let from_flag = given.is_some() && before.is_none();
             let answer = self.text(question, flag, given, default)?;
             match answer.parse() {
                 Ok(n) => return Ok(n),
-                Err(_) if given.is_some() || self.yes => {
+                Err(_) if from_flag || self.yes => {
                     return Err(format!("{flag} {answer:?} is not a number"))
                 }
                 Err(_) => {
-                    self.last.remove(flag);
+                    self.forget(flag, before);
+                    given = None;
                     self.say(&format!("  {answer:?} is not a number"));
                 }
             }
@@ -248,5 +266,44 @@ impl Drop for Quiet {
                 libc::tcsetattr(std::io::stdin().as_raw_fd(), libc::TCSANOW, &saved);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asking(typed: &str) -> Ask {
+        Ask {
+            yes: false,
+            input: Box::new(std::io::Cursor::new(typed.as_bytes().to_vec())),
+            out: Box::new(std::io::sink()),
+            last: HashMap::new(),
+        }
+    }
+
+    #[test]
+    fn a_flag_answers_once_and_a_question_asked_again_takes_typing_until_it_fits() {
+        let mut ask = asking("x\n2525\nsmtp\n\n");
+        assert_eq!(ask.number("Port", "--port", Some("993"), None), Ok(993));
+        // Asked again after a failed test: the flag is not reused, a typo is asked again.
+        assert_eq!(ask.number("Port", "--port", Some("993"), None), Ok(2525));
+        let tls = ["implicit", "starttls"];
+        assert_eq!(
+            ask.choice("TLS", "--tls", Some("starttls"), &tls, "implicit"),
+            Ok("starttls".into())
+        );
+        // "smtp" is no choice: asked again, and Enter takes the last good answer.
+        assert_eq!(
+            ask.choice("TLS", "--tls", Some("starttls"), &tls, "implicit"),
+            Ok("starttls".into())
+        );
+    }
+
+    #[test]
+    fn a_wrong_flag_ends_setup_naming_it() {
+        let mut ask = asking("");
+        let e = ask.number("Port", "--port", Some("99x"), None);
+        assert_eq!(e, Err("--port \"99x\" is not a number".into()));
     }
 }
