@@ -129,6 +129,27 @@ fn mode(path: &Path) -> u32 {
         & 0o777
 }
 
+/// `mailbeacon setup --yes` for the config `dir/mailbeacon.toml`, its state in `dir/state`,
+/// with alice's self-signed Dovecot as the server ("other") and no LED; stdin closed.
+fn scripted_setup(dir: &Path, dovecot: &Dovecot) -> Command {
+    let path = |name: &str| dir.join(name).to_str().expect("utf-8").to_string();
+    let mut command = Command::new(BIN);
+    command
+        .args(["setup", "--yes", "--config", &path("mailbeacon.toml")])
+        .args(["--state-dir", &path("state"), "--provider", "other"])
+        .args([
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &dovecot.imaps_port().to_string(),
+        ])
+        .arg("--ca-file")
+        .arg(dovecot.ca_file())
+        .args(["--gpio", "none"])
+        .stdin(Stdio::null());
+    command
+}
+
 #[test]
 fn setup_answered_at_a_terminal_gives_a_daemon_that_delivers_the_next_mail() {
     let dovecot = Dovecot::start();
@@ -283,46 +304,12 @@ fn setup_again_with_yes_keeps_what_it_does_not_ask_about() {
     std::fs::write(answers.join("password"), format!("{PASSWORD}\n")).expect("write");
     std::fs::write(answers.join("webhook"), format!("{url}\n")).expect("write");
     let scripted = |extra: &[&str]| -> std::process::Output {
-        let port = dovecot.imaps_port().to_string();
-        let ca = dovecot.ca_file();
-        let mut args = vec![
-            "setup",
-            "--yes",
-            "--config",
-            config.to_str().expect("utf-8"),
-            "--state-dir",
-        ];
-        let state = dir.join("state");
-        let state = state.to_str().expect("utf-8").to_string();
-        let password = answers.join("password");
-        let webhook = answers.join("webhook");
-        let (password, webhook) = (
-            password.to_str().expect("utf-8").to_string(),
-            webhook.to_str().expect("utf-8").to_string(),
-        );
-        let ca = ca.to_str().expect("utf-8").to_string();
-        let fixed = [
-            state.as_str(),
-            "--provider",
-            "other",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--ca-file",
-            &ca,
-            "--password-file",
-            &password,
-            "--webhook-file",
-            &webhook,
-            "--gpio",
-            "none",
-        ];
-        args.extend(fixed);
-        args.extend(extra);
-        Command::new(BIN)
-            .args(&args)
-            .stdin(Stdio::null())
+        scripted_setup(&dir, &dovecot)
+            .arg("--password-file")
+            .arg(answers.join("password"))
+            .arg("--webhook-file")
+            .arg(answers.join("webhook"))
+            .args(extra)
             .output()
             .expect("run setup")
     };
@@ -449,50 +436,23 @@ fn setup_scripted_for_a_bot_posts_its_test_message_and_keeps_the_token_in_a_file
     std::fs::write(dir.join("given-password"), PASSWORD).expect("write");
     std::fs::write(dir.join("given-token"), token).expect("write");
     let path = |name: &str| dir.join(name).to_str().expect("utf-8").to_string();
-    let port = dovecot.imaps_port().to_string();
-    let ca = dovecot.ca_file().to_str().expect("utf-8").to_string();
-    let out = Command::new(BIN)
-        .args([
-            "setup",
-            "--yes",
-            "--config",
-            &path("mailbeacon.toml"),
-            "--state-dir",
-            &path("state"),
-        ])
-        .args([
-            "--provider",
-            "other",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--ca-file",
-            &ca,
-        ])
+    let out = scripted_setup(&dir, &dovecot)
         .args([
             "--username",
             "alice",
             "--password-file",
             &path("given-password"),
         ])
+        .args(["--discord", "bot", "--bot-token-file", &path("given-token")])
         .args([
-            "--discord",
-            "bot",
-            "--bot-token-file",
-            &path("given-token"),
             "--channel",
             channel,
-        ])
-        .args([
-            "--api-base",
-            &format!("{}/api/v10", discord.base()),
-            "--test-message",
             "--noise-channel",
             "none",
+            "--test-message",
         ])
-        .args(["--buckets", "none", "--gpio", "none"])
-        .stdin(Stdio::null())
+        .args(["--api-base", &format!("{}/api/v10", discord.base())])
+        .args(["--buckets", "none"])
         .output()
         .expect("run setup");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -530,51 +490,18 @@ fn setup_signs_an_oauth_account_in_and_the_daemon_delivers_with_the_grant() {
     let config = dir.join("mailbeacon.toml");
     std::fs::write(dir.join("given-webhook"), &url).expect("write");
     let path = |name: &str| dir.join(name).to_str().expect("utf-8").to_string();
-    let port = dovecot.imaps_port().to_string();
-    let ca = dovecot.ca_file().to_str().expect("utf-8").to_string();
-    let mut child = Command::new(BIN)
-        .args([
-            "setup",
-            "--yes",
-            "--config",
-            &path("mailbeacon.toml"),
-            "--state-dir",
-            &path("state"),
-        ])
-        .args([
-            "--provider",
-            "other",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--ca-file",
-            &ca,
-        ])
-        .args([
-            "--username",
-            "alice",
-            "--auth",
-            "oauth2",
-            "--client-id",
-            common::fake_oauth::CLIENT_ID,
-        ])
-        .args([
-            "--oauth-device-url",
-            &oauth.url("/devicecode"),
-            "--oauth-token-url",
-            &oauth.url("/token"),
-        ])
+    let mut child = scripted_setup(&dir, &dovecot)
+        .args(["--username", "alice", "--auth", "oauth2"])
+        .args(["--client-id", common::fake_oauth::CLIENT_ID])
+        .args(["--oauth-device-url", &oauth.url("/devicecode")])
+        .args(["--oauth-token-url", &oauth.url("/token")])
         .args(["--oauth-scopes", "offline_access, imap"])
         .args([
             "--webhook-file",
             &path("given-webhook"),
             "--buckets",
             "none",
-            "--gpio",
-            "none",
         ])
-        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
