@@ -569,3 +569,29 @@ fn setup_signs_an_oauth_account_in_and_the_daemon_delivers_with_the_grant() {
             .any(|t| t.contains("Signed in by setup"))
     });
 }
+
+#[test]
+fn setup_with_a_webhook_discord_no_longer_knows_says_what_to_do_and_writes_nothing() {
+    let dovecot = Dovecot::start();
+    let discord = FakeDiscord::start();
+    let gone = format!("{}/api/webhooks/1409/never-made", discord.base());
+    let dir = temp_dir("setup-gone");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::fs::write(dir.join("given-password"), PASSWORD).expect("write");
+    std::fs::write(dir.join("given-webhook"), &gone).expect("write");
+    let out = scripted_setup(&dir, &dovecot)
+        .args(["--username", "alice", "--password-file"])
+        .arg(dir.join("given-password"))
+        .arg("--webhook-file")
+        .arg(dir.join("given-webhook"))
+        .output()
+        .expect("run setup");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("copy it again"), "{stderr}");
+    assert!(
+        !stderr.contains("never-made"),
+        "no secret in the error: {stderr}"
+    );
+    assert!(!dir.join("mailbeacon.toml").exists());
+}

@@ -163,10 +163,24 @@ impl Steps<'_> {
                 }
                 other => {
                     // A refused token is asked again; a wrong channel keeps the token.
-                    if matches!(other, Outcome::Dead { ref reason } if reason.contains("401")) {
-                        self.bot_token = None;
+                    let mut said = why(&other);
+                    if let Outcome::Dead { reason } = &other {
+                        if reason.contains("401") {
+                            self.bot_token = None;
+                            said.push_str(": the token was refused; copy it again (Reset Token)");
+                        } else if kind == "bot" {
+                            said.push_str(
+                                ": the bot cannot see that channel; check the id, and that the \
+                                 bot was added to the server with View Channel and Send Messages",
+                            );
+                        } else {
+                            said.push_str(
+                                ": the webhook is gone or its URL is wrong; copy it again from \
+                                 the channel's Integrations → Webhooks",
+                            );
+                        }
                     }
-                    self.again(&format!("sink {name}"), &why(&other))?;
+                    self.again(&format!("sink {name}"), &said)?;
                     continue;
                 }
             }
