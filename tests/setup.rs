@@ -217,6 +217,8 @@ fn setup_answered_at_a_terminal_gives_a_daemon_that_delivers_the_next_mail() {
     t.expect("ok   no LED or buzzer");
     t.expect("$ mailbeacon check --probe --config");
     t.expect("ok   account home");
+    // Setup's last line: everything before it has been read off the terminal too.
+    t.expect("Next: `sudo systemctl enable --now mailbeacon`");
     let code = t.wait();
     let transcript = t.transcript();
     std::fs::write(dir.join("setup.transcript"), &transcript).expect("keep the transcript");
