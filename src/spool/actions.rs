@@ -95,23 +95,23 @@ impl Spool {
         self.actions.len()
     }
 
-    /// The server did `action` (or it can never be done): it is no longer owed. Flushed, so a
-    /// restart does not do it again.
+    /// The server did `action` (or it can never be done): it is no longer owed. Made durable
+    /// (sled's flush and an fsync, as every durability point), so a restart, even after a
+    /// power cut, does not do it again.
     pub fn action_done(&self, action: &Action) -> Result<(), SpoolError> {
         self.actions.remove(action.item.to_be_bytes())?;
-        self.db.flush()?;
-        Ok(())
+        self.durable()
     }
 
-    /// Keeps what an attempt learnt (`attempts`, `last_error`, `copied`). Flushed when the
-    /// copy of a move was made: a restart must not copy again.
+    /// Keeps what an attempt learnt (`attempts`, `last_error`, `copied`). Made durable when the
+    /// copy of a move was made: a restart, even after a power cut, must not copy again.
     pub fn action_tried(&self, action: &Action) -> Result<(), SpoolError> {
         let value = encode(action);
         // An action done meanwhile is not brought back.
         self.actions
             .fetch_and_update(action.item.to_be_bytes(), |old| old.map(|_| value.clone()))?;
         if action.copied {
-            self.db.flush()?;
+            self.durable()?;
         }
         Ok(())
     }
