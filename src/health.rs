@@ -102,7 +102,7 @@ pub enum Event {
     /// A spool record does not decode or sled reports corruption: the daemon stops (waiting
     /// cannot help) and the operator salvages.
     SpoolDamaged(String),
-    /// The spool was found damaged at start and rebuilt from what was readable (DESIGN.md
+    /// The spool was found damaged at start and rebuilt from what was readable (docs/design.md
     /// invariant 9): shown until the daemon restarts, as an alarm when mail was unreadable.
     SpoolRebuilt {
         notice: String,

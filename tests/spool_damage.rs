@@ -218,7 +218,7 @@ fn a_record_that_does_not_decode_stops_the_daemon_and_salvage_keeps_the_rest() {
 }
 
 /// A spool sled refuses at start (here its `conf` file) that can be rebuilt without losing a
-/// cursor is rebuilt by the daemon itself (DESIGN.md invariant 9): no operator, the damaged
+/// cursor is rebuilt by the daemon itself (docs/design.md invariant 9): no operator, the damaged
 /// spool kept aside byte for byte, the log and the status say what happened, every pending mail
 /// is delivered. The offline tools still report the damage (exit 65): only the daemon rebuilds.
 #[test]

@@ -9,7 +9,7 @@
 //! decode, or a tree sled cannot read to its end, is counted as unreadable, never guessed at.
 //!
 //! [`rebuild`] is the same copy made by the daemon at start, without an operator, when sled
-//! refuses the spool (DESIGN.md invariant 9). It keeps the result only when no mailbox loses
+//! refuses the spool (docs/design.md invariant 9). It keeps the result only when no mailbox loses
 //! its cursor: a lost cursor would make that mailbox start again "from now" and skip mail in
 //! silence, so then the damaged spool is put back as it was and the daemon refuses it, for an
 //! operator to `salvage` knowing what it costs.
