@@ -216,3 +216,42 @@ fn every_link_between_the_documents_lands() {
     }
     assert!(broken.is_empty(), "{}", broken.join("\n"));
 }
+
+/// Code comments cite the design in the repository (docs/design.md), never a file outside it.
+#[test]
+fn the_code_cites_only_files_in_the_repository() {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                walk(&path, out);
+            } else if path.extension().is_some_and(|e| e == "rs" || e == "toml") {
+                out.push(path);
+            }
+        }
+    }
+    let root = Path::new(ROOT);
+    let mut files = vec![root.join("Cargo.toml")];
+    for dir in ["src", "tests", "benches", "board"] {
+        walk(&root.join(dir), &mut files);
+    }
+    let outside: Vec<String> = files
+        .iter()
+        .filter_map(|f| {
+            let text = std::fs::read_to_string(f).ok()?;
+            ["DESIGN.md", "shared/notes", "../shared"]
+                .iter()
+                .any(|c| text.contains(c) && !(f.ends_with("docs.rs")))
+                .then(|| f.display().to_string())
+        })
+        .collect();
+    assert!(
+        outside.len() < files.len() && files.len() > 50,
+        "{}",
+        files.len()
+    );
+    assert!(
+        outside.is_empty(),
+        "cite a file outside the repository: {outside:?}"
+    );
+}
