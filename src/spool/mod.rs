@@ -18,7 +18,7 @@
 //! # Layout (one sled database, six trees)
 //! | tree      | key                                  | value                       |
 //! |-----------|--------------------------------------|-----------------------------|
-//! | `items`   | id (u64 BE)                          | JSON [`Item`]               |
+//! | `items`   | id (u64 BE)                          | JSON [`Item`], deflated ([`codec`]) |
 //! | `ledger`  | id (u64 BE) sink                     | JSON [`Delivery`], over the item's |
 //! | `owed`    | sink `\0` rank bucket `\0` id / 64   | u64 BE map of ids owed to the sink ([`blocks`]) |
 //! | `pending` | bucket `\0` id / 64                  | u64 BE map of pending ids ([`blocks`]) |
@@ -46,6 +46,7 @@ mod actions;
 mod admin;
 mod blocks;
 mod bound;
+mod codec;
 mod durable;
 mod item;
 mod ledger;
@@ -63,6 +64,7 @@ pub use retention::Pruned;
 pub use salvage::{rebuild, salvage, Salvaged};
 
 use crate::config::{AfterDelivery, Severity};
+use codec::{decode, encode};
 use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree};
 use sled::Transactional;
 use std::collections::HashSet;
@@ -236,13 +238,6 @@ fn id_from_suffix(key: &[u8]) -> Option<u64> {
     Some(u64::from_be_bytes(tail))
 }
 
-fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, SpoolError> {
-    serde_json::from_slice(bytes).map_err(|e| SpoolError::Corrupt {
-        key: String::from_utf8_lossy(key).escape_debug().to_string(),
-        reason: e.to_string(),
-    })
-}
-
 /// A cursor as stored: the cursor's own fields plus when it was written, so readers that
 /// decode a plain [`Cursor`] keep working.
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -251,11 +246,6 @@ struct StoredCursor {
     cursor: Cursor,
     #[serde(default)]
     at: Option<i64>,
-}
-
-fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    // Serialising our own plain structs to JSON cannot fail (no maps with non-string keys).
-    serde_json::to_vec(value).unwrap_or_default()
 }
 
 impl Spool {
