@@ -9,8 +9,9 @@
 //!
 //! A deflated record starts with [`DEFLATED`], a byte no JSON text starts with, so records
 //! written before this format (plain JSON, starting with `{`) still read as they are, and the
-//! two kinds may sit side by side in one spool. Small records (cursors, ledger entries,
-//! actions) are left as JSON: deflate's own overhead would eat their gain.
+//! two kinds may sit side by side in one spool. Small records (cursors, actions) are left as
+//! JSON: deflate's own overhead would eat their gain. Ledger entries have a layout of their own
+//! (`ledger/entry.rs`).
 
 use super::SpoolError;
 
