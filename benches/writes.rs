@@ -28,7 +28,7 @@ use std::time::{Duration, Instant};
 const TOKEN: &str = "catchupTOKEN";
 const KIB: f64 = 1024.0;
 
-/// What the shop's mails say: each mail takes its own twelve of these, so no text repeats within
+/// What the shop's mails say: each mail takes its own fifteen of these, so no text repeats within
 /// a mail (the spool deflates its records, and a paragraph said eight times would flatter it).
 const SENTENCES: [&str; 16] = [
     "Your order has shipped and should arrive within three working days.",
@@ -49,7 +49,7 @@ const SENTENCES: [&str; 16] = [
     "Sizes run small this season, so the exchange form lets you pick one up for free.",
 ];
 
-/// A mail of about 1.5 KB: headers as a mail client writes them, four paragraphs of text.
+/// A mail of about 1.5 KB: headers as a mail client writes them, five paragraphs of text.
 fn mail(i: usize) -> String {
     let sentence = |k: usize| SENTENCES[(i * 5 + k * 3) % SENTENCES.len()];
     let para = |p: usize| {
@@ -64,13 +64,14 @@ fn mail(i: usize) -> String {
          Date: Tue, 01 Sep 2026 10:{:02}:{:02} +0000\r\nMessage-ID: <catchup-{i}@shop.example>\r\n\
          MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
          Content-Transfer-Encoding: 8bit\r\nX-Mailer: bench\r\n\r\n\
-         Hello Alice,\r\n\r\n{}\r\n\r\n{}\r\n\r\n{}\r\n\r\n{}\r\n\r\nRegards,\r\nShop\r\n",
+         Hello Alice,\r\n\r\n{}\r\n\r\n{}\r\n\r\n{}\r\n\r\n{}\r\n\r\n{}\r\n\r\nRegards,\r\nShop\r\n",
         i / 60 % 60,
         i % 60,
         para(0),
         para(1),
         para(2),
         para(3),
+        para(4),
     )
 }
 
