@@ -5,7 +5,8 @@
 //! 1. *Spool*: the sink answers every POST with a 429 an hour long (not a failure: nothing is
 //!    recorded), so the daemon only ingests. From exec until `status` shows N pending: the
 //!    time, the peak RSS (`VmHWM`) and the bytes the process wrote (`write_bytes` of
-//!    `/proc/PID/io`: what it sent towards the disk, page by page).
+//!    `/proc/PID/io`: what it sent towards the disk, counted per page-cache folio it dirtied,
+//!    which on Linux 6.16 and later can be much more than a page: benches/device.rs).
 //! 2. *Deliver*: SIGTERM, and the daemon started again with the sink answering 200 (no rate
 //!    limit): from exec until `status` shows N delivered, its `write_bytes`.
 //! 3. *Idle*: the same daemon, nothing arriving and nothing left to send, for
@@ -13,7 +14,10 @@
 //!
 //! The daemon's log goes to a pipe (a journal's writes are the journal's), no metrics file,
 //! no LED trace. Environment: `MAILBEACON_BENCH_BACKLOG_MAILS` (5000),
-//! `MAILBEACON_BENCH_CATCHUP_ROUNDS` (3), `MAILBEACON_BENCH_IDLE_SECONDS` (60).
+//! `MAILBEACON_BENCH_CATCHUP_ROUNDS` (3), `MAILBEACON_BENCH_IDLE_SECONDS` (60), and
+//! `MAILBEACON_BENCH_BIN` to run another build of the daemon (the static musl one a board runs).
+//! With root, the spool sits on a file system of its own and the bench also counts what reaches
+//! the device (benches/device.rs).
 
 use crate::daemon::BIN;
 use crate::device::Device;
@@ -114,6 +118,12 @@ fn config(dir: &Path, state: &Path, dovecot: &Dovecot, url: &str) -> PathBuf {
     path
 }
 
+/// The binary the bench runs: `MAILBEACON_BENCH_BIN` (e.g. the static musl build a board
+/// runs), else this build's own.
+fn bin() -> std::ffi::OsString {
+    std::env::var_os("MAILBEACON_BENCH_BIN").unwrap_or_else(|| BIN.into())
+}
+
 /// `mailbeacon run`, its log read from a pipe; SIGTERMed when dropped.
 struct Daemon {
     child: Child,
@@ -122,7 +132,7 @@ struct Daemon {
 
 impl Daemon {
     fn start(config: &Path) -> Daemon {
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(bin())
             .args(["run", "--config"])
             .arg(config)
             .stdin(Stdio::null())
@@ -189,7 +199,7 @@ impl Drop for Daemon {
 
 /// `field` ("pending", "delivered") summed over the buckets of `mailbeacon status --json`.
 fn status_sum(config: &Path, field: &str) -> u64 {
-    let out = Command::new(BIN)
+    let out = Command::new(bin())
         .args(["status", "--json", "--config"])
         .arg(config)
         .output()
@@ -334,7 +344,10 @@ pub fn run() -> Vec<Row> {
     let rss = median(all.iter().map(|r| r.peak_rss).collect()) as f64 / 1e6;
     let ingest = median(all.iter().map(|r| r.ingest).collect());
     let idle_bytes = median(all.iter().map(|r| r.idle).collect());
-    let of = format!("{n} mails of {size} B; median of {rounds}");
+    let of = match std::env::var("MAILBEACON_BENCH_BIN") {
+        Ok(bin) => format!("{n} mails of {size} B; median of {rounds}; {bin}"),
+        Err(_) => format!("{n} mails of {size} B; median of {rounds}"),
+    };
     let mut rows = vec![
         Row::new(
             "catchup",
