@@ -58,7 +58,7 @@ mod witness;
 
 pub use actions::Action;
 pub use admin::{Dropped, Retried};
-pub use item::{fingerprint, Cursor, Delivery, Item, NewItem, Role, State};
+pub use item::{fingerprint, Attachment, Cursor, Delivery, Item, Mail, NewItem, Role, State};
 pub use retention::Pruned;
 pub use salvage::{rebuild, salvage, Salvaged};
 
@@ -505,6 +505,11 @@ impl Spool {
             self.recognised.forget(Some((account, folder)));
             None
         };
+        let mailbox = item::Mailbox {
+            account,
+            folder,
+            uidvalidity,
+        };
         let trees = (
             &self.items,
             &self.owed,
@@ -516,42 +521,14 @@ impl Spool {
             trees.transaction(|(items_t, owed_t, pending_t, counts_t, cursors_t)| {
                 let (mut written, mut bytes, mut digests) = (Vec::new(), 0, HashSet::new());
                 for (new, &id) in items.iter().zip(&ids) {
+                    let mail = new.mail();
                     if let Some(known) = &known {
-                        let d = recognise::digest(&fingerprint(&new.summary));
+                        let d = recognise::digest(&fingerprint(&mail));
                         if known.contains(&d) || !digests.insert(d) {
                             continue;
                         }
                     }
-                    let item = Item {
-                        id,
-                        bucket: new.bucket.clone(),
-                        severity: Some(new.severity),
-                        account: account.to_string(),
-                        folder: folder.to_string(),
-                        uidvalidity,
-                        uid: new.uid,
-                        message_id: new.summary.message_id.clone(),
-                        from: new.summary.from.clone(),
-                        subject: new.summary.subject.clone(),
-                        date: new.summary.date.clone(),
-                        spooled_at: now,
-                        snippet: new.summary.snippet.clone(),
-                        parse_error: new.summary.parse_error.clone(),
-                        attachments: new.summary.attachments.clone(),
-                        deliveries: new
-                            .sinks
-                            .iter()
-                            .map(|s| Delivery {
-                                sink: s.clone(),
-                                state: State::Pending,
-                                attempts: 0,
-                                last_error: None,
-                                delivered_at: None,
-                                message_id: None,
-                                role: None,
-                            })
-                            .collect(),
-                    };
+                    let item = new.record(mail, id, now, &mailbox);
                     let idb = id.to_be_bytes();
                     let encoded = encode(&item);
                     bytes += bound::footprint(encoded.len(), &item);
@@ -825,6 +802,8 @@ fn bump(counts: &TransactionalTree, bucket: &str, state: State, delta: i64) -> T
     Ok(())
 }
 
+#[cfg(test)]
+mod format_tests;
 #[cfg(test)]
 mod model_tests;
 #[cfg(test)]

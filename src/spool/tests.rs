@@ -308,18 +308,18 @@ fn lock_probe_child() {
 
 #[test]
 fn fingerprints_prefer_the_message_id() {
-    let a = Summary {
+    let a = Mail {
         message_id: Some("x@y".into()),
-        ..Summary::default()
+        ..Mail::default()
     };
     assert_eq!(fingerprint(&a), "m:x@y");
-    let b = Summary {
+    let b = Mail {
         subject: "s".into(),
-        ..Summary::default()
+        ..Mail::default()
     };
-    let c = Summary {
+    let c = Mail {
         subject: "t".into(),
-        ..Summary::default()
+        ..Mail::default()
     };
     assert_ne!(fingerprint(&b), fingerprint(&c));
     assert_eq!(fingerprint(&b), fingerprint(&b.clone()));
