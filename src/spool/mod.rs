@@ -150,6 +150,54 @@ pub enum Update {
     DeadLetter { error: String },
 }
 
+/// What delivering an item makes owed next, as the caller's config decides it: the spool
+/// records what it is told (see [`Spool::record`]).
+#[derive(Debug, Clone, Default)]
+pub struct FollowUps {
+    /// The sink owed a one-line mirror of the delivery (the bucket's audit sink).
+    pub audit: Option<String>,
+    /// The action owed on the server once the item is delivered everywhere.
+    pub after_delivery: Option<AfterDelivery>,
+}
+
+/// One item's delivery result as [`Spool::record`] takes it: `(id, update)`, which owes
+/// nothing more, or `(id, update, follow_ups)`.
+pub trait Entry {
+    fn id(&self) -> u64;
+    fn update(&self) -> &Update;
+    fn follow_ups(&self) -> &FollowUps;
+}
+
+/// The follow-ups of an update that owes nothing more.
+static NOTHING: FollowUps = FollowUps {
+    audit: None,
+    after_delivery: None,
+};
+
+impl Entry for (u64, Update) {
+    fn id(&self) -> u64 {
+        self.0
+    }
+    fn update(&self) -> &Update {
+        &self.1
+    }
+    fn follow_ups(&self) -> &FollowUps {
+        &NOTHING
+    }
+}
+
+impl Entry for (u64, Update, FollowUps) {
+    fn id(&self) -> u64 {
+        self.0
+    }
+    fn update(&self) -> &Update {
+        &self.1
+    }
+    fn follow_ups(&self) -> &FollowUps {
+        &self.2
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BucketStats {
     pub name: String,
@@ -589,38 +637,23 @@ impl Spool {
         Ok(item)
     }
 
-    /// Applies delivery results of `sink` to items; flushed when any item left `pending`.
-    pub fn record(&self, sink: &str, updates: &[(u64, Update)]) -> Result<(), SpoolError> {
-        self.record_mirrored(sink, updates, &|_| None)
-    }
-
-    /// [`Spool::record`], and in the same transaction, for each item delivered here for the
-    /// first time, a one-line mirror owed to `audit(bucket)` (when it names another sink).
-    pub fn record_mirrored(
-        &self,
-        sink: &str,
-        updates: &[(u64, Update)],
-        audit: &(dyn Fn(&str) -> Option<String> + Sync),
-    ) -> Result<(), SpoolError> {
-        self.record_followed(sink, updates, audit, &|_| None)
-    }
-
-    /// [`Spool::record_mirrored`], and in the same transaction, for each item that this
-    /// update makes `delivered`, the action `after_delivery(bucket)` owes on the server
-    /// ([`actions`]).
-    pub fn record_followed(
-        &self,
-        sink: &str,
-        updates: &[(u64, Update)],
-        audit: &(dyn Fn(&str) -> Option<String> + Sync),
-        after_delivery: &(dyn Fn(&str) -> Option<AfterDelivery> + Sync),
-    ) -> Result<(), SpoolError> {
+    /// Applies delivery results of `sink` to items, and what each delivery makes owed next
+    /// ([`FollowUps`], as the caller decided it), in one transaction; made durable when any
+    /// item left `pending` here. Each entry is an `(id, update)`, or an
+    /// `(id, update, follow_ups)`:
+    /// - an item delivered here for the first time (not itself as an audit mirror) gets a
+    ///   one-line mirror owed to `follow_ups.audit`, when that names another sink not listed
+    ///   yet;
+    /// - an item this update makes `delivered` owes `follow_ups.after_delivery` on the server
+    ///   ([`actions`]).
+    pub fn record<E: Entry>(&self, sink: &str, updates: &[E]) -> Result<(), SpoolError> {
         let (items, ledger, owed, pending, counts) = self.delivery_trees();
         let trees = (items, ledger, owed, pending, counts, &self.actions);
         let settled = trees.transaction(
             |(items_t, ledger_t, owed_t, pending_t, counts_t, actions_t)| {
                 let mut settled = false;
-                for (id, update) in updates {
+                for entry in updates {
+                    let (id, update, then) = (entry.id(), entry.update(), entry.follow_ups());
                     let idb = id.to_be_bytes();
                     let Some(bytes) = items_t.get(idb)? else {
                         continue;
@@ -656,10 +689,10 @@ impl Spool {
                     }
                     let mut added = false;
                     if mirrored && matches!(update, Update::Delivered { .. }) {
-                        if let Some(a) = audit(&item.bucket).filter(|a| a != sink) {
-                            if item.delivery(&a).is_none() {
-                                item.deliveries.push(Delivery::owed(&a, Role::Audit));
-                                owe(owed_t, &a, &item, true)?;
+                        if let Some(a) = then.audit.as_deref().filter(|a| *a != sink) {
+                            if item.delivery(a).is_none() {
+                                item.deliveries.push(Delivery::owed(a, Role::Audit));
+                                owe(owed_t, a, &item, true)?;
                                 added = true;
                             }
                         }
@@ -672,7 +705,8 @@ impl Spool {
                             mark_pending(pending_t, &item, false)?;
                         }
                         if let (State::Delivered, Update::Delivered { at, .. }) = (after, update) {
-                            actions::owe(actions_t, &item, after_delivery(&item.bucket), *at)?;
+                            let action = then.after_delivery.clone();
+                            actions::owe(actions_t, &item, action, *at)?;
                         }
                     }
                     if added {
