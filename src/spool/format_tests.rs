@@ -2,7 +2,7 @@
 //! had its own [`Mail`] record (captured from its `items` tree) decode into today's [`Item`] and
 //! encode back to the same bytes, and a mail spooled today is written as those bytes.
 
-use super::item::Mailbox;
+use super::ingest::Mailbox;
 use super::*;
 use crate::mail::Summary;
 
