@@ -23,7 +23,7 @@ impl Spool {
 
     /// When the cursor of this mailbox was last written (Unix seconds); `None` for cursors
     /// written before this was recorded. Bounds the rescan after a UIDVALIDITY change.
-    pub fn cursor_written_at(
+    pub(crate) fn cursor_written_at(
         &self,
         account: &str,
         folder: &str,
@@ -38,7 +38,7 @@ impl Spool {
     }
 
     /// Every cursor: `(account, folder, cursor)`.
-    pub fn cursors(&self) -> Result<Vec<(String, String, Cursor)>, SpoolError> {
+    pub(crate) fn cursors(&self) -> Result<Vec<(String, String, Cursor)>, SpoolError> {
         let mut out = Vec::new();
         for kv in self.cursors.iter() {
             let (k, v) = kv?;

@@ -40,13 +40,13 @@ impl SpoolError {
     }
 
     /// ENOSPC, EROFS, EDQUOT: ingestion must stop and alarm, and resume when space returns.
-    pub fn is_disk_full(&self) -> bool {
+    pub(crate) fn is_disk_full(&self) -> bool {
         matches!(self, SpoolError::DiskFull(_))
     }
 
     /// The spool's files are damaged (sled reports corruption, or a record does not decode):
     /// waiting or restarting cannot help; `spool salvage` can.
-    pub fn is_damaged(&self) -> bool {
+    pub(crate) fn is_damaged(&self) -> bool {
         let sled_damage = |e: &sled::Error| match e {
             sled::Error::Corruption { .. } => true,
             sled::Error::Io(io) => matches!(

@@ -25,7 +25,7 @@ pub struct NewItem {
 
 impl NewItem {
     /// What the spool keeps of the mail.
-    pub fn mail(&self) -> Mail {
+    pub(crate) fn mail(&self) -> Mail {
         Mail::from(&self.summary)
     }
 
@@ -106,7 +106,7 @@ impl Spool {
     /// Spools mail from below the cursor (a first-run backfill, a rescan after a UIDVALIDITY
     /// change) without moving the cursor, skipping mail already spooled for this mailbox, so a
     /// crash part-way and a second pass add nothing twice. Flushed before it returns.
-    pub fn backfill(
+    pub(crate) fn backfill(
         &self,
         account: &str,
         folder: &str,

@@ -12,18 +12,12 @@ pub enum State {
 }
 
 impl State {
-    pub const ALL: [State; 3] = [State::Pending, State::Delivered, State::Dead];
-
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             State::Pending => "pending",
             State::Delivered => "delivered",
             State::Dead => "dead",
         }
-    }
-
-    pub fn parse(s: &str) -> Option<State> {
-        State::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 
@@ -44,7 +38,7 @@ pub struct Delivery {
 
 impl Delivery {
     /// A delivery owed to `sink`, nothing tried yet.
-    pub fn owed(sink: &str, role: Role) -> Delivery {
+    pub(crate) fn owed(sink: &str, role: Role) -> Delivery {
         Delivery {
             sink: sink.to_string(),
             state: State::Pending,
@@ -116,16 +110,16 @@ impl Item {
         }
     }
 
-    pub fn delivery_mut(&mut self, sink: &str) -> Option<&mut Delivery> {
+    pub(crate) fn delivery_mut(&mut self, sink: &str) -> Option<&mut Delivery> {
         self.deliveries.iter_mut().find(|d| d.sink == sink)
     }
 
-    pub fn delivery(&self, sink: &str) -> Option<&Delivery> {
+    pub(crate) fn delivery(&self, sink: &str) -> Option<&Delivery> {
         self.deliveries.iter().find(|d| d.sink == sink)
     }
 
     /// The [`fingerprint`] of the mail this item was spooled from, from the fields it keeps.
-    pub fn fingerprint(&self) -> String {
+    pub(crate) fn fingerprint(&self) -> String {
         fingerprint_of(
             self.message_id.as_deref(),
             [
@@ -142,7 +136,7 @@ impl Item {
 /// reader of mail converts what it read into this (`impl From<&mail::Summary>` in
 /// `src/mail.rs`); the spool knows nothing of mail parsing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Mail {
+pub(crate) struct Mail {
     pub message_id: Option<String>,
     /// `Display Name <addr@host>`, or the bare address.
     pub from: String,
@@ -181,7 +175,7 @@ pub struct Cursor {
 
 /// Fingerprint for recognising a mail again after a UIDVALIDITY change: the Message-ID, or an
 /// FNV-1a hash of what was read when there is none.
-pub fn fingerprint(mail: &Mail) -> String {
+pub(crate) fn fingerprint(mail: &Mail) -> String {
     fingerprint_of(
         mail.message_id.as_deref(),
         [

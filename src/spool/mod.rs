@@ -74,18 +74,18 @@ mod record;
 mod retention;
 mod route;
 mod salvage;
-pub mod selftest;
+pub(crate) mod selftest;
 mod witness;
 
 pub use actions::Action;
-pub use admin::{Dropped, Retried};
+pub(crate) use admin::{Dropped, Retried};
 pub use error::SpoolError;
 pub use ingest::NewItem;
-pub use item::{fingerprint, Attachment, Cursor, Delivery, Item, Mail, Role, State};
+pub(crate) use item::{fingerprint, Mail};
+pub use item::{Attachment, Cursor, Delivery, Item, Role, State};
 pub use query::BucketStats;
 pub use record::{Entry, FollowUps, Update};
-pub use retention::Pruned;
-pub use salvage::{rebuild, salvage, Salvaged};
+pub(crate) use salvage::{rebuild, salvage};
 
 use keys::{bump, id_from_suffix, key2, mark_pending, owe, owed_run, parse_owed_tail};
 use sled::transaction::ConflictableTransactionError;

@@ -16,11 +16,11 @@ impl Spool {
     /// Up to `limit` items that `sink` still owes, all of one bucket: the bucket of the most
     /// urgent (lowest severity rank), oldest owed item, and that bucket's items of the same
     /// severity, oldest first. See [`Spool::pending_where`].
-    pub fn pending_for(&self, sink: &str, limit: usize) -> Result<Vec<Item>, SpoolError> {
+    pub(crate) fn pending_for(&self, sink: &str, limit: usize) -> Result<Vec<Item>, SpoolError> {
         self.pending_where(sink, limit, &|_, _| true)
     }
 
-    pub fn get(&self, id: u64) -> Result<Option<Item>, SpoolError> {
+    pub(crate) fn get(&self, id: u64) -> Result<Option<Item>, SpoolError> {
         let key = id.to_be_bytes();
         match self.items.get(key)? {
             Some(v) => self.read(&key, &v).map(Some),
@@ -59,7 +59,7 @@ impl Spool {
 
     /// Totals of the `configured` buckets, in that order, then of any bucket the spool still
     /// holds from an older config.
-    pub fn bucket_stats<'a>(
+    pub(crate) fn bucket_stats<'a>(
         &self,
         configured: impl IntoIterator<Item = &'a str>,
     ) -> Result<Vec<BucketStats>, SpoolError> {
@@ -73,7 +73,7 @@ impl Spool {
     }
 
     /// Every bucket name that has ever held an item, from the counters.
-    pub fn bucket_names(&self) -> Result<Vec<String>, SpoolError> {
+    pub(crate) fn bucket_names(&self) -> Result<Vec<String>, SpoolError> {
         let mut names: Vec<String> = Vec::new();
         for kv in self.counts.iter() {
             let (k, _) = kv?;
