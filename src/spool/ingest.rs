@@ -93,14 +93,12 @@ impl Spool {
         items: &[NewItem],
         rescan: bool,
     ) -> Result<Vec<u64>, SpoolError> {
-        self.write_items(
+        let mailbox = Mailbox {
             account,
             folder,
-            cursor.uidvalidity,
-            Some(cursor),
-            items,
-            rescan,
-        )
+            uidvalidity: cursor.uidvalidity,
+        };
+        self.write_items(&mailbox, Some(cursor), items, rescan)
     }
 
     /// Spools mail from below the cursor (a first-run backfill, a rescan after a UIDVALIDITY
@@ -113,18 +111,23 @@ impl Spool {
         uidvalidity: u32,
         items: &[NewItem],
     ) -> Result<Vec<u64>, SpoolError> {
-        self.write_items(account, folder, uidvalidity, None, items, true)
+        let mailbox = Mailbox {
+            account,
+            folder,
+            uidvalidity,
+        };
+        self.write_items(&mailbox, None, items, true)
     }
 
+    /// [`Spool::ingest`] with the cursor, [`Spool::backfill`] without.
     fn write_items(
         &self,
-        account: &str,
-        folder: &str,
-        uidvalidity: u32,
+        mailbox: &Mailbox<'_>,
         cursor: Option<Cursor>,
         items: &[NewItem],
         rescan: bool,
     ) -> Result<Vec<u64>, SpoolError> {
+        let (account, folder) = (mailbox.account, mailbox.folder);
         self.check_room()?;
         let now = chrono::Utc::now().timestamp();
         let ids = items
@@ -137,11 +140,6 @@ impl Spool {
         } else {
             self.recognised.forget(Some((account, folder)));
             None
-        };
-        let mailbox = Mailbox {
-            account,
-            folder,
-            uidvalidity,
         };
         let trees = (
             &self.items,
@@ -161,7 +159,7 @@ impl Spool {
                             continue;
                         }
                     }
-                    let item = new.record(mail, id, now, &mailbox);
+                    let item = new.record(mail, id, now, mailbox);
                     bytes += write_item((items_t, owed_t, pending_t, counts_t), &item)?;
                     written.push(id);
                 }
