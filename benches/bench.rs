@@ -27,6 +27,7 @@
 //! Needs root and Dovecot, like the integration tests (`.ci/install-deps`).
 
 mod daemon;
+mod device;
 #[path = "../tests/common/dispatcher.rs"]
 mod dispatcher;
 #[path = "../tests/common/dovecot.rs"]

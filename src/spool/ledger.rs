@@ -13,8 +13,10 @@
 //! existed has none and reads as it always did. An older version would not see the entries
 //! and would send delivered mail again: no downgrade past this layout.
 
-use super::{decode, encode, Delivery, Item, SpoolError, TxResult};
+use super::{Delivery, Item, SpoolError, TxResult};
 use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+
+mod entry;
 
 /// `id ‖ sink`: an item's entries are adjacent, in spool order.
 fn key(id: u64, sink: &str) -> Vec<u8> {
@@ -35,9 +37,11 @@ fn lay(item: &mut Item, at: usize, entry: Delivery) {
 /// Lays the ledger's entries for `item` over its deliveries.
 pub(super) fn overlay(ledger: &sled::Tree, item: &mut Item) -> Result<(), SpoolError> {
     for at in 0..item.deliveries.len() {
-        let k = key(item.id, &item.deliveries[at].sink);
+        let sink = &item.deliveries[at].sink;
+        let k = key(item.id, sink);
         if let Some(v) = ledger.get(&k)? {
-            lay(item, at, decode(&k, &v)?);
+            let entry = entry::decode(&k, sink, &v)?;
+            lay(item, at, entry);
         }
     }
     Ok(())
@@ -46,9 +50,10 @@ pub(super) fn overlay(ledger: &sled::Tree, item: &mut Item) -> Result<(), SpoolE
 /// [`overlay`] inside a transaction.
 pub(super) fn overlay_tx(ledger: &TransactionalTree, item: &mut Item) -> TxResult<()> {
     for at in 0..item.deliveries.len() {
-        let k = key(item.id, &item.deliveries[at].sink);
+        let sink = &item.deliveries[at].sink;
+        let k = key(item.id, sink);
         if let Some(v) = ledger.get(&k)? {
-            let entry = decode(&k, &v).map_err(ConflictableTransactionError::Abort)?;
+            let entry = entry::decode(&k, sink, &v).map_err(ConflictableTransactionError::Abort)?;
             lay(item, at, entry);
         }
     }
@@ -58,7 +63,7 @@ pub(super) fn overlay_tx(ledger: &TransactionalTree, item: &mut Item) -> TxResul
 /// Records where `item` stands with `sink` (a delivery its record already lists).
 pub(super) fn put_tx(ledger: &TransactionalTree, item: &Item, sink: &str) -> TxResult<()> {
     if let Some(d) = item.delivery(sink) {
-        ledger.insert(key(item.id, sink), encode(d))?;
+        ledger.insert(key(item.id, sink), entry::encode(d))?;
     }
     Ok(())
 }
@@ -76,12 +81,13 @@ pub(super) fn settle(ledger: &TransactionalTree, item: &Item) -> TxResult<()> {
 /// the delivery then counts as owed and is sent again rather than lost.
 pub(super) fn overlay_lenient(ledger: &sled::Tree, item: &mut Item) {
     for at in 0..item.deliveries.len() {
-        let k = key(item.id, &item.deliveries[at].sink);
+        let sink = &item.deliveries[at].sink;
+        let k = key(item.id, sink);
         if let Some(entry) = ledger
             .get(&k)
             .ok()
             .flatten()
-            .and_then(|v| decode(&k, &v).ok())
+            .and_then(|v| entry::decode(&k, sink, &v).ok())
         {
             lay(item, at, entry);
         }

@@ -103,8 +103,8 @@ fn as_queue(d: &Path, owed: &[(&str, u64)], key: impl Fn(&str, &Item) -> Vec<u8>
     let items = db.open_tree("items").unwrap();
     let queue = db.open_tree("queue").unwrap();
     for (sink, id) in owed {
-        let item: Item =
-            serde_json::from_slice(&items.get(id.to_be_bytes()).unwrap().unwrap()).unwrap();
+        let idb = id.to_be_bytes();
+        let item: Item = decode(&idb, &items.get(idb).unwrap().unwrap()).unwrap();
         queue.insert(key(sink, &item), &[]).unwrap();
     }
     db.flush().unwrap();

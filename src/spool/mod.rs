@@ -19,7 +19,7 @@
 //! # Layout (one sled database, six trees)
 //! | tree      | key                                  | value                       |
 //! |-----------|--------------------------------------|-----------------------------|
-//! | `items`   | id (u64 BE)                          | JSON [`Item`]               |
+//! | `items`   | id (u64 BE)                          | JSON [`Item`], deflated ([`codec`]) |
 //! | `ledger`  | id (u64 BE) sink                     | JSON [`Delivery`], over the item's |
 //! | `owed`    | sink `\0` rank bucket `\0` id / 64   | u64 BE map of ids owed to the sink ([`blocks`]) |
 //! | `pending` | bucket `\0` id / 64                  | u64 BE map of pending ids ([`blocks`]) |
@@ -45,8 +45,9 @@
 //!
 //! # Where it lives
 //! - what is stored: [`Item`], [`Delivery`], [`Cursor`] and the spool's record of a mail,
-//!   [`Mail`] (`item.rs`); keys and index upkeep (`keys.rs`, `blocks.rs`); per-sink delivery
-//!   entries over an item (`ledger.rs`); errors (`error.rs`);
+//!   [`Mail`] (`item.rs`), as records are encoded (`codec.rs`); keys and index upkeep
+//!   (`keys.rs`, `blocks.rs`); per-sink delivery entries over an item (`ledger.rs`,
+//!   `ledger/entry.rs`); errors (`error.rs`);
 //! - opening: sled's lock, the cursor witness, older layouts (`open.rs`, `witness.rs`,
 //!   `migrate.rs`); durability points (`durable.rs`);
 //! - writing: new mail with its cursor (`ingest.rs`, `recognise.rs`, `bound.rs`), delivery
@@ -59,6 +60,7 @@ mod actions;
 mod admin;
 mod blocks;
 mod bound;
+mod codec;
 mod cursors;
 mod durable;
 mod error;
@@ -87,6 +89,7 @@ pub use query::BucketStats;
 pub use record::{Entry, FollowUps, Update};
 pub(crate) use salvage::{rebuild, salvage};
 
+use codec::{decode, encode};
 use keys::{bump, id_from_suffix, key2, mark_pending, owe, owed_run, parse_owed_tail};
 use sled::transaction::ConflictableTransactionError;
 
@@ -117,18 +120,6 @@ type DeliveryTrees<'a> = (
     &'a sled::Tree,
     &'a sled::Tree,
 );
-
-fn decode<T: serde::de::DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, SpoolError> {
-    serde_json::from_slice(bytes).map_err(|e| SpoolError::Corrupt {
-        key: String::from_utf8_lossy(key).escape_debug().to_string(),
-        reason: e.to_string(),
-    })
-}
-
-fn encode<T: serde::Serialize>(value: &T) -> Vec<u8> {
-    // Serialising our own plain structs to JSON cannot fail (no maps with non-string keys).
-    serde_json::to_vec(value).unwrap_or_default()
-}
 
 impl Spool {
     /// The trees a change to an item's deliveries touches, for one transaction.
