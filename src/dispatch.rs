@@ -340,7 +340,7 @@ impl Dispatcher {
                     .collect();
                 self.shrink(st, bucket, carried).await
             }
-            outcome => self.react(st, outcome, &message.ids).await,
+            outcome => self.react(st, outcome, &message.ids, &batch.items).await,
         }
     }
 
@@ -420,7 +420,9 @@ impl Dispatcher {
                 }
                 outcome => {
                     let ok = matches!(outcome, Outcome::Delivered { .. });
-                    let next = self.react(st, outcome, &message.ids).await;
+                    let next = self
+                        .react(st, outcome, &message.ids, std::slice::from_ref(&item))
+                        .await;
                     if !ok {
                         return next;
                     }
@@ -430,20 +432,29 @@ impl Dispatcher {
         Next::At(Instant::now())
     }
 
-    async fn react(&self, st: &mut LoopState, outcome: Outcome, ids: &[u64]) -> Next {
+    async fn react(
+        &self,
+        st: &mut LoopState,
+        outcome: Outcome,
+        ids: &[u64],
+        items: &[Item],
+    ) -> Next {
         let now = Instant::now();
         let name = self.sink.name();
         match outcome {
             Outcome::Delivered { message_id } => {
                 let at = chrono::Utc::now().timestamp();
                 if !self
-                    .record_delivered(each(
-                        ids,
-                        &Update::Delivered {
-                            message_id: message_id.clone(),
-                            at,
-                        },
-                    ))
+                    .record_delivered(
+                        each(
+                            ids,
+                            &Update::Delivered {
+                                message_id: message_id.clone(),
+                                at,
+                            },
+                        ),
+                        items,
+                    )
                     .await
                 {
                     // Discord has the message but the spool could not say so: a repeat is possible

@@ -31,20 +31,22 @@ pub struct Summary {
     pub attachments: Vec<Attachment>,
 }
 
-/// One attachment as the server describes it; nothing of its content.
-#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Attachment {
-    /// Decoded and cleaned (see src/imap/structure.rs): a file name, never a path.
-    pub name: String,
-    /// `type/subtype`, lower case.
-    pub mime: String,
-    /// Bytes once decoded (estimated from the encoded size).
-    pub size: u64,
-    /// The IMAP section that holds it (`2`, `1.3`).
-    pub section: String,
-    /// Its Content-Transfer-Encoding (`base64`, `quoted-printable`, …), to undo after a fetch.
-    #[serde(default)]
-    pub encoding: String,
+/// One attachment as the server describes it: the spool's record of it, kept as read.
+pub use crate::spool::Attachment;
+
+/// What the spool keeps of a mail: everything but `to` and `cc`, which only triage reads.
+impl From<&Summary> for crate::spool::Mail {
+    fn from(s: &Summary) -> Self {
+        crate::spool::Mail {
+            message_id: s.message_id.clone(),
+            from: s.from.clone(),
+            subject: s.subject.clone(),
+            date: s.date.clone(),
+            snippet: s.snippet.clone(),
+            parse_error: s.parse_error.clone(),
+            attachments: s.attachments.clone(),
+        }
+    }
 }
 
 impl Summary {

@@ -3,44 +3,55 @@
 //! health.
 
 use super::Dispatcher;
+use crate::config::Bucket;
 use crate::health::Event;
-use crate::spool::{SpoolError, Update};
+use crate::spool::{Entry, FollowUps, Item, SpoolError, Update};
 use std::sync::atomic::Ordering;
+
+/// What a delivery of a mail of `bucket` makes owed: the audit line and the action after
+/// delivery its config asks for.
+fn follow_ups(buckets: &[Bucket], bucket: &str) -> FollowUps {
+    buckets
+        .iter()
+        .find(|b| b.name == bucket)
+        .map(|b| FollowUps {
+            audit: b.audit.clone(),
+            after_delivery: b.after_delivery.clone(),
+        })
+        .unwrap_or_default()
+}
 
 impl Dispatcher {
     pub(super) async fn record(&self, updates: Vec<(u64, Update)>) -> bool {
         self.record_with(updates, false).await
     }
 
-    /// Records deliveries, and the audit mirror each bucket with an `audit` sink owes, at once.
-    pub(super) async fn record_delivered(&self, updates: Vec<(u64, Update)>) -> bool {
+    /// Records deliveries of `items`, with the audit mirror and the action after delivery
+    /// that each one's bucket owes, at once.
+    pub(super) async fn record_delivered(
+        &self,
+        updates: Vec<(u64, Update)>,
+        items: &[Item],
+    ) -> bool {
+        let bucket = |id: u64| items.iter().find(|i| i.id == id).map(|i| i.bucket.as_str());
+        let updates: Vec<(u64, Update, FollowUps)> = updates
+            .into_iter()
+            .map(|(id, update)| {
+                let then = bucket(id).map(|b| follow_ups(&self.buckets, b));
+                (id, update, then.unwrap_or_default())
+            })
+            .collect();
         self.record_with(updates, true).await
     }
 
-    pub(super) async fn record_with(&self, updates: Vec<(u64, Update)>, mirror: bool) -> bool {
+    async fn record_with<E: Entry + Send + 'static>(&self, updates: Vec<E>, mirror: bool) -> bool {
         let (spool, name) = (self.spool.clone(), self.sink.name().to_string());
-        let buckets = self.buckets.clone();
-        let audit = move |bucket: &str| -> Option<String> {
-            buckets
-                .iter()
-                .find(|b| b.name == bucket && mirror)
-                .and_then(|b| b.audit.clone())
-        };
-        let buckets = self.buckets.clone();
-        let after_delivery = move |bucket: &str| {
-            buckets
-                .iter()
-                .find(|b| b.name == bucket && mirror)
-                .and_then(|b| b.after_delivery.clone())
-        };
         let rings: Vec<String> = self
             .buckets
             .iter()
             .filter_map(|b| b.audit.clone())
             .collect();
-        let result = self
-            .blocking(move || spool.record_followed(&name, &updates, &audit, &after_delivery))
-            .await;
+        let result = self.blocking(move || spool.record(&name, &updates)).await;
         if mirror && matches!(result, Some(Ok(()))) {
             rings.iter().for_each(|a| self.digests.ring(a));
             if self.buckets.iter().any(|b| b.after_delivery.is_some()) {

@@ -42,7 +42,7 @@ pub struct Action {
 
 impl Action {
     /// The action `after` owed for `item`, acknowledged at `at`.
-    pub fn owed(item: &Item, after: AfterDelivery, at: i64) -> Action {
+    pub(crate) fn owed(item: &Item, after: AfterDelivery, at: i64) -> Action {
         Action {
             item: item.id,
             bucket: item.bucket.clone(),
@@ -79,7 +79,7 @@ pub(super) fn owe(
 
 impl Spool {
     /// Up to `limit` owed actions, oldest item first.
-    pub fn actions(&self, limit: usize) -> Result<Vec<Action>, SpoolError> {
+    pub(crate) fn actions(&self, limit: usize) -> Result<Vec<Action>, SpoolError> {
         self.actions
             .iter()
             .take(limit)
@@ -91,21 +91,21 @@ impl Spool {
     }
 
     /// How many actions are owed.
-    pub fn actions_owed(&self) -> usize {
+    pub(crate) fn actions_owed(&self) -> usize {
         self.actions.len()
     }
 
     /// The server did `action` (or it can never be done): it is no longer owed. Made durable
     /// (sled's flush and an fsync, as every durability point), so a restart, even after a
     /// power cut, does not do it again.
-    pub fn action_done(&self, action: &Action) -> Result<(), SpoolError> {
+    pub(crate) fn action_done(&self, action: &Action) -> Result<(), SpoolError> {
         self.actions.remove(action.item.to_be_bytes())?;
         self.durable()
     }
 
     /// Keeps what an attempt learnt (`attempts`, `last_error`, `copied`). Made durable when the
     /// copy of a move was made: a restart, even after a power cut, must not copy again.
-    pub fn action_tried(&self, action: &Action) -> Result<(), SpoolError> {
+    pub(crate) fn action_tried(&self, action: &Action) -> Result<(), SpoolError> {
         let value = encode(action);
         // An action done meanwhile is not brought back.
         self.actions

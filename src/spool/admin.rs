@@ -13,7 +13,7 @@ const BATCH: usize = 500;
 
 /// What `retry` did to one item.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Retried {
+pub(crate) enum Retried {
     /// No item with this id.
     Missing,
     /// Nothing dead-lettered: the item is in this state.
@@ -24,21 +24,21 @@ pub enum Retried {
 
 /// What `drop` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Dropped {
+pub(crate) enum Dropped {
     Missing,
     Dropped(Box<Item>),
 }
 
 impl Spool {
     /// Puts every dead-lettered delivery of item `id` back to pending.
-    pub fn retry(&self, id: u64) -> Result<Retried, SpoolError> {
+    pub(crate) fn retry(&self, id: u64) -> Result<Retried, SpoolError> {
         let mut out = self.requeue(&[id])?;
         Ok(out.pop().unwrap_or(Retried::Missing))
     }
 
     /// Retries every dead item (of `bucket`, or of all buckets); returns how many. Reads the
     /// spool once, requeueing in batches: memory stays bounded however many there are.
-    pub fn retry_dead(&self, bucket: Option<&str>) -> Result<u64, SpoolError> {
+    pub(crate) fn retry_dead(&self, bucket: Option<&str>) -> Result<u64, SpoolError> {
         let mut n = 0;
         let mut batch = Vec::new();
         for item in self.iter() {
@@ -115,7 +115,7 @@ impl Spool {
     }
 
     /// Removes item `id` whatever its state (the operator asked for it by id).
-    pub fn drop_item(&self, id: u64) -> Result<Dropped, SpoolError> {
+    pub(crate) fn drop_item(&self, id: u64) -> Result<Dropped, SpoolError> {
         let Some(item) = self.get(id)? else {
             return Ok(Dropped::Missing);
         };

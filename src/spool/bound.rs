@@ -51,16 +51,16 @@ pub(super) fn restate(
 
 impl Spool {
     /// Sets the bound in bytes (`u64::MAX`: none); shared by every clone of this spool.
-    pub fn set_size_limit(&self, bytes: u64) {
+    pub(crate) fn set_size_limit(&self, bytes: u64) {
         self.limit.store(bytes, Ordering::Relaxed);
     }
 
-    pub fn size_limit(&self) -> u64 {
+    pub(crate) fn size_limit(&self) -> u64 {
         self.limit.load(Ordering::Relaxed)
     }
 
     /// The bytes the spool holds (see the module documentation).
-    pub fn held_bytes(&self) -> Result<u64, SpoolError> {
+    pub(crate) fn held_bytes(&self) -> Result<u64, SpoolError> {
         Ok(read(self.counts.get(KEY)?).unwrap_or(0))
     }
 
@@ -79,7 +79,7 @@ impl Spool {
 
     /// Counts the bytes held by reading every item once, for a spool written by a version that
     /// did not count them. Reads one item at a time; does nothing when the count exists.
-    pub fn count_bytes_if_missing(&self) -> Result<(), SpoolError> {
+    pub(crate) fn count_bytes_if_missing(&self) -> Result<(), SpoolError> {
         if self.counts.get(KEY)?.is_some() {
             return Ok(());
         }
@@ -99,7 +99,7 @@ impl Spool {
 
 impl SpoolError {
     /// The spool is at its size bound: ingestion waits, and resumes once room is made.
-    pub fn is_full(&self) -> bool {
+    pub(crate) fn is_full(&self) -> bool {
         matches!(self, SpoolError::Full { .. })
     }
 }

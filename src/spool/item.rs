@@ -12,18 +12,12 @@ pub enum State {
 }
 
 impl State {
-    pub const ALL: [State; 3] = [State::Pending, State::Delivered, State::Dead];
-
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             State::Pending => "pending",
             State::Delivered => "delivered",
             State::Dead => "dead",
         }
-    }
-
-    pub fn parse(s: &str) -> Option<State> {
-        State::ALL.into_iter().find(|st| st.as_str() == s)
     }
 }
 
@@ -44,7 +38,7 @@ pub struct Delivery {
 
 impl Delivery {
     /// A delivery owed to `sink`, nothing tried yet.
-    pub fn owed(sink: &str, role: Role) -> Delivery {
+    pub(crate) fn owed(sink: &str, role: Role) -> Delivery {
         Delivery {
             sink: sink.to_string(),
             state: State::Pending,
@@ -92,7 +86,7 @@ pub struct Item {
     pub deliveries: Vec<Delivery>,
     /// What the mail carries besides its text (names, types, sizes, sections).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub attachments: Vec<crate::mail::Attachment>,
+    pub attachments: Vec<Attachment>,
 }
 
 impl Item {
@@ -116,36 +110,60 @@ impl Item {
         }
     }
 
-    pub fn delivery_mut(&mut self, sink: &str) -> Option<&mut Delivery> {
+    pub(crate) fn delivery_mut(&mut self, sink: &str) -> Option<&mut Delivery> {
         self.deliveries.iter_mut().find(|d| d.sink == sink)
     }
 
-    pub fn delivery(&self, sink: &str) -> Option<&Delivery> {
+    pub(crate) fn delivery(&self, sink: &str) -> Option<&Delivery> {
         self.deliveries.iter().find(|d| d.sink == sink)
     }
 
     /// The [`fingerprint`] of the mail this item was spooled from, from the fields it keeps.
-    pub fn fingerprint(&self) -> String {
-        fingerprint(&crate::mail::Summary {
-            from: self.from.clone(),
-            subject: self.subject.clone(),
-            date: self.date.clone(),
-            message_id: self.message_id.clone(),
-            snippet: self.snippet.clone(),
-            ..Default::default()
-        })
+    pub(crate) fn fingerprint(&self) -> String {
+        fingerprint_of(
+            self.message_id.as_deref(),
+            [
+                &self.from,
+                &self.subject,
+                self.date.as_deref().unwrap_or(""),
+                &self.snippet,
+            ],
+        )
     }
 }
 
-/// What the IMAP side hands the spool: an item without its id and time yet.
-#[derive(Debug, Clone)]
-pub struct NewItem {
-    pub bucket: String,
-    /// The bucket's severity: P0 mail is delivered before P1 mail, and so on.
-    pub severity: Severity,
-    pub uid: u32,
-    pub summary: crate::mail::Summary,
-    pub sinks: Vec<String>,
+/// What the spool keeps of a mail: exactly the fields of it that an [`Item`] stores. The
+/// reader of mail converts what it read into this (`impl From<&mail::Summary>` in
+/// `src/mail.rs`); the spool knows nothing of mail parsing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Mail {
+    pub message_id: Option<String>,
+    /// `Display Name <addr@host>`, or the bare address.
+    pub from: String,
+    pub subject: String,
+    /// RFC 3339, from the Date header.
+    pub date: Option<String>,
+    pub snippet: String,
+    /// Why the mail could not be read fully, when it could not.
+    pub parse_error: Option<String>,
+    pub attachments: Vec<Attachment>,
+}
+
+/// One attachment as the server describes it; nothing of its content. Stored in the item as
+/// it is here (`src/mail.rs` uses this type for what it reads).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Attachment {
+    /// Decoded and cleaned (see src/imap/structure.rs): a file name, never a path.
+    pub name: String,
+    /// `type/subtype`, lower case.
+    pub mime: String,
+    /// Bytes once decoded (estimated from the encoded size).
+    pub size: u64,
+    /// The IMAP section that holds it (`2`, `1.3`).
+    pub section: String,
+    /// Its Content-Transfer-Encoding (`base64`, `quoted-printable`, …), to undo after a fetch.
+    #[serde(default)]
+    pub encoding: String,
 }
 
 /// The per-mailbox cursor: everything at or below `last_uid` is in the spool.
@@ -157,17 +175,25 @@ pub struct Cursor {
 
 /// Fingerprint for recognising a mail again after a UIDVALIDITY change: the Message-ID, or an
 /// FNV-1a hash of what was read when there is none.
-pub fn fingerprint(s: &crate::mail::Summary) -> String {
-    if let Some(id) = &s.message_id {
+pub(crate) fn fingerprint(mail: &Mail) -> String {
+    fingerprint_of(
+        mail.message_id.as_deref(),
+        [
+            &mail.from,
+            &mail.subject,
+            mail.date.as_deref().unwrap_or(""),
+            &mail.snippet,
+        ],
+    )
+}
+
+/// [`fingerprint`] of the message id, else of from, subject, date and snippet, in that order.
+fn fingerprint_of(message_id: Option<&str>, parts: [&str; 4]) -> String {
+    if let Some(id) = message_id {
         return format!("m:{id}");
     }
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for part in [
-        &s.from,
-        &s.subject,
-        s.date.as_deref().unwrap_or(""),
-        &s.snippet,
-    ] {
+    for part in parts {
         for b in part.bytes().chain([0]) {
             h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
         }

@@ -7,6 +7,7 @@ use super::*;
 use crate::mail::Summary;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 
 const BUCKETS: [&str; 3] = ["vip", "shop", "rest"];
 const SINKS: [&str; 2] = ["alerts", "noise"];

@@ -18,7 +18,7 @@ const BATCH: usize = 500;
 
 /// What a pruning pass removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct Pruned {
+pub(crate) struct Pruned {
     pub items: u64,
     pub bytes: u64,
 }
@@ -42,7 +42,7 @@ fn audit_owed(item: &Item) -> bool {
 impl Spool {
     /// Removes delivered items acknowledged before `cutoff` (Unix seconds) whose audit line,
     /// if any, is no longer owed.
-    pub fn prune_delivered(&self, cutoff: i64) -> Result<Pruned, SpoolError> {
+    pub(crate) fn prune_delivered(&self, cutoff: i64) -> Result<Pruned, SpoolError> {
         self.prune_while(
             |item, _| Some(settled_at(item) < cutoff && !audit_owed(item)),
             cutoff,
@@ -50,7 +50,7 @@ impl Spool {
     }
 
     /// Removes delivered items, oldest first, until the spool holds at most `target` bytes.
-    pub fn prune_for_room(&self, target: u64) -> Result<Pruned, SpoolError> {
+    pub(crate) fn prune_for_room(&self, target: u64) -> Result<Pruned, SpoolError> {
         if self.held_bytes()? <= target {
             return Ok(Pruned::default());
         }

@@ -18,7 +18,7 @@ impl Spool {
     /// `eligible(bucket, oldest owed id)` accepts, the one of the most urgent (lowest severity
     /// rank), oldest owed item, and that bucket's items of the same severity, oldest first.
     /// Reads one key per bucket run plus the batch, however long the backlog.
-    pub fn pending_where(
+    pub(crate) fn pending_where(
         &self,
         sink: &str,
         limit: usize,
@@ -69,7 +69,7 @@ impl Spool {
     }
 
     /// Up to `limit` pending items of `bucket` with an id of at least `from`, oldest first.
-    pub fn pending_in(
+    pub(crate) fn pending_in(
         &self,
         bucket: &str,
         from: u64,
@@ -89,7 +89,7 @@ impl Spool {
 
     /// Makes every item of `ids` that is still pending owed to `sink` as well (role
     /// `fallback`), unless it already is. Returns how many items it changed; flushed.
-    pub fn hand_over(&self, ids: &[u64], sink: &str) -> Result<usize, SpoolError> {
+    pub(crate) fn hand_over(&self, ids: &[u64], sink: &str) -> Result<usize, SpoolError> {
         let trees = (&self.items, &self.ledger, &self.owed, &self.counts);
         let added = trees.transaction(|(items_t, ledger_t, owed_t, counts_t)| {
             let mut added = 0;

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 /// What a salvage did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Salvaged {
+pub(crate) struct Salvaged {
     pub items: u64,
     pub cursors: u64,
     /// Records (items, cursors) that could not be read, plus one per tree sled could not read
@@ -40,7 +40,7 @@ const PROGRESS_EVERY: u64 = 10_000;
 
 /// Moves `dir` aside and fills a fresh spool at `dir` with everything readable from it.
 /// `progress` receives a line every [`PROGRESS_EVERY`] items.
-pub fn salvage(
+pub(crate) fn salvage(
     dir: &Path,
     cache_bytes: u64,
     progress: &mut dyn FnMut(String),
@@ -90,7 +90,7 @@ pub fn salvage(
 /// The daemon's rebuild of a spool sled refuses: [`salvage`], kept only when every mailbox
 /// kept its cursor. `Ok(None)` when it was undone: the damaged spool is back at `dir`,
 /// unchanged.
-pub fn rebuild(dir: &Path, cache_bytes: u64) -> Result<Option<Salvaged>, SpoolError> {
+pub(crate) fn rebuild(dir: &Path, cache_bytes: u64) -> Result<Option<Salvaged>, SpoolError> {
     let done = salvage(dir, cache_bytes, &mut |line| log::info!("spool: {line}"))?;
     if done.unopenable.is_none() && done.lost_cursors.is_empty() {
         return Ok(Some(done));

@@ -13,7 +13,7 @@ use std::fmt::Display;
 use std::path::{Path, PathBuf};
 
 /// What one check found (`Ok`), or why it failed (`Err`).
-pub type Outcome = Result<String, String>;
+pub(crate) type Outcome = Result<String, String>;
 
 const ACCOUNT: &str = "selftest";
 const FOLDER: &str = "INBOX";
@@ -50,7 +50,7 @@ const CHECKS: [(&str, Check); 7] = [
 /// Runs every check in a fresh spool under `parent`, calling `report` with each check's name
 /// and outcome as it finishes, then removes the spool (reported as `cleanup`). Returns whether
 /// every check passed.
-pub fn run(parent: &Path, report: &mut dyn FnMut(&str, &Outcome)) -> bool {
+pub(crate) fn run(parent: &Path, report: &mut dyn FnMut(&str, &Outcome)) -> bool {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());

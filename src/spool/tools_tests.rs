@@ -63,6 +63,22 @@ fn acknowledged(id: u64) -> Vec<(u64, Update)> {
     )]
 }
 
+/// `updates`, each owing `then` when it delivers.
+fn owing(updates: Vec<(u64, Update)>, then: &FollowUps) -> Vec<(u64, Update, FollowUps)> {
+    updates
+        .into_iter()
+        .map(|(id, update)| (id, update, then.clone()))
+        .collect()
+}
+
+/// What a bucket with the audit sink `log` owes after a delivery.
+fn audited() -> FollowUps {
+    FollowUps {
+        audit: Some("log".into()),
+        ..FollowUps::default()
+    }
+}
+
 fn states(spool: &Spool) -> Vec<(u32, State)> {
     spool
         .iter()
@@ -96,7 +112,6 @@ fn the_bytes_held_follow_every_kind_of_write() {
         );
     };
     check("ingest");
-    let audit = |_: &str| Some("log".to_string());
     let done = |id: u64| {
         (
             id,
@@ -104,11 +119,10 @@ fn the_bytes_held_follow_every_kind_of_write() {
                 message_id: format!("m{id}"),
                 at: 1,
             },
+            audited(),
         )
     };
-    spool
-        .record_mirrored("s", &[done(ids[0]), done(ids[1])], &audit)
-        .unwrap();
+    spool.record("s", &[done(ids[0]), done(ids[1])]).unwrap();
     check("a delivery that adds an audit line");
     let failed = Update::Failed {
         error: "a long error ".repeat(20),
@@ -175,7 +189,7 @@ fn retention_keeps_an_item_until_its_audit_line_is_sent_unless_room_is_needed() 
     let ids = ingest(&spool, 1..=3, &["s"]);
     for id in &ids {
         spool
-            .record_mirrored("s", &acknowledged(*id), &|_| Some("log".to_string()))
+            .record("s", &owing(acknowledged(*id), &audited()))
             .unwrap();
     }
     assert_eq!(spool.pending_for("log", 10).unwrap().len(), 3);
@@ -318,7 +332,10 @@ fn an_action_is_owed_once_when_the_last_sink_acknowledges_and_forgotten_when_don
     use crate::config::AfterDelivery;
     let spool = spool("actions");
     let ids = ingest(&spool, 1..=3, &["s", "t"]);
-    let seen = |_: &str| Some(AfterDelivery::Seen);
+    let seen = FollowUps {
+        after_delivery: Some(AfterDelivery::Seen),
+        ..FollowUps::default()
+    };
     let failed = |id: u64| {
         vec![(
             id,
@@ -328,9 +345,7 @@ fn an_action_is_owed_once_when_the_last_sink_acknowledges_and_forgotten_when_don
         )]
     };
     let record = |sink: &str, updates: &[(u64, Update)]| {
-        spool
-            .record_followed(sink, updates, &|_| None, &seen)
-            .unwrap()
+        spool.record(sink, &owing(updates.to_vec(), &seen)).unwrap()
     };
     // Pending mail owes nothing: one sink of two acknowledged, one failed, one dead-lettered.
     record("s", &acknowledged(ids[0]));
