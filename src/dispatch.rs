@@ -9,9 +9,9 @@
 //! - Rejected: re-render each item once as plain text (no embeds); dead-letter what is still
 //!   refused, with the API's words.
 //!
-//! Every request, post or probe, first passes the [`guard::Guard`] all loops share (pacing
-//! from the rate-limit headers, global 429s, the invalid-request limit, an IP ban) and feeds it
-//! the answer. The spool hands out the most urgent bucket's oldest mail first.
+//! Every request, post or probe, first passes the [`Guard`] all loops share (Discord's rate
+//! limits: pacing from the rate-limit headers, a channel's shared limit, global 429s, the
+//! invalid-request limit, an IP ban; src/discord/limits.rs) and feeds it the answer. The spool hands out the most urgent bucket's oldest mail first.
 //!
 //! An item leaves `pending` only on a 2xx with a message id (invariant 3).
 
@@ -19,22 +19,25 @@ pub mod after;
 mod batch;
 pub mod digest;
 pub mod failover;
-pub mod guard;
-pub mod pace;
 pub mod quiet;
 mod record;
-pub mod shared;
 mod upload;
+
+/// The guard as callers outside the crate (tests, benchmarks) name it:
+/// `mailbeacon::dispatch::guard::Guard`. It lives in src/discord/limits.rs.
+pub mod guard {
+    pub use crate::discord::limits::Guard;
+}
 
 use crate::backoff::backoff;
 use crate::config::Bucket;
+use crate::discord::limits::{Gate, Guard, Route, Who, Why};
 use crate::discord::{render, Level, Outcome, Reply, Scope, Sink};
 use crate::health::{Event, SinkState};
 use crate::spool::{Item, Spool, Update};
 use crate::stop::Stop;
 use crate::watchdog::Beat;
 use batch::Kind;
-use guard::{Gate, Guard, Who, Why};
 use std::collections::HashMap;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -79,10 +82,6 @@ pub struct Dispatcher {
     /// The bell of the loop that does actions after delivery ([`after`]).
     pub after: Arc<Notify>,
 }
-
-/// Rate-limit routes, as the guard keys budgets before Discord names their bucket.
-const POST: &str = "post";
-const GET: &str = "get";
 
 /// Slack on top of each promised bound.
 const SLACK: Duration = Duration::from_secs(10);
@@ -139,11 +138,7 @@ impl Dispatcher {
             failures: 0,
             dead: self.start_dead,
             probe_delay: self.probe_every,
-            who: Who {
-                sink: name.clone(),
-                resource: self.sink.resource(),
-                global: self.sink.global_scope(),
-            },
+            who: Who::of(self.sink.as_ref()),
             stop: stop.clone(),
             paused: false,
             revived: false,
@@ -181,7 +176,7 @@ impl Dispatcher {
     }
 
     /// Waits until the guard lets this sink send on `route`; false when stopped meanwhile.
-    async fn gate(&self, st: &mut LoopState, route: &'static str) -> bool {
+    async fn gate(&self, st: &mut LoopState, route: Route) -> bool {
         loop {
             let now = Instant::now();
             let (until, why) = match self.guard.admit(&st.who, route, now) {
@@ -225,19 +220,21 @@ impl Dispatcher {
         );
         let sink = self.sink.clone();
         if let Some(reply) = self.blocking(move || sink.probe()).await {
-            self.guard.observe(&st.who, GET, &reply, Instant::now());
+            self.guard
+                .observe(&st.who, Route::Get, &reply, Instant::now());
         }
     }
 
     async fn probe(&self, st: &mut LoopState) -> Next {
-        if !self.gate(st, GET).await {
+        if !self.gate(st, Route::Get).await {
             return Next::Idle;
         }
         let sink = self.sink.clone();
         let Some(reply) = self.blocking(move || sink.probe()).await else {
             return Next::At(Instant::now() + st.probe_delay);
         };
-        self.guard.observe(&st.who, GET, &reply, Instant::now());
+        self.guard
+            .observe(&st.who, Route::Get, &reply, Instant::now());
         match reply.outcome {
             Outcome::Delivered { .. } => {
                 log::info!(
@@ -365,7 +362,7 @@ impl Dispatcher {
         thread: Option<&str>,
         files: &[crate::discord::Upload],
     ) -> Option<Reply> {
-        if !self.gate(st, POST).await {
+        if !self.gate(st, Route::Post).await {
             return None;
         }
         let (sink, body) = (self.sink.clone(), body.clone());
@@ -387,7 +384,8 @@ impl Dispatcher {
                 pace: Default::default(),
                 status: 0,
             });
-        self.guard.observe(&st.who, POST, &reply, Instant::now());
+        self.guard
+            .observe(&st.who, Route::Post, &reply, Instant::now());
         crate::metrics::observe(self.sink.name(), &reply.outcome, ids.len());
         Some(reply)
     }

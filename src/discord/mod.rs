@@ -1,8 +1,9 @@
-//! Discord delivery: what we send ([`render`]), what an answer means ([`classify`]), and the
-//! HTTP edge that sends it ([`sink`]). Rendering and classification are pure; only `sink`
-//! touches the network.
+//! Discord delivery: what we send ([`render`]), what an answer means ([`classify`]), when the
+//! next request may go ([`limits`]), and the HTTP edge that sends it ([`sink`]). Rendering,
+//! classification and the limits' arithmetic are pure; only `sink` touches the network.
 
 pub mod classify;
+pub mod limits;
 pub mod render;
 pub mod sink;
 

@@ -10,7 +10,7 @@ use super::ledger::{Kind, Ledger, Notice, Rules};
 use super::{daily, observe, pending, post, render, store, Trouble};
 use crate::config::{Config, SinkConfig};
 use crate::control::SpoolSlot;
-use crate::dispatch::guard::Guard;
+use crate::discord::limits::Guard;
 use crate::health::{Event, Health, SinkState};
 use crate::stop::Stop;
 use serde::Serialize;
