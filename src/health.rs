@@ -5,6 +5,10 @@
 //! LED/buzzer, `status`, the log and the systemd status line all read the result (invariant 5).
 //! No I/O and no clock: the caller passes `now`.
 
+mod reports;
+
+pub use reports::{HeartbeatReport, LastNotice, NoticeReport};
+
 use crate::spool::{BucketStats, Cursor};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -129,9 +133,9 @@ pub enum Event {
     },
     Stopping,
     /// The notice sender's latest report (src/notice/run.rs).
-    Notices(crate::notice::run::Report),
+    Notices(NoticeReport),
     /// The heartbeat's latest report (src/heartbeat.rs).
-    Heartbeat(crate::heartbeat::Report),
+    Heartbeat(HeartbeatReport),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -177,9 +181,9 @@ pub struct Health {
     pub thresholds: Thresholds,
     pub discord: DiscordHealth,
     /// The last notice and the counts; `None` before the first.
-    pub notices: Option<crate::notice::run::Report>,
+    pub notices: Option<NoticeReport>,
     /// The last heartbeat; `None` without one.
-    pub heartbeat: Option<crate::heartbeat::Report>,
+    pub heartbeat: Option<HeartbeatReport>,
 }
 
 impl Health {
