@@ -165,6 +165,18 @@ impl After {
                 return false;
             }
         };
+        self.settle(account, folder, actions, results).await
+    }
+
+    /// Records what the server did with each action: done ones are forgotten, failed ones
+    /// stay owed with their error; false when any failed.
+    async fn settle(
+        &self,
+        account: &str,
+        folder: &str,
+        actions: Vec<Action>,
+        results: Vec<Result<Applied, String>>,
+    ) -> bool {
         let mut ok = true;
         for (mut a, result) in actions.into_iter().zip(results) {
             match result {
