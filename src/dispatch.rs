@@ -19,13 +19,13 @@
 //!
 //! An item leaves `pending` only on a 2xx with a message id (invariant 3).
 
-pub mod after;
+pub(crate) mod after;
 mod batch;
 mod deliver;
-pub mod digest;
-pub mod failover;
+pub(crate) mod digest;
+pub(crate) mod failover;
 mod gate;
-pub mod quiet;
+pub(crate) mod quiet;
 mod react;
 mod record;
 mod upload;

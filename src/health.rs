@@ -74,7 +74,7 @@ pub enum Pattern {
 }
 
 impl Pattern {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Pattern::Off => "off",
             Pattern::Selftest => "selftest",
@@ -248,7 +248,7 @@ pub struct Health {
 
 impl Health {
     /// Reduces one event into the state.
-    pub fn apply(&mut self, event: Event, now: i64) {
+    pub(crate) fn apply(&mut self, event: Event, now: i64) {
         match event {
             Event::Account {
                 account,
@@ -314,7 +314,7 @@ impl Health {
         }
     }
 
-    pub fn pending(&self) -> u64 {
+    pub(crate) fn pending(&self) -> u64 {
         self.buckets.iter().map(|b| b.pending).sum()
     }
 }

@@ -5,7 +5,7 @@
 pub mod classify;
 pub mod limits;
 pub mod render;
-pub mod sink;
+pub(crate) mod sink;
 
 pub use classify::{classify, Outcome, Pace, Scope};
 pub use render::{render, Level, Message};

@@ -28,7 +28,7 @@ const BATCH: usize = 200;
 /// An idle loop looks again this often, in case a bell was missed.
 const RECHECK: Duration = Duration::from_secs(60);
 
-pub struct After {
+pub(crate) struct After {
     pub spool: Spool,
     pub accounts: Arc<HashMap<String, Account>>,
     /// Rung by the delivery loops when an acknowledgement made an action owed.
@@ -45,7 +45,7 @@ enum Round {
 }
 
 impl After {
-    pub async fn run(self, stop: Stop) {
+    pub(crate) async fn run(self, stop: Stop) {
         let mut failures = 0u32;
         let mut until = Instant::now();
         loop {

@@ -5,12 +5,12 @@ use super::{AccountState, DiscordState, Health, Pattern, SinkState};
 
 impl Health {
     /// The worst condition, as docs/design.md's table orders them.
-    pub fn pattern(&self, now: i64) -> Pattern {
+    pub(crate) fn pattern(&self, now: i64) -> Pattern {
         self.reasons(now).first().map_or(Pattern::Ok, |(p, _)| *p)
     }
 
     /// Every condition that is not ok, worst first, each with a sentence for people.
-    pub fn reasons(&self, now: i64) -> Vec<(Pattern, String)> {
+    pub(crate) fn reasons(&self, now: i64) -> Vec<(Pattern, String)> {
         if self.stopping {
             return vec![(Pattern::Off, "stopping".to_string())];
         }
@@ -24,7 +24,7 @@ impl Health {
     }
 
     /// One line for the systemd status and the journal.
-    pub fn summary(&self, now: i64) -> String {
+    pub(crate) fn summary(&self, now: i64) -> String {
         let reasons = self.reasons(now);
         let pending = self.pending();
         match reasons.first() {
