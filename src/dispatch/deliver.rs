@@ -61,7 +61,7 @@ impl Dispatcher {
     /// pushed as it came) with links back to the mail.
     fn compose(&self, batch: &Batch, bucket: Option<&Bucket>) -> Message {
         let mut message = batch.render(bucket);
-        quiet::silence(&mut message.body, bucket, crate::indicator::local_minute());
+        quiet::silence(&mut message.body, bucket, crate::time::local_minute());
         if batch.kind == Kind::Push {
             crate::discord::render::add_links(&mut message, &batch.items, &self.links);
         }
@@ -146,7 +146,7 @@ impl Dispatcher {
     async fn shrink(&self, st: &mut LoopState, bucket: Option<&Bucket>, items: Vec<Item>) -> Next {
         for item in items {
             let mut message = render(bucket, std::slice::from_ref(&item), Level::Plain);
-            quiet::silence(&mut message.body, bucket, crate::indicator::local_minute());
+            quiet::silence(&mut message.body, bucket, crate::time::local_minute());
             let thread = self.address(&mut message.body, bucket, std::slice::from_ref(&item));
             let Some(reply) = self
                 .post(
