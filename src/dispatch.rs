@@ -1,5 +1,5 @@
 //! Dispatch: one loop per sink that reads owed items from the spool (the outbox) and delivers
-//! them, reacting to each [`Outcome`] as docs/design.md's table says.
+//! them, reacting to each [`Outcome`](crate::discord::Outcome) as docs/design.md's table says.
 //!
 //! - Delivered: recorded with Discord's message id, flushed.
 //! - RateLimited: wait `retry_after`; not a failure, no attempt counted.
@@ -25,7 +25,7 @@ mod deliver;
 pub(crate) mod digest;
 pub(crate) mod failover;
 mod gate;
-pub(crate) mod quiet;
+mod quiet;
 mod react;
 mod record;
 mod upload;
@@ -79,7 +79,7 @@ pub struct Dispatcher {
     pub forum: Option<String>,
     /// The accounts by name, for fetching attachments to upload.
     pub accounts: Arc<HashMap<String, crate::config::Account>>,
-    /// The bell of the loop that does actions after delivery ([`after`]).
+    /// The bell of the loop that does actions after delivery (src/dispatch/after.rs).
     pub after: Arc<Notify>,
 }
 

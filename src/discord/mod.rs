@@ -1,6 +1,7 @@
-//! Discord delivery: what we send ([`render`]), what an answer means ([`classify`]), when the
-//! next request may go ([`limits`]), and the HTTP edge that sends it ([`sink`]). Rendering,
-//! classification and the limits' arithmetic are pure; only `sink` touches the network.
+//! Discord delivery: what we send ([`render`](mod@render)), what an answer means
+//! ([`classify`](mod@classify)), when the next request may go ([`limits`]), and the HTTP edge
+//! that sends it ([`HttpSink`]). Rendering, classification and the limits' arithmetic are pure;
+//! only `sink` touches the network.
 
 pub mod classify;
 pub mod limits;
