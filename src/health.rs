@@ -147,7 +147,7 @@ pub struct Thresholds {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AccountHealth {
+pub(crate) struct AccountHealth {
     pub state: AccountState,
     pub last_ok: Option<i64>,
     pub last_error: Option<String>,
@@ -159,7 +159,7 @@ pub struct AccountHealth {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SinkHealth {
+pub(crate) struct SinkHealth {
     pub state: SinkState,
     pub last_error: Option<String>,
     pub last_success: Option<i64>,
@@ -226,24 +226,24 @@ impl SinkHealth {
 
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Health {
-    pub accounts: BTreeMap<(String, String), AccountHealth>,
-    pub sinks: BTreeMap<String, SinkHealth>,
-    pub buckets: Vec<BucketStats>,
+    pub(crate) accounts: BTreeMap<(String, String), AccountHealth>,
+    pub(crate) sinks: BTreeMap<String, SinkHealth>,
+    pub(crate) buckets: Vec<BucketStats>,
     /// Writers that currently cannot write the spool, with the reason.
-    pub disk: BTreeMap<String, String>,
+    pub(crate) disk: BTreeMap<String, String>,
     /// Watchers whose mail the spool refuses at its size bound, with the reason.
-    pub full: BTreeMap<String, String>,
+    pub(crate) full: BTreeMap<String, String>,
     /// Why the spool is damaged, once any component found it so.
-    pub damaged: Option<String>,
+    pub(crate) damaged: Option<String>,
     /// What a rebuild at start did, and how many records it could not read.
-    pub rebuilt: Option<(String, u64)>,
-    pub stopping: bool,
-    pub thresholds: Thresholds,
-    pub discord: DiscordHealth,
+    pub(crate) rebuilt: Option<(String, u64)>,
+    pub(crate) stopping: bool,
+    pub(crate) thresholds: Thresholds,
+    pub(crate) discord: DiscordHealth,
     /// The last notice and the counts; `None` before the first.
-    pub notices: Option<NoticeReport>,
+    pub(crate) notices: Option<NoticeReport>,
     /// The last heartbeat; `None` without one.
-    pub heartbeat: Option<HeartbeatReport>,
+    pub(crate) heartbeat: Option<HeartbeatReport>,
 }
 
 impl Health {
