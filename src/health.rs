@@ -5,6 +5,11 @@
 //! LED/buzzer, `status`, the log and the systemd status line all read the result (invariant 5).
 //! No I/O and no clock: the caller passes `now`.
 
+mod reasons;
+mod reports;
+
+pub use reports::{HeartbeatReport, LastNotice, NoticeReport};
+
 use crate::spool::{BucketStats, Cursor};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -69,7 +74,7 @@ pub enum Pattern {
 }
 
 impl Pattern {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Pattern::Off => "off",
             Pattern::Selftest => "selftest",
@@ -129,9 +134,9 @@ pub enum Event {
     },
     Stopping,
     /// The notice sender's latest report (src/notice/run.rs).
-    Notices(crate::notice::run::Report),
+    Notices(NoticeReport),
     /// The heartbeat's latest report (src/heartbeat.rs).
-    Heartbeat(crate::heartbeat::Report),
+    Heartbeat(HeartbeatReport),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -142,7 +147,7 @@ pub struct Thresholds {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AccountHealth {
+pub(crate) struct AccountHealth {
     pub state: AccountState,
     pub last_ok: Option<i64>,
     pub last_error: Option<String>,
@@ -154,36 +159,96 @@ pub struct AccountHealth {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SinkHealth {
+pub(crate) struct SinkHealth {
     pub state: SinkState,
     pub last_error: Option<String>,
     pub last_success: Option<i64>,
 }
 
+impl AccountHealth {
+    fn new(state: AccountState) -> AccountHealth {
+        AccountHealth {
+            state,
+            last_ok: None,
+            last_error: None,
+            last_error_at: None,
+            recovered_at: None,
+            cursor: None,
+        }
+    }
+
+    /// A watcher's report: its state, an error (which starts a new trouble), its cursor.
+    fn apply(
+        &mut self,
+        state: AccountState,
+        error: Option<String>,
+        cursor: Option<Cursor>,
+        now: i64,
+    ) {
+        self.state = state;
+        if state == AccountState::Idle {
+            self.last_ok = Some(now);
+            if self.last_error.is_some() && self.recovered_at.is_none() {
+                self.recovered_at = Some(now);
+            }
+        }
+        if error.is_some() {
+            self.last_error = error;
+            self.last_error_at = Some(now);
+            self.recovered_at = None;
+        }
+        if cursor.is_some() {
+            self.cursor = cursor;
+        }
+    }
+}
+
+impl SinkHealth {
+    fn new(state: SinkState) -> SinkHealth {
+        SinkHealth {
+            state,
+            last_error: None,
+            last_success: None,
+        }
+    }
+
+    /// A delivery loop's report: its state, whether it just delivered, its last error.
+    fn apply(&mut self, state: SinkState, error: Option<String>, delivered: bool, now: i64) {
+        self.state = state;
+        if delivered {
+            self.last_success = Some(now);
+        }
+        if error.is_some() {
+            self.last_error = error;
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Health {
-    pub accounts: BTreeMap<(String, String), AccountHealth>,
-    pub sinks: BTreeMap<String, SinkHealth>,
-    pub buckets: Vec<BucketStats>,
+    pub(crate) accounts: BTreeMap<(String, String), AccountHealth>,
+    pub(crate) sinks: BTreeMap<String, SinkHealth>,
+    pub(crate) buckets: Vec<BucketStats>,
     /// Writers that currently cannot write the spool, with the reason.
-    pub disk: BTreeMap<String, String>,
+    pub(crate) disk: BTreeMap<String, String>,
     /// Watchers whose mail the spool refuses at its size bound, with the reason.
-    pub full: BTreeMap<String, String>,
+    pub(crate) full: BTreeMap<String, String>,
     /// Why the spool is damaged, once any component found it so.
-    pub damaged: Option<String>,
+    pub(crate) damaged: Option<String>,
     /// What a rebuild at start did, and how many records it could not read.
-    pub rebuilt: Option<(String, u64)>,
-    pub stopping: bool,
-    pub thresholds: Thresholds,
-    pub discord: DiscordHealth,
+    pub(crate) rebuilt: Option<(String, u64)>,
+    pub(crate) stopping: bool,
+    pub(crate) thresholds: Thresholds,
+    pub(crate) discord: DiscordHealth,
     /// The last notice and the counts; `None` before the first.
-    pub notices: Option<crate::notice::run::Report>,
+    pub(crate) notices: Option<NoticeReport>,
     /// The last heartbeat; `None` without one.
-    pub heartbeat: Option<crate::heartbeat::Report>,
+    pub(crate) heartbeat: Option<HeartbeatReport>,
 }
 
 impl Health {
-    pub fn apply(&mut self, event: Event, now: i64) {
+    /// Reduces one event into the state.
+    pub(crate) fn apply(&mut self, event: Event, now: i64) {
         match event {
             Event::Account {
                 account,
@@ -191,53 +256,21 @@ impl Health {
                 state,
                 error,
                 cursor,
-            } => {
-                let entry = self
-                    .accounts
-                    .entry((account, folder))
-                    .or_insert(AccountHealth {
-                        state,
-                        last_ok: None,
-                        last_error: None,
-                        last_error_at: None,
-                        recovered_at: None,
-                        cursor: None,
-                    });
-                entry.state = state;
-                if state == AccountState::Idle {
-                    entry.last_ok = Some(now);
-                    if entry.last_error.is_some() && entry.recovered_at.is_none() {
-                        entry.recovered_at = Some(now);
-                    }
-                }
-                if error.is_some() {
-                    entry.last_error = error;
-                    entry.last_error_at = Some(now);
-                    entry.recovered_at = None;
-                }
-                if cursor.is_some() {
-                    entry.cursor = cursor;
-                }
-            }
+            } => self
+                .accounts
+                .entry((account, folder))
+                .or_insert_with(|| AccountHealth::new(state))
+                .apply(state, error, cursor, now),
             Event::Sink {
                 name,
                 state,
                 error,
                 delivered,
-            } => {
-                let entry = self.sinks.entry(name).or_insert(SinkHealth {
-                    state,
-                    last_error: None,
-                    last_success: None,
-                });
-                entry.state = state;
-                if delivered {
-                    entry.last_success = Some(now);
-                }
-                if error.is_some() {
-                    entry.last_error = error;
-                }
-            }
+            } => self
+                .sinks
+                .entry(name)
+                .or_insert_with(|| SinkHealth::new(state))
+                .apply(state, error, delivered, now),
             Event::Spool(stats) => self.buckets = stats,
             Event::SpoolReopened => {
                 self.disk.clear();
@@ -281,328 +314,10 @@ impl Health {
         }
     }
 
-    pub fn pending(&self) -> u64 {
+    pub(crate) fn pending(&self) -> u64 {
         self.buckets.iter().map(|b| b.pending).sum()
-    }
-
-    fn oldest_pending_age(&self, now: i64) -> Option<i64> {
-        self.buckets
-            .iter()
-            .filter_map(|b| b.oldest_pending_at)
-            .min()
-            .map(|t| now - t)
-    }
-
-    /// The worst condition, as docs/design.md's table orders them.
-    pub fn pattern(&self, now: i64) -> Pattern {
-        self.reasons(now).first().map_or(Pattern::Ok, |(p, _)| *p)
-    }
-
-    /// Every condition that is not ok, worst first, each with a sentence for people.
-    pub fn reasons(&self, now: i64) -> Vec<(Pattern, String)> {
-        let t = self.thresholds;
-        let mut out = Vec::new();
-        if self.stopping {
-            out.push((Pattern::Off, "stopping".to_string()));
-            return out;
-        }
-        if let Some((writer, reason)) = self.disk.iter().next() {
-            out.push((
-                Pattern::Alarm,
-                format!("spool cannot be written ({writer}): {reason}"),
-            ));
-        }
-        if let Some((writer, reason)) = self.full.iter().next() {
-            out.push((Pattern::Alarm, format!("{reason} ({writer})")));
-        }
-        if let Some((notice, unreadable)) = &self.rebuilt {
-            // Unreadable mail needs the user; a rebuild that kept everything is only news.
-            let pattern = if *unreadable > 0 {
-                Pattern::Alarm
-            } else {
-                Pattern::Backlog
-            };
-            out.push((pattern, notice.clone()));
-        }
-        let pending = self.pending();
-        if t.spool_alarm > 0 && pending > t.spool_alarm {
-            out.push((
-                Pattern::Alarm,
-                format!("{pending} mails pending (alarm above {})", t.spool_alarm),
-            ));
-        }
-        if let Some(age) = self
-            .oldest_pending_age(now)
-            .filter(|a| t.pending_age_alarm_s > 0 && *a > t.pending_age_alarm_s)
-        {
-            out.push((Pattern::Alarm, format!("oldest pending mail waits {age} s")));
-        }
-        if let Some(why) = self.discord_reason() {
-            out.push(why);
-        }
-        for (name, s) in &self.sinks {
-            if s.state == SinkState::Dead {
-                out.push((
-                    Pattern::Dead,
-                    format!(
-                        "sink {name} dead: {}",
-                        s.last_error.as_deref().unwrap_or("unreachable")
-                    ),
-                ));
-            }
-        }
-        for ((account, folder), a) in &self.accounts {
-            if matches!(
-                a.state,
-                AccountState::Backoff
-                    | AccountState::AuthFailed
-                    | AccountState::TlsFailed
-                    | AccountState::MailboxMissing
-                    | AccountState::Error
-            ) {
-                let state = serde_json::to_value(a.state)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
-                out.push((
-                    Pattern::Dead,
-                    format!(
-                        "imap {account}/{folder} {state}: {}",
-                        a.last_error.as_deref().unwrap_or("down")
-                    ),
-                ));
-            }
-        }
-        if t.spool_warn > 0 && pending > t.spool_warn {
-            out.push((Pattern::Backlog, format!("{pending} mails pending")));
-        }
-        for (name, s) in &self.sinks {
-            if matches!(s.state, SinkState::Retrying | SinkState::RateLimited) {
-                out.push((
-                    Pattern::Backlog,
-                    format!(
-                        "sink {name} {}",
-                        if s.state == SinkState::Retrying {
-                            "retrying"
-                        } else {
-                            "rate limited"
-                        }
-                    ),
-                ));
-            }
-        }
-        out.sort_by_key(|r| std::cmp::Reverse(r.0));
-        out
-    }
-
-    /// A pause of every sink: a ban or the invalid-request limit is as bad as a dead sink (no
-    /// mail reaches Discord for minutes); a global rate limit is a backlog.
-    fn discord_reason(&self) -> Option<(Pattern, String)> {
-        let d = &self.discord;
-        let until = d.paused_until.map_or(String::new(), |t| {
-            format!(" until {}", crate::time::rfc3339(t))
-        });
-        match d.state {
-            DiscordState::Ok => None,
-            DiscordState::Banned => Some((
-                Pattern::Dead,
-                format!("Discord/Cloudflare banned this IP (error 1015): every sink paused{until}"),
-            )),
-            DiscordState::Paused => Some((
-                Pattern::Dead,
-                format!(
-                    "every sink paused{until}: {} invalid requests (401/403/429) in 10 min, limit {}",
-                    d.invalid_requests, d.limit
-                ),
-            )),
-            DiscordState::RateLimited => Some((
-                Pattern::Backlog,
-                format!("every sink paused{until}: Discord's global rate limit"),
-            )),
-        }
-    }
-
-    /// One line for the systemd status and the journal.
-    pub fn summary(&self, now: i64) -> String {
-        let reasons = self.reasons(now);
-        let pending = self.pending();
-        match reasons.first() {
-            None => format!(
-                "ok: {pending} pending, {} sinks, {} mailboxes",
-                self.sinks.len(),
-                self.accounts.len()
-            ),
-            Some((p, why)) if reasons.len() == 1 => format!("{}: {why}", p.as_str()),
-            Some((p, why)) => format!("{}: {why} (+{} more)", p.as_str(), reasons.len() - 1),
-        }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const T: Thresholds = Thresholds {
-        spool_warn: 5,
-        spool_alarm: 10,
-        pending_age_alarm_s: 3600,
-    };
-
-    fn health() -> Health {
-        let mut h = Health::default();
-        h.apply(
-            Event::Configured {
-                mailboxes: vec![("a".into(), "INBOX".into())],
-                sinks: vec!["s".into()],
-                thresholds: T,
-            },
-            0,
-        );
-        h
-    }
-
-    fn sink(state: SinkState) -> Event {
-        Event::Sink {
-            name: "s".into(),
-            state,
-            error: Some("HTTP 403".into()),
-            delivered: false,
-        }
-    }
-
-    fn pending(n: u64, oldest: i64) -> Event {
-        Event::Spool(vec![BucketStats {
-            name: "b".into(),
-            pending: n,
-            delivered: 0,
-            dead: 0,
-            oldest_pending_at: Some(oldest),
-        }])
-    }
-
-    #[test]
-    fn nothing_wrong_is_ok() {
-        assert_eq!(health().pattern(0), Pattern::Ok);
-    }
-
-    #[test]
-    fn worst_wins() {
-        let mut h = health();
-        h.apply(sink(SinkState::Retrying), 0);
-        assert_eq!(h.pattern(0), Pattern::Backlog);
-        h.apply(sink(SinkState::Dead), 0);
-        assert_eq!(h.pattern(0), Pattern::Dead);
-        assert!(
-            h.summary(0).contains("sink s dead: HTTP 403"),
-            "{}",
-            h.summary(0)
-        );
-        h.apply(pending(11, 0), 0);
-        assert_eq!(h.pattern(0), Pattern::Alarm);
-        h.apply(pending(1, 0), 0);
-        assert_eq!(h.pattern(0), Pattern::Dead);
-        assert_eq!(h.pattern(3601), Pattern::Alarm, "too old");
-        h.apply(Event::Stopping, 0);
-        assert_eq!(h.pattern(0), Pattern::Off);
-    }
-
-    #[test]
-    fn imap_trouble_and_full_disks_show() {
-        let mut h = health();
-        let acct = |state| Event::Account {
-            account: "a".into(),
-            folder: "INBOX".into(),
-            state,
-            error: Some("bad password".into()),
-            cursor: None,
-        };
-        h.apply(acct(AccountState::AuthFailed), 0);
-        assert_eq!(h.pattern(0), Pattern::Dead);
-        let row = |h: &Health| h.accounts[&("a".into(), "INBOX".into())].clone();
-        assert_eq!(
-            (row(&h).last_error_at, row(&h).recovered_at),
-            (Some(0), None)
-        );
-        let recovered = Event::Account {
-            account: "a".into(),
-            folder: "INBOX".into(),
-            state: AccountState::Idle,
-            error: None,
-            cursor: None,
-        };
-        h.apply(recovered, 7);
-        assert_eq!(h.pattern(0), Pattern::Ok);
-        assert_eq!(row(&h).last_ok, Some(7));
-        assert_eq!(row(&h).recovered_at, Some(7), "the old error is past");
-        let disk = |writer: &str, full: Option<&str>| Event::Disk {
-            writer: writer.into(),
-            full: full.map(str::to_string),
-        };
-        h.apply(disk("imap a/INBOX", Some("No space left on device")), 0);
-        h.apply(disk("sink s", Some("No space left on device")), 0);
-        assert_eq!(h.pattern(0), Pattern::Alarm);
-        h.apply(disk("imap a/INBOX", None), 0);
-        assert_eq!(h.pattern(0), Pattern::Alarm, "the sink has not written yet");
-        h.apply(disk("sink s", None), 0);
-        assert_eq!(h.pattern(0), Pattern::Ok);
-        let full = |full: Option<&str>| Event::SpoolFull {
-            writer: "imap a/INBOX".into(),
-            full: full.map(str::to_string),
-        };
-        h.apply(full(Some("spool full")), 0);
-        assert_eq!(h.pattern(0), Pattern::Alarm);
-        assert!(
-            h.summary(0).contains("spool full (imap a/INBOX)"),
-            "{}",
-            h.summary(0)
-        );
-        h.apply(full(None), 0);
-        assert_eq!(h.pattern(0), Pattern::Ok);
-    }
-
-    #[test]
-    fn backlog_is_above_the_warn_threshold() {
-        let mut h = health();
-        h.apply(pending(5, 0), 0);
-        assert_eq!(h.pattern(0), Pattern::Ok);
-        h.apply(pending(6, 0), 0);
-        assert_eq!(h.pattern(0), Pattern::Backlog);
-    }
-
-    #[test]
-    fn a_ban_or_the_invalid_request_limit_shows_dead_a_global_limit_backlog() {
-        let mut h = health();
-        let discord = |state| {
-            Event::Discord(DiscordHealth {
-                state,
-                invalid_requests: 4,
-                limit: 100,
-                paused_until: Some(0),
-            })
-        };
-        h.apply(discord(DiscordState::Banned), 0);
-        assert_eq!(h.pattern(0), Pattern::Dead);
-        assert!(h.summary(0).contains("banned"), "{}", h.summary(0));
-        h.apply(discord(DiscordState::Paused), 0);
-        assert_eq!(h.pattern(0), Pattern::Dead);
-        h.apply(discord(DiscordState::RateLimited), 0);
-        assert_eq!(h.pattern(0), Pattern::Backlog);
-        h.apply(discord(DiscordState::Ok), 0);
-        assert_eq!(h.pattern(0), Pattern::Ok);
-    }
-
-    #[test]
-    fn a_reload_forgets_removed_parts() {
-        let mut h = health();
-        h.apply(sink(SinkState::Dead), 0);
-        h.apply(
-            Event::Configured {
-                mailboxes: vec![],
-                sinks: vec![],
-                thresholds: T,
-            },
-            0,
-        );
-        assert_eq!(h.pattern(0), Pattern::Ok);
-    }
-}
+mod tests;

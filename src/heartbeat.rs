@@ -10,29 +10,12 @@
 //! credential): it appears in no log line, error or status field.
 
 use crate::config::{HeartbeatConfig, HeartbeatStyle};
-use crate::health::{Event, Pattern};
+use crate::health::{Event, HeartbeatReport, Pattern};
 use crate::notice::Trouble;
 use crate::stop::Stop;
-use serde::Serialize;
 use std::sync::Arc;
 use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::watch;
-
-/// What `status` shows of the heartbeat.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Report {
-    /// Unix seconds of the last call, and whether it reported the agent healthy.
-    pub last_at: Option<i64>,
-    pub reported_healthy: Option<bool>,
-    /// Unix seconds of the last call the monitor acknowledged (2xx).
-    pub last_ok: Option<i64>,
-    /// Why the last call failed, if it did (never the URL).
-    pub last_error: Option<String>,
-    /// Calls the monitor did not acknowledge, since start.
-    pub failures: u64,
-    /// Calls that reported trouble, since start.
-    pub reported_down: u64,
-}
 
 /// One call: method, URL, body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -131,7 +114,7 @@ pub async fn run(
     health: UnboundedSender<Event>,
     stop: Stop,
 ) {
-    let mut report = Report::default();
+    let mut report = HeartbeatReport::default();
     loop {
         let Some(hb) = config.borrow().heartbeat.clone() else {
             // No heartbeat configured (a reload may add one).
@@ -153,7 +136,7 @@ pub async fn run(
 async fn beat(
     hb: &HeartbeatConfig,
     troubles: &watch::Receiver<Vec<Trouble>>,
-    report: &mut Report,
+    report: &mut HeartbeatReport,
     stop: &Stop,
 ) {
     let why = reason(&troubles.borrow());

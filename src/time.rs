@@ -1,4 +1,5 @@
-//! Times as the agent shows them: RFC 3339 UTC in JSON and logs, ages as people read them.
+//! Times as the agent shows them: RFC 3339 UTC in JSON and logs, ages as people read them; and
+//! the local minute of the day that quiet hours are told in.
 
 /// RFC 3339 UTC for unix seconds.
 pub fn rfc3339(t: i64) -> String {
@@ -15,6 +16,13 @@ pub fn age(s: i64) -> String {
         3600..86_400 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
         _ => format!("{}d{:02}h", s / 86_400, s % 86_400 / 3600),
     }
+}
+
+/// The device's local time as minutes since midnight (quiet hours are in local time).
+pub fn local_minute() -> u32 {
+    use chrono::Timelike;
+    let now = chrono::Local::now();
+    now.hour() * 60 + now.minute()
 }
 
 #[cfg(test)]

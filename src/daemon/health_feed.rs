@@ -5,7 +5,7 @@
 use super::systemd::notify;
 use crate::config::Config;
 use crate::control;
-use crate::dispatch::guard::Guard;
+use crate::discord::limits::Guard;
 use crate::health::{Event, Health, Pattern};
 use crate::spool::SpoolError;
 use crate::stop::Stop;

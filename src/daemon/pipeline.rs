@@ -3,8 +3,9 @@
 //! unit of work it holds.
 
 use crate::config::Config;
+use crate::discord::limits::Guard;
 use crate::discord::HttpSink;
-use crate::dispatch::{after::After, digest::Digests, failover, guard::Guard, Dispatcher};
+use crate::dispatch::{after::After, digest::Digests, failover, Dispatcher};
 use crate::health::Event;
 use crate::imap::{tls_config, Watcher};
 use crate::spool::Spool;

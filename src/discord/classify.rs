@@ -82,12 +82,12 @@ impl Headers {
 }
 
 /// How long an IP ban lasts when Cloudflare does not say: then one probe asks again.
-pub const BAN_DEFAULT: Duration = Duration::from_secs(600);
+pub(crate) const BAN_DEFAULT: Duration = Duration::from_secs(600);
 
 /// Dead-channel codes (docs/design.md): unknown channel/webhook, missing access/permissions, bad token.
 const DEAD_CODES: [u64; 5] = [10003, 10015, 50001, 50013, 50027];
 /// "Webhooks posted to forum channels must have a thread_name or thread_id".
-pub const FORUM: u64 = 220001;
+pub(crate) const FORUM: u64 = 220001;
 
 fn seconds(s: &str) -> Option<Duration> {
     let v: f64 = s.trim().parse().ok()?;

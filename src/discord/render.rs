@@ -10,9 +10,9 @@ use crate::spool::Item;
 use crate::text::{ellipsize, truncate_chars};
 use serde_json::{json, Value};
 
-pub mod digest;
-pub mod forum;
-pub mod link;
+pub(crate) mod digest;
+pub(crate) mod forum;
+pub(crate) mod link;
 
 pub const MAX_EMBEDS: usize = 10;
 pub const MAX_EMBED_TOTAL: usize = 6000;
@@ -60,7 +60,7 @@ fn unknown_placeholder(template: &str, known: &[&str]) -> Option<String> {
 }
 
 /// Backslash-escapes markdown, breaks mention syntax, drops control characters.
-pub fn escape(text: &str) -> String {
+pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
         match c {
@@ -117,7 +117,7 @@ fn cut(escaped: &str, max: usize) -> String {
     s
 }
 
-pub fn colour(severity: Severity) -> u32 {
+pub(crate) fn colour(severity: Severity) -> u32 {
     match severity {
         Severity::P0 => 0xE7_4C_3C,
         Severity::P1 => 0xE6_7E_22,
@@ -256,7 +256,7 @@ pub fn render(bucket: Option<&Bucket>, items: &[Item], level: Level) -> Message 
 
 /// Sets each embed's `url` to the link back to its mail, where its account has an `open_url`
 /// (see [`link`]); the title then opens the mail. Embeds follow `message.ids`.
-pub fn add_links(
+pub(crate) fn add_links(
     message: &mut Message,
     items: &[Item],
     links: &std::collections::HashMap<String, String>,

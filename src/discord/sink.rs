@@ -147,22 +147,7 @@ impl HttpSink {
                 };
             }
         };
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string)
-        };
-        let headers = Headers {
-            retry_after: header("retry-after"),
-            remaining: header("x-ratelimit-remaining"),
-            reset_after: header("x-ratelimit-reset-after"),
-            scope: header("x-ratelimit-scope"),
-            global: header("x-ratelimit-global"),
-            limit: header("x-ratelimit-limit"),
-            bucket: header("x-ratelimit-bucket"),
-        };
+        let headers = rate_limit_headers(&response);
         let status = response.status().as_u16();
         let body = response
             .body_mut()
@@ -170,12 +155,8 @@ impl HttpSink {
             .limit(256 * 1024)
             .read_to_vec()
             .unwrap_or_default();
-        let forum = forum_check
-            && serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("type").and_then(|t| t.as_u64()))
-                .is_some_and(|t| t == 15 || t == 16);
-        if forum && (200..300).contains(&status) {
+        let ok = (200..300).contains(&status);
+        if ok && forum_check && is_forum(&body) {
             return Reply {
                 outcome: Outcome::Dead {
                     reason: "the channel is a forum or media channel: set forum = true on the \
@@ -187,12 +168,19 @@ impl HttpSink {
             };
         }
         let mut pace = headers.pace();
-        if (200..300).contains(&status) {
-            pace.channel = serde_json::from_slice::<serde_json::Value>(&body)
-                .ok()
-                .and_then(|v| v.get("channel_id")?.as_str().map(str::to_string));
+        if ok {
+            pace.channel = channel_id(&body);
         }
-        let outcome = match classify(status, &headers, &body) {
+        Reply {
+            outcome: self.scrub_outcome(classify(status, &headers, &body)),
+            pace,
+            status,
+        }
+    }
+
+    /// The outcome with any secret taken out of its reason.
+    fn scrub_outcome(&self, outcome: Outcome) -> Outcome {
+        match outcome {
             Outcome::Transient { reason } => Outcome::Transient {
                 reason: self.scrub(reason),
             },
@@ -203,13 +191,43 @@ impl HttpSink {
                 reason: self.scrub(reason),
             },
             other => other,
-        };
-        Reply {
-            outcome,
-            pace,
-            status,
         }
     }
+}
+
+/// The headers [`classify`] and the pacing read.
+fn rate_limit_headers(response: &ureq::http::Response<ureq::Body>) -> Headers {
+    let header = |name: &str| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    Headers {
+        retry_after: header("retry-after"),
+        remaining: header("x-ratelimit-remaining"),
+        reset_after: header("x-ratelimit-reset-after"),
+        scope: header("x-ratelimit-scope"),
+        global: header("x-ratelimit-global"),
+        limit: header("x-ratelimit-limit"),
+        bucket: header("x-ratelimit-bucket"),
+    }
+}
+
+/// Whether a channel's JSON says it is a forum or media channel (type 15 or 16).
+fn is_forum(body: &[u8]) -> bool {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("type").and_then(|t| t.as_u64()))
+        .is_some_and(|t| t == 15 || t == 16)
+}
+
+/// The channel a 2xx answer names (`channel_id`): the key of its shared message limit.
+fn channel_id(body: &[u8]) -> Option<String> {
+    serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| v.get("channel_id")?.as_str().map(str::to_string))
 }
 
 impl Sink for HttpSink {

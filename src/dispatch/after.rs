@@ -28,7 +28,7 @@ const BATCH: usize = 200;
 /// An idle loop looks again this often, in case a bell was missed.
 const RECHECK: Duration = Duration::from_secs(60);
 
-pub struct After {
+pub(crate) struct After {
     pub spool: Spool,
     pub accounts: Arc<HashMap<String, Account>>,
     /// Rung by the delivery loops when an acknowledgement made an action owed.
@@ -45,7 +45,7 @@ enum Round {
 }
 
 impl After {
-    pub async fn run(self, stop: Stop) {
+    pub(crate) async fn run(self, stop: Stop) {
         let mut failures = 0u32;
         let mut until = Instant::now();
         loop {
@@ -165,6 +165,18 @@ impl After {
                 return false;
             }
         };
+        self.settle(account, folder, actions, results).await
+    }
+
+    /// Records what the server did with each action: done ones are forgotten, failed ones
+    /// stay owed with their error; false when any failed.
+    async fn settle(
+        &self,
+        account: &str,
+        folder: &str,
+        actions: Vec<Action>,
+        results: Vec<Result<Applied, String>>,
+    ) -> bool {
         let mut ok = true;
         for (mut a, result) in actions.into_iter().zip(results) {
             match result {

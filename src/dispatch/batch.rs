@@ -14,19 +14,19 @@ use std::collections::HashMap;
 use tokio::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Push,
     Digest,
     Audit,
 }
 
-pub struct Batch {
+pub(crate) struct Batch {
     pub items: Vec<Item>,
     pub kind: Kind,
 }
 
 impl Batch {
-    pub fn render(&self, bucket: Option<&Bucket>) -> Message {
+    pub(crate) fn render(&self, bucket: Option<&Bucket>) -> Message {
         match self.kind {
             Kind::Push => render(bucket, &self.items, Level::Full),
             Kind::Digest => render_digest(bucket, &self.items),
@@ -36,7 +36,7 @@ impl Batch {
 }
 
 /// The owed items `sink` sends next, all of one bucket; digest buckets only when due.
-pub fn choose(
+pub(crate) fn choose(
     spool: &Spool,
     sink: &str,
     buckets: &[Bucket],

@@ -17,29 +17,29 @@ use std::time::Duration;
 use tokio::sync::Notify;
 
 /// The most mails one digest pass reads; a longer backlog takes another pass.
-pub const BATCH: usize = 200;
+pub(crate) const BATCH: usize = 200;
 
 /// The latest boundary at or before `now_ms` (milliseconds since the epoch).
-pub fn boundary_ms(every: Duration, now_ms: i64) -> i64 {
+pub(crate) fn boundary_ms(every: Duration, now_ms: i64) -> i64 {
     let every = (every.as_millis() as i64).max(1);
     now_ms.div_euclid(every) * every
 }
 
 /// The next boundary after `now_ms`.
-pub fn next_boundary_ms(every: Duration, now_ms: i64) -> i64 {
+pub(crate) fn next_boundary_ms(every: Duration, now_ms: i64) -> i64 {
     boundary_ms(every, now_ms) + (every.as_millis() as i64).max(1)
 }
 
 /// Whether a mail spooled at `spooled_at` (Unix seconds) is due in a digest at `now_ms`, given
 /// the latest "digest now" for its bucket (`forced`, Unix seconds).
-pub fn due(every: Duration, now_ms: i64, forced: Option<i64>, spooled_at: i64) -> bool {
+pub(crate) fn due(every: Duration, now_ms: i64, forced: Option<i64>, spooled_at: i64) -> bool {
     spooled_at.saturating_mul(1000) < boundary_ms(every, now_ms)
         || forced.is_some_and(|f| spooled_at <= f)
 }
 
 /// Whether `sink` sends `bucket`'s mail as digests: it is one of the bucket's own sinks (a
 /// fallback or audit sink gets mail at once) and the bucket is in digest mode.
-pub fn digests(bucket: &Bucket, sink: &str) -> Option<Duration> {
+pub(crate) fn digests(bucket: &Bucket, sink: &str) -> Option<Duration> {
     (bucket.mode == Mode::Digest && bucket.sinks.iter().any(|s| s == sink))
         .then_some(bucket.digest_every)
         .flatten()
@@ -49,7 +49,7 @@ pub fn digests(bucket: &Bucket, sink: &str) -> Option<Duration> {
 /// scheduled, not a backlog. While the oldest pending mail's digest is not due yet, nothing of
 /// the bucket counts (all later mail is younger); once it is due, everything counts and its age
 /// runs from the moment it fell due, so only a digest that does not go out raises the LED.
-pub fn as_health_sees(
+pub(crate) fn as_health_sees(
     mut stats: crate::spool::BucketStats,
     every: Duration,
     now: i64,
@@ -67,7 +67,7 @@ pub fn as_health_sees(
 }
 
 /// The digest buckets "digest now [BUCKET]" names: `bucket`, or every digest bucket.
-pub fn named(buckets: &[Bucket], bucket: Option<&str>) -> Result<Vec<String>, String> {
+pub(crate) fn named(buckets: &[Bucket], bucket: Option<&str>) -> Result<Vec<String>, String> {
     match bucket {
         Some(name) => match buckets.iter().find(|b| b.name == name) {
             None => Err(format!(
@@ -110,7 +110,7 @@ pub struct Digests {
 
 impl Digests {
     /// Makes the mail of `buckets` spooled until `now` due at once, and wakes every loop.
-    pub fn flush_now(&self, buckets: &[String], now: i64) {
+    pub(crate) fn flush_now(&self, buckets: &[String], now: i64) {
         if let Ok(mut f) = self.forced.lock() {
             for b in buckets {
                 f.insert(b.clone(), now);
@@ -120,25 +120,25 @@ impl Digests {
     }
 
     /// Wakes every delivery loop (e.g. after `spool retry` put mail back to pending).
-    pub fn ring_all(&self) {
+    pub(crate) fn ring_all(&self) {
         if let Ok(w) = self.wakes.lock() {
             w.values().for_each(|n| n.notify_one());
         }
     }
 
-    pub fn forced(&self, bucket: &str) -> Option<i64> {
+    pub(crate) fn forced(&self, bucket: &str) -> Option<i64> {
         self.forced.lock().ok()?.get(bucket).copied()
     }
 
     /// The bells of the loops of a new pipeline.
-    pub fn set_wakes(&self, wakes: HashMap<String, Arc<Notify>>) {
+    pub(crate) fn set_wakes(&self, wakes: HashMap<String, Arc<Notify>>) {
         if let Ok(mut w) = self.wakes.lock() {
             *w = wakes;
         }
     }
 
     /// Wakes the loop of `sink` (new work for it in the spool).
-    pub fn ring(&self, sink: &str) {
+    pub(crate) fn ring(&self, sink: &str) {
         if let Some(n) = self.wakes.lock().ok().and_then(|w| w.get(sink).cloned()) {
             n.notify_one();
         }

@@ -25,7 +25,7 @@ const CHUNK: usize = 500;
 pub struct DeadSinks(Mutex<HashSet<String>>);
 
 impl DeadSinks {
-    pub fn set(&self, sink: &str, dead: bool) {
+    pub(crate) fn set(&self, sink: &str, dead: bool) {
         if let Ok(mut s) = self.0.lock() {
             if dead {
                 s.insert(sink.to_string());
@@ -35,7 +35,7 @@ impl DeadSinks {
         }
     }
 
-    pub fn all_dead(&self, sinks: &[String]) -> bool {
+    pub(crate) fn all_dead(&self, sinks: &[String]) -> bool {
         self.0
             .lock()
             .is_ok_and(|s| !sinks.is_empty() && sinks.iter().all(|n| s.contains(n)))
@@ -129,7 +129,7 @@ fn look(
 }
 
 /// Watches the buckets that have a fallback until stopped.
-pub async fn watch(
+pub(crate) async fn watch(
     buckets: Arc<Vec<Bucket>>,
     spool: Spool,
     dead: Arc<DeadSinks>,
@@ -163,7 +163,7 @@ pub async fn watch(
 }
 
 /// Whether `sink` owes `item` only as its audit mirror.
-pub fn is_audit(item: &Item, sink: &str) -> bool {
+pub(crate) fn is_audit(item: &Item, sink: &str) -> bool {
     item.delivery(sink)
         .is_some_and(|d| d.role == Some(Role::Audit))
 }

@@ -6,10 +6,10 @@
 use crate::config::Bucket;
 
 /// Discord's message flag 1 << 12: no push or desktop notification.
-pub const SUPPRESS_NOTIFICATIONS: u64 = 1 << 12;
+pub(crate) const SUPPRESS_NOTIFICATIONS: u64 = 1 << 12;
 
 /// Marks `body` silent when `bucket` is quiet at local minute-of-day `minute`.
-pub fn silence(body: &mut serde_json::Value, bucket: Option<&Bucket>, minute: u32) {
+pub(crate) fn silence(body: &mut serde_json::Value, bucket: Option<&Bucket>, minute: u32) {
     let quiet = bucket.and_then(|b| b.quiet);
     if quiet.is_some() && crate::indicator::in_quiet_hours(quiet, minute) {
         let flags = body["flags"].as_u64().unwrap_or(0) | SUPPRESS_NOTIFICATIONS;

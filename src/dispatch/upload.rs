@@ -6,8 +6,10 @@
 //! upload never holds a mail back: whatever happens to its files, the mail is delivered.
 
 use super::Dispatcher;
+use crate::config::Account;
 use crate::discord::render::{escape, Message, MAX_CONTENT};
 use crate::discord::{Outcome, Reply, Upload};
+use crate::mail::Attachment;
 use crate::spool::Item;
 use std::time::Duration;
 
@@ -20,70 +22,91 @@ impl Dispatcher {
         item: &Item,
         max: u64,
     ) -> Vec<Upload> {
-        let mut notes = Vec::new();
-        let mut wanted = Vec::new();
-        let mut total = 0;
-        for a in &item.attachments {
-            if total + a.size > max {
-                notes.push(format!("{} (over attachments_max)", escape(&a.name)));
-            } else {
-                total += a.size;
-                wanted.push(a.clone());
-            }
-        }
+        let (wanted, mut notes) = within(&item.attachments, max);
         let Some(account) = self.accounts.get(&item.account).cloned() else {
             return Vec::new();
         };
         let mut files = Vec::new();
         if !wanted.is_empty() {
-            let (folder, uidvalidity, uid) = (item.folder.clone(), item.uidvalidity, item.uid);
-            let parts = wanted.clone();
-            // A login and up to `max` bytes over the account's link.
-            self.beat
-                .within(account.timeout * 4 + Duration::from_secs(10));
-            let fetched = tokio::task::spawn_blocking(move || {
-                let refs: Vec<&crate::mail::Attachment> = parts.iter().collect();
-                crate::imap::part::fetch(&account, &folder, uidvalidity, uid, &refs)
-                    .map_err(|e| e.to_string())
-            })
-            .await
-            .unwrap_or_else(|e| Err(format!("worker failed: {e}")));
-            match fetched {
-                Err(why) => {
-                    log::warn!(
-                        "sink {}: attachments of item {} not fetched: {why}",
-                        self.sink.name(),
-                        item.id
-                    );
-                    notes.extend(
-                        wanted
-                            .iter()
-                            .map(|a| format!("{} (not fetched: {why})", a.name)),
-                    );
-                }
-                Ok(results) => {
-                    for (a, r) in wanted.iter().zip(results) {
-                        match r {
-                            Ok(data) => files.push(Upload {
-                                name: a.name.clone(),
-                                mime: a.mime.clone(),
-                                data,
-                            }),
-                            Err(why) => notes.push(format!(
-                                "{} (not fetched: {})",
-                                escape(&a.name),
-                                escape(&why)
-                            )),
-                        }
-                    }
-                }
-            }
+            files = self.fetch(account, item, &wanted, &mut notes).await;
         }
         if !notes.is_empty() {
             say(message, &format!("not uploaded: {}", notes.join(", ")));
         }
         files
     }
+
+    /// The `wanted` files of `item`, fetched in an IMAP session of their own; a note for each
+    /// that could not be.
+    async fn fetch(
+        &self,
+        account: Account,
+        item: &Item,
+        wanted: &[Attachment],
+        notes: &mut Vec<String>,
+    ) -> Vec<Upload> {
+        let (folder, uidvalidity, uid) = (item.folder.clone(), item.uidvalidity, item.uid);
+        let parts = wanted.to_vec();
+        // A login and up to `max` bytes over the account's link.
+        self.beat
+            .within(account.timeout * 4 + Duration::from_secs(10));
+        let fetched = tokio::task::spawn_blocking(move || {
+            let refs: Vec<&Attachment> = parts.iter().collect();
+            crate::imap::part::fetch(&account, &folder, uidvalidity, uid, &refs)
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .unwrap_or_else(|e| Err(format!("worker failed: {e}")));
+        let mut files = Vec::new();
+        match fetched {
+            Err(why) => {
+                log::warn!(
+                    "sink {}: attachments of item {} not fetched: {why}",
+                    self.sink.name(),
+                    item.id
+                );
+                notes.extend(
+                    wanted
+                        .iter()
+                        .map(|a| format!("{} (not fetched: {why})", a.name)),
+                );
+            }
+            Ok(results) => {
+                for (a, r) in wanted.iter().zip(results) {
+                    match r {
+                        Ok(data) => files.push(Upload {
+                            name: a.name.clone(),
+                            mime: a.mime.clone(),
+                            data,
+                        }),
+                        Err(why) => notes.push(format!(
+                            "{} (not fetched: {})",
+                            escape(&a.name),
+                            escape(&why)
+                        )),
+                    }
+                }
+            }
+        }
+        files
+    }
+}
+
+/// The attachments that fit in `max` bytes together, in order, and a note for each that does
+/// not.
+fn within(attachments: &[Attachment], max: u64) -> (Vec<Attachment>, Vec<String>) {
+    let mut notes = Vec::new();
+    let mut wanted = Vec::new();
+    let mut total = 0;
+    for a in attachments {
+        if total + a.size > max {
+            notes.push(format!("{} (over attachments_max)", escape(&a.name)));
+        } else {
+            total += a.size;
+            wanted.push(a.clone());
+        }
+    }
+    (wanted, notes)
 }
 
 /// Discord's answer to files over its limit: 413, or code 40005 (request entity too large).

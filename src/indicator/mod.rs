@@ -9,6 +9,7 @@ pub mod cdev;
 pub mod sim;
 
 use crate::health::Pattern;
+use crate::time::local_minute;
 use crate::watchdog::Beat;
 use embedded_hal::digital::{OutputPin, PinState};
 use std::future::Future;
@@ -61,13 +62,6 @@ pub fn in_quiet_hours(quiet: Option<(u32, u32)>, now: u32) -> bool {
         Some((start, end)) if start <= end => now >= start && now < end,
         Some((start, end)) => now >= start || now < end,
     }
-}
-
-/// The device's local time as minutes since midnight.
-pub fn local_minute() -> u32 {
-    use chrono::Timelike;
-    let now = chrono::Local::now();
-    now.hour() * 60 + now.minute()
 }
 
 /// A pin whose logical level (1 = lit / sounding) maps to the wire through `active_low`.

@@ -1,20 +1,17 @@
 //! Posting one notice to one sink through the guard every delivery loop shares
-//! (src/dispatch/guard.rs): the same pacing, the same invalid-request limit and ban pause, and
+//! (src/discord/limits/guard.rs): the same pacing, the same invalid-request limit and ban pause, and
 //! the answer counted the same way. A notice is small and not spooled: it is tried a few times
 //! (rate limits and transient failures), then given up and logged; a dead answer is never
 //! retried, so a notice cannot hammer a webhook that has just died.
 
 use crate::backoff::backoff;
 use crate::config::SinkConfig;
+use crate::discord::limits::{Gate, Guard, Route, Who};
 use crate::discord::{HttpSink, Outcome, Sink};
-use crate::dispatch::guard::{Gate, Guard, Who};
 use crate::stop::Stop;
 use std::sync::Arc;
 use tokio::time::{sleep_until, Instant};
 
-/// The rate-limit routes, named as the delivery loops name them (src/dispatch.rs).
-const POST: &str = "post";
-const GET: &str = "get";
 const ATTEMPTS: u32 = 4;
 
 /// The sinks' rate-limit identity: the same key the delivery loops use.
@@ -25,14 +22,14 @@ pub fn resource(s: &SinkConfig) -> String {
 /// Waits until the guard admits `who`; false when stopped meanwhile.
 async fn gate(guard: &Guard, who: &Who, sink: &Arc<HttpSink>, stop: &Stop) -> bool {
     loop {
-        let until = match guard.admit(who, POST, Instant::now()) {
+        let until = match guard.admit(who, Route::Post, Instant::now()) {
             Gate::Go => return true,
             Gate::Wait { until, .. } => until,
             Gate::ProbeBan => {
                 // This caller was chosen to ask whether the ban is over: ask, as a loop would.
                 let s = sink.clone();
                 if let Ok(reply) = tokio::task::spawn_blocking(move || s.probe()).await {
-                    guard.observe(who, GET, &reply, Instant::now());
+                    guard.observe(who, Route::Get, &reply, Instant::now());
                 }
                 continue;
             }
@@ -66,11 +63,7 @@ pub async fn post(
     stop: &Stop,
 ) -> Result<(), String> {
     let sink = Arc::new(HttpSink::new(config.clone()));
-    let who = Who {
-        sink: config.name.clone(),
-        resource: sink.resource(),
-        global: sink.global_scope(),
-    };
+    let who = Who::of(sink.as_ref());
     let nonce = format!("mbn{:x}", fastrand::u64(..));
     let mut last = String::from("not sent");
     for attempt in 1..=ATTEMPTS {
@@ -81,7 +74,7 @@ pub async fn post(
         let Ok(reply) = tokio::task::spawn_blocking(move || s.post(&b, &n, None)).await else {
             return Err("worker failed".into());
         };
-        guard.observe(&who, POST, &reply, Instant::now());
+        guard.observe(&who, Route::Post, &reply, Instant::now());
         crate::metrics::observe(&config.name, &reply.outcome, 0);
         let wait = match reply.outcome {
             Outcome::Delivered { .. } => return Ok(()),

@@ -10,38 +10,14 @@ use super::ledger::{Kind, Ledger, Notice, Rules};
 use super::{daily, observe, pending, post, render, store, Trouble};
 use crate::config::{Config, SinkConfig};
 use crate::control::SpoolSlot;
-use crate::dispatch::guard::Guard;
-use crate::health::{Event, Health, SinkState};
+use crate::discord::limits::Guard;
+use crate::health::{Event, Health, LastNotice, NoticeReport, SinkState};
 use crate::stop::Stop;
-use serde::Serialize;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 use tokio::sync::watch;
-
-/// What `status` shows of the notices: the last one and the counts since start.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Report {
-    pub last: Option<LastNotice>,
-    /// Notices acknowledged by Discord, one per channel.
-    pub sent: u64,
-    /// Notices given up on, one per channel.
-    pub failed: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct LastNotice {
-    /// Unix seconds.
-    pub at: i64,
-    /// trouble, reminder, resolved or daily.
-    pub kind: String,
-    pub title: String,
-    /// The sinks that acknowledged it.
-    pub delivered_to: Vec<String>,
-    /// The sinks that did not, with the reason.
-    pub failed: Vec<String>,
-}
 
 /// One notice ready to go.
 struct Outgoing {
@@ -227,7 +203,7 @@ async fn send_all(
     events: UnboundedSender<Event>,
     stop: Stop,
 ) {
-    let mut report = Report::default();
+    let mut report = NoticeReport::default();
     while let Some(o) = rx.recv().await {
         let title = o.body["embeds"][0]["title"]
             .as_str()

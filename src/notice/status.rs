@@ -117,12 +117,12 @@ pub fn metrics(out: &mut String, h: &Health) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notice::run::{LastNotice, Report};
+    use crate::health::{LastNotice, NoticeReport};
 
     #[test]
     fn status_shows_the_last_notice_and_heartbeat_and_the_metrics_count_them() {
         let mut h = Health {
-            notices: Some(Report {
+            notices: Some(NoticeReport {
                 last: Some(LastNotice {
                     at: 0,
                     kind: "trouble".into(),
@@ -135,7 +135,7 @@ mod tests {
             }),
             ..Health::default()
         };
-        h.heartbeat = Some(crate::heartbeat::Report {
+        h.heartbeat = Some(crate::health::HeartbeatReport {
             last_at: Some(60),
             reported_healthy: Some(false),
             failures: 2,

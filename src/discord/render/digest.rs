@@ -13,7 +13,7 @@ use serde_json::json;
 /// One mail's line in a digest, at most this long.
 const LINE: usize = 300;
 /// Mails per audit message: one line each.
-pub const AUDIT_LINES: usize = 10;
+pub(crate) const AUDIT_LINES: usize = 10;
 
 fn clock(unix: i64) -> String {
     chrono::DateTime::from_timestamp(unix, 0)
@@ -30,7 +30,7 @@ fn line(item: &Item) -> String {
 }
 
 /// As many of `items` (one bucket, oldest first) as fit in one digest message; at least one.
-pub fn render_digest(bucket: Option<&Bucket>, items: &[Item]) -> Message {
+pub(crate) fn render_digest(bucket: Option<&Bucket>, items: &[Item]) -> Message {
     let severity = bucket.map_or(Severity::P3, |b| b.severity);
     let name = bucket.map_or_else(
         || items.first().map_or("", |i| i.bucket.as_str()).to_string(),
@@ -96,7 +96,7 @@ fn delivered_to(item: &Item) -> String {
 }
 
 /// Up to [`AUDIT_LINES`] of `items` as one plain message, one line per mail; never pings.
-pub fn render_audit(items: &[Item]) -> Message {
+pub(crate) fn render_audit(items: &[Item]) -> Message {
     let mut content = String::new();
     let mut ids = Vec::new();
     for item in items.iter().take(AUDIT_LINES) {

@@ -9,13 +9,13 @@ use crate::spool::Item;
 use serde_json::{json, Value};
 
 /// The placeholders a `thread_name` may use.
-pub const PLACEHOLDERS: &[&str] = &["{subject}", "{from}", "{bucket}", "{account}"];
+pub(crate) const PLACEHOLDERS: &[&str] = &["{subject}", "{from}", "{bucket}", "{account}"];
 
 /// Discord's limit for a thread's name.
 const NAME: usize = 100;
 
 /// Why a template cannot name posts, for the config's error; `None` when it can.
-pub fn invalid(template: &str) -> Option<String> {
+pub(crate) fn invalid(template: &str) -> Option<String> {
     if template.trim().is_empty() {
         return Some("must not be empty".into());
     }
@@ -23,7 +23,7 @@ pub fn invalid(template: &str) -> Option<String> {
 }
 
 /// The name of the post for `item`.
-pub fn thread_name(template: &str, item: &Item) -> String {
+pub(crate) fn thread_name(template: &str, item: &Item) -> String {
     let filled = template
         .replace("{subject}", &item.subject)
         .replace("{from}", &item.from)
@@ -45,7 +45,7 @@ pub fn thread_name(template: &str, item: &Item) -> String {
 /// Makes `body` fit a forum sink (its `thread_name` template): a new post named after `first`
 /// with the bucket's tags, or — when the bucket names a thread — a reply there, whose id is
 /// returned for the request's address.
-pub fn address(
+pub(crate) fn address(
     body: &mut Value,
     template: &str,
     bucket: Option<&Bucket>,

@@ -10,13 +10,13 @@ use crate::spool::Item;
 use crate::text::percent_encode as encode;
 
 /// The placeholders a template may use.
-pub const PLACEHOLDERS: &[&str] = &["{message_id}", "{uid}", "{folder}", "{account}"];
+pub(crate) const PLACEHOLDERS: &[&str] = &["{message_id}", "{uid}", "{folder}", "{account}"];
 
 /// Discord refuses an embed URL longer than this (a 400 for the whole message).
 const MAX_URL: usize = 2048;
 
 /// Why a template cannot be used, for the config's error; `None` when it can.
-pub fn invalid(template: &str) -> Option<String> {
+pub(crate) fn invalid(template: &str) -> Option<String> {
     if !(template.starts_with("https://") || template.starts_with("http://")) {
         return Some("must start with https:// (or http://)".into());
     }
@@ -25,7 +25,7 @@ pub fn invalid(template: &str) -> Option<String> {
 
 /// The link for `item`, or `None` when the template needs a Message-ID the mail lacks or the
 /// result would be too long for Discord.
-pub fn url(template: &str, item: &Item) -> Option<String> {
+pub(crate) fn url(template: &str, item: &Item) -> Option<String> {
     let message_id = match &item.message_id {
         Some(id) if !id.is_empty() => encode(id),
         _ if template.contains("{message_id}") => return None,

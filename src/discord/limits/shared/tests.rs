@@ -1,6 +1,6 @@
 use super::*;
+use crate::discord::limits::{Gate, Guard, Route::Post, Who};
 use crate::discord::{Outcome, Pace, Reply, Scope};
-use crate::dispatch::guard::{Gate, Guard, Who};
 
 #[tokio::test(start_paused = true)]
 async fn after_one_shared_429_each_window_takes_the_limit_then_waits() {
@@ -150,10 +150,10 @@ async fn the_limit_learned_through_one_webhook_holds_for_every_webhook_of_its_ch
     };
     for i in 0..30 {
         let w = if i % 2 == 0 { &a } else { &b };
-        assert_eq!(guard.admit(w, "POST", ms(i * 10)), Gate::Go);
-        guard.observe(w, "POST", &ok(), ms(i * 10 + 5));
+        assert_eq!(guard.admit(w, Post, ms(i * 10)), Gate::Go);
+        guard.observe(w, Post, &ok(), ms(i * 10 + 5));
     }
-    assert_eq!(guard.admit(&a, "POST", ms(300)), Gate::Go);
+    assert_eq!(guard.admit(&a, Post, ms(300)), Gate::Go);
     let refused = answer(
         429,
         Outcome::RateLimited {
@@ -161,17 +161,17 @@ async fn the_limit_learned_through_one_webhook_holds_for_every_webhook_of_its_ch
             scope: Scope::Shared,
         },
     );
-    guard.observe(&a, "POST", &refused, ms(305));
+    guard.observe(&a, Post, &refused, ms(305));
     // The next window (3 s and the margin after the first): 15 through each webhook fill it;
     // the next of either waits.
     for i in 0..30 {
         let w = if i % 2 == 0 { &a } else { &b };
-        assert_eq!(guard.admit(w, "POST", ms(3100 + i * 10)), Gate::Go);
-        guard.observe(w, "POST", &ok(), ms(3105 + i * 10));
+        assert_eq!(guard.admit(w, Post, ms(3100 + i * 10)), Gate::Go);
+        guard.observe(w, Post, &ok(), ms(3105 + i * 10));
     }
     for w in [&a, &b] {
         assert!(
-            matches!(guard.admit(w, "POST", ms(3500)), Gate::Wait { .. }),
+            matches!(guard.admit(w, Post, ms(3500)), Gate::Wait { .. }),
             "{} waits for the channel's window",
             w.sink
         );

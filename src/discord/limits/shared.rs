@@ -49,13 +49,13 @@ fn margin(window: Duration) -> Duration {
 
 /// Learned shared limits per channel (or per webhook until its channel is known).
 #[derive(Debug, Default)]
-pub struct SharedLimits {
+pub(super) struct SharedLimits {
     by: HashMap<String, Learned>,
 }
 
 impl SharedLimits {
     /// When a message to `key` may go, if not now.
-    pub fn wait(&mut self, key: &str, now: Instant) -> Option<Instant> {
+    pub(super) fn wait(&mut self, key: &str, now: Instant) -> Option<Instant> {
         let l = self.by.get_mut(key)?;
         if l.learned_at.is_some_and(|t| now >= t + MAX_WINDOW) {
             l.rules.clear();
@@ -84,19 +84,19 @@ impl SharedLimits {
     }
 
     /// A message to `key` was admitted: it counts until its answer comes.
-    pub fn admitted(&mut self, key: &str) {
+    pub(super) fn admitted(&mut self, key: &str) {
         self.by.entry(key.to_string()).or_default().in_flight += 1;
     }
 
     /// The answer to a message admitted for `key` came (whatever it said).
-    pub fn answered(&mut self, key: &str) {
+    pub(super) fn answered(&mut self, key: &str) {
         if let Some(l) = self.by.get_mut(key) {
             l.in_flight = l.in_flight.saturating_sub(1);
         }
     }
 
     /// The messages admitted for `from` (a webhook) go to `to` (its channel), now known.
-    pub fn rename(&mut self, from: &str, to: &str) {
+    pub(super) fn rename(&mut self, from: &str, to: &str) {
         if let Some(old) = self.by.remove(from) {
             let new = self.by.entry(to.to_string()).or_default();
             new.in_flight += old.in_flight;
@@ -110,7 +110,7 @@ impl SharedLimits {
     }
 
     /// A message to `key` was accepted at `now`.
-    pub fn sent(&mut self, key: &str, now: Instant) {
+    pub(super) fn sent(&mut self, key: &str, now: Instant) {
         let l = self.by.entry(key.to_string()).or_default();
         if l.accepted.back().is_none_or(|t| now >= *t + MAX_WINDOW) {
             l.chain_from = Some(now);
@@ -124,7 +124,7 @@ impl SharedLimits {
     }
 
     /// A `shared` 429 for `key` at `now`: learn the rules.
-    pub fn limited(&mut self, key: &str, now: Instant, retry_after: Duration) {
+    pub(super) fn limited(&mut self, key: &str, now: Instant, retry_after: Duration) {
         let l = self.by.entry(key.to_string()).or_default();
         let end = now + retry_after;
         let from = l.chain_from.unwrap_or(now);
