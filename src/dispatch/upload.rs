@@ -65,11 +65,7 @@ impl Dispatcher {
                     self.sink.name(),
                     item.id
                 );
-                notes.extend(
-                    wanted
-                        .iter()
-                        .map(|a| format!("{} (not fetched: {why})", a.name)),
-                );
+                notes.extend(wanted.iter().map(|a| not_fetched(&a.name, &why)));
             }
             Ok(results) => {
                 for (a, r) in wanted.iter().zip(results) {
@@ -79,17 +75,19 @@ impl Dispatcher {
                             mime: a.mime.clone(),
                             data,
                         }),
-                        Err(why) => notes.push(format!(
-                            "{} (not fetched: {})",
-                            escape(&a.name),
-                            escape(&why)
-                        )),
+                        Err(why) => notes.push(not_fetched(&a.name, &why)),
                     }
                 }
             }
         }
         files
     }
+}
+
+/// The note for a file that could not be fetched: its name comes from the mail, so it is
+/// escaped like all mail text (and the reason with it, which may quote the server).
+fn not_fetched(name: &str, why: &str) -> String {
+    format!("{} (not fetched: {})", escape(name), escape(why))
 }
 
 /// The attachments that fit in `max` bytes together, in order, and a note for each that does
@@ -123,4 +121,18 @@ pub(super) fn say(message: &mut Message, line: &str) {
     let room = MAX_CONTENT.saturating_sub(content.chars().count());
     let line = crate::text::ellipsize(&line, room);
     message.body["content"] = serde_json::json!(format!("{content}{line}"));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::not_fetched;
+
+    #[test]
+    fn a_file_that_could_not_be_fetched_is_named_inertly() {
+        let note = not_fetched("@everyone **win**.pdf", "server said [x](https://evil)");
+        assert!(!note.contains("@everyone"), "{note}");
+        assert!(!note.contains("**win**"), "{note}");
+        assert!(!note.contains("[x](https"), "{note}");
+        assert!(note.contains("not fetched"), "{note}");
+    }
 }
