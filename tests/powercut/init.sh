@@ -8,6 +8,7 @@
 #   @@ boot N            the disk is mounted (N counts boots on this disk)
 #   @@ start             the daemon is being started (sled opens, recovers, snapshots)
 #   @@ exited rc=N       the daemon ended by itself: a boot that needed something
+#   @@ peak N kB         (final) the daemon's peak RSS (VmHWM) once MAILS are delivered
 #   @@ stopped rc=N      (final) the daemon delivered MAILS and was stopped with SIGTERM
 #   @@ dump JSON         (final) one `spool dump` line
 #   @@ done              (final) nothing more will come
@@ -54,6 +55,7 @@ if [ "$(arg mode)" = final ]; then
         sum() { sed -n "s/.*\"$1\": \([0-9]*\).*/\1/p" /tmp/status | awk '{s+=$1} END {print s+0}'; }
         [ "$(sum pending)" -eq 0 ] && [ "$(sum delivered)" -ge "$(arg expect)" ] && break
     done
+    say "peak $(sed -n 's/^VmHWM:[[:space:]]*//p' /proc/$daemon/status)"
     kill -TERM $daemon
     wait $daemon
     say "stopped rc=$?"
