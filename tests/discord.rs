@@ -2,12 +2,10 @@
 //! asserts what a user would notice: where a message lands and how often, what `status` and the
 //! LED say, and how hard a broken destination is hit.
 
-mod common;
-
-use common::config::{config, Config};
-use common::daemon::{blinks, mail, wait_until, Daemon};
-use common::dovecot::{Dovecot, PASSWORD};
-use common::fake_discord::{Behaviour, FakeDiscord, Options, Request};
+use crate::common::config::{config, Config};
+use crate::common::daemon::{blinks, mail, wait_until, Daemon};
+use crate::common::dovecot::{Dovecot, PASSWORD};
+use crate::common::fake_discord::{Behaviour, FakeDiscord, Options, Request};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
@@ -531,7 +529,7 @@ fn at_the_invalid_request_limit_every_sink_pauses_and_says_so() {
         daemon.log_text().contains("every sink pauses"),
         "the log says so"
     );
-    let human = common::daemon::cli(&daemon.config, &["status"]);
+    let human = crate::common::daemon::cli(&daemon.config, &["status"]);
     let text = String::from_utf8_lossy(&human.stdout);
     assert!(text.contains("3 invalid requests"), "{text}");
 }

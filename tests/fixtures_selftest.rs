@@ -1,9 +1,7 @@
-mod common;
-
 // Proves the test fixtures work: a real Dovecot on loopback and the fake Discord API.
 
-use common::dovecot::Dovecot;
-use common::fake_discord::{Behaviour, FakeDiscord};
+use crate::common::dovecot::Dovecot;
+use crate::common::fake_discord::{Behaviour, FakeDiscord};
 use serde_json::{json, Value};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;

@@ -7,13 +7,11 @@
 //! a payload, nothing from a mail can ping or format, and a mail that reads badly lands in the
 //! fallback bucket with whatever could be read.
 
-mod common;
-
-use common::config::Config;
-use common::corpus::{b64, corpus, mail_dated};
-use common::daemon::temp_dir;
-use common::dovecot::Dovecot;
-use common::fake_discord::{Behaviour, FakeDiscord, Request};
+use crate::common::config::Config;
+use crate::common::corpus::{b64, corpus, mail_dated};
+use crate::common::daemon::temp_dir;
+use crate::common::dovecot::Dovecot;
+use crate::common::fake_discord::{Behaviour, FakeDiscord, Request};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;

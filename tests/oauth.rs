@@ -6,14 +6,12 @@
 //! token, and a revoked grant (announced in chat with the command that fixes it). No token ever
 //! shows in a log, a status, an error or a notice.
 
-mod common;
-
-use common::config::Config;
-use common::daemon::{cli, send, temp_dir, wait_until, BIN};
-use common::dovecot::Dovecot;
-use common::fake_discord::{Behaviour, FakeDiscord};
-use common::fake_oauth::FakeOAuth;
-use common::notices::{description, notices_to, title};
+use crate::common::config::Config;
+use crate::common::daemon::{cli, send, temp_dir, wait_until, BIN};
+use crate::common::dovecot::Dovecot;
+use crate::common::fake_discord::{Behaviour, FakeDiscord};
+use crate::common::fake_oauth::FakeOAuth;
+use crate::common::notices::{description, notices_to, title};
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -413,7 +411,7 @@ fn browser_login_with_pkce_finishes_by_redirect_or_by_a_pasted_address() {
     std::fs::write(&secret, "CLIENT-SECRET-9\n").expect("secret");
     let keys = format!(
         "client_id = \"{}\"\nclient_secret_file = \"{}\"\nauthorize_url = \"{}\"\ntoken_url = \"{}\"\nscopes = [\"imap\"]\nredirect_port = {}\n",
-        common::fake_oauth::CLIENT_ID,
+        crate::common::fake_oauth::CLIENT_ID,
         secret.display(),
         oauth.url("/authorize"),
         oauth.url("/token"),
@@ -462,7 +460,7 @@ fn browser_login_with_pkce_finishes_by_redirect_or_by_a_pasted_address() {
 /// `auth_failed`; it waits as asked and logs in.
 #[test]
 fn a_throttled_oauth_login_waits_and_renews_nothing() {
-    use common::scripted_imap::{Quirks, ScriptedImap};
+    use crate::common::scripted_imap::{Quirks, ScriptedImap};
     let oauth = FakeOAuth::start(Duration::from_secs(3600));
     let server = ScriptedImap::start(Quirks {
         xoauth2: true,
@@ -488,7 +486,7 @@ fn a_throttled_oauth_login_waits_and_renews_nothing() {
         server.port,
         oauth.device_keys()
     );
-    let daemon = common::daemon::Daemon::start(&dir, &config);
+    let daemon = crate::common::daemon::Daemon::start(&dir, &config);
     let mut states = std::collections::BTreeSet::new();
     wait_until(
         Duration::from_secs(30),

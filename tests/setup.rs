@@ -5,12 +5,10 @@
 //! `--yes`, setup keeps what it does not ask about; a scripted run missing an answer names the
 //! flag and writes nothing.
 
-mod common;
-
-use common::daemon::{temp_dir, wait_until, Daemon, BIN};
-use common::dovecot::{Dovecot, PASSWORD};
-use common::fake_discord::{Behaviour, FakeDiscord};
-use common::fake_oauth::FakeOAuth;
+use crate::common::daemon::{temp_dir, wait_until, Daemon, BIN};
+use crate::common::dovecot::{Dovecot, PASSWORD};
+use crate::common::fake_discord::{Behaviour, FakeDiscord};
+use crate::common::fake_oauth::FakeOAuth;
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -265,11 +263,11 @@ fn setup_answered_at_a_terminal_gives_a_daemon_that_delivers_the_next_mail() {
 
     // The daemon on that config: a VIP's mail reaches the channel.
     let daemon = Daemon::start(&dir, &text);
-    common::config::wait_watching(&daemon);
+    crate::common::config::wait_watching(&daemon);
     dovecot.deliver(
         "alice",
         "INBOX",
-        &common::daemon::mail(
+        &crate::common::daemon::mail(
             "Boss <boss@example.com>",
             "Board meeting moved",
             "At 3.",
@@ -286,7 +284,7 @@ fn setup_answered_at_a_terminal_gives_a_daemon_that_delivers_the_next_mail() {
                 .any(|t| t.contains("Board meeting moved"))
         },
     );
-    let dumped = common::daemon::dump(&config);
+    let dumped = crate::common::daemon::dump(&config);
     assert!(
         dumped.iter().any(|r| r["bucket"] == "vip"),
         "the mail went to the vip bucket: {dumped:?}"
@@ -494,7 +492,7 @@ fn setup_signs_an_oauth_account_in_and_the_daemon_delivers_with_the_grant() {
     let path = |name: &str| dir.join(name).to_str().expect("utf-8").to_string();
     let mut child = scripted_setup(&dir, &dovecot)
         .args(["--username", "alice", "--auth", "oauth2"])
-        .args(["--client-id", common::fake_oauth::CLIENT_ID])
+        .args(["--client-id", crate::common::fake_oauth::CLIENT_ID])
         .args(["--oauth-device-url", &oauth.url("/devicecode")])
         .args(["--oauth-token-url", &oauth.url("/token")])
         .args(["--oauth-scopes", "offline_access, imap"])
@@ -553,11 +551,11 @@ fn setup_signs_an_oauth_account_in_and_the_daemon_delivers_with_the_grant() {
     assert_eq!(mode(&grant), 0o600, "the grant is private");
 
     let daemon = Daemon::start(&dir, &text);
-    common::config::wait_watching(&daemon);
+    crate::common::config::wait_watching(&daemon);
     dovecot.deliver(
         "alice",
         "INBOX",
-        &common::daemon::mail(
+        &crate::common::daemon::mail(
             "Ann <ann@example.com>",
             "Signed in by setup",
             "Hi.",

@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! The hostile mail corpus: bad encodings, missing and 8-bit headers, NUL bytes, a 10 MB
 //! attachment, 50 nested multiparts, a 4,000-character subject, a 1 MB header line, mention and
 //! markdown injection, bidi overrides, zero-width characters, invalid UTF-8, … Generated here,

@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! A faithful fake of Discord's webhook and bot HTTP API on 127.0.0.1:0, as Discord's API
 //! documentation describes it.
 //!
@@ -353,19 +352,6 @@ impl FakeDiscord {
             .find(|h| h.token == token)
             .map(|h| h.channel_id.clone())
             .unwrap_or_else(|| panic!("fake discord: no webhook with token {token:?}"))
-    }
-
-    /// Changes the behaviour of a bot channel (resets Flaky/RateLimited state).
-    pub fn set_channel_behaviour(&self, id: &str, b: Behaviour) {
-        let mut st = lock(&self.state);
-        let c = st
-            .channels
-            .iter_mut()
-            .find(|c| c.id == id)
-            .unwrap_or_else(|| panic!("fake discord: no channel {id:?}"));
-        c.behaviour = b;
-        c.flaky_count = 0;
-        c.rate_limited_until = None;
     }
 
     /// Every message created in this channel (or thread), in order.
