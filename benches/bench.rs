@@ -30,10 +30,13 @@ mod daemon;
 mod device;
 #[path = "../tests/common/dispatcher.rs"]
 mod dispatcher;
+// The tests' fixtures, of which the benchmarks use a part.
+#[allow(dead_code)]
 #[path = "../tests/common/dovecot.rs"]
 mod dovecot;
 mod drain;
 mod dump;
+#[allow(dead_code)]
 #[path = "../tests/common/fake_discord.rs"]
 mod fake_discord;
 mod imap;

@@ -7,12 +7,10 @@
 //! done a second time (a crash before it was recorded done) changes nothing, and one whose
 //! folder was re-created is refused.
 
-mod common;
-
-use common::config::Config;
-use common::daemon::{cli, mail, wait_until, Daemon};
-use common::dovecot::{Dovecot, PASSWORD};
-use common::fake_discord::{Behaviour, FakeDiscord};
+use crate::common::config::Config;
+use crate::common::daemon::{cli, mail, wait_until, Daemon};
+use crate::common::dovecot::{Dovecot, PASSWORD};
+use crate::common::fake_discord::{Behaviour, FakeDiscord};
 use mailbeacon::config::{Account, AfterDelivery};
 use mailbeacon::imap::action::{apply, Applied, Refused};
 use mailbeacon::spool::Action;

@@ -3,12 +3,10 @@
 //! stays; a spool at `spool_max_mb` stops ingestion (cursor unmoved, mail on the server, LED
 //! alarm) and resumes by itself once delivered mail can be pruned, losing nothing.
 
-mod common;
-
-use common::config::Config;
-use common::daemon::{mail, temp_dir, wait_until, Daemon};
-use common::dovecot::Dovecot;
-use common::fake_discord::{Behaviour, FakeDiscord};
+use crate::common::config::Config;
+use crate::common::daemon::{mail, temp_dir, wait_until, Daemon};
+use crate::common::dovecot::Dovecot;
+use crate::common::fake_discord::{Behaviour, FakeDiscord};
 use std::path::Path;
 use std::time::Duration;
 

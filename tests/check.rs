@@ -2,11 +2,9 @@
 //! warning for every file holding a secret that others can read (the config itself when a
 //! secret is inline, a password file), and exit 1 when a probe fails.
 
-mod common;
-
-use common::daemon::{cli, temp_dir};
-use common::dovecot::{Dovecot, PASSWORD};
-use common::fake_discord::{Behaviour, FakeDiscord};
+use crate::common::daemon::{cli, temp_dir};
+use crate::common::dovecot::{Dovecot, PASSWORD};
+use crate::common::fake_discord::{Behaviour, FakeDiscord};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 

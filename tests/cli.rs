@@ -2,12 +2,10 @@
 //! errors that name the file and key, no secret in any output, and the spool readable without
 //! a daemon.
 
-mod common;
-
-use common::config::Config;
-use common::daemon::{cli, mail, temp_dir, wait_until, Daemon, BIN};
-use common::dovecot::Dovecot;
-use common::fake_discord::{Behaviour, FakeDiscord};
+use crate::common::config::Config;
+use crate::common::daemon::{cli, mail, temp_dir, wait_until, Daemon, BIN};
+use crate::common::dovecot::Dovecot;
+use crate::common::fake_discord::{Behaviour, FakeDiscord};
 use std::process::Command;
 use std::time::Duration;
 

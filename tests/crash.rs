@@ -7,12 +7,10 @@
 //! A second test kills a process the instant `Spool::ingest` returned and checks that the
 //! items and the cursor survived: the cursor never runs ahead of what is on disk.
 
-mod common;
-
-use common::config::Config;
-use common::daemon::{mail, temp_dir, wait_until};
-use common::dovecot::Dovecot;
-use common::fake_discord::{Behaviour, FakeDiscord};
+use crate::common::config::Config;
+use crate::common::daemon::{mail, temp_dir, wait_until};
+use crate::common::dovecot::Dovecot;
+use crate::common::fake_discord::{Behaviour, FakeDiscord};
 use mailbeacon::mail::Summary;
 use mailbeacon::spool::{Cursor, NewItem, Spool};
 use std::io::BufRead;
@@ -210,7 +208,7 @@ fn ingest_is_on_disk_when_it_returns() {
         let mut child = Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "ingest_child",
+                "crash::ingest_child",
                 "--include-ignored",
                 "--nocapture",
                 "--test-threads=1",

@@ -2,9 +2,7 @@
 //! no live redraw): it must reach its summary with nothing lost and nobody pinged, and leave
 //! nothing behind — also when it is interrupted with Ctrl-C midway.
 
-mod common;
-
-use common::daemon::BIN;
+use crate::common::daemon::BIN;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};

@@ -3,12 +3,10 @@
 //! (how often it is asked again). A TCP stand-in in front of the fake Discord resets
 //! connections, or accepts them and never answers, or passes them through.
 
-mod common;
-
-use common::config::start_watching;
-use common::daemon::{send, wait_until, Daemon};
-use common::dovecot::Dovecot;
-use common::fake_discord::{Behaviour, FakeDiscord};
+use crate::common::config::start_watching;
+use crate::common::daemon::{send, wait_until, Daemon};
+use crate::common::dovecot::Dovecot;
+use crate::common::fake_discord::{Behaviour, FakeDiscord};
 use serde_json::Value;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};

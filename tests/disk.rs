@@ -6,12 +6,10 @@
 //! resumes by itself once the disk is writable again. Needs root (mount) and e2fsprogs (from
 //! .ci/install-deps); skipped loudly when mounting is impossible here.
 
-mod common;
-
-use common::config::Config;
-use common::daemon::{mail, temp_dir, wait_until, Daemon};
-use common::dovecot::Dovecot;
-use common::fake_discord::{Behaviour, FakeDiscord};
+use crate::common::config::Config;
+use crate::common::daemon::{mail, temp_dir, wait_until, Daemon};
+use crate::common::dovecot::Dovecot;
+use crate::common::fake_discord::{Behaviour, FakeDiscord};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;

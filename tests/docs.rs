@@ -1,12 +1,11 @@
 //! The README and docs/ say only what is true of this repository: every `mailbeacon` command
 //! they show uses a subcommand and flags the binary has (the commands themselves run in the
-//! tests named beside them: setup, login, check, status, spool, selftest); every
-//! `cargo test --test NAME` names a test that exists; every file of the repository they name
-//! exists; every link between them lands on a file and a heading that exist.
+//! tests named beside them: setup, login, check, status, spool, selftest); every test command
+//! they show, and every one in the comments of tests/, benches/ and .ci/, names a test target
+//! and a module of it that exist; every file of the repository they name exists; every link
+//! between them lands on a file and a heading that exist.
 
-mod common;
-
-use common::daemon::BIN;
+use crate::common::daemon::BIN;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -126,19 +125,128 @@ fn every_mailbeacon_command_shown_uses_real_subcommands_and_flags() {
     assert!(checked >= 10, "only {checked} commands found");
 }
 
+/// The `[[test]]` targets of Cargo.toml.
+fn test_targets() -> Vec<String> {
+    let text = std::fs::read_to_string(Path::new(ROOT).join("Cargo.toml")).expect("Cargo.toml");
+    let manifest: toml::Table = text.parse().expect("Cargo.toml parses");
+    let tests = manifest.get("test").and_then(|t| t.as_array());
+    tests
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.get("name")?.as_str().map(str::to_string))
+        .collect()
+}
+
+/// Each `cargo test … --test TARGET [FILTER] …` in `text` (in a ```sh block or in backticks,
+/// on one line), as its target and filter: the first word that is no flag, before `--`.
+fn test_commands(text: &str) -> Vec<(String, Option<String>)> {
+    let mut out = Vec::new();
+    for line in text.lines() {
+        for (at, _) in line.match_indices("cargo test ") {
+            let command = line[at..].split('`').next().unwrap_or_default();
+            let words: Vec<&str> = command.split_whitespace().skip(2).collect();
+            let mut target = None;
+            let mut filter = None;
+            let mut i = 0;
+            while i < words.len() && words[i] != "--" {
+                match words[i] {
+                    "--test" => {
+                        target = words.get(i + 1).map(|t| t.to_string());
+                        i += 1;
+                    }
+                    w if w.starts_with('-') => {}
+                    w => {
+                        filter.get_or_insert(w.to_string());
+                    }
+                }
+                i += 1;
+            }
+            if let Some(target) = target {
+                out.push((target, filter));
+            }
+        }
+    }
+    out
+}
+
+/// Whether `filter` names tests of the `integration` target: `watch::` (a module: a file under
+/// tests/, or a folder with mod.rs), `discord::bot::` (one within it), `powercut::x86` (the
+/// start of the name of a function or module in the last module's file).
+fn names_integration_tests(filter: &str) -> bool {
+    let parts: Vec<&str> = filter.split("::").collect();
+    let Some((last, modules)) = parts.split_last() else {
+        return false;
+    };
+    let mut dir = Path::new(ROOT).join("tests");
+    let mut file = None;
+    for module in modules {
+        let found = [
+            dir.join(format!("{module}.rs")),
+            dir.join(module).join("mod.rs"),
+        ]
+        .into_iter()
+        .find(|f| f.is_file());
+        let Some(found) = found else {
+            return false;
+        };
+        file = Some(found);
+        dir = dir.join(module);
+    }
+    let Some(text) = file.and_then(|f| std::fs::read_to_string(f).ok()) else {
+        return false; // no module named: a bare word matches tests anywhere
+    };
+    last.is_empty() || text.contains(&format!("fn {last}")) || text.contains(&format!("mod {last}"))
+}
+
+/// Every file under `dir` whose name ends with one of `extensions` (or has none, as .ci's
+/// scripts).
+fn files_under(dir: &Path, extensions: &[&str], out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            files_under(&path, extensions, out);
+        } else if path.extension().map_or(extensions.contains(&""), |e| {
+            extensions.iter().any(|x| e == *x)
+        }) {
+            out.push(path);
+        }
+    }
+}
+
 #[test]
 fn every_test_and_file_named_exists() {
     let root = Path::new(ROOT);
+    let targets = test_targets();
+    assert_eq!(targets, ["integration"], "the test targets of Cargo.toml");
     let mut missing = BTreeSet::new();
-    for (path, text) in documents() {
-        for line in shell_lines(&text) {
-            let words: Vec<&str> = line.split_whitespace().collect();
-            for w in words.windows(2) {
-                if w[0] == "--test" && !root.join(format!("tests/{}.rs", w[1])).exists() {
-                    missing.insert(format!("{}: cargo test --test {}", path.display(), w[1]));
-                }
+    let mut shown = documents();
+    let mut comments = Vec::new();
+    for dir in ["tests", "benches", ".ci"] {
+        files_under(&root.join(dir), &["rs", "sh", ""], &mut comments);
+    }
+    comments.retain(|f| !f.ends_with("tests/docs.rs"));
+    for file in comments {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        let relative = file.strip_prefix(root).unwrap_or(&file).to_path_buf();
+        shown.push((relative, text));
+    }
+    let mut commands = 0;
+    for (path, text) in &shown {
+        for (target, filter) in test_commands(text) {
+            commands += 1;
+            let known =
+                targets.contains(&target) && filter.as_deref().is_none_or(names_integration_tests);
+            if !known {
+                let filter = filter.unwrap_or_default();
+                missing.insert(format!(
+                    "{}: cargo test --test {target} {filter}",
+                    path.display()
+                ));
             }
         }
+    }
+    assert!(commands >= 5, "only {commands} test commands found");
+    for (path, text) in documents() {
         // `tests/x.rs`, `src/a/b.rs`, `.ci/run`, `board/…` written in backticks.
         for quoted in text.split('`').skip(1).step_by(2) {
             let is_path = ["src/", "tests/", ".ci/", "board/", "systemd/", "docs/"]

@@ -1,14 +1,13 @@
 //! `spool dump` streams: the CLI's and the daemon's peak memory stay bounded however many
 //! items the spool holds, both offline (the CLI reads the spool) and through the control
-//! socket (the daemon reads it, the CLI relays). `MAILBEACON_DUMP_ITEMS=1000000 cargo test
-//! --release --test dump_memory -- --nocapture` for the million-item figure; the default keeps
-//! CI quick. What is asserted: every item arrives, and the CLI relaying the daemon's stream
-//! holds nothing. The peaks of the offline CLI and of the daemon at half the dump and at its
-//! end are printed, not asserted: sled's own memory grows while an iterator walks the tree.
+//! socket (the daemon reads it, the CLI relays). For the million-item figure:
+//! `MAILBEACON_DUMP_ITEMS=1000000 cargo test --release --test integration dump_memory:: -- --nocapture`;
+//! the default keeps CI quick. What is asserted: every item arrives, and the CLI relaying the
+//! daemon's stream holds nothing. The peaks of the offline CLI and of the daemon at half the
+//! dump and at its end are printed, not asserted: sled's own memory grows while an iterator
+//! walks the tree.
 
-mod common;
-
-use common::daemon::{temp_dir, wait_until, Daemon, BIN};
+use crate::common::daemon::{temp_dir, wait_until, Daemon, BIN};
 use mailbeacon::config::Severity;
 use mailbeacon::mail::Summary;
 use mailbeacon::spool::{Cursor, NewItem, Spool};

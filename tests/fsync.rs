@@ -1,5 +1,5 @@
-//! The spool's durability points, seen at the syscall level: this test runs its own binary
-//! again under `strace -f -y -e trace=fsync,fdatasync,sync_file_range,write` as a spool
+//! The spool's durability points, seen at the syscall level: this test runs the test binary
+//! again (its `fsync::spool_exercise` alone) under `strace -f -y -e trace=fsync,fdatasync,sync_file_range,write` as a spool
 //! exercise (ingests of chunks of mail with their cursor, then recorded deliveries, each framed
 //! by a marker written to stderr). Each ingest and each record must reach an `fsync` or
 //! `fdatasync` of sled's `db` file on the same thread, after sled's last `sync_file_range`
@@ -124,7 +124,7 @@ fn every_ingest_and_record_ends_in_an_fsync_per_chunk() {
         .arg(std::env::current_exe().expect("test binary"))
         .args([
             "--exact",
-            "spool_exercise",
+            "fsync::spool_exercise",
             "--nocapture",
             "--test-threads=1",
         ])

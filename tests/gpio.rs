@@ -2,9 +2,7 @@
 //! message that names the chip and lists what was found, never a panic. (Machines running the
 //! tests have no `/dev/gpiochip*`, or none with this label.)
 
-mod common;
-
-use common::daemon::{cli, temp_dir};
+use crate::common::daemon::{cli, temp_dir};
 
 const LABEL: &str = "pinctrl-mailbeacon-test";
 

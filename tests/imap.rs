@@ -2,12 +2,10 @@
 //! anchor, an untrusted certificate (never a fallback to plaintext), a refused password — each
 //! reported as its own kind by `check --probe`, and by the daemon's health and LED.
 
-mod common;
-
-use common::config::Config;
-use common::daemon::{cli, wait_until};
-use common::dovecot::Dovecot;
-use common::fake_discord::{Behaviour, FakeDiscord};
+use crate::common::config::Config;
+use crate::common::daemon::{cli, wait_until};
+use crate::common::dovecot::Dovecot;
+use crate::common::fake_discord::{Behaviour, FakeDiscord};
 use std::time::Duration;
 
 /// `check --probe` on `config`: whether it passed, and what it said.

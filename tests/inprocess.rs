@@ -3,12 +3,10 @@
 //! goes dead, and a reload with the new URL delivers what was held; a stop ends `serve` with
 //! `Ok`, the LED dark and the control socket gone.
 
-mod common;
-
-use common::config::Config;
-use common::daemon::{cli, mail, temp_dir, wait_until};
-use common::dovecot::Dovecot;
-use common::fake_discord::{Behaviour, FakeDiscord};
+use crate::common::config::Config;
+use crate::common::daemon::{cli, mail, temp_dir, wait_until};
+use crate::common::dovecot::Dovecot;
+use crate::common::fake_discord::{Behaviour, FakeDiscord};
 use mailbeacon::daemon::{prepare, serve, Control};
 use serde_json::Value;
 use std::path::Path;

@@ -5,12 +5,10 @@
 //! link back to the mail built from an encoded Message-ID, and an HTML-only newsletter shown
 //! as its text.
 
-mod common;
-
-use common::config::Config;
-use common::daemon::{cli, mail, wait_until};
-use common::dovecot::Dovecot;
-use common::fake_discord::{Behaviour, FakeDiscord};
+use crate::common::config::Config;
+use crate::common::daemon::{cli, mail, wait_until};
+use crate::common::dovecot::Dovecot;
+use crate::common::fake_discord::{Behaviour, FakeDiscord};
 use std::time::Duration;
 
 fn deliver(dovecot: &Dovecot, subject: &str, id: &str) {
@@ -30,7 +28,7 @@ fn a_forum_webhook_needs_forum_true_then_each_mail_is_a_tagged_post_or_a_thread_
     discord.make_forum(&forum);
 
     // Not set up for a forum: Discord refuses (220001), the sink is dead and says what to set.
-    let dir = common::daemon::temp_dir("forum");
+    let dir = crate::common::daemon::temp_dir("forum");
     let thread = discord.thread(&forum);
     let sink = |extra: &str| {
         format!("[[sink]]\nname = \"alerts\"\nkind = \"webhook\"\nurl = \"{url}\"\n{extra}")

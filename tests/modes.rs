@@ -3,12 +3,10 @@
 //! a hold bucket only spools, a dead sink's bucket fails over to its fallback, and an audit sink
 //! mirrors every delivery in one line.
 
-mod common;
-
-use common::config::start_watching;
-use common::daemon::{cli, send, wait_until, Daemon};
-use common::dovecot::Dovecot;
-use common::fake_discord::{Behaviour, FakeDiscord};
+use crate::common::config::start_watching;
+use crate::common::daemon::{cli, send, wait_until, Daemon};
+use crate::common::dovecot::Dovecot;
+use crate::common::fake_discord::{Behaviour, FakeDiscord};
 use serde_json::Value;
 use std::time::Duration;
 

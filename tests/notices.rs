@@ -14,13 +14,11 @@
 //! Durations are made short by config (`notify_after = "2s"`); no test asserts a tight upper
 //! bound on time.
 
-mod common;
-
-use common::config::Config;
-use common::daemon::{send, temp_dir, wait_until};
-use common::dovecot::Dovecot;
-use common::fake_discord::{Behaviour, FakeDiscord};
-use common::notices::{all_notices, closed_port, description, notices_to, title, Monitor};
+use crate::common::config::Config;
+use crate::common::daemon::{send, temp_dir, wait_until};
+use crate::common::dovecot::Dovecot;
+use crate::common::fake_discord::{Behaviour, FakeDiscord};
+use crate::common::notices::{all_notices, closed_port, description, notices_to, title, Monitor};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -226,7 +224,14 @@ fn a_refused_login_is_announced_with_its_remedy_and_the_heartbeat_reports_it_unt
     );
 
     // The operator fixes the password and reloads.
-    imap_config(&dir, &dovecot, &alerts, common::dovecot::PASSWORD, &hb).write();
+    imap_config(
+        &dir,
+        &dovecot,
+        &alerts,
+        crate::common::dovecot::PASSWORD,
+        &hb,
+    )
+    .write();
     daemon.signal(libc::SIGHUP);
     wait_until(Duration::from_secs(30), "the recovery told", || {
         notices_to(&discord, "alertsTOKEN").len() >= 2

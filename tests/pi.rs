@@ -7,16 +7,15 @@
 //! Emulated CPUs are slow and noisy: patterns are judged by shape and rough rate (a 4 Hz blink
 //! is neither a 1 Hz one nor a 2 s heartbeat), never to the millisecond.
 //!
-//! Skipped, loudly, only when QEMU cannot start at all. Locally: `cargo test --test pi --
-//! --nocapture` (as root: `.ci/pi-vm` installs QEMU and downloads the kernel once into
-//! target/pi-vm/).
+//! Skipped, loudly, only when QEMU cannot start at all. Locally (as root: `.ci/pi-vm`
+//! installs QEMU and downloads the kernel once into target/pi-vm/):
+//! `cargo test --test integration pi:: -- --nocapture`.
 
-#[path = "pi/gpio_watch.rs"]
+// Its `main` runs on the emulated Pi (compiled there by tests/pi/vm.rs); here only its parsers,
+// which trace.rs tests.
 #[allow(dead_code)]
 mod gpio_watch;
-#[path = "pi/trace.rs"]
 mod trace;
-#[path = "pi/vm.rs"]
 mod vm;
 
 use mailbeacon::config::Severity;
@@ -66,6 +65,7 @@ fn write_spool(state_dir: &Path) {
 
 #[test]
 fn led_and_buzzer_on_an_emulated_pi_3b() {
+    let _one = crate::common::vm::one_at_a_time();
     let start = Instant::now();
     let parts = match vm::parts() {
         Ok(p) => p,

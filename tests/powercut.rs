@@ -16,18 +16,15 @@
 //!
 //! `MAILBEACON_CUTS` sets the number of cuts on the x86 VM (10), `MAILBEACON_PI_CUTS` on the
 //! Pi (3). The soak, which prints the figures on its last line:
-//! `MAILBEACON_CUTS=200 cargo test --test powercut x86 -- --nocapture`.
+//! `MAILBEACON_CUTS=200 cargo test --test integration powercut::x86 -- --nocapture`.
 
-mod common;
-#[path = "powercut/vm.rs"]
 mod vm;
 
-use common::daemon::{mail, temp_dir};
-use common::dovecot::{Dovecot, PASSWORD};
-use common::fake_discord::{Behaviour, FakeDiscord};
+use crate::common::daemon::{mail, temp_dir};
+use crate::common::dovecot::{Dovecot, PASSWORD};
+use crate::common::fake_discord::{Behaviour, FakeDiscord};
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "cutTOKEN";
@@ -82,9 +79,6 @@ fn trouble(console: &str) -> Option<String> {
     bad.map(str::to_string)
 }
 
-/// One VM at a time: both are TCG guests on a machine of 2 cores.
-static ONE_VM: Mutex<()> = Mutex::new(());
-
 fn cuts(var: &str, default: usize) -> usize {
     std::env::var(var)
         .ok()
@@ -94,7 +88,7 @@ fn cuts(var: &str, default: usize) -> usize {
 
 #[test]
 fn x86_power_cuts_while_mail_arrives_lose_nothing() {
-    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = crate::common::vm::one_at_a_time();
     let started = Instant::now();
     let parts = vm::parts();
     let (mailbeacon, relay) = vm::build();
@@ -110,7 +104,7 @@ fn x86_power_cuts_while_mail_arrives_lose_nothing() {
 
 #[test]
 fn pi_3b_power_cuts_with_the_spool_on_its_sd_card_lose_nothing() {
-    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = crate::common::vm::one_at_a_time();
     let started = Instant::now();
     let parts = vm::pi_parts();
     let (mailbeacon, relay) = vm::build_pi();

@@ -3,9 +3,7 @@
 //! the table, the Microsoft and Google examples load as written, and keys written in the
 //! config win over the preset.
 
-mod common;
-
-use common::daemon::{cli, temp_dir};
+use crate::common::daemon::{cli, temp_dir};
 use std::path::{Path, PathBuf};
 
 const DOC: &str = include_str!("../docs/configuration.md");

@@ -6,11 +6,9 @@
 //! unsolicited `FETCH` during IDLE wakes nothing; `ID` is sent when offered; a server that stops
 //! answering reads as a timeout in words, and as past once the account recovered.
 
-mod common;
-
-use common::daemon::{cli, mail, temp_dir, wait_until, Daemon};
-use common::fake_discord::{Behaviour, FakeDiscord};
-use common::scripted_imap::{Quirks, ScriptedImap};
+use crate::common::daemon::{cli, mail, temp_dir, wait_until, Daemon};
+use crate::common::fake_discord::{Behaviour, FakeDiscord};
+use crate::common::scripted_imap::{Quirks, ScriptedImap};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "quirksTOKEN";

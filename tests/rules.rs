@@ -2,12 +2,10 @@
 //! daemon on headers that are folded, RFC 2047-encoded or repeated, and the spool shows where
 //! each mail went.
 
-mod common;
-
-use common::config::Config;
-use common::daemon::{mail, temp_dir, wait_until};
-use common::dovecot::Dovecot;
-use common::fake_discord::{Behaviour, FakeDiscord};
+use crate::common::config::Config;
+use crate::common::daemon::{mail, temp_dir, wait_until};
+use crate::common::dovecot::Dovecot;
+use crate::common::fake_discord::{Behaviour, FakeDiscord};
 use std::collections::BTreeMap;
 use std::time::Duration;
 

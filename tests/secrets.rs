@@ -7,11 +7,9 @@
 //! and client secrets get the same search, and so does the heartbeat URL (a monitor that
 //! refuses every connection) while health notices are posted.
 
-mod common;
-
-use common::daemon::{mail, temp_dir, wait_until, Daemon, BIN};
-use common::dovecot::Dovecot;
-use common::fake_discord::{Behaviour, FakeDiscord};
+use crate::common::daemon::{mail, temp_dir, wait_until, Daemon, BIN};
+use crate::common::dovecot::Dovecot;
+use crate::common::fake_discord::{Behaviour, FakeDiscord};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -139,7 +137,7 @@ url = "http://127.0.0.1:{closed}/api/push/{hb}?status=up"
 style = "uptime-kuma"
 every = "1s"
 "#,
-        closed = common::notices::closed_port(),
+        closed = crate::common::notices::closed_port(),
         hb = url_encoded(HEARTBEAT),
         state = dir.join("state").display(),
         dir = dir.display(),
@@ -328,7 +326,7 @@ fn oauth_tokens_and_the_client_secret_never_show() {
     const REFRESH: &str = "RT-leak+Zq8/x=Lw3";
     const ACCESS: &str = "AT-leak+Pp4/k=Ty6";
     const CLIENT_SECRET: &str = "CS-leak+Hh2/r=Uu5";
-    let oauth = common::fake_oauth::FakeOAuth::start(Duration::from_secs(3600));
+    let oauth = crate::common::fake_oauth::FakeOAuth::start(Duration::from_secs(3600));
     let dovecot = Dovecot::start_oauth2(&oauth.url("/introspect"), "xoauth2 oauthbearer");
     let discord = FakeDiscord::start();
     let hook = discord.webhook("1", "okHookTok-Qm3vZ8", Behaviour::Ok);
@@ -342,7 +340,7 @@ fn oauth_tokens_and_the_client_secret_never_show() {
         format!(r#"{{"version":1,"refresh_token":"{REFRESH}","access_token":"{ACCESS}","expires_at":{far}}}"#),
     )
     .unwrap();
-    let text = common::config::Config::new(&dir, &dovecot)
+    let text = crate::common::config::Config::new(&dir, &dovecot)
         .without("password")
         .account(&format!(
             "auth = \"oauth2\"\n[account.oauth2]\n{}client_secret = \"{CLIENT_SECRET}\"",

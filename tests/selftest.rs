@@ -2,9 +2,7 @@
 //! the host binary. It passes in a writable directory and leaves nothing behind, and it fails
 //! (exit 1, a FAIL line) where no spool can be made.
 
-mod common;
-
-use common::daemon::{temp_dir, BIN};
+use crate::common::daemon::{temp_dir, BIN};
 use std::process::Command;
 
 fn selftest(dir: &std::path::Path) -> (Option<i32>, String, String) {

@@ -9,14 +9,12 @@
 //! tests/hostile.rs (no mail the server accepted is lost, none stops the daemon).
 //!
 //! Each test starts its own server, so cargo's test threads run them side by side.
-//! `cargo test --test servers` runs only these.
+//! `cargo test --test integration servers::` runs only these.
 
-mod common;
-
-use common::config::Config;
-use common::daemon::{cli, mail, temp_dir, wait_until, Daemon};
-use common::fake_discord::{Behaviour, FakeDiscord};
-use common::servers::{ImapServer, Kind};
+use crate::common::config::Config;
+use crate::common::daemon::{cli, mail, temp_dir, wait_until, Daemon};
+use crate::common::fake_discord::{Behaviour, FakeDiscord};
+use crate::common::servers::{ImapServer, Kind};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -233,7 +231,7 @@ fn hostile_corpus(kind: Kind) {
     let url = discord.webhook("1", "hostileTOKEN", Behaviour::Ok);
     let mut daemon = config("hostile", &server, &url, "poll_interval = \"300ms\"").start_watching();
 
-    let corpus = common::corpus::corpus();
+    let corpus = crate::common::corpus::corpus();
     let (stored, refused) = store_corpus(&server, &corpus);
     eprintln!(
         "{kind:?}: {} of {} corpus mails stored; refused at APPEND:\n  {}",

@@ -5,12 +5,8 @@
 //! notice: every mail delivered through both, and the channel refuses messages only while the
 //! limit is being learned — the first window — never once it is known, for either webhook.
 
-#[path = "common/dispatcher.rs"]
-mod dispatcher;
-#[path = "common/fake_discord.rs"]
-mod fake_discord;
-
-use fake_discord::{Behaviour, FakeDiscord, Options};
+use crate::common::dispatcher;
+use crate::common::fake_discord::{Behaviour, FakeDiscord, Options};
 use mailbeacon::dispatch::guard::Guard;
 use mailbeacon::mail::Summary;
 use mailbeacon::spool::{Cursor, NewItem, Spool, State};

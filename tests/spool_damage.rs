@@ -6,12 +6,10 @@
 //! bad record and show the rest, and `spool salvage` copies every readable item and cursor into
 //! a fresh spool, moves the damaged one aside, and the daemon then delivers what was pending.
 
-mod common;
-
-use common::config::Config;
-use common::daemon::{cli, temp_dir, wait_until, Daemon, BIN};
-use common::dovecot::Dovecot;
-use common::fake_discord::{Behaviour, FakeDiscord};
+use crate::common::config::Config;
+use crate::common::daemon::{cli, temp_dir, wait_until, Daemon, BIN};
+use crate::common::dovecot::Dovecot;
+use crate::common::fake_discord::{Behaviour, FakeDiscord};
 use mailbeacon::config::Severity;
 use mailbeacon::mail::Summary;
 use mailbeacon::spool::{Cursor, NewItem, Spool};

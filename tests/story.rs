@@ -6,13 +6,11 @@
 //! it where they are: the dead webhook is announced once in the working `#alerts` channel, and
 //! its end, with the mails it held, once more.
 
-mod common;
-
-use common::config::Config;
-use common::daemon::{blinks, cli, mail, temp_dir, wait_until};
-use common::dovecot::Dovecot;
-use common::fake_discord::{Behaviour, FakeDiscord};
-use common::notices::{description, mail_titles, notices_to, title};
+use crate::common::config::Config;
+use crate::common::daemon::{blinks, cli, mail, temp_dir, wait_until};
+use crate::common::dovecot::Dovecot;
+use crate::common::fake_discord::{Behaviour, FakeDiscord};
+use crate::common::notices::{description, mail_titles, notices_to, title};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -74,7 +72,7 @@ fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
     p
 }
 
-/// Narration for `cargo test --test story -- --nocapture`.
+/// Narration for `cargo test --test integration story:: -- --nocapture`.
 fn say(text: &str) {
     eprintln!("story: {text}");
 }
@@ -246,7 +244,7 @@ fn a_403_webhook_loses_nothing_and_is_seen_at_once() {
     assert!(discord
         .posts_to("noiseOLDTOKEN")
         .iter()
-        .all(|r| !common::notices::is_notice(r)));
+        .all(|r| !crate::common::notices::is_notice(r)));
     // The operator rotates the webhook URL and reloads.
     let noise_new = discord.webhook("201", "noiseNEWTOKEN", Behaviour::Ok);
     write(&dir, "noise.url", &format!("{noise_new}\n"));

@@ -5,12 +5,10 @@
 //! fingerprints, and `check --probe` shows the fingerprint OpenSSL computes — trusted or not —
 //! with a sentence saying what to do when it is refused.
 
-mod common;
-
-use common::config::Config;
-use common::daemon::{cli, send, wait_until};
-use common::dovecot::{Dovecot, PASSWORD};
-use common::fake_discord::{Behaviour, FakeDiscord};
+use crate::common::config::Config;
+use crate::common::daemon::{cli, send, wait_until};
+use crate::common::dovecot::{Dovecot, PASSWORD};
+use crate::common::fake_discord::{Behaviour, FakeDiscord};
 use std::path::Path;
 use std::time::Duration;
 

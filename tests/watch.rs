@@ -4,19 +4,17 @@
 //! accounts and folders each keep their own cursor, and a missing folder is named as such; the
 //! first run honours `start_at` and `backfill` and never marks mail as read.
 
-mod common;
-
-use common::config::Config;
-use common::daemon::{mail, wait_until, Daemon};
-use common::dovecot::Dovecot;
-use common::fake_discord::{Behaviour, FakeDiscord};
+use crate::common::config::Config;
+use crate::common::daemon::{mail, wait_until, Daemon};
+use crate::common::dovecot::Dovecot;
+use crate::common::fake_discord::{Behaviour, FakeDiscord};
 use serde_json::Value;
 use std::time::{Duration, Instant};
 
 /// One `[[account]]` on the test Dovecot with a short read timeout, so a server that goes
 /// away is noticed within seconds.
 fn account(dovecot: &Dovecot, name: &str, user: &str, extra: &str) -> String {
-    common::config::account(dovecot, name, user, &format!("timeout = \"5s\"\n{extra}"))
+    crate::common::config::account(dovecot, name, user, &format!("timeout = \"5s\"\n{extra}"))
 }
 
 /// The daemon watching `accounts`, every mail to one webhook.

@@ -4,12 +4,10 @@
 //! time, so no read ever times out — so systemd would restart it. A healthy daemon beside it
 //! keeps sending.
 
-mod common;
-
-use common::config::Config;
-use common::daemon::{temp_dir, Daemon};
-use common::dovecot::Dovecot;
-use common::fake_discord::{Behaviour, FakeDiscord};
+use crate::common::config::Config;
+use crate::common::daemon::{temp_dir, Daemon};
+use crate::common::dovecot::Dovecot;
+use crate::common::fake_discord::{Behaviour, FakeDiscord};
 use std::io::Write;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;

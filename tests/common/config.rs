@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! The one `mailbeacon.toml` the daemon tests run, built from shared defaults and the few keys
 //! a test changes: alice's INBOX on the test Dovecot (implicit TLS, 1 s polls) and the `sim`
 //! LED traced to `dir/led.jsonl`, plus the test's own sinks and buckets.

@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! A private Courier-IMAP (Debian's 5.0) on 127.0.0.1 for tests/servers.rs, run from the root
 //! `.ci/imap-servers` unpacked (see tests/common/servers.rs): nothing of it is installed.
 //!

@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! The real `mailbeacon` binary under test: spawn it with a config, talk to it through its own
 //! CLI (status, spool dump), send it real signals, read its sim LED trace.
 

@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! A real, private Dovecot (2.3) on 127.0.0.1 for integration tests — one per test.
 //!
 //! The server itself is `mailbeacon::demo::dovecot::Dovecot`, the one `mailbeacon demo` runs:

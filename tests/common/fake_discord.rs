@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! A faithful fake of Discord's webhook and bot HTTP API on 127.0.0.1:0, as Discord's API
 //! documentation describes it.
 //!
@@ -355,47 +354,6 @@ impl FakeDiscord {
             .unwrap_or_else(|| panic!("fake discord: no webhook with token {token:?}"))
     }
 
-    /// Changes the behaviour of a bot channel (resets Flaky/RateLimited state).
-    pub fn set_channel_behaviour(&self, id: &str, b: Behaviour) {
-        let mut st = lock(&self.state);
-        let c = st
-            .channels
-            .iter_mut()
-            .find(|c| c.id == id)
-            .unwrap_or_else(|| panic!("fake discord: no channel {id:?}"));
-        c.behaviour = b;
-        c.flaky_count = 0;
-        c.rate_limited_until = None;
-    }
-
-    /// Every message created in this channel (or thread), in order.
-    pub fn messages_in(&self, channel_id: &str) -> Vec<Created> {
-        lock(&self.state)
-            .messages
-            .iter()
-            .filter(|m| m.channel_id == channel_id)
-            .cloned()
-            .collect()
-    }
-
-    /// Embed titles of every message created in this channel, in order.
-    pub fn titles_in(&self, channel_id: &str) -> Vec<String> {
-        self.messages_in(channel_id)
-            .iter()
-            .flat_map(|m| embed_titles(&m.body))
-            .collect()
-    }
-
-    /// Requests whose path names this channel id.
-    pub fn requests_to_channel(&self, channel_id: &str) -> Vec<Request> {
-        lock(&self.state)
-            .requests
-            .iter()
-            .filter(|r| r.path.split('/').any(|seg| seg == channel_id))
-            .cloned()
-            .collect()
-    }
-
     /// The next POST, to whichever webhook or channel, answers a global 429.
     pub fn global_429_next(&self, retry_after: f64) {
         lock(&self.state).global_next = Some(retry_after);
@@ -441,55 +399,6 @@ impl FakeDiscord {
     /// Deletes the webhook: from now on it answers 404/10015 like a deleted Discord webhook.
     pub fn delete_webhook(&self, token: &str) {
         lock(&self.state).hooks.retain(|h| h.token != token);
-    }
-
-    /// Every request received, in order.
-    pub fn requests(&self) -> Vec<Request> {
-        lock(&self.state).requests.clone()
-    }
-
-    /// How many requests have been received so far (cheap: nothing is copied). A request is
-    /// counted before its answer is sent, so a kill the moment this grows lands mid-POST.
-    pub fn request_count(&self) -> usize {
-        lock(&self.state).requests.len()
-    }
-
-    /// POSTs whose path has `{token}` as a segment, in order.
-    pub fn posts_to(&self, token: &str) -> Vec<Request> {
-        lock(&self.state)
-            .requests
-            .iter()
-            .filter(|r| r.method == "POST" && r.path.split('/').any(|seg| seg == token))
-            .cloned()
-            .collect()
-    }
-
-    /// Titles of every embed (that has a title) in every acknowledged (2xx) POST to this
-    /// token, in order.
-    pub fn delivered_titles(&self, token: &str) -> Vec<String> {
-        self.posts_to(token)
-            .iter()
-            .filter(|r| (200..300).contains(&r.status))
-            .flat_map(|r| embed_titles(&r.body))
-            .collect()
-    }
-
-    /// Waits up to `timeout` until `cond(self)` holds; returns whether it did.
-    pub fn wait_until(
-        &self,
-        timeout: Duration,
-        mut cond: impl FnMut(&FakeDiscord) -> bool,
-    ) -> bool {
-        let deadline = Instant::now() + timeout;
-        loop {
-            if cond(self) {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
     }
 }
 
@@ -542,6 +451,8 @@ mod bot;
 mod forum;
 #[path = "fake_discord/http.rs"]
 mod http;
+#[path = "fake_discord/seen.rs"]
+mod seen;
 #[path = "fake_discord/upload.rs"]
 mod upload;
 #[path = "fake_discord/validate.rs"]

@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! A fake OAuth 2.0 authorization server on 127.0.0.1, playing Microsoft's and Google's parts
 //! for `mailbeacon login` and the daemon's token refreshes, and the introspection endpoint a
 //! real Dovecot asks about each token (its `oauth2` passdb): Dovecot accepts exactly the access
@@ -47,7 +46,6 @@ struct State {
     slow_down: bool,
     calls: Vec<Call>,
     issued: Vec<String>,
-    introspections: usize,
 }
 
 pub struct FakeOAuth {
@@ -119,10 +117,6 @@ impl FakeOAuth {
         self.state.lock().unwrap().slow_down = true;
     }
 
-    pub fn set_lifetime(&self, lifetime: Duration) {
-        self.state.lock().unwrap().lifetime = lifetime.as_secs();
-    }
-
     /// Every access token issued so far is no longer accepted (refresh tokens still work).
     pub fn deactivate_access_tokens(&self) {
         let mut s = self.state.lock().unwrap();
@@ -145,10 +139,6 @@ impl FakeOAuth {
             .filter(|c| c.grant_type == grant_type)
             .cloned()
             .collect()
-    }
-
-    pub fn introspections(&self) -> usize {
-        self.state.lock().unwrap().introspections
     }
 
     /// Every access and refresh token issued.
@@ -191,7 +181,6 @@ fn serve(state: &Mutex<State>, base: &str, mut rq: tiny_http::Request) {
             (302, serde_json::json!({}), Some(to))
         }
         "/introspect" => {
-            s.introspections += 1;
             let token = form.get("token").cloned().unwrap_or_default();
             let active = s
                 .access

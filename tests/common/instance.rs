@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! What the Cyrus and Courier fixtures (tests/common/cyrus.rs, tests/common/courier.rs) share:
 //! a private folder, two free loopback ports, and the server's processes — started tied to the
 //! test process, stopped all together, including those that leave the process group they were
@@ -125,13 +124,6 @@ impl Instance {
             std::thread::sleep(Duration::from_millis(50));
         }
         Ok(())
-    }
-
-    /// Whether the first process still runs.
-    pub fn is_running(&self) -> bool {
-        lock(&self.child)
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// Stops the server and removes the folder (kept with `MAILBEACON_KEEP_SERVERS`).

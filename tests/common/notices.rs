@@ -1,11 +1,10 @@
-#![allow(dead_code)]
 //! Helpers for the notice and heartbeat tests: telling mailbeacon's health notices apart from
 //! mail in what the fake Discord received, and a fake heartbeat monitor on 127.0.0.1 (like
 //! healthchecks.io or Uptime Kuma) that records every call and can hang.
 
 use crate::common::fake_discord::{FakeDiscord, Request};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Whether an acknowledged POST is a health notice (its embed's footer says so).
 pub fn is_notice(r: &Request) -> bool {
@@ -68,7 +67,6 @@ pub struct Call {
     /// Path and query.
     pub url: String,
     pub body: String,
-    pub at: Instant,
 }
 
 /// A heartbeat monitor on 127.0.0.1:0; `hang` makes every answer wait that long.
@@ -92,7 +90,6 @@ impl Monitor {
                     method: req.method().to_string(),
                     url: req.url().to_string(),
                     body,
-                    at: Instant::now(),
                 });
                 // Each answer on its own thread, so a hanging one holds up only itself.
                 std::thread::spawn(move || {

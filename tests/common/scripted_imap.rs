@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! A small IMAP server on 127.0.0.1 (plaintext, which the config allows to loopback) that plays
 //! what Dovecot cannot show: Courier's default IDLE (new mail told only in the answer to `DONE`
 //! and to other commands), Microsoft's and Gmail's throttling answers, a multi-message `FETCH`
@@ -46,8 +45,6 @@ pub struct Quirks {
 #[derive(Clone, Debug)]
 pub struct Seen {
     pub at: Instant,
-    /// 1 for the first connection.
-    pub conn: usize,
     /// The line without its tag (`UID SEARCH UID 3:*`, `DONE`).
     pub command: String,
 }
@@ -223,7 +220,6 @@ impl Connection {
             let refusal = lock(&self.state).quirks.refuse_auth.take();
             lock(&self.state).seen.push(Seen {
                 at: Instant::now(),
-                conn: self.conn,
                 command: "(sasl response)".into(),
             });
             return match refusal {
@@ -242,7 +238,6 @@ impl Connection {
             let mut s = lock(&self.state);
             s.seen.push(Seen {
                 at: Instant::now(),
-                conn: self.conn,
                 command: command.clone(),
             });
             s.quirks.clone()

@@ -1,4 +1,3 @@
-#![allow(dead_code)]
 //! IMAP servers other than Dovecot for the integration tests (tests/servers.rs): Cyrus IMAP
 //! and Courier-IMAP (with enhanced IDLE, and with Debian's default IDLE), behind one small
 //! surface so that one test body runs against each.
