@@ -367,11 +367,11 @@ fn cut_and_check(
 /// wait in Dovecot before the one boot; the daemon, with sled's own segment size and the
 /// spool on the SD card, spools and delivers them all; its peak RSS (`VmHWM`) is printed.
 /// Minutes of emulation, so not in CI:
-/// `cargo test --test powercut pi_3b_backlog -- --ignored --nocapture`.
+/// `cargo test --test integration powercut::pi_3b_backlog -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn pi_3b_backlog_peak_memory() {
-    let _one = ONE_VM.lock().unwrap_or_else(|e| e.into_inner());
+    let _one = crate::common::vm::one_at_a_time();
     let started = Instant::now();
     let n = cuts("MAILBEACON_PI_BACKLOG", 5000);
     let parts = vm::pi_parts();
