@@ -30,12 +30,6 @@ mod react;
 mod record;
 mod upload;
 
-/// The guard as callers outside the crate (tests, benchmarks) name it:
-/// `mailbeacon::dispatch::guard::Guard`. It lives in src/discord/limits.rs.
-pub mod guard {
-    pub use crate::discord::limits::Guard;
-}
-
 use crate::config::Bucket;
 use crate::discord::limits::{Guard, Who};
 use crate::discord::Sink;

@@ -7,7 +7,7 @@
 
 use crate::common::dispatcher;
 use crate::common::fake_discord::{Behaviour, FakeDiscord, Options};
-use mailbeacon::dispatch::guard::Guard;
+use mailbeacon::discord::limits::Guard;
 use mailbeacon::mail::Summary;
 use mailbeacon::spool::{Cursor, NewItem, Spool, State};
 use mailbeacon::stop::Stop;

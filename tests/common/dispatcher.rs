@@ -2,8 +2,9 @@
 //! builds it, for tests and benchmarks that drive it against the fake Discord.
 
 use mailbeacon::config::{SinkConfig, SinkTarget, WebhookUrl};
+use mailbeacon::discord::limits::Guard;
 use mailbeacon::discord::HttpSink;
-use mailbeacon::dispatch::{guard::Guard, Dispatcher};
+use mailbeacon::dispatch::Dispatcher;
 use mailbeacon::spool::Spool;
 use std::sync::Arc;
 use std::time::Duration;
