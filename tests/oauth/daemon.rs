@@ -108,6 +108,18 @@ fn oauthbearer_a_stale_token_is_renewed_and_a_kill_after_rotation_loses_nothing(
     wait_until(Duration::from_secs(40), "the second refresh", || {
         oauth.calls("refresh_token").len() == 2
     });
+    // The kill comes once the answer reached the daemon: the fake counts a refresh when it
+    // arrives, and a kill before its answer is a kill before the rotation as the daemon sees it.
+    let rotated = oauth
+        .issued()
+        .into_iter()
+        .rev()
+        .find(|t| t.starts_with("RT-"))
+        .expect("a rotated refresh token");
+    let grant = grant_file(&config);
+    wait_until(Duration::from_secs(20), "the rotated token on disk", || {
+        std::fs::read_to_string(&grant).is_ok_and(|g| g.contains(&rotated))
+    });
     daemon.kill9();
     send(&dovecot, "after the kill");
     oauth.deactivate_access_tokens();
