@@ -16,10 +16,10 @@ mod probe;
 mod spool;
 use spool::{SinkAction, SpoolAction};
 
-pub const EX_CONFIG: i32 = 78;
+pub(crate) const EX_CONFIG: i32 = 78;
 /// EX_DATAERR: the spool's files are damaged. Restarting cannot help (systemd's
 /// `RestartPreventExitStatus=` lists it); `spool salvage` can.
-pub const EX_SPOOL_DAMAGED: i32 = 65;
+const EX_SPOOL_DAMAGED: i32 = 65;
 
 #[derive(Parser)]
 #[command(

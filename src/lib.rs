@@ -11,7 +11,7 @@
 pub mod backoff;
 pub mod cli;
 pub mod config;
-pub mod control;
+pub(crate) mod control;
 pub mod daemon;
 #[cfg(feature = "demo")]
 pub mod demo;

@@ -19,14 +19,14 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 /// The workers built from one configuration; replaced whole on reload.
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     stop: Stop,
     watchers: Vec<std::thread::JoinHandle<()>>,
     dispatchers: Vec<JoinHandle<()>>,
 }
 
 impl Pipeline {
-    pub fn start(
+    pub(crate) fn start(
         config: &Config,
         spool: &Spool,
         health: &UnboundedSender<Event>,
@@ -149,7 +149,7 @@ impl Pipeline {
     }
 
     /// Signals every worker and waits until each finished the unit of work it held.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.stop.trigger();
         for d in self.dispatchers {
             let _ = d.await;
