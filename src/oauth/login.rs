@@ -25,7 +25,7 @@ const BROWSER_WAIT: Duration = Duration::from_secs(15 * 60);
 
 /// Signs in interactively and returns the grant (not yet stored). `input` is where a pasted
 /// address comes from (stdin).
-pub fn sign_in(
+pub(crate) fn sign_in(
     account: &str,
     o: &OAuth2,
     out: &mut dyn Write,
@@ -283,7 +283,7 @@ fn read_pasted(input: Box<dyn BufRead + Send>, tx: mpsc::Sender<Redirect>) {
 }
 
 /// The code (or error) and state in a redirect address or its path, `None` without either.
-pub(crate) fn parse_redirect(address: &str) -> Option<Redirect> {
+fn parse_redirect(address: &str) -> Option<Redirect> {
     let query = address.split_once('?')?.1;
     let query = query.split('#').next().unwrap_or("");
     let (mut code, mut error, mut state) = (None, None, String::new());
@@ -305,7 +305,7 @@ pub(crate) fn parse_redirect(address: &str) -> Option<Redirect> {
 }
 
 /// `k=v&…` with RFC 3986's unreserved characters kept and everything else percent-encoded.
-pub(crate) fn encode_query(pairs: &[(&str, &str)]) -> String {
+fn encode_query(pairs: &[(&str, &str)]) -> String {
     let enc = crate::text::percent_encode;
     pairs
         .iter()

@@ -19,7 +19,7 @@ const PROVIDERS: &[&str] = &[
 
 impl Steps<'_> {
     /// The mailbox: provider or server, user, password or OAuth sign-in, tested by a login.
-    pub fn account(&mut self) -> Result<String, Failed> {
+    pub(crate) fn account(&mut self) -> Result<String, Failed> {
         let f = self.flags.clone();
         let existing = self.doc.names("account").into_iter().next();
         let name = self.ask.text(

@@ -34,7 +34,7 @@ fn why(outcome: &Outcome) -> String {
 impl Steps<'_> {
     /// The Discord channel(s), by webhook or by bot: probed without posting; one test message
     /// if the user wants. Returns the sinks: the main one, and the one for everything else.
-    pub fn discord(&mut self) -> Result<(String, String), Failed> {
+    pub(crate) fn discord(&mut self) -> Result<(String, String), Failed> {
         let f = self.flags.clone();
         let kind = self.ask.choice(
             "Post to Discord with a webhook or a bot",
