@@ -8,7 +8,7 @@
 //! systemd status line all show. [`oauth`] signs accounts in with OAuth 2.0 and keeps their
 //! grants.
 
-pub mod backoff;
+pub(crate) mod backoff;
 pub mod cli;
 pub mod config;
 pub(crate) mod control;
@@ -20,19 +20,19 @@ pub mod dispatch;
 pub mod health;
 pub(crate) mod heartbeat;
 pub mod imap;
-pub mod indicator;
-pub mod logger;
+pub(crate) mod indicator;
+pub(crate) mod logger;
 pub mod mail;
-pub mod metrics;
+pub(crate) mod metrics;
 pub(crate) mod notice;
 pub(crate) mod oauth;
 pub(crate) mod setup;
 pub mod spool;
 pub(crate) mod status;
 pub mod stop;
-pub mod system;
-pub mod text;
-pub mod time;
-pub mod tools;
+pub(crate) mod system;
+pub(crate) mod text;
+pub(crate) mod time;
+pub(crate) mod tools;
 pub mod triage;
 pub mod watchdog;

@@ -17,9 +17,9 @@ use std::sync::Mutex;
 
 /// Answers by (sink, outcome), mails acknowledged by sink.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Counters {
-    pub answers: BTreeMap<(String, &'static str), u64>,
-    pub mails: BTreeMap<String, u64>,
+pub(crate) struct Counters {
+    pub(crate) answers: BTreeMap<(String, &'static str), u64>,
+    pub(crate) mails: BTreeMap<String, u64>,
 }
 
 static COUNTERS: Mutex<Counters> = Mutex::new(Counters {
@@ -28,7 +28,7 @@ static COUNTERS: Mutex<Counters> = Mutex::new(Counters {
 });
 
 /// The outcome's name in `mailbeacon_deliveries_total{outcome=…}`.
-pub fn outcome_name(o: &Outcome) -> &'static str {
+fn outcome_name(o: &Outcome) -> &'static str {
     match o {
         Outcome::Delivered { .. } => "delivered",
         Outcome::RateLimited { .. } => "rate_limited",
@@ -39,7 +39,7 @@ pub fn outcome_name(o: &Outcome) -> &'static str {
 }
 
 /// Counts one answer to a POST carrying `mails` mails.
-pub fn observe(sink: &str, outcome: &Outcome, mails: usize) {
+pub(crate) fn observe(sink: &str, outcome: &Outcome, mails: usize) {
     let Ok(mut c) = COUNTERS.lock() else {
         return;
     };
@@ -51,19 +51,19 @@ pub fn observe(sink: &str, outcome: &Outcome, mails: usize) {
     }
 }
 
-pub fn counters() -> Counters {
+pub(crate) fn counters() -> Counters {
     COUNTERS.lock().map(|c| c.clone()).unwrap_or_default()
 }
 
 /// What one metrics file is made of.
-pub struct Snapshot<'a> {
-    pub health: &'a Health,
-    pub buckets: &'a [BucketStats],
-    pub counters: &'a Counters,
-    pub sinks: &'a [String],
-    pub spool_bytes: u64,
-    pub spool_max_bytes: u64,
-    pub now: i64,
+pub(crate) struct Snapshot<'a> {
+    pub(crate) health: &'a Health,
+    pub(crate) buckets: &'a [BucketStats],
+    pub(crate) counters: &'a Counters,
+    pub(crate) sinks: &'a [String],
+    pub(crate) spool_bytes: u64,
+    pub(crate) spool_max_bytes: u64,
+    pub(crate) now: i64,
 }
 
 /// A label value, escaped as the exposition format asks (`\`, `"`, newline).
@@ -103,7 +103,7 @@ const ACCOUNT_STATES: [AccountState; 8] = [
 const OUTCOMES: [&str; 5] = ["delivered", "rate_limited", "transient", "dead", "rejected"];
 
 /// The whole file, in the text exposition format.
-pub fn render(s: &Snapshot) -> String {
+pub(crate) fn render(s: &Snapshot) -> String {
     let mut out = String::new();
     family(
         &mut out,
@@ -296,7 +296,7 @@ fn accounts(out: &mut String, s: &Snapshot) {
 
 /// Replaces `path` with `text` atomically: a temporary file beside it (not ending in `.prom`,
 /// so the collector skips it), synced, then renamed over it.
-pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let name = path
         .file_name()
