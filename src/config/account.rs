@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tls {
+pub(crate) enum Tls {
     Implicit,
     Starttls,
     /// Plaintext, accepted only to a loopback host (tests and local stand-ins).
@@ -19,14 +19,14 @@ pub enum Tls {
 
 /// How an account logs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthKind {
+pub(crate) enum AuthKind {
     Password,
     OAuth2,
 }
 
 /// How an account logs in, with what it needs.
 #[derive(Debug, Clone)]
-pub enum Auth {
+pub(crate) enum Auth {
     /// `LOGIN` with [`Account::password`].
     Password,
     /// SASL XOAUTH2 or OAUTHBEARER with an access token from the stored grant.
@@ -37,38 +37,38 @@ pub enum Auth {
 pub struct Account {
     pub name: String,
     /// The preset this account was filled in from, if any.
-    pub provider: Option<&'static Provider>,
-    pub host: String,
-    pub port: u16,
-    pub tls: Tls,
-    pub username: String,
+    pub(crate) provider: Option<&'static Provider>,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) tls: Tls,
+    pub(crate) username: String,
     /// Empty with OAuth 2.0.
-    pub password: Secret,
-    pub auth: Auth,
+    pub(crate) password: Secret,
+    pub(crate) auth: Auth,
     /// A CA, or the server's own certificate (trusted even when it is a CA certificate).
-    pub ca_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
     /// The one certificate trusted for this account, whatever its issuer (replaces `ca_file`).
-    pub tls_fingerprint: Option<Fingerprint>,
+    pub(crate) tls_fingerprint: Option<Fingerprint>,
     /// The link back to a mail (`{message_id}`, `{uid}`, `{folder}`, `{account}`), from the
     /// config or the provider preset: the embed's URL.
-    pub open_url: Option<String>,
-    pub folders: Vec<String>,
+    pub(crate) open_url: Option<String>,
+    pub(crate) folders: Vec<String>,
     pub idle: bool,
     /// How long one IDLE command may run before it is renewed (RFC 2177: under 29 minutes).
-    pub idle_renew: Duration,
+    pub(crate) idle_renew: Duration,
     /// The reconciliation poll: runs on this schedule even while idling.
     pub poll_interval: Duration,
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Where a mailbox seen for the first time starts.
-    pub start_at: StartAt,
+    pub(crate) start_at: StartAt,
     /// With `start_at = "unseen" | "all"`: only mail received within this window.
-    pub backfill: Option<Duration>,
+    pub(crate) backfill: Option<Duration>,
 }
 
 /// The first run of a mailbox: only mail that arrives from now on (the default), mail not yet
 /// marked `\Seen`, or everything already there. `backfill` narrows the last two by age.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartAt {
+pub(crate) enum StartAt {
     Now,
     Unseen,
     All,

@@ -19,49 +19,49 @@ pub enum Severity {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     Push,
     Digest,
     Hold,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mention {
+pub(crate) enum Mention {
     Role(String),
     Everyone,
 }
 
 #[derive(Debug, Clone)]
 pub struct Bucket {
-    pub name: String,
-    pub severity: Severity,
-    pub mode: Mode,
-    pub sinks: Vec<String>,
-    pub rules: Vec<Rule>,
-    pub mention: Option<Mention>,
-    pub digest_every: Option<Duration>,
+    pub(crate) name: String,
+    pub(crate) severity: Severity,
+    pub(crate) mode: Mode,
+    pub(crate) sinks: Vec<String>,
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) mention: Option<Mention>,
+    pub(crate) digest_every: Option<Duration>,
     /// Also delivers to this sink when every sink of the bucket is dead, or (P0/P1) when a
     /// mail waited longer than `escalate_after`.
-    pub fallback: Option<String>,
-    pub escalate_after: Option<Duration>,
+    pub(crate) fallback: Option<String>,
+    pub(crate) escalate_after: Option<Duration>,
     /// Receives a one-line mirror of every delivery of the bucket's mail.
-    pub audit: Option<String>,
+    pub(crate) audit: Option<String>,
     /// Local minutes `(start, end)` during which its messages arrive without a push
     /// notification (src/config/notices.rs); `None` for P0/P1 or `quiet = false`.
-    pub quiet: Option<(u32, u32)>,
+    pub(crate) quiet: Option<(u32, u32)>,
     /// Forum sinks: the tags a new post of this bucket gets (at most 5, Discord's limit).
-    pub applied_tags: Vec<String>,
+    pub(crate) applied_tags: Vec<String>,
     /// Forum sinks: post this bucket's mail into this existing thread instead of new posts.
-    pub thread_id: Option<String>,
+    pub(crate) thread_id: Option<String>,
     /// `attachments = "upload"`: each mail's attachments, up to this many bytes in all, are
     /// fetched at delivery and sent with its message. `None`: only listed.
-    pub upload_max: Option<u64>,
+    pub(crate) upload_max: Option<u64>,
     /// What is done to the mail on the server once Discord acknowledged it; `None`: nothing.
-    pub after_delivery: Option<AfterDelivery>,
+    pub(crate) after_delivery: Option<AfterDelivery>,
 }
 
 /// Discord's upload limit for a webhook message: larger is refused (413, code 40005).
-pub const DISCORD_UPLOAD_LIMIT: u64 = 10 * 1024 * 1024;
+const DISCORD_UPLOAD_LIMIT: u64 = 10 * 1024 * 1024;
 
 /// `"8MiB"`, `"500KiB"`, `"1024"`: a size in bytes.
 fn bytes(text: &str) -> Option<u64> {

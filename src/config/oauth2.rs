@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 /// How `mailbeacon login` obtains the first grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Flow {
+pub(crate) enum Flow {
     /// RFC 8628: show a code, the user approves it on any device.
     Device { device_url: String },
     /// RFC 8252 installed-app flow with PKCE (RFC 7636) and a loopback redirect.
@@ -23,13 +23,13 @@ pub enum Flow {
 
 /// The SASL mechanism, when the config forces one instead of choosing from the capabilities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mechanism {
+pub(crate) enum Mechanism {
     XOAuth2,
     OAuthBearer,
 }
 
 impl Mechanism {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Mechanism::XOAuth2 => "XOAUTH2",
             Mechanism::OAuthBearer => "OAUTHBEARER",
@@ -38,17 +38,17 @@ impl Mechanism {
 }
 
 #[derive(Debug, Clone)]
-pub struct OAuth2 {
-    pub client_id: String,
-    pub client_secret: Option<Secret>,
-    pub token_url: String,
-    pub scopes: Vec<String>,
-    pub flow: Flow,
-    pub mechanism: Option<Mechanism>,
+pub(crate) struct OAuth2 {
+    pub(crate) client_id: String,
+    pub(crate) client_secret: Option<Secret>,
+    pub(crate) token_url: String,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) flow: Flow,
+    pub(crate) mechanism: Option<Mechanism>,
     /// `state_dir/oauth/ACCOUNT.json`: the refresh token and the current access token.
-    pub grant_file: PathBuf,
+    pub(crate) grant_file: PathBuf,
     /// Who issues the tokens, for messages: "Microsoft", "Google" or the token URL's host.
-    pub issuer: String,
+    pub(crate) issuer: String,
 }
 
 /// Google's installed-app redirect port when the config names none; fixed, so that an SSH
