@@ -112,8 +112,20 @@ pub(crate) fn render(s: &Snapshot) -> String {
         "1 while the agent runs; 0 in the file it leaves on a clean stop.",
     );
     let _ = writeln!(out, "mailbeacon_up {}", u8::from(!s.health.stopping));
+    deliveries(&mut out, s);
+    sink_states(&mut out, s);
+    buckets(&mut out, s);
+    accounts(&mut out, s);
+    spool(&mut out, s);
+    indicator(&mut out, s);
+    crate::notice::status::metrics(&mut out, s.health);
+    out
+}
+
+/// Per sink: Discord's answers, the mails it acknowledged, and the retries.
+fn deliveries(out: &mut String, s: &Snapshot) {
     family(
-        &mut out,
+        out,
         "mailbeacon_deliveries_total",
         "counter",
         "Discord's answers to posts since start, by sink and classified outcome.",
@@ -134,13 +146,13 @@ pub(crate) fn render(s: &Snapshot) -> String {
         }
     }
     family(
-        &mut out,
+        out,
         "mailbeacon_delivered_mails_total",
         "counter",
         "Mails acknowledged by Discord since start, by sink.",
     );
     family(
-        &mut out,
+        out,
         "mailbeacon_retries_total",
         "counter",
         "Posts answered transient or rate limited since start (their mail is sent again), by sink.",
@@ -162,8 +174,12 @@ pub(crate) fn render(s: &Snapshot) -> String {
             label(sink)
         );
     }
+}
+
+/// Per sink: 1 for its current state, 0 for the others.
+fn sink_states(out: &mut String, s: &Snapshot) {
     family(
-        &mut out,
+        out,
         "mailbeacon_sink_state",
         "gauge",
         "1 for the sink's current state, 0 for the others.",
@@ -180,32 +196,38 @@ pub(crate) fn render(s: &Snapshot) -> String {
             );
         }
     }
-    buckets(&mut out, s);
-    accounts(&mut out, s);
+}
+
+/// The spool's size, its bound, and whether ingestion stopped at it.
+fn spool(out: &mut String, s: &Snapshot) {
     family(
-        &mut out,
+        out,
         "mailbeacon_spool_bytes",
         "gauge",
         "Bytes the spool holds (what spool_max_mb bounds).",
     );
     let _ = writeln!(out, "mailbeacon_spool_bytes {}", s.spool_bytes);
     family(
-        &mut out,
+        out,
         "mailbeacon_spool_max_bytes",
         "gauge",
         "The spool's size bound (spool_max_mb) in bytes.",
     );
     let _ = writeln!(out, "mailbeacon_spool_max_bytes {}", s.spool_max_bytes);
     family(
-        &mut out,
+        out,
         "mailbeacon_spool_full",
         "gauge",
         "1 while ingestion is stopped: the spool at its bound, or its disk full or read-only.",
     );
     let full = !s.health.full.is_empty() || !s.health.disk.is_empty();
     let _ = writeln!(out, "mailbeacon_spool_full {}", u8::from(full));
+}
+
+/// The pattern the LED shows.
+fn indicator(out: &mut String, s: &Snapshot) {
     family(
-        &mut out,
+        out,
         "mailbeacon_indicator_pattern",
         "gauge",
         "1 for the pattern the LED shows.",
@@ -218,8 +240,6 @@ pub(crate) fn render(s: &Snapshot) -> String {
             u8::from(pattern.as_str() == p)
         );
     }
-    crate::notice::status::metrics(&mut out, s.health);
-    out
 }
 
 fn buckets(out: &mut String, s: &Snapshot) {
