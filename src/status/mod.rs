@@ -4,7 +4,7 @@
 
 use crate::config::Config;
 use crate::health::{AccountState, DiscordState, Health, Pattern, SinkState};
-use crate::spool::{Spool, SpoolError};
+use crate::spool::{BucketStats, Cursor, Spool, SpoolError};
 use crate::time::rfc3339;
 use serde::{Deserialize, Serialize};
 
@@ -100,60 +100,12 @@ pub(crate) fn report(
         ),
         None => (
             health.map(|h| h.buckets.clone()).unwrap_or_default(),
-            health
-                .map(|h| {
-                    h.accounts
-                        .iter()
-                        .filter_map(|((a, f), l)| Some((a.clone(), f.clone(), l.cursor?)))
-                        .collect()
-                })
-                .unwrap_or_default(),
+            health.map(live_cursors).unwrap_or_default(),
         ),
     };
-    let mut accounts = Vec::new();
-    for a in &config.accounts {
-        for folder in &a.folders {
-            let live = health.and_then(|h| h.accounts.get(&(a.name.clone(), folder.clone())));
-            let cursor = cursors
-                .iter()
-                .find(|(n, f, _)| n == &a.name && f == folder)
-                .map(|c| c.2);
-            accounts.push(AccountStatus {
-                name: a.name.clone(),
-                folder: folder.clone(),
-                state: live.map(|l| l.state),
-                last_ok: live.and_then(|l| l.last_ok).map(rfc3339),
-                last_error: live.and_then(|l| l.last_error.clone()),
-                last_error_at: live.and_then(|l| l.last_error_at).map(rfc3339),
-                recovered_at: live.and_then(|l| l.recovered_at).map(rfc3339),
-                uidvalidity: cursor.map(|c| c.uidvalidity),
-                last_uid: cursor.map(|c| c.last_uid),
-            });
-        }
-    }
-    let sinks = config
-        .sinks
-        .iter()
-        .map(|s| {
-            let live = health.and_then(|h| h.sinks.get(&s.name));
-            SinkStatus {
-                name: s.name.clone(),
-                state: health.map(|_| live.map_or(SinkState::Ok, |l| l.state)),
-                last_error: live.and_then(|l| l.last_error.clone()),
-                last_success: live.and_then(|l| l.last_success).map(rfc3339),
-            }
-        })
-        .collect();
-    let buckets = stats
-        .iter()
-        .map(|b| BucketStatus {
-            name: b.name.clone(),
-            pending: b.pending,
-            delivered: b.delivered,
-            dead: b.dead,
-            oldest_pending_age_s: b.oldest_pending_at.map(|t| (now - t).max(0)),
-        })
-        .collect();
+    let accounts = accounts(config, health, &cursors);
+    let sinks = sinks(config, health);
+    let buckets = buckets(&stats, now);
     let (pattern, summary) = match health {
         Some(h) => (h.pattern(now), h.summary(now)),
         None => (Pattern::Off, "agent not running".to_string()),
@@ -175,6 +127,75 @@ pub(crate) fn report(
         heartbeat: health.and_then(crate::notice::status::heartbeat),
         actions_owed: spool.map(|s| s.actions_owed() as u64),
     })
+}
+
+/// The cursors the daemon last reported, for when the spool is closed.
+fn live_cursors(h: &Health) -> Vec<(String, String, Cursor)> {
+    h.accounts
+        .iter()
+        .filter_map(|((a, f), l)| Some((a.clone(), f.clone(), l.cursor?)))
+        .collect()
+}
+
+/// Every configured mailbox: its live state, if a daemon runs, and its cursor.
+fn accounts(
+    config: &Config,
+    health: Option<&Health>,
+    cursors: &[(String, String, Cursor)],
+) -> Vec<AccountStatus> {
+    let mut accounts = Vec::new();
+    for a in &config.accounts {
+        for folder in &a.folders {
+            let live = health.and_then(|h| h.accounts.get(&(a.name.clone(), folder.clone())));
+            let cursor = cursors
+                .iter()
+                .find(|(n, f, _)| n == &a.name && f == folder)
+                .map(|c| c.2);
+            accounts.push(AccountStatus {
+                name: a.name.clone(),
+                folder: folder.clone(),
+                state: live.map(|l| l.state),
+                last_ok: live.and_then(|l| l.last_ok).map(rfc3339),
+                last_error: live.and_then(|l| l.last_error.clone()),
+                last_error_at: live.and_then(|l| l.last_error_at).map(rfc3339),
+                recovered_at: live.and_then(|l| l.recovered_at).map(rfc3339),
+                uidvalidity: cursor.map(|c| c.uidvalidity),
+                last_uid: cursor.map(|c| c.last_uid),
+            });
+        }
+    }
+    accounts
+}
+
+/// Every configured sink, with its live state if a daemon runs.
+fn sinks(config: &Config, health: Option<&Health>) -> Vec<SinkStatus> {
+    config
+        .sinks
+        .iter()
+        .map(|s| {
+            let live = health.and_then(|h| h.sinks.get(&s.name));
+            SinkStatus {
+                name: s.name.clone(),
+                state: health.map(|_| live.map_or(SinkState::Ok, |l| l.state)),
+                last_error: live.and_then(|l| l.last_error.clone()),
+                last_success: live.and_then(|l| l.last_success).map(rfc3339),
+            }
+        })
+        .collect()
+}
+
+/// Every bucket's counts, with the age of its oldest pending mail at `now`.
+fn buckets(stats: &[BucketStats], now: i64) -> Vec<BucketStatus> {
+    stats
+        .iter()
+        .map(|b| BucketStatus {
+            name: b.name.clone(),
+            pending: b.pending,
+            delivered: b.delivered,
+            dead: b.dead,
+            oldest_pending_age_s: b.oldest_pending_at.map(|t| (now - t).max(0)),
+        })
+        .collect()
 }
 
 mod listing;
