@@ -91,61 +91,10 @@ impl Loader<'_> {
         if b.name.trim().is_empty() || b.name.contains('\0') {
             return Err(self.err(format!("bucket[{i}].name"), "must not be empty"));
         }
-        let severity = match b.severity.as_deref().unwrap_or("P3") {
-            "P0" => Severity::P0,
-            "P1" => Severity::P1,
-            "P2" => Severity::P2,
-            "P3" => Severity::P3,
-            other => {
-                return Err(self.err(
-                    key("severity"),
-                    format!("{other:?} is not one of P0, P1, P2, P3"),
-                ))
-            }
-        };
-        let mode = match b.mode.as_deref().unwrap_or("push") {
-            "push" => Mode::Push,
-            "digest" => Mode::Digest,
-            "hold" => Mode::Hold,
-            other => {
-                return Err(self.err(
-                    key("mode"),
-                    format!("{other:?} is not one of push, digest, hold"),
-                ))
-            }
-        };
-        for s in &b.sinks {
-            if !sinks.iter().any(|k| &k.name == s) {
-                return Err(self.err(key("sinks"), format!("no [[sink]] is named {s:?}")));
-            }
-        }
-        if b.sinks.is_empty() && mode != Mode::Hold {
-            return Err(self.err(
-                key("sinks"),
-                "list at least one sink (or set mode = \"hold\")",
-            ));
-        }
-        let mention = match b.mention.as_deref() {
-            None => None,
-            Some("everyone") if severity == Severity::P0 => Some(Mention::Everyone),
-            Some("everyone") => {
-                return Err(self.err(
-                    key("mention"),
-                    "\"everyone\" is allowed only for severity P0",
-                ))
-            }
-            Some(m) => match m.strip_prefix("role:") {
-                Some(id) if !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()) => {
-                    Some(Mention::Role(id.to_string()))
-                }
-                _ => {
-                    return Err(self.err(
-                        key("mention"),
-                        format!("{m:?} is not \"role:ID\" or \"everyone\""),
-                    ))
-                }
-            },
-        };
+        let severity = self.severity(&key, b.severity.as_deref())?;
+        let mode = self.mode(&key, b.mode.as_deref())?;
+        self.bucket_sinks(&key, &b.sinks, mode, sinks)?;
+        let mention = self.mention(&key, b.mention.as_deref(), severity)?;
         let route = self.route(&key, &b, severity, mode, sinks)?;
         let (applied_tags, thread_id) = self.forum_keys(&key, &b, sinks)?;
         let upload_max = self.uploads(&key, &b)?;
@@ -179,6 +128,85 @@ impl Loader<'_> {
             upload_max,
             after_delivery,
         })
+    }
+
+    /// `severity`: P3 unless given.
+    fn severity(
+        &self,
+        key: &dyn Fn(&str) -> String,
+        text: Option<&str>,
+    ) -> Result<Severity, ConfigError> {
+        match text.unwrap_or("P3") {
+            "P0" => Ok(Severity::P0),
+            "P1" => Ok(Severity::P1),
+            "P2" => Ok(Severity::P2),
+            "P3" => Ok(Severity::P3),
+            other => Err(self.err(
+                key("severity"),
+                format!("{other:?} is not one of P0, P1, P2, P3"),
+            )),
+        }
+    }
+
+    /// `mode`: push unless given.
+    fn mode(&self, key: &dyn Fn(&str) -> String, text: Option<&str>) -> Result<Mode, ConfigError> {
+        match text.unwrap_or("push") {
+            "push" => Ok(Mode::Push),
+            "digest" => Ok(Mode::Digest),
+            "hold" => Ok(Mode::Hold),
+            other => Err(self.err(
+                key("mode"),
+                format!("{other:?} is not one of push, digest, hold"),
+            )),
+        }
+    }
+
+    /// `sinks`: each one a configured `[[sink]]`; at least one unless the bucket holds.
+    fn bucket_sinks(
+        &self,
+        key: &dyn Fn(&str) -> String,
+        named: &[String],
+        mode: Mode,
+        sinks: &[SinkConfig],
+    ) -> Result<(), ConfigError> {
+        for s in named {
+            if !sinks.iter().any(|k| &k.name == s) {
+                return Err(self.err(key("sinks"), format!("no [[sink]] is named {s:?}")));
+            }
+        }
+        if named.is_empty() && mode != Mode::Hold {
+            return Err(self.err(
+                key("sinks"),
+                "list at least one sink (or set mode = \"hold\")",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `mention`: a role by id, or everyone (P0 only).
+    fn mention(
+        &self,
+        key: &dyn Fn(&str) -> String,
+        text: Option<&str>,
+        severity: Severity,
+    ) -> Result<Option<Mention>, ConfigError> {
+        match text {
+            None => Ok(None),
+            Some("everyone") if severity == Severity::P0 => Ok(Some(Mention::Everyone)),
+            Some("everyone") => Err(self.err(
+                key("mention"),
+                "\"everyone\" is allowed only for severity P0",
+            )),
+            Some(m) => match m.strip_prefix("role:") {
+                Some(id) if !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()) => {
+                    Ok(Some(Mention::Role(id.to_string())))
+                }
+                _ => Err(self.err(
+                    key("mention"),
+                    format!("{m:?} is not \"role:ID\" or \"everyone\""),
+                )),
+            },
+        }
     }
 
     /// `attachments` (`"list"`, the default, or `"upload"`) and `attachments_max` (`"8MiB"`,
