@@ -42,7 +42,7 @@ pub use secret::Secret;
 pub use sink::{SinkConfig, SinkTarget};
 
 use crate::triage::Triage;
-use raw::{RawConfig, RawDiscord};
+use raw::{RawAccount, RawBucket, RawConfig, RawDiscord, RawSink};
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -211,43 +211,12 @@ impl Loader<'_> {
         if raw.sink.is_empty() {
             return Err(self.err("sink", "at least one [[sink]] is needed"));
         }
-        let accounts = raw
-            .account
-            .into_iter()
-            .enumerate()
-            .map(|(i, a)| self.account(i, a, &state_dir))
-            .collect::<Result<Vec<_>, _>>()?;
-        unique(accounts.iter().map(|a| a.name.as_str()))
-            .map_err(|n| self.err("account.name", format!("{n:?} is used twice")))?;
-        let sinks = raw
-            .sink
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| self.sink(i, s))
-            .collect::<Result<Vec<_>, _>>()?;
-        unique(sinks.iter().map(|s| s.name.as_str()))
-            .map_err(|n| self.err("sink.name", format!("{n:?} is used twice")))?;
+        let accounts = self.accounts(raw.account, &state_dir)?;
+        let sinks = self.sinks(raw.sink)?;
         let opted_out: Vec<bool> = raw.bucket.iter().map(|b| b.quiet == Some(false)).collect();
-        let mut buckets = raw
-            .bucket
-            .into_iter()
-            .enumerate()
-            .map(|(i, b)| self.bucket(i, b, &sinks))
-            .collect::<Result<Vec<_>, _>>()?;
-        unique(buckets.iter().map(|b| b.name.as_str()))
-            .map_err(|n| self.err("bucket.name", format!("{n:?} is used twice")))?;
+        let mut buckets = self.buckets(raw.bucket, &sinks)?;
         self.moves_leave_watched_folders(&buckets, &accounts)?;
-        let fallbacks: Vec<&str> = buckets
-            .iter()
-            .filter(|b| b.rules.is_empty())
-            .map(|b| b.name.as_str())
-            .collect();
-        if fallbacks.len() != 1 {
-            return Err(self.err(
-                "bucket.rules",
-                format!("exactly one bucket must have no rules (the fallback for everything else); found {}: {fallbacks:?}", fallbacks.len()),
-            ));
-        }
+        self.one_fallback(&buckets)?;
         let indicator = self.indicator(raw.indicator.unwrap_or_default())?;
         notices::quiet_windows(&mut buckets, &opted_out, indicator.quiet_hours);
         let notices = self.notices(raw.notices, &sinks)?;
@@ -261,13 +230,7 @@ impl Loader<'_> {
             )?,
             spool_cache_bytes: self.spool_cache(raw.spool_cache_mb)?,
             spool_max_bytes: self.spool_max(raw.spool_max_mb)?,
-            metrics: match raw.metrics_file {
-                Some(path) => Some(MetricsConfig {
-                    path,
-                    every: self.duration("metrics_every", raw.metrics_every.as_deref(), "30s")?,
-                }),
-                None => None,
-            },
+            metrics: self.metrics(raw.metrics_file, raw.metrics_every.as_deref())?,
             accounts,
             sinks,
             buckets,
@@ -276,6 +239,81 @@ impl Loader<'_> {
             notices,
             heartbeat: self.heartbeat(raw.heartbeat)?,
         })
+    }
+
+    /// Every `[[account]]`, each name once.
+    fn accounts(
+        &self,
+        raw: Vec<RawAccount>,
+        state_dir: &Path,
+    ) -> Result<Vec<Account>, ConfigError> {
+        let accounts = raw
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| self.account(i, a, state_dir))
+            .collect::<Result<Vec<_>, _>>()?;
+        unique(accounts.iter().map(|a| a.name.as_str()))
+            .map_err(|n| self.err("account.name", format!("{n:?} is used twice")))?;
+        Ok(accounts)
+    }
+
+    /// Every `[[sink]]`, each name once.
+    fn sinks(&self, raw: Vec<RawSink>) -> Result<Vec<SinkConfig>, ConfigError> {
+        let sinks = raw
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| self.sink(i, s))
+            .collect::<Result<Vec<_>, _>>()?;
+        unique(sinks.iter().map(|s| s.name.as_str()))
+            .map_err(|n| self.err("sink.name", format!("{n:?} is used twice")))?;
+        Ok(sinks)
+    }
+
+    /// Every `[[bucket]]`, each name once, each posting to configured sinks.
+    fn buckets(
+        &self,
+        raw: Vec<RawBucket>,
+        sinks: &[SinkConfig],
+    ) -> Result<Vec<Bucket>, ConfigError> {
+        let buckets = raw
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| self.bucket(i, b, sinks))
+            .collect::<Result<Vec<_>, _>>()?;
+        unique(buckets.iter().map(|b| b.name.as_str()))
+            .map_err(|n| self.err("bucket.name", format!("{n:?} is used twice")))?;
+        Ok(buckets)
+    }
+
+    /// Exactly one bucket has no rules: the fallback for everything else.
+    fn one_fallback(&self, buckets: &[Bucket]) -> Result<(), ConfigError> {
+        let fallbacks: Vec<&str> = buckets
+            .iter()
+            .filter(|b| b.rules.is_empty())
+            .map(|b| b.name.as_str())
+            .collect();
+        if fallbacks.len() != 1 {
+            return Err(self.err(
+                "bucket.rules",
+                format!("exactly one bucket must have no rules (the fallback for everything else); found {}: {fallbacks:?}", fallbacks.len()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `metrics_file`, written every `metrics_every` (30s unless given); none unless set.
+    fn metrics(
+        &self,
+        path: Option<PathBuf>,
+        every: Option<&str>,
+    ) -> Result<Option<MetricsConfig>, ConfigError> {
+        match path {
+            Some(path) => Ok(Some(MetricsConfig {
+                path,
+                every: self.duration("metrics_every", every, "30s")?,
+            })),
+            None => Ok(None),
+        }
     }
 
     fn spool_cache(&self, mb: Option<u64>) -> Result<u64, ConfigError> {
