@@ -110,6 +110,18 @@ impl Ledger {
         now: i64,
         rules: Rules,
     ) -> Vec<Notice> {
+        self.judge(observed, pending, now);
+        self.owed(pending, now, rules)
+    }
+
+    /// Records one round of judgements at `now`: troubles seen, conditions cleared, and
+    /// conditions the configuration no longer has.
+    fn judge(
+        &mut self,
+        observed: &[(String, Judgement)],
+        pending: &dyn Fn(&Holds) -> Option<u64>,
+        now: i64,
+    ) {
         let judged: HashSet<&str> = observed.iter().map(|(k, _)| k.as_str()).collect();
         for (key, j) in observed {
             match j {
@@ -128,6 +140,16 @@ impl Ledger {
         for key in removed {
             self.gone(&key, now);
         }
+    }
+
+    /// The notices owed at `now`: announcements, changes, reminders and recoveries; a
+    /// recovered condition leaves the ledger.
+    fn owed(
+        &mut self,
+        pending: &dyn Fn(&Holds) -> Option<u64>,
+        now: i64,
+        rules: Rules,
+    ) -> Vec<Notice> {
         let mut out = Vec::new();
         let mut over = Vec::new();
         for (key, e) in self.entries.iter_mut() {
