@@ -5,7 +5,7 @@ use std::time::Duration;
 
 /// Backoff after `failures` consecutive transient failures: 1 s doubling to 5 min, scaled by
 /// `jitter` ∈ [0, 1) into [50 %, 100 %) so many agents do not retry in step.
-pub fn backoff(failures: u32, jitter: f64) -> Duration {
+pub(crate) fn backoff(failures: u32, jitter: f64) -> Duration {
     let exp = failures.saturating_sub(1).min(16);
     let base = Duration::from_secs(1u64 << exp).min(Duration::from_secs(300));
     base.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))

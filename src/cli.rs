@@ -1,7 +1,7 @@
 //! The command line: parse, dispatch, map every failure to docs/design.md's exit codes
 //! (0 ok, 1 runtime failure, 2 usage, 65 damaged spool, 78 configuration).
 
-use crate::config::Config;
+use crate::config::{Account, Bucket, Config, SinkConfig};
 use crate::control::{self, Reply, Request};
 use crate::daemon::{self, RunError};
 use crate::discord::{HttpSink, Outcome, Sink};
@@ -16,10 +16,10 @@ mod probe;
 mod spool;
 use spool::{SinkAction, SpoolAction};
 
-pub const EX_CONFIG: i32 = 78;
+pub(crate) const EX_CONFIG: i32 = 78;
 /// EX_DATAERR: the spool's files are damaged. Restarting cannot help (systemd's
 /// `RestartPreventExitStatus=` lists it); `spool salvage` can.
-pub const EX_SPOOL_DAMAGED: i32 = 65;
+const EX_SPOOL_DAMAGED: i32 = 65;
 
 #[derive(Parser)]
 #[command(
@@ -247,64 +247,80 @@ fn check(path: &Path, probe: bool) -> Result<(), Failure> {
     if !probe {
         return Ok(());
     }
-    for file in crate::config::perms::secret_files(path) {
-        match crate::config::perms::exposure(&file.path) {
-            Ok(mode) => println!("ok   perms {}: {} ({mode})", file.key, file.path.display()),
-            Err(why) => println!("warn perms {}: {why}", file.key),
-        }
-    }
+    print_perms(path);
     let mut failed = 0;
     for a in &config.accounts {
-        let (session, seen) = probe::login_seeing(a);
-        probe::print_certificate(a, &session, seen.as_ref());
-        match session {
-            Err(e) => {
-                failed += 1;
-                println!("FAIL imap {}: {e}", a.name);
-            }
-            Ok(mut s) => {
-                for f in &a.folders {
-                    match s.examine(f) {
-                        Ok(m) => println!(
-                            "ok   imap {}/{f}: {} message(s), uidvalidity {}",
-                            a.name,
-                            m.exists,
-                            m.uid_validity.unwrap_or(0)
-                        ),
-                        Err(e) => {
-                            failed += 1;
-                            println!(
-                                "FAIL imap {}/{f}: {}",
-                                a.name,
-                                crate::imap::ImapError::from_imap(e)
-                            );
-                        }
-                    }
-                }
-                failed += probe::moves(a, &mut s, &config.buckets);
-                let _ = s.logout();
-            }
-        }
+        failed += probe_account(a, &config.buckets);
     }
     for s in &config.sinks {
-        match HttpSink::new(s.clone()).probe().outcome {
-            Outcome::Delivered { .. } => println!("ok   sink {} answers", s.name),
-            Outcome::RateLimited { retry_after, .. } => {
-                println!("ok   sink {} rate limited for {retry_after:?}", s.name)
-            }
-            Outcome::Dead { reason }
-            | Outcome::Transient { reason }
-            | Outcome::Rejected { reason } => {
-                failed += 1;
-                println!("FAIL sink {}: {reason}", s.name);
-            }
-        }
+        failed += probe_sink(s);
     }
     failed += probe_gpio(&config);
     if failed > 0 {
         return Err(fail(format!("{failed} check(s) failed")));
     }
     Ok(())
+}
+
+/// How open each file holding a secret of the config at `path` is.
+fn print_perms(path: &Path) {
+    for file in crate::config::perms::secret_files(path) {
+        match crate::config::perms::exposure(&file.path) {
+            Ok(mode) => println!("ok   perms {}: {} ({mode})", file.key, file.path.display()),
+            Err(why) => println!("warn perms {}: {why}", file.key),
+        }
+    }
+}
+
+/// Logs in to account `a`, examines each of its folders and the folders its buckets move
+/// mail to; returns the number of failures.
+fn probe_account(a: &Account, buckets: &[Bucket]) -> usize {
+    let (session, seen) = probe::login_seeing(a);
+    probe::print_certificate(a, &session, seen.as_ref());
+    let mut s = match session {
+        Ok(s) => s,
+        Err(e) => {
+            println!("FAIL imap {}: {e}", a.name);
+            return 1;
+        }
+    };
+    let mut failed = 0;
+    for f in &a.folders {
+        match s.examine(f) {
+            Ok(m) => println!(
+                "ok   imap {}/{f}: {} message(s), uidvalidity {}",
+                a.name,
+                m.exists,
+                m.uid_validity.unwrap_or(0)
+            ),
+            Err(e) => {
+                failed += 1;
+                println!(
+                    "FAIL imap {}/{f}: {}",
+                    a.name,
+                    crate::imap::ImapError::from_imap(e)
+                );
+            }
+        }
+    }
+    failed += probe::moves(a, &mut s, buckets);
+    let _ = s.logout();
+    failed
+}
+
+/// Probes sink `s` without posting; returns the number of failures (0 or 1).
+fn probe_sink(s: &SinkConfig) -> usize {
+    match HttpSink::new(s.clone()).probe().outcome {
+        Outcome::Delivered { .. } => println!("ok   sink {} answers", s.name),
+        Outcome::RateLimited { retry_after, .. } => {
+            println!("ok   sink {} rate limited for {retry_after:?}", s.name)
+        }
+        Outcome::Dead { reason } | Outcome::Transient { reason } | Outcome::Rejected { reason } => {
+            println!("FAIL sink {}: {reason}", s.name);
+            return 1;
+        }
+    }
+    0
 }
 
 /// Claims and releases the indicator's GPIO lines; returns the number of failures (0 or 1).

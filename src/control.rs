@@ -21,7 +21,7 @@ use tokio::sync::watch;
 
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "cmd", rename_all = "lowercase")]
-pub enum Request {
+pub(crate) enum Request {
     Status,
     Items {
         filter: Filter,
@@ -45,7 +45,7 @@ pub enum Request {
 /// One line of the daemon's answer.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(tag = "reply", rename_all = "lowercase")]
-pub enum Reply {
+pub(crate) enum Reply {
     Status(Box<StatusReport>),
     /// One item of a listing.
     Item(Box<DumpRecord>),
@@ -66,13 +66,13 @@ pub enum Reply {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DigestNow {
-    pub name: String,
-    pub pending: u64,
+pub(crate) struct DigestNow {
+    pub(crate) name: String,
+    pub(crate) pending: u64,
 }
 
 /// Where the daemon listens: `$RUNTIME_DIRECTORY/control.sock`, else `<state_dir>/control.sock`.
-pub fn socket_path(config: &Config) -> PathBuf {
+fn socket_path(config: &Config) -> PathBuf {
     std::env::var_os("RUNTIME_DIRECTORY")
         // systemd may list several directories separated by ':'; ours is the first.
         .and_then(|p| {
@@ -86,32 +86,32 @@ pub fn socket_path(config: &Config) -> PathBuf {
 
 /// Where the CLI looks: `<state_dir>/control.sock`, which is the socket itself or, when the
 /// daemon runs under systemd, a link to it — an SSH shell has no `$RUNTIME_DIRECTORY`.
-pub fn client_path(config: &Config) -> PathBuf {
+pub(crate) fn client_path(config: &Config) -> PathBuf {
     config.state_dir.join("control.sock")
 }
 
 /// The daemon's spool, empty for the moment it is being reopened after a disk error.
-pub type SpoolSlot = Arc<std::sync::RwLock<Option<Spool>>>;
+pub(crate) type SpoolSlot = Arc<std::sync::RwLock<Option<Spool>>>;
 
 /// The spool in the slot, if any (a clone: the slot's lock is not held while it is used).
-pub fn spool_in(slot: &SpoolSlot) -> Option<Spool> {
+pub(crate) fn spool_in(slot: &SpoolSlot) -> Option<Spool> {
     slot.read().ok().and_then(|s| s.clone())
 }
 
 /// What request handlers read from the running daemon.
 #[derive(Clone)]
-pub struct Context {
-    pub config: watch::Receiver<Arc<Config>>,
-    pub spool: SpoolSlot,
-    pub health: watch::Receiver<Health>,
+pub(crate) struct Context {
+    pub(crate) config: watch::Receiver<Arc<Config>>,
+    pub(crate) spool: SpoolSlot,
+    pub(crate) health: watch::Receiver<Health>,
     /// "digest now" requests and the running sinks' bells (rung after `spool retry` too, so
     /// idle sinks start at once).
-    pub digests: Arc<crate::dispatch::digest::Digests>,
+    pub(crate) digests: Arc<crate::dispatch::digest::Digests>,
 }
 
 /// The answer to an operator's action, for requests that do not concern the running
 /// configuration's sinks.
-pub fn probe_sink(config: &Config, name: &str) -> Answer {
+pub(crate) fn probe_sink(config: &Config, name: &str) -> Answer {
     match config.sinks.iter().find(|s| s.name == name) {
         Some(sink) => tools::probe(sink),
         None => Answer {
@@ -123,7 +123,7 @@ pub fn probe_sink(config: &Config, name: &str) -> Answer {
 
 /// Binds the socket, replacing a stale file from a crashed run, and links
 /// [`client_path`] to it when they differ. Returns the paths to remove on a clean stop.
-pub fn bind(config: &Config) -> std::io::Result<(tokio::net::UnixListener, Vec<PathBuf>)> {
+pub(crate) fn bind(config: &Config) -> std::io::Result<(tokio::net::UnixListener, Vec<PathBuf>)> {
     let path = socket_path(config);
     if path.exists() {
         if UnixStream::connect(&path).is_ok() {
@@ -149,7 +149,7 @@ pub fn bind(config: &Config) -> std::io::Result<(tokio::net::UnixListener, Vec<P
     Ok((listener, made))
 }
 
-pub async fn serve(listener: tokio::net::UnixListener, ctx: Context, stop: Stop) {
+pub(crate) async fn serve(listener: tokio::net::UnixListener, ctx: Context, stop: Stop) {
     loop {
         let accepted = tokio::select! {
             _ = stop.wait() => break,
@@ -264,7 +264,7 @@ fn digest_now(ctx: &Context, spool: &Spool, bucket: Option<&str>) -> Reply {
 }
 
 /// The daemon's reply lines, read one at a time.
-pub struct Replies(BufReader<UnixStream>);
+pub(crate) struct Replies(BufReader<UnixStream>);
 
 impl Iterator for Replies {
     type Item = Result<Reply, String>;
@@ -283,7 +283,7 @@ impl Iterator for Replies {
 }
 
 /// Sends `request` to a running daemon; `None` when nothing answers on the socket.
-pub fn ask(path: &Path, request: &Request) -> Option<Result<Replies, String>> {
+pub(crate) fn ask(path: &Path, request: &Request) -> Option<Result<Replies, String>> {
     let mut stream = UnixStream::connect(path).ok()?;
     let sent = serde_json::to_vec(request)
         .map_err(std::io::Error::other)
@@ -298,7 +298,7 @@ pub fn ask(path: &Path, request: &Request) -> Option<Result<Replies, String>> {
 
 /// The one reply of a request that has one; `None` when nothing answers on the socket. An
 /// [`Reply::Error`] comes back as the error.
-pub fn ask_one(path: &Path, request: &Request) -> Option<Result<Reply, String>> {
+pub(crate) fn ask_one(path: &Path, request: &Request) -> Option<Result<Reply, String>> {
     let replies = ask(path, request)?;
     Some(replies.and_then(|mut r| match r.next() {
         Some(Ok(Reply::Error { error })) => Err(format!("daemon: {error}")),
@@ -308,7 +308,7 @@ pub fn ask_one(path: &Path, request: &Request) -> Option<Result<Reply, String>> 
 }
 
 /// A reply that is not the one the request asks for.
-pub fn unexpected(reply: &Reply) -> String {
+pub(crate) fn unexpected(reply: &Reply) -> String {
     let kind = serde_json::to_value(reply)
         .ok()
         .and_then(|v| v["reply"].as_str().map(str::to_string))

@@ -50,7 +50,7 @@ pub enum RunError {
     SpoolDamaged(String),
 }
 
-pub fn spool_dir(config: &Config) -> std::path::PathBuf {
+pub(crate) fn spool_dir(config: &Config) -> std::path::PathBuf {
     config.state_dir.join("spool")
 }
 
@@ -66,8 +66,8 @@ pub enum Control {
 /// What the daemon starts with: the config, the spool, and what a rebuild of a damaged spool
 /// at start did (see [`prepare`]).
 pub struct Prepared {
-    pub config: Config,
-    pub spool: Spool,
+    pub(crate) config: Config,
+    pub(crate) spool: Spool,
     rebuilt: Option<disk::Rebuilt>,
 }
 
@@ -85,7 +85,7 @@ pub fn prepare(config_path: &Path) -> Result<Prepared, RunError> {
 }
 
 /// Runs the daemon in the foreground until SIGTERM.
-pub fn run(config_path: &Path) -> Result<(), RunError> {
+pub(crate) fn run(config_path: &Path) -> Result<(), RunError> {
     let prepared = prepare(config_path)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

@@ -19,14 +19,14 @@ use tokio::sync::watch;
 
 /// One call: method, URL, body.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Call {
-    pub post: bool,
-    pub url: String,
-    pub body: Option<String>,
+pub(crate) struct Call {
+    pub(crate) post: bool,
+    pub(crate) url: String,
+    pub(crate) body: Option<String>,
 }
 
 /// The call for `style` given the trouble to report, if any (`None`: no call at all).
-pub fn call(style: HeartbeatStyle, url: &str, trouble: Option<&str>) -> Option<Call> {
+pub(crate) fn call(style: HeartbeatStyle, url: &str, trouble: Option<&str>) -> Option<Call> {
     let get = |url: String| Call {
         post: false,
         url,
@@ -55,7 +55,7 @@ pub fn call(style: HeartbeatStyle, url: &str, trouble: Option<&str>) -> Option<C
 }
 
 /// The one-line reason for the worst trouble at the dead or alarm level, if any.
-pub fn reason(troubles: &[Trouble]) -> Option<String> {
+pub(crate) fn reason(troubles: &[Trouble]) -> Option<String> {
     troubles
         .iter()
         .filter(|t| t.level >= Pattern::Dead)
@@ -108,7 +108,7 @@ fn scrub(text: &str, urls: &[&str]) -> String {
 
 /// Calls the monitor every `every` until stopped, reading the troubles the notice task
 /// publishes.
-pub async fn run(
+pub(crate) async fn run(
     config: watch::Receiver<Arc<crate::config::Config>>,
     troubles: watch::Receiver<Vec<Trouble>>,
     health: UnboundedSender<Event>,

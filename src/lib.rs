@@ -8,31 +8,31 @@
 //! systemd status line all show. [`oauth`] signs accounts in with OAuth 2.0 and keeps their
 //! grants.
 
-pub mod backoff;
+pub(crate) mod backoff;
 pub mod cli;
 pub mod config;
-pub mod control;
+pub(crate) mod control;
 pub mod daemon;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod discord;
 pub mod dispatch;
 pub mod health;
-pub mod heartbeat;
+pub(crate) mod heartbeat;
 pub mod imap;
-pub mod indicator;
-pub mod logger;
+pub(crate) mod indicator;
+pub(crate) mod logger;
 pub mod mail;
-pub mod metrics;
-pub mod notice;
-pub mod oauth;
-pub mod setup;
+pub(crate) mod metrics;
+pub(crate) mod notice;
+pub(crate) mod oauth;
+pub(crate) mod setup;
 pub mod spool;
-pub mod status;
+pub(crate) mod status;
 pub mod stop;
-pub mod system;
-pub mod text;
-pub mod time;
-pub mod tools;
+pub(crate) mod system;
+pub(crate) mod text;
+pub(crate) mod time;
+pub(crate) mod tools;
 pub mod triage;
 pub mod watchdog;

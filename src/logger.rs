@@ -50,7 +50,7 @@ fn format_line(journal: bool, level: Level, message: &str) -> String {
     }
 }
 
-pub fn init() {
+pub(crate) fn init() {
     let level = std::env::var("MAILBEACON_LOG")
         .ok()
         .and_then(|l| l.parse().ok())

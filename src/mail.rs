@@ -12,7 +12,7 @@ pub const SNIPPET_CHARS: usize = 500;
 
 /// At most this many characters of `from`, `to`, `cc`, `subject` and the message id: RFC 5322's
 /// line limit, which no honest header needs to exceed.
-pub const FIELD_CHARS: usize = 998;
+pub(crate) const FIELD_CHARS: usize = 998;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Summary {
@@ -32,7 +32,7 @@ pub struct Summary {
 }
 
 /// One attachment as the server describes it: the spool's record of it, kept as read.
-pub use crate::spool::Attachment;
+pub(crate) use crate::spool::Attachment;
 
 /// What the spool keeps of a mail: everything but `to` and `cc`, which only triage reads.
 impl From<&Summary> for crate::spool::Mail {

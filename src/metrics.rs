@@ -17,9 +17,9 @@ use std::sync::Mutex;
 
 /// Answers by (sink, outcome), mails acknowledged by sink.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Counters {
-    pub answers: BTreeMap<(String, &'static str), u64>,
-    pub mails: BTreeMap<String, u64>,
+pub(crate) struct Counters {
+    pub(crate) answers: BTreeMap<(String, &'static str), u64>,
+    pub(crate) mails: BTreeMap<String, u64>,
 }
 
 static COUNTERS: Mutex<Counters> = Mutex::new(Counters {
@@ -28,7 +28,7 @@ static COUNTERS: Mutex<Counters> = Mutex::new(Counters {
 });
 
 /// The outcome's name in `mailbeacon_deliveries_total{outcome=…}`.
-pub fn outcome_name(o: &Outcome) -> &'static str {
+fn outcome_name(o: &Outcome) -> &'static str {
     match o {
         Outcome::Delivered { .. } => "delivered",
         Outcome::RateLimited { .. } => "rate_limited",
@@ -39,7 +39,7 @@ pub fn outcome_name(o: &Outcome) -> &'static str {
 }
 
 /// Counts one answer to a POST carrying `mails` mails.
-pub fn observe(sink: &str, outcome: &Outcome, mails: usize) {
+pub(crate) fn observe(sink: &str, outcome: &Outcome, mails: usize) {
     let Ok(mut c) = COUNTERS.lock() else {
         return;
     };
@@ -51,19 +51,19 @@ pub fn observe(sink: &str, outcome: &Outcome, mails: usize) {
     }
 }
 
-pub fn counters() -> Counters {
+pub(crate) fn counters() -> Counters {
     COUNTERS.lock().map(|c| c.clone()).unwrap_or_default()
 }
 
 /// What one metrics file is made of.
-pub struct Snapshot<'a> {
-    pub health: &'a Health,
-    pub buckets: &'a [BucketStats],
-    pub counters: &'a Counters,
-    pub sinks: &'a [String],
-    pub spool_bytes: u64,
-    pub spool_max_bytes: u64,
-    pub now: i64,
+pub(crate) struct Snapshot<'a> {
+    pub(crate) health: &'a Health,
+    pub(crate) buckets: &'a [BucketStats],
+    pub(crate) counters: &'a Counters,
+    pub(crate) sinks: &'a [String],
+    pub(crate) spool_bytes: u64,
+    pub(crate) spool_max_bytes: u64,
+    pub(crate) now: i64,
 }
 
 /// A label value, escaped as the exposition format asks (`\`, `"`, newline).
@@ -103,7 +103,7 @@ const ACCOUNT_STATES: [AccountState; 8] = [
 const OUTCOMES: [&str; 5] = ["delivered", "rate_limited", "transient", "dead", "rejected"];
 
 /// The whole file, in the text exposition format.
-pub fn render(s: &Snapshot) -> String {
+pub(crate) fn render(s: &Snapshot) -> String {
     let mut out = String::new();
     family(
         &mut out,
@@ -112,8 +112,20 @@ pub fn render(s: &Snapshot) -> String {
         "1 while the agent runs; 0 in the file it leaves on a clean stop.",
     );
     let _ = writeln!(out, "mailbeacon_up {}", u8::from(!s.health.stopping));
+    deliveries(&mut out, s);
+    sink_states(&mut out, s);
+    buckets(&mut out, s);
+    accounts(&mut out, s);
+    spool(&mut out, s);
+    indicator(&mut out, s);
+    crate::notice::status::metrics(&mut out, s.health);
+    out
+}
+
+/// Per sink: Discord's answers, the mails it acknowledged, and the retries.
+fn deliveries(out: &mut String, s: &Snapshot) {
     family(
-        &mut out,
+        out,
         "mailbeacon_deliveries_total",
         "counter",
         "Discord's answers to posts since start, by sink and classified outcome.",
@@ -134,13 +146,13 @@ pub fn render(s: &Snapshot) -> String {
         }
     }
     family(
-        &mut out,
+        out,
         "mailbeacon_delivered_mails_total",
         "counter",
         "Mails acknowledged by Discord since start, by sink.",
     );
     family(
-        &mut out,
+        out,
         "mailbeacon_retries_total",
         "counter",
         "Posts answered transient or rate limited since start (their mail is sent again), by sink.",
@@ -162,8 +174,12 @@ pub fn render(s: &Snapshot) -> String {
             label(sink)
         );
     }
+}
+
+/// Per sink: 1 for its current state, 0 for the others.
+fn sink_states(out: &mut String, s: &Snapshot) {
     family(
-        &mut out,
+        out,
         "mailbeacon_sink_state",
         "gauge",
         "1 for the sink's current state, 0 for the others.",
@@ -180,32 +196,38 @@ pub fn render(s: &Snapshot) -> String {
             );
         }
     }
-    buckets(&mut out, s);
-    accounts(&mut out, s);
+}
+
+/// The spool's size, its bound, and whether ingestion stopped at it.
+fn spool(out: &mut String, s: &Snapshot) {
     family(
-        &mut out,
+        out,
         "mailbeacon_spool_bytes",
         "gauge",
         "Bytes the spool holds (what spool_max_mb bounds).",
     );
     let _ = writeln!(out, "mailbeacon_spool_bytes {}", s.spool_bytes);
     family(
-        &mut out,
+        out,
         "mailbeacon_spool_max_bytes",
         "gauge",
         "The spool's size bound (spool_max_mb) in bytes.",
     );
     let _ = writeln!(out, "mailbeacon_spool_max_bytes {}", s.spool_max_bytes);
     family(
-        &mut out,
+        out,
         "mailbeacon_spool_full",
         "gauge",
         "1 while ingestion is stopped: the spool at its bound, or its disk full or read-only.",
     );
     let full = !s.health.full.is_empty() || !s.health.disk.is_empty();
     let _ = writeln!(out, "mailbeacon_spool_full {}", u8::from(full));
+}
+
+/// The pattern the LED shows.
+fn indicator(out: &mut String, s: &Snapshot) {
     family(
-        &mut out,
+        out,
         "mailbeacon_indicator_pattern",
         "gauge",
         "1 for the pattern the LED shows.",
@@ -218,8 +240,6 @@ pub fn render(s: &Snapshot) -> String {
             u8::from(pattern.as_str() == p)
         );
     }
-    crate::notice::status::metrics(&mut out, s.health);
-    out
 }
 
 fn buckets(out: &mut String, s: &Snapshot) {
@@ -296,7 +316,7 @@ fn accounts(out: &mut String, s: &Snapshot) {
 
 /// Replaces `path` with `text` atomically: a temporary file beside it (not ending in `.prom`,
 /// so the collector skips it), synced, then renamed over it.
-pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+pub(crate) fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
     use std::io::Write;
     let name = path
         .file_name()

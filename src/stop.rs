@@ -19,7 +19,7 @@ pub struct Stop {
 }
 
 /// While held, stopping shuts the socket down; dropping it unregisters the socket.
-pub struct Interrupt<'a> {
+pub(crate) struct Interrupt<'a> {
     stop: &'a Stop,
     id: u64,
 }
@@ -50,7 +50,7 @@ impl Stop {
 
     /// Makes a read blocked on `socket` end when this stop triggers: the socket is shut down
     /// (at once if already stopped). Only for waits whose interruption loses nothing.
-    pub fn interrupts(&self, socket: TcpStream) -> Interrupt<'_> {
+    pub(crate) fn interrupts(&self, socket: TcpStream) -> Interrupt<'_> {
         let id = self.next_socket.fetch_add(1, Ordering::Relaxed);
         if let Ok(mut sockets) = self.sockets.lock() {
             if self.is_stopped() {
@@ -77,12 +77,12 @@ impl Stop {
         }
     }
 
-    pub fn is_stopped(&self) -> bool {
+    pub(crate) fn is_stopped(&self) -> bool {
         *self.tx.borrow()
     }
 
     /// Blocks up to `d`; returns true when stopped (early or already).
-    pub fn sleep(&self, d: Duration) -> bool {
+    pub(crate) fn sleep(&self, d: Duration) -> bool {
         let (lock, cv) = &*self.flag;
         let Ok(guard) = lock.lock() else { return true };
         match cv.wait_timeout_while(guard, d, |stopped| !*stopped) {
@@ -92,7 +92,7 @@ impl Stop {
     }
 
     /// Completes once stopped.
-    pub async fn wait(&self) {
+    pub(crate) async fn wait(&self) {
         let mut rx = self.tx.subscribe();
         let _ = rx.wait_for(|s| *s).await;
     }

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 /// Whether the effective user is root.
-pub fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     // SAFETY: geteuid has no preconditions.
     unsafe { libc::geteuid() == 0 }
 }

@@ -2,7 +2,7 @@
 //! boundaries and folding whitespace.
 
 /// The longest prefix of `s` with at most `max` characters (never splits a character).
-pub fn truncate_chars(s: &str, max: usize) -> &str {
+pub(crate) fn truncate_chars(s: &str, max: usize) -> &str {
     match s.char_indices().nth(max) {
         Some((i, _)) => &s[..i],
         None => s,
@@ -10,7 +10,7 @@ pub fn truncate_chars(s: &str, max: usize) -> &str {
 }
 
 /// At most `max` characters; when cut, the last one is "…" so the reader sees it was cut.
-pub fn ellipsize(s: &str, max: usize) -> String {
+pub(crate) fn ellipsize(s: &str, max: usize) -> String {
     if s.chars().count() <= max {
         return s.to_string();
     }
@@ -20,7 +20,7 @@ pub fn ellipsize(s: &str, max: usize) -> String {
 }
 
 /// Runs of whitespace become one space, control characters vanish, at most `max` characters.
-pub fn collapse_whitespace(s: &str, max: usize) -> String {
+pub(crate) fn collapse_whitespace(s: &str, max: usize) -> String {
     let mut out = String::new();
     let mut count = 0;
     let mut pending_space = false;
@@ -51,7 +51,7 @@ pub fn collapse_whitespace(s: &str, max: usize) -> String {
 
 /// Percent-encoding of everything but RFC 3986's unreserved characters: a value that cannot
 /// reshape the URL it is put in.
-pub fn percent_encode(s: &str) -> String {
+pub(crate) fn percent_encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len() * 3);
     for b in s.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {

@@ -2,14 +2,14 @@
 //! the local minute of the day that quiet hours are told in.
 
 /// RFC 3339 UTC for unix seconds.
-pub fn rfc3339(t: i64) -> String {
+pub(crate) fn rfc3339(t: i64) -> String {
     chrono::DateTime::from_timestamp(t, 0).map_or_else(String::new, |d| {
         d.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     })
 }
 
 /// Seconds as people read an age: `42s`, `7m05s`, `3h12m`, `2d04h`.
-pub fn age(s: i64) -> String {
+pub(crate) fn age(s: i64) -> String {
     match s {
         ..60 => format!("{s}s"),
         60..3600 => format!("{}m{:02}s", s / 60, s % 60),
@@ -19,7 +19,7 @@ pub fn age(s: i64) -> String {
 }
 
 /// The device's local time as minutes since midnight (quiet hours are in local time).
-pub fn local_minute() -> u32 {
+pub(crate) fn local_minute() -> u32 {
     use chrono::Timelike;
     let now = chrono::Local::now();
     now.hour() * 60 + now.minute()

@@ -9,10 +9,10 @@ use crate::spool::{Dropped, Retried, Spool, State};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Answer {
+pub(crate) struct Answer {
     /// 0 done, 1 refused or failed, 2 a missing confirmation (usage).
-    pub code: i32,
-    pub text: String,
+    pub(crate) code: i32,
+    pub(crate) text: String,
 }
 
 impl Answer {
@@ -26,7 +26,7 @@ impl Answer {
 
 /// Which items `spool retry` puts back.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum RetryTarget {
+pub(crate) enum RetryTarget {
     One(u64),
     /// Every dead item, of one bucket or of all.
     Dead {
@@ -34,7 +34,7 @@ pub enum RetryTarget {
     },
 }
 
-pub fn retry(spool: &Spool, target: &RetryTarget) -> Answer {
+pub(crate) fn retry(spool: &Spool, target: &RetryTarget) -> Answer {
     match target {
         RetryTarget::One(id) => match spool.retry(*id) {
             Ok(Retried::Requeued { sinks }) => Answer::ok(format!(
@@ -65,7 +65,7 @@ pub fn retry(spool: &Spool, target: &RetryTarget) -> Answer {
 }
 
 /// Drops item `id`; without `yes`, only says what it would drop.
-pub fn drop(spool: &Spool, id: u64, yes: bool) -> Answer {
+pub(crate) fn drop(spool: &Spool, id: u64, yes: bool) -> Answer {
     if !yes {
         return match spool.get(id) {
             Ok(Some(item)) => Answer::fail(
@@ -97,7 +97,7 @@ pub fn drop(spool: &Spool, id: u64, yes: bool) -> Answer {
 }
 
 /// A non-posting request to the sink (`GET` the webhook, or the bot's channel), classified.
-pub fn probe(sink: &SinkConfig) -> Answer {
+pub(crate) fn probe(sink: &SinkConfig) -> Answer {
     let reply = HttpSink::new(sink.clone()).probe();
     let name = &sink.name;
     let status = if reply.status == 0 {

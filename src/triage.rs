@@ -55,7 +55,7 @@ impl Fields<'_> {
 pub struct Headers(Vec<(String, String)>);
 
 impl Headers {
-    pub fn values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
+    pub(crate) fn values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'s str> + 's {
         self.0
             .iter()
             .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
@@ -71,7 +71,7 @@ impl FromIterator<(String, String)> for Headers {
 
 /// Where one condition of a rule looks.
 #[derive(Debug, Clone, Copy)]
-pub enum Field<'a> {
+pub(crate) enum Field<'a> {
     From,
     Subject,
     To,
@@ -116,19 +116,19 @@ impl fmt::Display for Field<'_> {
 
 /// One rule: every regex it names must find a match in its field.
 #[derive(Debug, Clone, Default)]
-pub struct Rule {
-    pub from: Option<Regex>,
-    pub subject: Option<Regex>,
-    pub to: Option<Regex>,
-    pub cc: Option<Regex>,
-    pub snippet: Option<Regex>,
+pub(crate) struct Rule {
+    pub(crate) from: Option<Regex>,
+    pub(crate) subject: Option<Regex>,
+    pub(crate) to: Option<Regex>,
+    pub(crate) cc: Option<Regex>,
+    pub(crate) snippet: Option<Regex>,
     /// Header names (any case) and the regex one of their occurrences must match.
-    pub headers: Vec<(String, Regex)>,
+    pub(crate) headers: Vec<(String, Regex)>,
 }
 
 impl Rule {
     /// Every condition the rule names, the fixed fields first, then the headers.
-    pub fn conditions(&self) -> impl Iterator<Item = (Field<'_>, &Regex)> {
+    pub(crate) fn conditions(&self) -> impl Iterator<Item = (Field<'_>, &Regex)> {
         [
             (Field::From, &self.from),
             (Field::Subject, &self.subject),
@@ -146,11 +146,11 @@ impl Rule {
     }
 
     /// A rule naming no field would match everything; config validation refuses it.
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.conditions().next().is_none()
     }
 
-    pub fn matches(&self, mail: &Fields) -> bool {
+    pub(crate) fn matches(&self, mail: &Fields) -> bool {
         !self.is_empty() && self.conditions().all(|(field, re)| mail.finds(field, re))
     }
 }
@@ -165,7 +165,7 @@ pub struct Triage {
 
 impl Triage {
     /// `buckets` in file order; `fallback` is the bucket without rules.
-    pub fn new(buckets: Vec<(String, Vec<Rule>)>, fallback: String) -> Triage {
+    pub(crate) fn new(buckets: Vec<(String, Vec<Rule>)>, fallback: String) -> Triage {
         let ordered: Vec<(String, Vec<Rule>)> =
             buckets.into_iter().filter(|(_, r)| !r.is_empty()).collect();
         let mut header_names: Vec<String> = ordered

@@ -37,18 +37,18 @@ impl Beat {
     }
 
     /// Checks in, promising to check in again within `d`.
-    pub fn within(&self, d: Duration) {
+    pub(crate) fn within(&self, d: Duration) {
         let due = self.0.epoch.elapsed().saturating_add(d);
         let ms = u64::try_from(due.as_millis()).unwrap_or(WAITING - 1);
         self.0.due_ms.store(ms.min(WAITING - 1), Ordering::Relaxed);
     }
 
     /// Checks in before waiting for an event that may not come; promises nothing.
-    pub fn waiting(&self) {
+    pub(crate) fn waiting(&self) {
         self.0.due_ms.store(WAITING, Ordering::Relaxed);
     }
 
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.0.name
     }
 
@@ -69,17 +69,17 @@ impl Beat {
 
 /// Every live loop's beat.
 #[derive(Clone, Default)]
-pub struct Beats {
+pub(crate) struct Beats {
     beats: Arc<Mutex<Vec<Weak<Inner>>>>,
 }
 
 impl Beats {
-    pub fn new() -> Beats {
+    pub(crate) fn new() -> Beats {
         Beats::default()
     }
 
     /// Registers a loop; it starts with a generous first promise of `first`.
-    pub fn beat(&self, name: impl Into<String>, first: Duration) -> Beat {
+    pub(crate) fn beat(&self, name: impl Into<String>, first: Duration) -> Beat {
         let inner = Arc::new(Inner {
             name: name.into(),
             epoch: Instant::now(),
@@ -95,7 +95,7 @@ impl Beats {
     }
 
     /// The loops past their promise, with how late each is; empty when all are well.
-    pub fn overdue(&self) -> Vec<(String, Duration)> {
+    pub(crate) fn overdue(&self) -> Vec<(String, Duration)> {
         let Ok(mut beats) = self.beats.lock() else {
             return vec![("watchdog registry".into(), Duration::ZERO)];
         };

@@ -7,7 +7,7 @@ use crate::config::{Account, Auth, Flow, Tls};
 use std::io::{BufReader, Write};
 use std::path::Path;
 
-pub fn run(path: &Path, name: &str) -> Result<(), Failure> {
+pub(crate) fn run(path: &Path, name: &str) -> Result<(), Failure> {
     let config = load(path)?;
     let Some(account) = config.accounts.iter().find(|a| a.name == name) else {
         let names: Vec<&str> = config.accounts.iter().map(|a| a.name.as_str()).collect();
@@ -69,7 +69,7 @@ pub fn run(path: &Path, name: &str) -> Result<(), Failure> {
 }
 
 /// `check`'s line for an account: where it logs in and how, and whether it is signed in.
-pub fn describe(a: &Account) {
+pub(crate) fn describe(a: &Account) {
     let tls = match a.tls {
         Tls::Implicit => "implicit TLS",
         Tls::Starttls => "STARTTLS",

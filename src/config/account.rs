@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tls {
+pub(crate) enum Tls {
     Implicit,
     Starttls,
     /// Plaintext, accepted only to a loopback host (tests and local stand-ins).
@@ -19,14 +19,14 @@ pub enum Tls {
 
 /// How an account logs in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum AuthKind {
+pub(crate) enum AuthKind {
     Password,
     OAuth2,
 }
 
 /// How an account logs in, with what it needs.
 #[derive(Debug, Clone)]
-pub enum Auth {
+pub(crate) enum Auth {
     /// `LOGIN` with [`Account::password`].
     Password,
     /// SASL XOAUTH2 or OAUTHBEARER with an access token from the stored grant.
@@ -37,38 +37,38 @@ pub enum Auth {
 pub struct Account {
     pub name: String,
     /// The preset this account was filled in from, if any.
-    pub provider: Option<&'static Provider>,
-    pub host: String,
-    pub port: u16,
-    pub tls: Tls,
-    pub username: String,
+    pub(crate) provider: Option<&'static Provider>,
+    pub(crate) host: String,
+    pub(crate) port: u16,
+    pub(crate) tls: Tls,
+    pub(crate) username: String,
     /// Empty with OAuth 2.0.
-    pub password: Secret,
-    pub auth: Auth,
+    pub(crate) password: Secret,
+    pub(crate) auth: Auth,
     /// A CA, or the server's own certificate (trusted even when it is a CA certificate).
-    pub ca_file: Option<PathBuf>,
+    pub(crate) ca_file: Option<PathBuf>,
     /// The one certificate trusted for this account, whatever its issuer (replaces `ca_file`).
-    pub tls_fingerprint: Option<Fingerprint>,
+    pub(crate) tls_fingerprint: Option<Fingerprint>,
     /// The link back to a mail (`{message_id}`, `{uid}`, `{folder}`, `{account}`), from the
     /// config or the provider preset: the embed's URL.
-    pub open_url: Option<String>,
-    pub folders: Vec<String>,
+    pub(crate) open_url: Option<String>,
+    pub(crate) folders: Vec<String>,
     pub idle: bool,
     /// How long one IDLE command may run before it is renewed (RFC 2177: under 29 minutes).
-    pub idle_renew: Duration,
+    pub(crate) idle_renew: Duration,
     /// The reconciliation poll: runs on this schedule even while idling.
     pub poll_interval: Duration,
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// Where a mailbox seen for the first time starts.
-    pub start_at: StartAt,
+    pub(crate) start_at: StartAt,
     /// With `start_at = "unseen" | "all"`: only mail received within this window.
-    pub backfill: Option<Duration>,
+    pub(crate) backfill: Option<Duration>,
 }
 
 /// The first run of a mailbox: only mail that arrives from now on (the default), mail not yet
 /// marked `\Seen`, or everything already there. `backfill` narrows the last two by age.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartAt {
+pub(crate) enum StartAt {
     Now,
     Unseen,
     All,
@@ -86,28 +86,14 @@ impl Loader<'_> {
         if a.name.trim().is_empty() {
             return Err(self.err(format!("account[{i}].name"), "must not be empty"));
         }
-        let provider = match a.provider.as_deref() {
-            None => None,
-            Some(p) => Some(provider::find(p).ok_or_else(|| {
-                self.err(
-                    key("provider"),
-                    format!("{p:?} is not one of {}", provider::names()),
-                )
-            })?),
-        };
+        let provider = self.provider(&key, a.provider.as_deref())?;
         let host = a
             .host
             .take()
             .or_else(|| provider.map(|p| p.host.to_string()))
             .filter(|h| !h.trim().is_empty())
             .ok_or_else(|| self.err(key("host"), "missing: set host, or a provider preset"))?;
-        let tls = match a.tls.as_deref().unwrap_or("implicit") {
-            "implicit" => Tls::Implicit,
-            "starttls" => Tls::Starttls,
-            "none" if is_loopback(&host) => Tls::None,
-            "none" => return Err(self.err(key("tls"), "plaintext IMAP is allowed only to a loopback host; use \"implicit\" or \"starttls\"")),
-            other => return Err(self.err(key("tls"), format!("{other:?} is not one of implicit, starttls"))),
-        };
+        let tls = self.tls(&key, a.tls.as_deref(), &host)?;
         let (auth, password) = self.login(&key, &mut a, provider, state_dir)?;
         if let Some(ca) = &a.ca_file {
             std::fs::metadata(ca)
@@ -115,48 +101,11 @@ impl Loader<'_> {
         }
         let tls_fingerprint =
             self.tls_fingerprint(&key, a.tls_fingerprint.as_deref(), a.ca_file.is_some(), tls)?;
-        let open_url = a
-            .open_url
-            .take()
-            .or_else(|| provider.and_then(|p| p.open_url).map(str::to_string))
-            .filter(|u| !u.is_empty());
-        if let Some(why) = open_url
-            .as_deref()
-            .and_then(crate::discord::render::link::invalid)
-        {
-            return Err(self.err(key("open_url"), why));
-        }
-        let folders = a.folders.unwrap_or_else(|| vec!["INBOX".to_string()]);
-        if folders.is_empty() || folders.iter().any(|f| f.trim().is_empty()) {
-            return Err(self.err(key("folders"), "list at least one folder, none empty"));
-        }
-        let idle_renew = self.duration(&key("idle_renew"), a.idle_renew.as_deref(), "5m")?;
-        if idle_renew < Duration::from_secs(10) || idle_renew > Duration::from_secs(29 * 60) {
-            return Err(self.err(
-                key("idle_renew"),
-                "must be between 10s and 29m (RFC 2177: renew IDLE at least every 29 minutes)",
-            ));
-        }
-        let start_at = match a.start_at.as_deref().unwrap_or("now") {
-            "now" => StartAt::Now,
-            "unseen" => StartAt::Unseen,
-            "all" => StartAt::All,
-            other => {
-                return Err(self.err(
-                    key("start_at"),
-                    format!("{other:?} is not one of now, unseen, all"),
-                ))
-            }
-        };
-        let backfill =
-            match a.backfill.as_deref() {
-                None => None,
-                Some(_) if start_at == StartAt::Now => return Err(self.err(
-                    key("backfill"),
-                    "has no effect with start_at = \"now\"; set start_at = \"unseen\" or \"all\"",
-                )),
-                Some(b) => Some(self.duration(&key("backfill"), Some(b), "0s")?),
-            };
+        let open_url = self.open_url(&key, a.open_url.take(), provider)?;
+        let folders = self.folders(&key, a.folders)?;
+        let idle_renew = self.idle_renew(&key, a.idle_renew.as_deref())?;
+        let start_at = self.start_at(&key, a.start_at.as_deref())?;
+        let backfill = self.backfill(&key, a.backfill.as_deref(), start_at)?;
         Ok(Account {
             provider,
             auth,
@@ -184,6 +133,121 @@ impl Loader<'_> {
             host,
             name: a.name,
         })
+    }
+
+    /// The provider preset named, if any.
+    fn provider(
+        &self,
+        key: &dyn Fn(&str) -> String,
+        name: Option<&str>,
+    ) -> Result<Option<&'static Provider>, ConfigError> {
+        match name {
+            None => Ok(None),
+            Some(p) => Ok(Some(provider::find(p).ok_or_else(|| {
+                self.err(
+                    key("provider"),
+                    format!("{p:?} is not one of {}", provider::names()),
+                )
+            })?)),
+        }
+    }
+
+    /// `tls`: implicit unless given; none only to a loopback `host`.
+    fn tls(
+        &self,
+        key: &dyn Fn(&str) -> String,
+        text: Option<&str>,
+        host: &str,
+    ) -> Result<Tls, ConfigError> {
+        match text.unwrap_or("implicit") {
+            "implicit" => Ok(Tls::Implicit),
+            "starttls" => Ok(Tls::Starttls),
+            "none" if is_loopback(host) => Ok(Tls::None),
+            "none" => Err(self.err(key("tls"), "plaintext IMAP is allowed only to a loopback host; use \"implicit\" or \"starttls\"")),
+            other => Err(self.err(key("tls"), format!("{other:?} is not one of implicit, starttls"))),
+        }
+    }
+
+    /// `open_url`, or the preset's; none when empty. A link Discord would refuse is an error.
+    fn open_url(
+        &self,
+        key: &dyn Fn(&str) -> String,
+        given: Option<String>,
+        provider: Option<&'static Provider>,
+    ) -> Result<Option<String>, ConfigError> {
+        let open_url = given
+            .or_else(|| provider.and_then(|p| p.open_url).map(str::to_string))
+            .filter(|u| !u.is_empty());
+        if let Some(why) = open_url
+            .as_deref()
+            .and_then(crate::discord::render::link::invalid)
+        {
+            return Err(self.err(key("open_url"), why));
+        }
+        Ok(open_url)
+    }
+
+    /// `folders`: INBOX unless given; at least one, none empty.
+    fn folders(
+        &self,
+        key: &dyn Fn(&str) -> String,
+        given: Option<Vec<String>>,
+    ) -> Result<Vec<String>, ConfigError> {
+        let folders = given.unwrap_or_else(|| vec!["INBOX".to_string()]);
+        if folders.is_empty() || folders.iter().any(|f| f.trim().is_empty()) {
+            return Err(self.err(key("folders"), "list at least one folder, none empty"));
+        }
+        Ok(folders)
+    }
+
+    /// `idle_renew`: 5m unless given, between 10s and 29m.
+    fn idle_renew(
+        &self,
+        key: &dyn Fn(&str) -> String,
+        text: Option<&str>,
+    ) -> Result<Duration, ConfigError> {
+        let idle_renew = self.duration(&key("idle_renew"), text, "5m")?;
+        if idle_renew < Duration::from_secs(10) || idle_renew > Duration::from_secs(29 * 60) {
+            return Err(self.err(
+                key("idle_renew"),
+                "must be between 10s and 29m (RFC 2177: renew IDLE at least every 29 minutes)",
+            ));
+        }
+        Ok(idle_renew)
+    }
+
+    /// `start_at`: now unless given.
+    fn start_at(
+        &self,
+        key: &dyn Fn(&str) -> String,
+        text: Option<&str>,
+    ) -> Result<StartAt, ConfigError> {
+        match text.unwrap_or("now") {
+            "now" => Ok(StartAt::Now),
+            "unseen" => Ok(StartAt::Unseen),
+            "all" => Ok(StartAt::All),
+            other => Err(self.err(
+                key("start_at"),
+                format!("{other:?} is not one of now, unseen, all"),
+            )),
+        }
+    }
+
+    /// `backfill`: only with a `start_at` other than now.
+    fn backfill(
+        &self,
+        key: &dyn Fn(&str) -> String,
+        text: Option<&str>,
+        start_at: StartAt,
+    ) -> Result<Option<Duration>, ConfigError> {
+        match text {
+            None => Ok(None),
+            Some(_) if start_at == StartAt::Now => Err(self.err(
+                key("backfill"),
+                "has no effect with start_at = \"now\"; set start_at = \"unseen\" or \"all\"",
+            )),
+            Some(b) => Ok(Some(self.duration(&key("backfill"), Some(b), "0s")?)),
+        }
     }
 
     /// `auth` (the preset's kind unless given) and what it needs: a password, or an

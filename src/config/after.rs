@@ -19,7 +19,7 @@ pub enum AfterDelivery {
 
 impl AfterDelivery {
     /// `"seen"`, `"flag"`, `"move:FOLDER"`; the reason in words otherwise.
-    pub fn parse(text: &str) -> Result<AfterDelivery, String> {
+    pub(crate) fn parse(text: &str) -> Result<AfterDelivery, String> {
         match text {
             "seen" => Ok(AfterDelivery::Seen),
             "flag" => Ok(AfterDelivery::Flag),

@@ -19,49 +19,49 @@ pub enum Severity {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     Push,
     Digest,
     Hold,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Mention {
+pub(crate) enum Mention {
     Role(String),
     Everyone,
 }
 
 #[derive(Debug, Clone)]
 pub struct Bucket {
-    pub name: String,
-    pub severity: Severity,
-    pub mode: Mode,
-    pub sinks: Vec<String>,
-    pub rules: Vec<Rule>,
-    pub mention: Option<Mention>,
-    pub digest_every: Option<Duration>,
+    pub(crate) name: String,
+    pub(crate) severity: Severity,
+    pub(crate) mode: Mode,
+    pub(crate) sinks: Vec<String>,
+    pub(crate) rules: Vec<Rule>,
+    pub(crate) mention: Option<Mention>,
+    pub(crate) digest_every: Option<Duration>,
     /// Also delivers to this sink when every sink of the bucket is dead, or (P0/P1) when a
     /// mail waited longer than `escalate_after`.
-    pub fallback: Option<String>,
-    pub escalate_after: Option<Duration>,
+    pub(crate) fallback: Option<String>,
+    pub(crate) escalate_after: Option<Duration>,
     /// Receives a one-line mirror of every delivery of the bucket's mail.
-    pub audit: Option<String>,
+    pub(crate) audit: Option<String>,
     /// Local minutes `(start, end)` during which its messages arrive without a push
     /// notification (src/config/notices.rs); `None` for P0/P1 or `quiet = false`.
-    pub quiet: Option<(u32, u32)>,
+    pub(crate) quiet: Option<(u32, u32)>,
     /// Forum sinks: the tags a new post of this bucket gets (at most 5, Discord's limit).
-    pub applied_tags: Vec<String>,
+    pub(crate) applied_tags: Vec<String>,
     /// Forum sinks: post this bucket's mail into this existing thread instead of new posts.
-    pub thread_id: Option<String>,
+    pub(crate) thread_id: Option<String>,
     /// `attachments = "upload"`: each mail's attachments, up to this many bytes in all, are
     /// fetched at delivery and sent with its message. `None`: only listed.
-    pub upload_max: Option<u64>,
+    pub(crate) upload_max: Option<u64>,
     /// What is done to the mail on the server once Discord acknowledged it; `None`: nothing.
-    pub after_delivery: Option<AfterDelivery>,
+    pub(crate) after_delivery: Option<AfterDelivery>,
 }
 
 /// Discord's upload limit for a webhook message: larger is refused (413, code 40005).
-pub const DISCORD_UPLOAD_LIMIT: u64 = 10 * 1024 * 1024;
+const DISCORD_UPLOAD_LIMIT: u64 = 10 * 1024 * 1024;
 
 /// `"8MiB"`, `"500KiB"`, `"1024"`: a size in bytes.
 fn bytes(text: &str) -> Option<u64> {
@@ -91,61 +91,10 @@ impl Loader<'_> {
         if b.name.trim().is_empty() || b.name.contains('\0') {
             return Err(self.err(format!("bucket[{i}].name"), "must not be empty"));
         }
-        let severity = match b.severity.as_deref().unwrap_or("P3") {
-            "P0" => Severity::P0,
-            "P1" => Severity::P1,
-            "P2" => Severity::P2,
-            "P3" => Severity::P3,
-            other => {
-                return Err(self.err(
-                    key("severity"),
-                    format!("{other:?} is not one of P0, P1, P2, P3"),
-                ))
-            }
-        };
-        let mode = match b.mode.as_deref().unwrap_or("push") {
-            "push" => Mode::Push,
-            "digest" => Mode::Digest,
-            "hold" => Mode::Hold,
-            other => {
-                return Err(self.err(
-                    key("mode"),
-                    format!("{other:?} is not one of push, digest, hold"),
-                ))
-            }
-        };
-        for s in &b.sinks {
-            if !sinks.iter().any(|k| &k.name == s) {
-                return Err(self.err(key("sinks"), format!("no [[sink]] is named {s:?}")));
-            }
-        }
-        if b.sinks.is_empty() && mode != Mode::Hold {
-            return Err(self.err(
-                key("sinks"),
-                "list at least one sink (or set mode = \"hold\")",
-            ));
-        }
-        let mention = match b.mention.as_deref() {
-            None => None,
-            Some("everyone") if severity == Severity::P0 => Some(Mention::Everyone),
-            Some("everyone") => {
-                return Err(self.err(
-                    key("mention"),
-                    "\"everyone\" is allowed only for severity P0",
-                ))
-            }
-            Some(m) => match m.strip_prefix("role:") {
-                Some(id) if !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()) => {
-                    Some(Mention::Role(id.to_string()))
-                }
-                _ => {
-                    return Err(self.err(
-                        key("mention"),
-                        format!("{m:?} is not \"role:ID\" or \"everyone\""),
-                    ))
-                }
-            },
-        };
+        let severity = self.severity(&key, b.severity.as_deref())?;
+        let mode = self.mode(&key, b.mode.as_deref())?;
+        self.bucket_sinks(&key, &b.sinks, mode, sinks)?;
+        let mention = self.mention(&key, b.mention.as_deref(), severity)?;
         let route = self.route(&key, &b, severity, mode, sinks)?;
         let (applied_tags, thread_id) = self.forum_keys(&key, &b, sinks)?;
         let upload_max = self.uploads(&key, &b)?;
@@ -179,6 +128,85 @@ impl Loader<'_> {
             upload_max,
             after_delivery,
         })
+    }
+
+    /// `severity`: P3 unless given.
+    fn severity(
+        &self,
+        key: &dyn Fn(&str) -> String,
+        text: Option<&str>,
+    ) -> Result<Severity, ConfigError> {
+        match text.unwrap_or("P3") {
+            "P0" => Ok(Severity::P0),
+            "P1" => Ok(Severity::P1),
+            "P2" => Ok(Severity::P2),
+            "P3" => Ok(Severity::P3),
+            other => Err(self.err(
+                key("severity"),
+                format!("{other:?} is not one of P0, P1, P2, P3"),
+            )),
+        }
+    }
+
+    /// `mode`: push unless given.
+    fn mode(&self, key: &dyn Fn(&str) -> String, text: Option<&str>) -> Result<Mode, ConfigError> {
+        match text.unwrap_or("push") {
+            "push" => Ok(Mode::Push),
+            "digest" => Ok(Mode::Digest),
+            "hold" => Ok(Mode::Hold),
+            other => Err(self.err(
+                key("mode"),
+                format!("{other:?} is not one of push, digest, hold"),
+            )),
+        }
+    }
+
+    /// `sinks`: each one a configured `[[sink]]`; at least one unless the bucket holds.
+    fn bucket_sinks(
+        &self,
+        key: &dyn Fn(&str) -> String,
+        named: &[String],
+        mode: Mode,
+        sinks: &[SinkConfig],
+    ) -> Result<(), ConfigError> {
+        for s in named {
+            if !sinks.iter().any(|k| &k.name == s) {
+                return Err(self.err(key("sinks"), format!("no [[sink]] is named {s:?}")));
+            }
+        }
+        if named.is_empty() && mode != Mode::Hold {
+            return Err(self.err(
+                key("sinks"),
+                "list at least one sink (or set mode = \"hold\")",
+            ));
+        }
+        Ok(())
+    }
+
+    /// `mention`: a role by id, or everyone (P0 only).
+    fn mention(
+        &self,
+        key: &dyn Fn(&str) -> String,
+        text: Option<&str>,
+        severity: Severity,
+    ) -> Result<Option<Mention>, ConfigError> {
+        match text {
+            None => Ok(None),
+            Some("everyone") if severity == Severity::P0 => Ok(Some(Mention::Everyone)),
+            Some("everyone") => Err(self.err(
+                key("mention"),
+                "\"everyone\" is allowed only for severity P0",
+            )),
+            Some(m) => match m.strip_prefix("role:") {
+                Some(id) if !id.is_empty() && id.chars().all(|c| c.is_ascii_digit()) => {
+                    Ok(Some(Mention::Role(id.to_string())))
+                }
+                _ => Err(self.err(
+                    key("mention"),
+                    format!("{m:?} is not \"role:ID\" or \"everyone\""),
+                )),
+            },
+        }
     }
 
     /// `attachments` (`"list"`, the default, or `"upload"`) and `attachments_max` (`"8MiB"`,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 /// Parses `"250ms"`, `"30s"`, `"15m"`, `"1h"`, `"7d"` or a sum of such parts like `"1h30m"`.
-pub fn parse(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse(text: &str) -> Result<Duration, String> {
     let text = text.trim();
     if text.is_empty() {
         return Err("empty duration; write e.g. \"30s\", \"15m\", \"1h\" or \"7d\"".into());

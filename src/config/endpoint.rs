@@ -10,9 +10,9 @@ use std::fmt;
 #[derive(Clone, PartialEq, Eq)]
 pub struct WebhookUrl {
     /// `scheme://host[:port]` plus any path before `/api`.
-    pub origin: String,
-    pub id: String,
-    pub token: Secret,
+    pub(crate) origin: String,
+    pub(crate) id: String,
+    pub(crate) token: Secret,
 }
 
 impl WebhookUrl {
@@ -62,7 +62,7 @@ impl WebhookUrl {
 
     /// Stands in for a URL kept in a file that was deliberately not read (see
     /// `Config::load_without_secrets`); never used to send.
-    pub fn unread() -> WebhookUrl {
+    pub(crate) fn unread() -> WebhookUrl {
         WebhookUrl {
             origin: "(not read)".into(),
             id: "0".into(),
@@ -71,7 +71,7 @@ impl WebhookUrl {
     }
 
     /// The normalised URL with the token, for the request line only.
-    pub fn expose(&self) -> String {
+    pub(crate) fn expose(&self) -> String {
         format!(
             "{}/api/v10/webhooks/{}/{}",
             self.origin,
@@ -94,7 +94,7 @@ impl fmt::Debug for WebhookUrl {
 }
 
 /// Checks an API base such as `https://discord.com/api/v10` and returns it without a trailing `/`.
-pub fn api_base(raw: &str) -> Result<String, String> {
+pub(crate) fn api_base(raw: &str) -> Result<String, String> {
     let (origin, path) = split_origin(raw.trim())?;
     Ok(format!("{origin}{}", path.trim_end_matches('/')))
 }
@@ -131,7 +131,7 @@ fn host_of(authority: &str) -> &str {
 }
 
 /// Loopback hosts: `localhost`, `127.0.0.0/8`, `::1`.
-pub fn is_loopback(host: &str) -> bool {
+pub(crate) fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost")
         || host
             .parse::<std::net::IpAddr>()

@@ -8,11 +8,11 @@ use std::fmt;
 
 /// A SHA-256 certificate fingerprint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Fingerprint(pub [u8; 32]);
+pub(crate) struct Fingerprint(pub [u8; 32]);
 
 impl Fingerprint {
     /// The fingerprint of a DER certificate.
-    pub fn of(der: &[u8]) -> Fingerprint {
+    pub(crate) fn of(der: &[u8]) -> Fingerprint {
         let digest = ring::digest::digest(&ring::digest::SHA256, der);
         let mut out = [0u8; 32];
         out.copy_from_slice(digest.as_ref());
@@ -20,7 +20,7 @@ impl Fingerprint {
     }
 
     /// Reads `sha256:` followed by 64 hex digits, colons (or spaces) anywhere between them.
-    pub fn parse(text: &str) -> Result<Fingerprint, String> {
+    pub(crate) fn parse(text: &str) -> Result<Fingerprint, String> {
         let text = text.trim();
         let Some((algo, hex)) = text.split_once(':') else {
             return Err("write it as \"sha256:\" followed by the 64 hex digits of the certificate's SHA-256 (`check --probe` prints it)".into());

@@ -7,30 +7,30 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Backend {
+pub(crate) enum Backend {
     Cdev { chip: String },
     Sim { trace: Option<PathBuf> },
     None,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Pin {
-    pub line: u32,
-    pub active_low: bool,
+pub(crate) struct Pin {
+    pub(crate) line: u32,
+    pub(crate) active_low: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IndicatorConfig {
-    pub backend: Backend,
-    pub led: Pin,
-    pub buzzer: Option<Pin>,
-    pub led2: Option<Pin>,
+pub(crate) struct IndicatorConfig {
+    pub(crate) backend: Backend,
+    pub(crate) led: Pin,
+    pub(crate) buzzer: Option<Pin>,
+    pub(crate) led2: Option<Pin>,
     /// Local minutes since midnight `(start, end)`; the buzzer stays silent inside.
-    pub quiet_hours: Option<(u32, u32)>,
-    pub spool_warn: u64,
-    pub spool_alarm: u64,
-    pub pending_age_alarm: Duration,
-    pub buzzer_repeat: Duration,
+    pub(crate) quiet_hours: Option<(u32, u32)>,
+    pub(crate) spool_warn: u64,
+    pub(crate) spool_alarm: u64,
+    pub(crate) pending_age_alarm: Duration,
+    pub(crate) buzzer_repeat: Duration,
 }
 
 impl Loader<'_> {

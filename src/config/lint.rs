@@ -19,8 +19,8 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
     /// Where, as config errors name it: `bucket[1] (news).rules[0].subject`.
-    pub key: String,
-    pub reason: String,
+    pub(crate) key: String,
+    pub(crate) reason: String,
 }
 
 impl fmt::Display for Warning {
@@ -30,7 +30,7 @@ impl fmt::Display for Warning {
 }
 
 /// Every warning about `buckets`, in file order.
-pub fn warnings(buckets: &[Bucket]) -> Vec<Warning> {
+pub(crate) fn warnings(buckets: &[Bucket]) -> Vec<Warning> {
     let mut out = Vec::new();
     // The rules of earlier buckets that can match, with their place: a later rule whose
     // conditions include all of one of these never gets a mail.

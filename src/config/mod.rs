@@ -10,36 +10,39 @@
 mod account;
 mod after;
 mod bucket;
-pub mod duration;
+pub(crate) mod duration;
 mod endpoint;
-pub mod fingerprint;
+pub(crate) mod fingerprint;
 mod indicator;
 mod lint;
 mod notices;
 mod oauth2;
-pub mod perms;
-pub mod provider;
+pub(crate) mod perms;
+pub(crate) mod provider;
 mod raw;
 mod route;
 mod secret;
 mod secret_source;
 mod sink;
 
-pub use account::{Account, Auth, AuthKind, StartAt, Tls};
+pub use account::Account;
+pub(crate) use account::{Auth, AuthKind, StartAt, Tls};
 pub use after::AfterDelivery;
-pub use bucket::{Bucket, Mention, Mode, Severity};
-pub use duration::parse as parse_duration;
-pub use endpoint::{is_loopback, WebhookUrl};
-pub use fingerprint::Fingerprint;
-pub use indicator::{Backend, IndicatorConfig, Pin};
+pub use bucket::Severity;
+pub(crate) use bucket::{Bucket, Mention, Mode};
+pub(crate) use duration::parse as parse_duration;
+pub(crate) use endpoint::is_loopback;
+pub use endpoint::WebhookUrl;
+pub(crate) use fingerprint::Fingerprint;
+pub(crate) use indicator::{Backend, IndicatorConfig};
 pub use lint::Warning;
-pub use notices::{HeartbeatConfig, HeartbeatStyle, NoticesConfig};
-pub use oauth2::{Flow, Mechanism, OAuth2};
+pub(crate) use notices::{HeartbeatConfig, HeartbeatStyle, NoticesConfig};
+pub(crate) use oauth2::{Flow, Mechanism, OAuth2};
 pub use secret::Secret;
 pub use sink::{SinkConfig, SinkTarget};
 
 use crate::triage::Triage;
-use raw::{RawConfig, RawDiscord};
+use raw::{RawAccount, RawBucket, RawConfig, RawDiscord, RawSink};
 use std::collections::HashSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -49,43 +52,43 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {key}: {reason}", file.display())]
 pub struct ConfigError {
-    pub file: PathBuf,
-    pub key: String,
-    pub reason: String,
+    pub(crate) file: PathBuf,
+    pub(crate) key: String,
+    pub(crate) reason: String,
 }
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub path: PathBuf,
-    pub state_dir: PathBuf,
-    pub keep_delivered: Duration,
+    pub(crate) path: PathBuf,
+    pub(crate) state_dir: PathBuf,
+    pub(crate) keep_delivered: Duration,
     pub spool_cache_bytes: u64,
     /// `spool_max_mb` in bytes: at this size ingestion stops until room is made.
-    pub spool_max_bytes: u64,
+    pub(crate) spool_max_bytes: u64,
     /// Where to write Prometheus metrics, and how often.
-    pub metrics: Option<MetricsConfig>,
+    pub(crate) metrics: Option<MetricsConfig>,
     pub accounts: Vec<Account>,
-    pub sinks: Vec<SinkConfig>,
+    pub(crate) sinks: Vec<SinkConfig>,
     pub buckets: Vec<Bucket>,
-    pub indicator: IndicatorConfig,
-    pub discord: DiscordConfig,
-    pub notices: NoticesConfig,
-    pub heartbeat: Option<HeartbeatConfig>,
+    pub(crate) indicator: IndicatorConfig,
+    pub(crate) discord: DiscordConfig,
+    pub(crate) notices: NoticesConfig,
+    pub(crate) heartbeat: Option<HeartbeatConfig>,
 }
 
 /// `metrics_file`, `metrics_every`: a Prometheus text file for node_exporter's textfile collector.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MetricsConfig {
-    pub path: PathBuf,
-    pub every: Duration,
+pub(crate) struct MetricsConfig {
+    pub(crate) path: PathBuf,
+    pub(crate) every: Duration,
 }
 
 /// Settings shared by every sink: they all send from one IP.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DiscordConfig {
+pub(crate) struct DiscordConfig {
     /// 401, 403 and non-shared 429 answers allowed in a sliding 10 minutes before every sink
     /// pauses; Discord's Cloudflare bans the IP at 10,000.
-    pub invalid_request_limit: u32,
+    pub(crate) invalid_request_limit: u32,
 }
 
 impl Config {
@@ -97,7 +100,7 @@ impl Config {
     /// Like [`Config::load`] but leaves secrets in files and credentials unread (empty), for
     /// commands that need none — `status` and `spool` from an SSH shell, where systemd's
     /// `CREDENTIALS_DIRECTORY` does not exist and the service user's files may be unreadable.
-    pub fn load_without_secrets(path: &Path) -> Result<Config, ConfigError> {
+    pub(crate) fn load_without_secrets(path: &Path) -> Result<Config, ConfigError> {
         Config::load_with(path, false)
     }
 
@@ -148,10 +151,6 @@ impl Config {
 
     pub fn bucket(&self, name: &str) -> Option<&Bucket> {
         self.buckets.iter().find(|b| b.name == name)
-    }
-
-    pub fn sink(&self, name: &str) -> Option<&SinkConfig> {
-        self.sinks.iter().find(|s| s.name == name)
     }
 }
 
@@ -212,43 +211,12 @@ impl Loader<'_> {
         if raw.sink.is_empty() {
             return Err(self.err("sink", "at least one [[sink]] is needed"));
         }
-        let accounts = raw
-            .account
-            .into_iter()
-            .enumerate()
-            .map(|(i, a)| self.account(i, a, &state_dir))
-            .collect::<Result<Vec<_>, _>>()?;
-        unique(accounts.iter().map(|a| a.name.as_str()))
-            .map_err(|n| self.err("account.name", format!("{n:?} is used twice")))?;
-        let sinks = raw
-            .sink
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| self.sink(i, s))
-            .collect::<Result<Vec<_>, _>>()?;
-        unique(sinks.iter().map(|s| s.name.as_str()))
-            .map_err(|n| self.err("sink.name", format!("{n:?} is used twice")))?;
+        let accounts = self.accounts(raw.account, &state_dir)?;
+        let sinks = self.sinks(raw.sink)?;
         let opted_out: Vec<bool> = raw.bucket.iter().map(|b| b.quiet == Some(false)).collect();
-        let mut buckets = raw
-            .bucket
-            .into_iter()
-            .enumerate()
-            .map(|(i, b)| self.bucket(i, b, &sinks))
-            .collect::<Result<Vec<_>, _>>()?;
-        unique(buckets.iter().map(|b| b.name.as_str()))
-            .map_err(|n| self.err("bucket.name", format!("{n:?} is used twice")))?;
+        let mut buckets = self.buckets(raw.bucket, &sinks)?;
         self.moves_leave_watched_folders(&buckets, &accounts)?;
-        let fallbacks: Vec<&str> = buckets
-            .iter()
-            .filter(|b| b.rules.is_empty())
-            .map(|b| b.name.as_str())
-            .collect();
-        if fallbacks.len() != 1 {
-            return Err(self.err(
-                "bucket.rules",
-                format!("exactly one bucket must have no rules (the fallback for everything else); found {}: {fallbacks:?}", fallbacks.len()),
-            ));
-        }
+        self.one_fallback(&buckets)?;
         let indicator = self.indicator(raw.indicator.unwrap_or_default())?;
         notices::quiet_windows(&mut buckets, &opted_out, indicator.quiet_hours);
         let notices = self.notices(raw.notices, &sinks)?;
@@ -262,13 +230,7 @@ impl Loader<'_> {
             )?,
             spool_cache_bytes: self.spool_cache(raw.spool_cache_mb)?,
             spool_max_bytes: self.spool_max(raw.spool_max_mb)?,
-            metrics: match raw.metrics_file {
-                Some(path) => Some(MetricsConfig {
-                    path,
-                    every: self.duration("metrics_every", raw.metrics_every.as_deref(), "30s")?,
-                }),
-                None => None,
-            },
+            metrics: self.metrics(raw.metrics_file, raw.metrics_every.as_deref())?,
             accounts,
             sinks,
             buckets,
@@ -277,6 +239,81 @@ impl Loader<'_> {
             notices,
             heartbeat: self.heartbeat(raw.heartbeat)?,
         })
+    }
+
+    /// Every `[[account]]`, each name once.
+    fn accounts(
+        &self,
+        raw: Vec<RawAccount>,
+        state_dir: &Path,
+    ) -> Result<Vec<Account>, ConfigError> {
+        let accounts = raw
+            .into_iter()
+            .enumerate()
+            .map(|(i, a)| self.account(i, a, state_dir))
+            .collect::<Result<Vec<_>, _>>()?;
+        unique(accounts.iter().map(|a| a.name.as_str()))
+            .map_err(|n| self.err("account.name", format!("{n:?} is used twice")))?;
+        Ok(accounts)
+    }
+
+    /// Every `[[sink]]`, each name once.
+    fn sinks(&self, raw: Vec<RawSink>) -> Result<Vec<SinkConfig>, ConfigError> {
+        let sinks = raw
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| self.sink(i, s))
+            .collect::<Result<Vec<_>, _>>()?;
+        unique(sinks.iter().map(|s| s.name.as_str()))
+            .map_err(|n| self.err("sink.name", format!("{n:?} is used twice")))?;
+        Ok(sinks)
+    }
+
+    /// Every `[[bucket]]`, each name once, each posting to configured sinks.
+    fn buckets(
+        &self,
+        raw: Vec<RawBucket>,
+        sinks: &[SinkConfig],
+    ) -> Result<Vec<Bucket>, ConfigError> {
+        let buckets = raw
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| self.bucket(i, b, sinks))
+            .collect::<Result<Vec<_>, _>>()?;
+        unique(buckets.iter().map(|b| b.name.as_str()))
+            .map_err(|n| self.err("bucket.name", format!("{n:?} is used twice")))?;
+        Ok(buckets)
+    }
+
+    /// Exactly one bucket has no rules: the fallback for everything else.
+    fn one_fallback(&self, buckets: &[Bucket]) -> Result<(), ConfigError> {
+        let fallbacks: Vec<&str> = buckets
+            .iter()
+            .filter(|b| b.rules.is_empty())
+            .map(|b| b.name.as_str())
+            .collect();
+        if fallbacks.len() != 1 {
+            return Err(self.err(
+                "bucket.rules",
+                format!("exactly one bucket must have no rules (the fallback for everything else); found {}: {fallbacks:?}", fallbacks.len()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `metrics_file`, written every `metrics_every` (30s unless given); none unless set.
+    fn metrics(
+        &self,
+        path: Option<PathBuf>,
+        every: Option<&str>,
+    ) -> Result<Option<MetricsConfig>, ConfigError> {
+        match path {
+            Some(path) => Ok(Some(MetricsConfig {
+                path,
+                every: self.duration("metrics_every", every, "30s")?,
+            })),
+            None => Ok(None),
+        }
     }
 
     fn spool_cache(&self, mb: Option<u64>) -> Result<u64, ConfigError> {

@@ -15,18 +15,18 @@ use super::{Bucket, ConfigError, Loader, Mention, Secret, Severity, SinkConfig};
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NoticesConfig {
+pub(crate) struct NoticesConfig {
     /// `enabled = false` turns chat notices (and the daily summary) off.
-    pub enabled: bool,
+    pub(crate) enabled: bool,
     /// The sinks that receive notices; `None`: every sink.
-    pub sinks: Option<Vec<String>>,
-    pub notify_after: Duration,
-    pub remind_every: Duration,
+    pub(crate) sinks: Option<Vec<String>>,
+    pub(crate) notify_after: Duration,
+    pub(crate) remind_every: Duration,
     /// Put in the content of alarm-level notices (announcements and reminders), and allowed
     /// in their `allowed_mentions`; nothing else a notice says can ping.
-    pub mention: Option<Mention>,
+    pub(crate) mention: Option<Mention>,
     /// Local minute of the day of the daily summary, if one is wanted.
-    pub daily: Option<u32>,
+    pub(crate) daily: Option<u32>,
 }
 
 impl Default for NoticesConfig {
@@ -44,7 +44,7 @@ impl Default for NoticesConfig {
 
 /// How the heartbeat URL is called (each monitor reads failure differently).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum HeartbeatStyle {
+pub(crate) enum HeartbeatStyle {
     /// healthchecks.io: `URL` when healthy, `URL/fail` with the reason as the body otherwise.
     Healthchecks,
     /// Uptime Kuma push monitor: `URL?status=up&msg=OK` or `?status=down&msg=REASON`.
@@ -54,12 +54,12 @@ pub enum HeartbeatStyle {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HeartbeatConfig {
-    pub url: Secret,
-    pub every: Duration,
-    pub style: HeartbeatStyle,
+pub(crate) struct HeartbeatConfig {
+    pub(crate) url: Secret,
+    pub(crate) every: Duration,
+    pub(crate) style: HeartbeatStyle,
     /// The bound of one call; a slow monitor never holds anything else up.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
 }
 
 impl Loader<'_> {

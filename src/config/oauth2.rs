@@ -3,14 +3,14 @@
 //! (src/config/provider.rs) fills in everything but the client id; a custom provider names its
 //! endpoints itself.
 
-use super::provider::{OAuthPreset, Provider};
+use super::provider::{Endpoints, OAuthPreset, Provider};
 use super::raw::RawOAuth2;
 use super::{is_loopback, ConfigError, Loader, Secret};
 use std::path::{Path, PathBuf};
 
 /// How `mailbeacon login` obtains the first grant.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Flow {
+pub(crate) enum Flow {
     /// RFC 8628: show a code, the user approves it on any device.
     Device { device_url: String },
     /// RFC 8252 installed-app flow with PKCE (RFC 7636) and a loopback redirect.
@@ -23,13 +23,13 @@ pub enum Flow {
 
 /// The SASL mechanism, when the config forces one instead of choosing from the capabilities.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mechanism {
+pub(crate) enum Mechanism {
     XOAuth2,
     OAuthBearer,
 }
 
 impl Mechanism {
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Mechanism::XOAuth2 => "XOAUTH2",
             Mechanism::OAuthBearer => "OAUTHBEARER",
@@ -38,17 +38,17 @@ impl Mechanism {
 }
 
 #[derive(Debug, Clone)]
-pub struct OAuth2 {
-    pub client_id: String,
-    pub client_secret: Option<Secret>,
-    pub token_url: String,
-    pub scopes: Vec<String>,
-    pub flow: Flow,
-    pub mechanism: Option<Mechanism>,
+pub(crate) struct OAuth2 {
+    pub(crate) client_id: String,
+    pub(crate) client_secret: Option<Secret>,
+    pub(crate) token_url: String,
+    pub(crate) scopes: Vec<String>,
+    pub(crate) flow: Flow,
+    pub(crate) mechanism: Option<Mechanism>,
     /// `state_dir/oauth/ACCOUNT.json`: the refresh token and the current access token.
-    pub grant_file: PathBuf,
+    pub(crate) grant_file: PathBuf,
     /// Who issues the tokens, for messages: "Microsoft", "Google" or the token URL's host.
-    pub issuer: String,
+    pub(crate) issuer: String,
 }
 
 /// Google's installed-app redirect port when the config names none; fixed, so that an SSH
@@ -76,85 +76,39 @@ impl Loader<'_> {
                 "only Microsoft accounts (provider = \"outlook\" or \"office365\") have a tenant",
             ));
         }
-        let url = |name: &str, given: Option<String>, preset: Option<String>| {
-            let Some(url) = given.or(preset) else {
-                return Ok(None);
-            };
-            self.endpoint(&key(&format!("oauth2.{name}")), &url)
-                .map(Some)
-        };
-        let token_url = url(
-            "token_url",
+        let token_url = self
+            .url(
+                key,
+                "token_url",
             raw.token_url,
-            endpoints.as_ref().map(|e| e.token_url.clone()),
-        )?
-        .ok_or_else(|| {
+                endpoints.as_ref().map(|e| e.token_url.clone()),
+            )?
+            .ok_or_else(|| {
             self.err(
                 key("oauth2.token_url"),
                 "missing: a custom OAuth provider names its token_url (and device_url or authorize_url)",
             )
         })?;
-        let device_url = url(
-            "device_url",
+        let flow = self.flow(
+            key,
             raw.device_url,
-            endpoints.as_ref().and_then(|e| e.device_url.clone()),
-        )?;
-        let authorize_url = url(
-            "authorize_url",
             raw.authorize_url,
-            endpoints.as_ref().and_then(|e| e.authorize_url.clone()),
+            raw.redirect_port,
+            endpoints.as_ref(),
         )?;
-        let flow = match (device_url, authorize_url) {
-            (Some(device_url), _) => Flow::Device { device_url },
-            (None, Some(authorize_url)) => Flow::Browser {
-                authorize_url,
-                redirect_port: raw.redirect_port.unwrap_or(REDIRECT_PORT),
-                params: endpoints.as_ref().map_or(&[], |e| e.authorize_params),
-            },
-            (None, None) => return Err(self.err(
-                key("oauth2.device_url"),
-                "missing: set device_url (device code sign-in) or authorize_url (browser sign-in)",
-            )),
-        };
         let scopes = raw
             .scopes
             .or_else(|| endpoints.as_ref().map(|e| e.scopes.clone()))
             .filter(|s| !s.is_empty())
             .ok_or_else(|| self.err(key("oauth2.scopes"), "missing: list the scopes to ask for"))?;
-        let client_secret = match (
-            &raw.client_secret,
-            &raw.client_secret_file,
-            &raw.client_secret_credential,
-        ) {
-            (None, None, None) => None,
-            _ => Some(self.secret(
-                &key("oauth2.client_secret"),
-                raw.client_secret,
-                raw.client_secret_file,
-                raw.client_secret_credential,
-            )?),
-        };
-        let mechanism = match raw
-            .mechanism
-            .as_deref()
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None => None,
-            Some("xoauth2") => Some(Mechanism::XOAuth2),
-            Some("oauthbearer") => Some(Mechanism::OAuthBearer),
-            Some(other) => {
-                return Err(self.err(
-                    key("oauth2.mechanism"),
-                    format!("{other:?} is not one of xoauth2, oauthbearer"),
-                ))
-            }
-        };
-        let issuer = match preset {
-            Some(OAuthPreset::Microsoft { .. }) => "Microsoft".to_string(),
-            Some(OAuthPreset::Google) => "Google".to_string(),
-            None => host_of(&token_url).to_string(),
-        };
+        let client_secret = self.client_secret(
+            key,
+            raw.client_secret,
+            raw.client_secret_file,
+            raw.client_secret_credential,
+        )?;
+        let mechanism = self.mechanism(key, raw.mechanism.as_deref())?;
+        let issuer = issuer(preset, &token_url);
         Ok(OAuth2 {
             client_id,
             client_secret,
@@ -165,6 +119,93 @@ impl Loader<'_> {
             grant_file: grant_file(state_dir, account),
             issuer,
         })
+    }
+
+    /// Endpoint `name` as given, or the preset's; checked by `endpoint`.
+    fn url(
+        &self,
+        key: &dyn Fn(&str) -> String,
+        name: &str,
+        given: Option<String>,
+        preset: Option<String>,
+    ) -> Result<Option<String>, ConfigError> {
+        let Some(url) = given.or(preset) else {
+            return Ok(None);
+        };
+        self.endpoint(&key(&format!("oauth2.{name}")), &url)
+            .map(Some)
+    }
+
+    /// How the user signs in: the device flow when there is a `device_url`, else the browser
+    /// flow with its `authorize_url`.
+    fn flow(
+        &self,
+        key: &dyn Fn(&str) -> String,
+        device_url: Option<String>,
+        authorize_url: Option<String>,
+        redirect_port: Option<u16>,
+        endpoints: Option<&Endpoints>,
+    ) -> Result<Flow, ConfigError> {
+        let device_url = self.url(
+            key,
+            "device_url",
+            device_url,
+            endpoints.and_then(|e| e.device_url.clone()),
+        )?;
+        let authorize_url = self.url(
+            key,
+            "authorize_url",
+            authorize_url,
+            endpoints.and_then(|e| e.authorize_url.clone()),
+        )?;
+        match (device_url, authorize_url) {
+            (Some(device_url), _) => Ok(Flow::Device { device_url }),
+            (None, Some(authorize_url)) => Ok(Flow::Browser {
+                authorize_url,
+                redirect_port: redirect_port.unwrap_or(REDIRECT_PORT),
+                params: endpoints.map_or(&[], |e| e.authorize_params),
+            }),
+            (None, None) => Err(self.err(
+                key("oauth2.device_url"),
+                "missing: set device_url (device code sign-in) or authorize_url (browser sign-in)",
+            )),
+        }
+    }
+
+    /// `mechanism`: the SASL mechanism, when the config names one.
+    fn mechanism(
+        &self,
+        key: &dyn Fn(&str) -> String,
+        text: Option<&str>,
+    ) -> Result<Option<Mechanism>, ConfigError> {
+        match text.map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(None),
+            Some("xoauth2") => Ok(Some(Mechanism::XOAuth2)),
+            Some("oauthbearer") => Ok(Some(Mechanism::OAuthBearer)),
+            Some(other) => Err(self.err(
+                key("oauth2.mechanism"),
+                format!("{other:?} is not one of xoauth2, oauthbearer"),
+            )),
+        }
+    }
+
+    /// The client secret, when the config gives one in any of its three ways.
+    fn client_secret(
+        &self,
+        key: &dyn Fn(&str) -> String,
+        text: Option<String>,
+        file: Option<PathBuf>,
+        credential: Option<String>,
+    ) -> Result<Option<Secret>, ConfigError> {
+        if text.is_none() && file.is_none() && credential.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(self.secret(
+            &key("oauth2.client_secret"),
+            text,
+            file,
+            credential,
+        )?))
     }
 
     /// An OAuth endpoint: `https://`, or `http://` to a loopback host (tests, local stand-ins).
@@ -183,6 +224,15 @@ impl Loader<'_> {
             return Err(self.err(key, "has no host"));
         }
         Ok(url.to_string())
+    }
+}
+
+/// Who issues the tokens, for messages: the preset's company, or the token URL's host.
+fn issuer(preset: Option<OAuthPreset>, token_url: &str) -> String {
+    match preset {
+        Some(OAuthPreset::Microsoft { .. }) => "Microsoft".to_string(),
+        Some(OAuthPreset::Google) => "Google".to_string(),
+        None => host_of(token_url).to_string(),
     }
 }
 

@@ -11,14 +11,14 @@ use std::path::{Path, PathBuf};
 
 /// A file that holds a secret, and the config key that points at it.
 #[derive(Debug, PartialEq, Eq)]
-pub struct SecretFile {
-    pub key: String,
-    pub path: PathBuf,
+pub(crate) struct SecretFile {
+    pub(crate) key: String,
+    pub(crate) path: PathBuf,
 }
 
 /// The files holding secrets for the config at `path` (which must parse): the config itself
 /// when any secret is inline, then every `*_file` and readable credential, in file order.
-pub fn secret_files(path: &Path) -> Vec<SecretFile> {
+pub(crate) fn secret_files(path: &Path) -> Vec<SecretFile> {
     let Some(raw) = std::fs::read_to_string(path)
         .ok()
         .and_then(|t| toml::from_str::<RawConfig>(&t).ok())
@@ -81,7 +81,7 @@ pub fn secret_files(path: &Path) -> Vec<SecretFile> {
 
 /// `Ok(mode)` when only the owner and at most the `mailbeacon` (or root) group can read the
 /// file, else `Err(why)`; `Err` also when it cannot be examined.
-pub fn exposure(path: &Path) -> Result<String, String> {
+pub(crate) fn exposure(path: &Path) -> Result<String, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("{}: {}", path.display(), e.kind()))?;
     let mode = meta.mode() & 0o7777;
     if mode & 0o004 != 0 {

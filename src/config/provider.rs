@@ -9,20 +9,20 @@ use super::account::AuthKind;
 
 /// One provider's defaults.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Provider {
-    pub name: &'static str,
-    pub host: &'static str,
-    pub auth: AuthKind,
-    pub oauth: Option<OAuthPreset>,
+pub(crate) struct Provider {
+    pub(crate) name: &'static str,
+    pub(crate) host: &'static str,
+    pub(crate) auth: AuthKind,
+    pub(crate) oauth: Option<OAuthPreset>,
     /// What the user must get before the first login, for errors and `check`.
-    pub credential_hint: &'static str,
+    pub(crate) credential_hint: &'static str,
     /// The webmail's link to one mail, when it has one (see src/discord/render/link.rs).
-    pub open_url: Option<&'static str>,
+    pub(crate) open_url: Option<&'static str>,
 }
 
 /// Whose OAuth 2.0 endpoints an account uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OAuthPreset {
+pub(crate) enum OAuthPreset {
     /// Microsoft identity platform; the tenant is `common`, `consumers` or the directory's id.
     Microsoft {
         tenant: &'static str,
@@ -30,7 +30,7 @@ pub enum OAuthPreset {
     Google,
 }
 
-pub const PROVIDERS: &[Provider] = &[
+pub(crate) const PROVIDERS: &[Provider] = &[
     Provider {
         name: "gmail",
         host: "imap.gmail.com",
@@ -86,11 +86,11 @@ pub const PROVIDERS: &[Provider] = &[
     },
 ];
 
-pub fn find(name: &str) -> Option<&'static Provider> {
+pub(crate) fn find(name: &str) -> Option<&'static Provider> {
     PROVIDERS.iter().find(|p| p.name == name)
 }
 
-pub fn names() -> String {
+pub(crate) fn names() -> String {
     PROVIDERS
         .iter()
         .map(|p| p.name)
@@ -99,18 +99,18 @@ pub fn names() -> String {
 }
 
 /// OAuth endpoints and scopes a preset fills in.
-pub struct Endpoints {
-    pub device_url: Option<String>,
-    pub authorize_url: Option<String>,
-    pub token_url: String,
-    pub scopes: Vec<String>,
+pub(crate) struct Endpoints {
+    pub(crate) device_url: Option<String>,
+    pub(crate) authorize_url: Option<String>,
+    pub(crate) token_url: String,
+    pub(crate) scopes: Vec<String>,
     /// Added to the authorization URL (Google returns a refresh token only with these).
-    pub authorize_params: &'static [(&'static str, &'static str)],
+    pub(crate) authorize_params: &'static [(&'static str, &'static str)],
 }
 
 impl OAuthPreset {
     /// The endpoints, for `tenant` when the config names one.
-    pub fn endpoints(self, tenant: Option<&str>) -> Endpoints {
+    pub(crate) fn endpoints(self, tenant: Option<&str>) -> Endpoints {
         match self {
             OAuthPreset::Microsoft { tenant: default } => {
                 let base = format!(

@@ -7,172 +7,172 @@ use std::path::PathBuf;
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct RawConfig {
-    pub state_dir: Option<PathBuf>,
-    pub keep_delivered: Option<String>,
-    pub spool_cache_mb: Option<u64>,
-    pub spool_max_mb: Option<f64>,
-    pub metrics_file: Option<PathBuf>,
-    pub metrics_every: Option<String>,
+pub(crate) struct RawConfig {
+    pub(crate) state_dir: Option<PathBuf>,
+    pub(crate) keep_delivered: Option<String>,
+    pub(crate) spool_cache_mb: Option<u64>,
+    pub(crate) spool_max_mb: Option<f64>,
+    pub(crate) metrics_file: Option<PathBuf>,
+    pub(crate) metrics_every: Option<String>,
     #[serde(default)]
-    pub account: Vec<RawAccount>,
+    pub(crate) account: Vec<RawAccount>,
     #[serde(default)]
-    pub sink: Vec<RawSink>,
+    pub(crate) sink: Vec<RawSink>,
     #[serde(default)]
-    pub bucket: Vec<RawBucket>,
-    pub indicator: Option<RawIndicator>,
-    pub discord: Option<RawDiscord>,
-    pub notices: Option<RawNotices>,
-    pub heartbeat: Option<RawHeartbeat>,
+    pub(crate) bucket: Vec<RawBucket>,
+    pub(crate) indicator: Option<RawIndicator>,
+    pub(crate) discord: Option<RawDiscord>,
+    pub(crate) notices: Option<RawNotices>,
+    pub(crate) heartbeat: Option<RawHeartbeat>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct RawNotices {
-    pub enabled: Option<bool>,
-    pub sinks: Option<Vec<String>>,
-    pub notify_after: Option<String>,
-    pub remind_every: Option<String>,
-    pub mention: Option<String>,
-    pub daily: Option<String>,
+pub(crate) struct RawNotices {
+    pub(crate) enabled: Option<bool>,
+    pub(crate) sinks: Option<Vec<String>>,
+    pub(crate) notify_after: Option<String>,
+    pub(crate) remind_every: Option<String>,
+    pub(crate) mention: Option<String>,
+    pub(crate) daily: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct RawHeartbeat {
-    pub url: Option<String>,
-    pub url_file: Option<PathBuf>,
-    pub credential: Option<String>,
-    pub every: Option<String>,
-    pub style: Option<String>,
-    pub timeout: Option<String>,
+pub(crate) struct RawHeartbeat {
+    pub(crate) url: Option<String>,
+    pub(crate) url_file: Option<PathBuf>,
+    pub(crate) credential: Option<String>,
+    pub(crate) every: Option<String>,
+    pub(crate) style: Option<String>,
+    pub(crate) timeout: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct RawDiscord {
-    pub invalid_request_limit: Option<u32>,
+pub(crate) struct RawDiscord {
+    pub(crate) invalid_request_limit: Option<u32>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawAccount {
-    pub name: String,
-    pub provider: Option<String>,
-    pub host: Option<String>,
-    pub port: Option<u16>,
-    pub tls: Option<String>,
-    pub username: String,
-    pub password: Option<String>,
-    pub password_file: Option<PathBuf>,
-    pub credential: Option<String>,
-    pub ca_file: Option<PathBuf>,
-    pub tls_fingerprint: Option<String>,
-    pub open_url: Option<String>,
-    pub auth: Option<String>,
-    pub oauth2: Option<RawOAuth2>,
-    pub folders: Option<Vec<String>>,
-    pub idle: Option<bool>,
-    pub idle_renew: Option<String>,
-    pub poll_interval: Option<String>,
-    pub timeout: Option<String>,
-    pub start_at: Option<String>,
-    pub backfill: Option<String>,
+pub(crate) struct RawAccount {
+    pub(crate) name: String,
+    pub(crate) provider: Option<String>,
+    pub(crate) host: Option<String>,
+    pub(crate) port: Option<u16>,
+    pub(crate) tls: Option<String>,
+    pub(crate) username: String,
+    pub(crate) password: Option<String>,
+    pub(crate) password_file: Option<PathBuf>,
+    pub(crate) credential: Option<String>,
+    pub(crate) ca_file: Option<PathBuf>,
+    pub(crate) tls_fingerprint: Option<String>,
+    pub(crate) open_url: Option<String>,
+    pub(crate) auth: Option<String>,
+    pub(crate) oauth2: Option<RawOAuth2>,
+    pub(crate) folders: Option<Vec<String>>,
+    pub(crate) idle: Option<bool>,
+    pub(crate) idle_renew: Option<String>,
+    pub(crate) poll_interval: Option<String>,
+    pub(crate) timeout: Option<String>,
+    pub(crate) start_at: Option<String>,
+    pub(crate) backfill: Option<String>,
 }
 
 /// `[account.oauth2]`: every key has a default from the provider preset but `client_id`.
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct RawOAuth2 {
-    pub client_id: Option<String>,
-    pub client_secret: Option<String>,
-    pub client_secret_file: Option<PathBuf>,
-    pub client_secret_credential: Option<String>,
-    pub tenant: Option<String>,
-    pub device_url: Option<String>,
-    pub authorize_url: Option<String>,
-    pub token_url: Option<String>,
-    pub scopes: Option<Vec<String>>,
-    pub redirect_port: Option<u16>,
-    pub mechanism: Option<String>,
+pub(crate) struct RawOAuth2 {
+    pub(crate) client_id: Option<String>,
+    pub(crate) client_secret: Option<String>,
+    pub(crate) client_secret_file: Option<PathBuf>,
+    pub(crate) client_secret_credential: Option<String>,
+    pub(crate) tenant: Option<String>,
+    pub(crate) device_url: Option<String>,
+    pub(crate) authorize_url: Option<String>,
+    pub(crate) token_url: Option<String>,
+    pub(crate) scopes: Option<Vec<String>>,
+    pub(crate) redirect_port: Option<u16>,
+    pub(crate) mechanism: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawSink {
-    pub name: String,
-    pub kind: String,
-    pub url: Option<String>,
-    pub url_file: Option<PathBuf>,
-    pub credential: Option<String>,
-    pub channel_id: Option<String>,
-    pub token: Option<String>,
-    pub token_file: Option<PathBuf>,
-    pub api_base: Option<String>,
-    pub thread_id: Option<String>,
-    pub forum: Option<bool>,
-    pub thread_name: Option<String>,
-    pub probe_every: Option<String>,
-    pub probe_max: Option<String>,
-    pub timeout: Option<String>,
+pub(crate) struct RawSink {
+    pub(crate) name: String,
+    pub(crate) kind: String,
+    pub(crate) url: Option<String>,
+    pub(crate) url_file: Option<PathBuf>,
+    pub(crate) credential: Option<String>,
+    pub(crate) channel_id: Option<String>,
+    pub(crate) token: Option<String>,
+    pub(crate) token_file: Option<PathBuf>,
+    pub(crate) api_base: Option<String>,
+    pub(crate) thread_id: Option<String>,
+    pub(crate) forum: Option<bool>,
+    pub(crate) thread_name: Option<String>,
+    pub(crate) probe_every: Option<String>,
+    pub(crate) probe_max: Option<String>,
+    pub(crate) timeout: Option<String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RawBucket {
-    pub name: String,
-    pub severity: Option<String>,
-    pub mode: Option<String>,
+pub(crate) struct RawBucket {
+    pub(crate) name: String,
+    pub(crate) severity: Option<String>,
+    pub(crate) mode: Option<String>,
     #[serde(default)]
-    pub sinks: Vec<String>,
+    pub(crate) sinks: Vec<String>,
     #[serde(default)]
-    pub rules: Vec<RawRule>,
-    pub mention: Option<String>,
-    pub digest_every: Option<String>,
-    pub fallback: Option<String>,
-    pub escalate_after: Option<String>,
-    pub audit: Option<String>,
+    pub(crate) rules: Vec<RawRule>,
+    pub(crate) mention: Option<String>,
+    pub(crate) digest_every: Option<String>,
+    pub(crate) fallback: Option<String>,
+    pub(crate) escalate_after: Option<String>,
+    pub(crate) audit: Option<String>,
     /// `false`: notify during quiet hours too (P2/P3 go silent by default).
-    pub quiet: Option<bool>,
-    pub applied_tags: Option<Vec<String>>,
-    pub thread_id: Option<String>,
-    pub attachments: Option<String>,
-    pub attachments_max: Option<String>,
-    pub after_delivery: Option<String>,
+    pub(crate) quiet: Option<bool>,
+    pub(crate) applied_tags: Option<Vec<String>>,
+    pub(crate) thread_id: Option<String>,
+    pub(crate) attachments: Option<String>,
+    pub(crate) attachments_max: Option<String>,
+    pub(crate) after_delivery: Option<String>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct RawRule {
-    pub from: Option<String>,
-    pub subject: Option<String>,
-    pub to: Option<String>,
-    pub cc: Option<String>,
-    pub snippet: Option<String>,
+pub(crate) struct RawRule {
+    pub(crate) from: Option<String>,
+    pub(crate) subject: Option<String>,
+    pub(crate) to: Option<String>,
+    pub(crate) cc: Option<String>,
+    pub(crate) snippet: Option<String>,
     /// Header name → pattern: `headers = { "List-Id" = '…', "X-Priority" = '^1' }`.
     #[serde(default)]
-    pub headers: BTreeMap<String, String>,
+    pub(crate) headers: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-pub struct RawIndicator {
-    pub backend: Option<String>,
-    pub chip: Option<String>,
-    pub led: Option<RawPin>,
-    pub buzzer: Option<RawPin>,
-    pub led2: Option<RawPin>,
-    pub quiet_hours: Option<String>,
-    pub spool_warn: Option<u64>,
-    pub spool_alarm: Option<u64>,
-    pub pending_age_alarm: Option<String>,
-    pub buzzer_repeat: Option<String>,
-    pub trace: Option<PathBuf>,
+pub(crate) struct RawIndicator {
+    pub(crate) backend: Option<String>,
+    pub(crate) chip: Option<String>,
+    pub(crate) led: Option<RawPin>,
+    pub(crate) buzzer: Option<RawPin>,
+    pub(crate) led2: Option<RawPin>,
+    pub(crate) quiet_hours: Option<String>,
+    pub(crate) spool_warn: Option<u64>,
+    pub(crate) spool_alarm: Option<u64>,
+    pub(crate) pending_age_alarm: Option<String>,
+    pub(crate) buzzer_repeat: Option<String>,
+    pub(crate) trace: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Clone, Copy)]
 #[serde(deny_unknown_fields)]
-pub struct RawPin {
-    pub line: u32,
-    pub active_low: Option<bool>,
+pub(crate) struct RawPin {
+    pub(crate) line: u32,
+    pub(crate) active_low: Option<bool>,
 }

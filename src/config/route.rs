@@ -5,9 +5,9 @@ use super::{ConfigError, Loader, Mode, Severity, SinkConfig};
 use std::time::Duration;
 
 pub(super) struct Route {
-    pub fallback: Option<String>,
-    pub escalate_after: Option<Duration>,
-    pub audit: Option<String>,
+    pub(crate) fallback: Option<String>,
+    pub(crate) escalate_after: Option<Duration>,
+    pub(crate) audit: Option<String>,
 }
 
 impl Loader<'_> {

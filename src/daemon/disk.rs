@@ -11,7 +11,7 @@ use std::time::Duration;
 
 /// Opens the spool, waiting up to 10 s while another process holds it: a `status` or `spool`
 /// command run while the daemon starts holds the lock only for a moment.
-pub fn open_spool(config: &Config) -> Result<Spool, SpoolError> {
+fn open_spool(config: &Config) -> Result<Spool, SpoolError> {
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         match Spool::open(&spool_dir(config), config.spool_cache_bytes) {
@@ -31,7 +31,7 @@ pub fn open_spool(config: &Config) -> Result<Spool, SpoolError> {
 /// [`open_spool`] at start: a spool found damaged is rebuilt (`spool::rebuild`, the damaged
 /// one kept aside) and reopened; the second value then says what happened, for the log, the
 /// LED and the status. A rebuild that would lose a cursor is undone and the damage returned.
-pub fn open_or_rebuild(config: &Config) -> Result<(Spool, Option<Rebuilt>), SpoolError> {
+pub(crate) fn open_or_rebuild(config: &Config) -> Result<(Spool, Option<Rebuilt>), SpoolError> {
     let damage = match open_spool(config) {
         Err(e) if e.is_damaged() => e,
         other => return other.map(|s| (s, None)),
@@ -70,15 +70,15 @@ pub fn open_or_rebuild(config: &Config) -> Result<(Spool, Option<Rebuilt>), Spoo
 }
 
 /// What a rebuild at start did.
-pub struct Rebuilt {
-    pub notice: String,
+pub(crate) struct Rebuilt {
+    pub(crate) notice: String,
     /// Records that could not be read: mail only the server still has.
-    pub unreadable: u64,
+    pub(crate) unreadable: u64,
 }
 
 /// Reopens the spool once its directory takes a write again; `None` while the disk is still in
 /// trouble, to be tried again at the next recheck.
-pub async fn reopen(config: &Config) -> Result<Option<Spool>, RunError> {
+pub(crate) async fn reopen(config: &Config) -> Result<Option<Spool>, RunError> {
     if let Err(e) = writable(&spool_dir(config)) {
         log::debug!("spool: still not writable: {e}");
         return Ok(None);

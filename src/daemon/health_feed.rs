@@ -16,7 +16,7 @@ use tokio::sync::watch;
 
 /// Applies events to the health state and publishes the result: snapshot for `status`,
 /// pattern for the indicator, one line for the journal and systemd when it changes.
-pub async fn health_actor(
+pub(crate) async fn health_actor(
     mut events: UnboundedReceiver<Event>,
     snapshot: watch::Sender<Health>,
     pattern: watch::Sender<Pattern>,
@@ -59,7 +59,7 @@ pub async fn health_actor(
 }
 
 /// Feeds per-bucket totals to health twice a second (ages grow even when nothing happens).
-pub async fn spool_stats(
+pub(crate) async fn spool_stats(
     config: watch::Receiver<Arc<Config>>,
     slot: control::SpoolSlot,
     health: UnboundedSender<Event>,
@@ -102,7 +102,7 @@ pub async fn spool_stats(
 
 /// Feeds the shared guard's count and pauses to health twice a second (the window drains with
 /// time alone).
-pub async fn guard_stats(guard: Arc<Guard>, health: UnboundedSender<Event>, stop: Stop) {
+pub(crate) async fn guard_stats(guard: Arc<Guard>, health: UnboundedSender<Event>, stop: Stop) {
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     let mut last = None;
     loop {

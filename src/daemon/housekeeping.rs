@@ -18,7 +18,7 @@ const PRUNE_EVERY: Duration = Duration::from_secs(600);
 
 /// Keeps the spool's bound in step with the config; prunes delivered items past
 /// `keep_delivered`; near the bound, prunes delivered items early, oldest first.
-pub async fn retention(config: watch::Receiver<Arc<Config>>, slot: SpoolSlot, stop: Stop) {
+pub(crate) async fn retention(config: watch::Receiver<Arc<Config>>, slot: SpoolSlot, stop: Stop) {
     let mut last_prune: Option<Instant> = None;
     let mut tick = tokio::time::interval(ROOM_EVERY);
     loop {
@@ -74,7 +74,7 @@ fn chores(c: &Config, spool: &Spool, prune: bool) {
 }
 
 /// Writes the metrics file every `metrics_every`, and once more on a clean stop.
-pub async fn metrics(
+pub(crate) async fn metrics(
     config: watch::Receiver<Arc<Config>>,
     slot: SpoolSlot,
     health: watch::Receiver<Health>,
@@ -116,7 +116,7 @@ pub async fn metrics(
 
 /// The last file, written after the pipeline stopped: `mailbeacon_up 0`.
 /// Nothing when the spool is closed (disk trouble): the file keeps its last figures.
-pub fn final_metrics(c: &Config, spool: Option<&Spool>, health: &Health) {
+pub(crate) fn final_metrics(c: &Config, spool: Option<&Spool>, health: &Health) {
     let Some(spool) = spool else {
         return;
     };

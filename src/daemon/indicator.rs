@@ -10,7 +10,7 @@ use crate::watchdog::Beat;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub fn start_indicator(
+pub(crate) fn start_indicator(
     c: &IndicatorConfig,
     patterns: watch::Receiver<Pattern>,
     stop: Stop,

@@ -11,7 +11,7 @@
 
 /// Caps glibc's arenas and fixes its `mmap` threshold. Called first by every command, before
 /// any thread starts.
-pub fn tune() {
+pub(crate) fn tune() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only sets allocator parameters; called before other threads exist.
     unsafe {
@@ -22,7 +22,7 @@ pub fn tune() {
 }
 
 /// Returns free heap pages to the kernel.
-pub fn trim() {
+pub(crate) fn trim() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim is thread-safe and only releases memory malloc holds free.
     unsafe {

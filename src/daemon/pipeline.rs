@@ -2,7 +2,7 @@
 //! failover watch and the loop of actions after delivery), all built from one configuration and stopped together, each finishing the
 //! unit of work it holds.
 
-use crate::config::Config;
+use crate::config::{Account, Config};
 use crate::discord::limits::Guard;
 use crate::discord::HttpSink;
 use crate::dispatch::{after::After, digest::Digests, failover, Dispatcher};
@@ -11,7 +11,7 @@ use crate::imap::{tls_config, Watcher};
 use crate::spool::Spool;
 use crate::stop::Stop;
 use crate::watchdog::Beats;
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
@@ -19,14 +19,14 @@ use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 /// The workers built from one configuration; replaced whole on reload.
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     stop: Stop,
     watchers: Vec<std::thread::JoinHandle<()>>,
     dispatchers: Vec<JoinHandle<()>>,
 }
 
 impl Pipeline {
-    pub fn start(
+    pub(crate) fn start(
         config: &Config,
         spool: &Spool,
         health: &UnboundedSender<Event>,
@@ -39,23 +39,11 @@ impl Pipeline {
         let buckets = Arc::new(config.buckets.clone());
         let triage = Arc::new(config.triage());
         let mut wakes = Vec::new();
-        let mut by_sink = std::collections::HashMap::new();
+        let mut by_sink = HashMap::new();
         let mut dispatchers = Vec::new();
         let dead_sinks = Arc::new(failover::DeadSinks::default());
-        let links: Arc<std::collections::HashMap<String, String>> = Arc::new(
-            config
-                .accounts
-                .iter()
-                .filter_map(|a| Some((a.name.clone(), a.open_url.clone()?)))
-                .collect(),
-        );
-        let accounts: Arc<std::collections::HashMap<String, crate::config::Account>> = Arc::new(
-            config
-                .accounts
-                .iter()
-                .map(|a| (a.name.clone(), a.clone()))
-                .collect(),
-        );
+        let links = Arc::new(open_links(config));
+        let accounts = Arc::new(accounts_by_name(config));
         let after = Arc::new(Notify::new());
         for s in &config.sinks {
             let wake = Arc::new(Notify::new());
@@ -103,21 +91,8 @@ impl Pipeline {
         dispatchers.push(tokio::spawn(runner.run(stop.clone())));
         let mut watchers = Vec::new();
         for a in &config.accounts {
-            let tls = match tls_config(a) {
-                Ok(t) => t,
-                Err(e) => {
-                    log::error!("imap {}: {e}", a.name);
-                    for f in &a.folders {
-                        let _ = health.send(Event::Account {
-                            account: a.name.clone(),
-                            folder: f.clone(),
-                            state: e.state(),
-                            error: Some(e.to_string()),
-                            cursor: None,
-                        });
-                    }
-                    continue;
-                }
+            let Some(tls) = tls_or_report(a, health) else {
+                continue;
             };
             for folder in &a.folders {
                 let w = Watcher {
@@ -131,14 +106,7 @@ impl Pipeline {
                     tls: tls.clone(),
                     beat: beats.beat(format!("imap {}/{folder}", a.name), a.timeout * 5),
                 };
-                let s = stop.clone();
-                match std::thread::Builder::new()
-                    .name(format!("imap {}/{folder}", a.name))
-                    .spawn(move || w.run(s))
-                {
-                    Ok(h) => watchers.push(h),
-                    Err(e) => log::error!("imap {}/{folder}: cannot start a thread: {e}", a.name),
-                }
+                watchers.extend(spawn_watcher(w, stop.clone()));
             }
         }
         Pipeline {
@@ -149,7 +117,7 @@ impl Pipeline {
     }
 
     /// Signals every worker and waits until each finished the unit of work it held.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.stop.trigger();
         for d in self.dispatchers {
             let _ = d.await;
@@ -161,5 +129,62 @@ impl Pipeline {
             }
         })
         .await;
+    }
+}
+
+/// Each account's `open_url`, by account name, for the links in a post.
+fn open_links(config: &Config) -> HashMap<String, String> {
+    config
+        .accounts
+        .iter()
+        .filter_map(|a| Some((a.name.clone(), a.open_url.clone()?)))
+        .collect()
+}
+
+/// Every account by name, for the dispatchers and the actions after delivery.
+fn accounts_by_name(config: &Config) -> HashMap<String, Account> {
+    config
+        .accounts
+        .iter()
+        .map(|a| (a.name.clone(), a.clone()))
+        .collect()
+}
+
+/// The TLS configuration of account `a`; when it cannot be built, the error is logged and
+/// reported to health for each of its folders, and the account gets no watcher.
+fn tls_or_report(
+    a: &Account,
+    health: &UnboundedSender<Event>,
+) -> Option<Arc<rustls::ClientConfig>> {
+    match tls_config(a) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            log::error!("imap {}: {e}", a.name);
+            for f in &a.folders {
+                let _ = health.send(Event::Account {
+                    account: a.name.clone(),
+                    folder: f.clone(),
+                    state: e.state(),
+                    error: Some(e.to_string()),
+                    cursor: None,
+                });
+            }
+            None
+        }
+    }
+}
+
+/// Runs watcher `w` on a thread of its own, named after its mailbox.
+fn spawn_watcher(w: Watcher, stop: Stop) -> Option<std::thread::JoinHandle<()>> {
+    let name = format!("imap {}/{}", w.account.name, w.folder);
+    match std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(move || w.run(stop))
+    {
+        Ok(h) => Some(h),
+        Err(e) => {
+            log::error!("{name}: cannot start a thread: {e}");
+            None
+        }
     }
 }

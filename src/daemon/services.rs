@@ -24,14 +24,14 @@ use tokio::sync::mpsc::{unbounded_channel, UnboundedSender};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-pub struct Services {
+pub(crate) struct Services {
     /// Events into the health reducer.
-    pub health: UnboundedSender<Event>,
+    pub(crate) health: UnboundedSender<Event>,
     /// The reducer's latest snapshot.
-    pub snapshot: watch::Receiver<Health>,
+    pub(crate) snapshot: watch::Receiver<Health>,
     /// One guard for the life of the process: Discord counts invalid requests per IP, across
     /// reloads.
-    pub guard: Arc<Guard>,
+    pub(crate) guard: Arc<Guard>,
     beats: Beats,
     /// "digest now" from the control socket reaches whichever pipeline runs.
     digests: Arc<Digests>,
@@ -46,7 +46,7 @@ pub struct Services {
 }
 
 impl Services {
-    pub fn start(config: &Config, spool: &Spool) -> Result<Services, RunError> {
+    pub(crate) fn start(config: &Config, spool: &Spool) -> Result<Services, RunError> {
         let stop = Stop::new();
         let (health, health_rx) = unbounded_channel();
         let (snapshot_tx, snapshot) = watch::channel(Health::default());
@@ -117,7 +117,12 @@ impl Services {
     }
 
     /// The pipeline on `spool`; the sinks in `dead` are probed at once.
-    pub fn pipeline(&self, config: &Config, spool: &Spool, dead: &HashSet<String>) -> Pipeline {
+    pub(crate) fn pipeline(
+        &self,
+        config: &Config,
+        spool: &Spool,
+        dead: &HashSet<String>,
+    ) -> Pipeline {
         Pipeline::start(
             config,
             spool,
@@ -130,7 +135,7 @@ impl Services {
     }
 
     /// Tells systemd and the log that the daemon runs.
-    pub fn ready(&self, config: &Config) {
+    pub(crate) fn ready(&self, config: &Config) {
         notify(&[sd_notify::NotifyState::Ready]);
         log::info!(
             "mailbeacon {} running: {} mailbox(es), {} sink(s), spool {}, control socket {}",
@@ -147,19 +152,19 @@ impl Services {
     }
 
     /// The spool the services read from now on (`None` while it is closed).
-    pub fn lend(&self, spool: Option<Spool>) {
+    pub(crate) fn lend(&self, spool: Option<Spool>) {
         if let Ok(mut s) = self.slot.write() {
             *s = spool;
         }
     }
 
     /// The reloaded config, for the services that read it.
-    pub fn reconfigured(&self, config: &Config) {
+    pub(crate) fn reconfigured(&self, config: &Config) {
         let _ = self.config.send(Arc::new(config.clone()));
     }
 
     /// The LED goes dark and the status says so at once, not after the work in hand.
-    pub fn stopping(&self) {
+    pub(crate) fn stopping(&self) {
         log::info!("stopping: finishing the work in hand");
         notify(&[sd_notify::NotifyState::Stopping]);
         let _ = self.health.send(Event::Stopping);
@@ -167,7 +172,7 @@ impl Services {
 
     /// Stops every service (the pipeline has stopped): the last metrics, the LED off, the
     /// control socket removed.
-    pub async fn stop(self, config: &Config, spool: Option<&Spool>) {
+    pub(crate) async fn stop(self, config: &Config, spool: Option<&Spool>) {
         self.stop.trigger();
         let _ = self.metrics.await;
         housekeeping::final_metrics(config, spool, &self.snapshot.borrow());

@@ -5,7 +5,7 @@ use crate::stop::Stop;
 use crate::watchdog::Beats;
 use std::time::Duration;
 
-pub fn notify(states: &[sd_notify::NotifyState]) {
+pub(crate) fn notify(states: &[sd_notify::NotifyState]) {
     if std::env::var_os("NOTIFY_SOCKET").is_some() {
         if let Err(e) = sd_notify::notify(states) {
             log::warn!("systemd notify failed: {e}");
@@ -16,7 +16,7 @@ pub fn notify(states: &[sd_notify::NotifyState]) {
 /// Tells systemd the agent is alive (`WATCHDOG=1`, at half of `WatchdogSec=`) only while every
 /// loop keeps its promise to check in; names a loop that breaks it in the log, with or without
 /// a systemd watchdog. Without `WATCHDOG=1`, systemd kills and restarts the service.
-pub async fn watchdog(beats: Beats, stop: Stop) {
+pub(crate) async fn watchdog(beats: Beats, stop: Stop) {
     let interval = sd_notify::watchdog_enabled();
     let every = interval.map_or(Duration::from_secs(5), |d| {
         (d / 2).max(Duration::from_millis(100))

@@ -65,7 +65,7 @@ impl Dovecot {
     /// these users, all with `password`, and returns once the `imaps` port accepts connections
     /// and the plaintext port greets with this instance's greeting (the auth process is up).
     /// On failure the folder is removed and the error carries Dovecot's log.
-    pub fn start_in(
+    pub(crate) fn start_in(
         dir: PathBuf,
         users: &[&str],
         password: &str,
@@ -266,7 +266,7 @@ impl Dovecot {
     }
 
     /// [`Dovecot::doveadm`] with `input` on stdin.
-    pub fn doveadm_stdin(&self, args: &[&str], input: &[u8]) -> Output {
+    fn doveadm_stdin(&self, args: &[&str], input: &[u8]) -> Output {
         use std::os::unix::process::ExitStatusExt;
         let failed = |e: String| Output {
             status: std::process::ExitStatus::from_raw(1 << 8),
@@ -313,7 +313,7 @@ impl Dovecot {
         ))
     }
 
-    pub fn not_running_hint(&self) -> &'static str {
+    fn not_running_hint(&self) -> &'static str {
         if self.is_running() {
             ""
         } else {

@@ -10,31 +10,31 @@
 
 pub mod dovecot;
 pub mod process;
-pub mod screen;
-pub mod stage;
-pub mod standin;
+pub(crate) mod screen;
+pub(crate) mod stage;
+pub(crate) mod standin;
 mod story;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-pub struct Options {
+pub(crate) struct Options {
     /// Redraw the LED line in place (a terminal); else print each change once.
-    pub live: bool,
+    pub(crate) live: bool,
     /// Keep the demo folder (config and spool) after the end, to try the CLI on it.
-    pub keep: bool,
+    pub(crate) keep: bool,
 }
 
 /// What the story ended with.
-pub struct Summary {
-    pub sent: usize,
-    pub delivered: usize,
-    pub lost: usize,
-    pub pings: u64,
+pub(crate) struct Summary {
+    pub(crate) sent: usize,
+    pub(crate) delivered: usize,
+    pub(crate) lost: usize,
+    pub(crate) pings: u64,
 }
 
 /// Runs the demo; `Ok` only when it got to the end and nothing was lost.
-pub fn run(options: &Options) -> Result<Summary, String> {
+pub(crate) fn run(options: &Options) -> Result<Summary, String> {
     let interrupted = on_interrupt()?;
     if !process::is_root() {
         return Err(

@@ -64,13 +64,13 @@ pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// Sends `signal` to a child that has not been reaped yet (so its pid is not reused).
-pub fn signal(child: &Child, signal: libc::c_int) {
+pub(crate) fn signal(child: &Child, signal: libc::c_int) {
     // SAFETY: plain kill(2) on our own, not yet reaped child.
     unsafe { libc::kill(child.id() as libc::pid_t, signal) };
 }
 
 /// SIGTERM, then waits up to `grace` before SIGKILL; returns the exit status.
-pub fn terminate(child: &mut Child, grace: Duration) -> Option<std::process::ExitStatus> {
+pub(crate) fn terminate(child: &mut Child, grace: Duration) -> Option<std::process::ExitStatus> {
     if let Ok(Some(s)) = child.try_wait() {
         return Some(s);
     }
@@ -88,7 +88,8 @@ pub fn terminate(child: &mut Child, grace: Duration) -> Option<std::process::Exi
     }
 }
 
-pub use crate::system::{find_bin, is_root};
+pub use crate::system::find_bin;
+pub(crate) use crate::system::is_root;
 
 /// Whether a process other than a zombie is in process group `pgid` (zombies reparented to
 /// init may stay around a while; they hold no sockets). Falls back to kill(-pgid, 0).

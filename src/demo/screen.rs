@@ -21,7 +21,7 @@ struct View {
     detail: String,
 }
 
-pub struct Screen {
+pub(crate) struct Screen {
     live: bool,
     view: Arc<Mutex<View>>,
     stop: Arc<AtomicBool>,
@@ -30,7 +30,7 @@ pub struct Screen {
 const CLEAR_LINE: &str = "\r\x1b[2K";
 
 impl Screen {
-    pub fn new(live: bool) -> Screen {
+    pub(crate) fn new(live: bool) -> Screen {
         Screen {
             live,
             view: Arc::new(Mutex::new(View::default())),
@@ -39,7 +39,7 @@ impl Screen {
     }
 
     /// A narration line (on a terminal, above the redrawn LED line).
-    pub fn say(&self, text: &str) {
+    pub(crate) fn say(&self, text: &str) {
         let mut out = std::io::stdout().lock();
         if self.live && !self.stop.load(Ordering::Relaxed) {
             let _ = write!(out, "{CLEAR_LINE}{text}\n{}", led_line(&lock(&self.view)));
@@ -50,7 +50,7 @@ impl Screen {
     }
 
     /// Follows the trace file the daemon's `sim` indicator appends to.
-    pub fn follow(&self, trace: PathBuf) {
+    pub(crate) fn follow(&self, trace: PathBuf) {
         let (view, stop, live) = (self.view.clone(), self.stop.clone(), self.live);
         let _ = std::thread::Builder::new()
             .name("demo-led".into())
@@ -59,7 +59,7 @@ impl Screen {
 
     /// The health pattern and a short state line from the latest `status`; in plain mode a
     /// change of pattern is printed.
-    pub fn update(&self, pattern: &str, detail: String) {
+    pub(crate) fn update(&self, pattern: &str, detail: String) {
         let changed = {
             let mut v = lock(&self.view);
             let changed = v.pattern != pattern;
@@ -75,7 +75,7 @@ impl Screen {
     }
 
     /// LED edges read within the last `window`, and buzzer chirps so far.
-    pub fn activity(&self, window: Duration) -> (usize, u64) {
+    pub(crate) fn activity(&self, window: Duration) -> (usize, u64) {
         let v = lock(&self.view);
         let recent = v.led_edges.iter().filter(|t| t.elapsed() <= window).count();
         (recent, v.buzzer_chirps)
@@ -88,7 +88,7 @@ impl Screen {
     }
 
     /// Clears the LED line (on a terminal) before the last words.
-    pub fn finish(&self) {
+    pub(crate) fn finish(&self) {
         if !self.stop.swap(true, Ordering::Relaxed) && self.live {
             let mut out = std::io::stdout().lock();
             let _ = write!(out, "{CLEAR_LINE}");
@@ -129,7 +129,7 @@ fn led_line(v: &View) -> String {
     )
 }
 
-pub fn meaning(pattern: &str) -> &'static str {
+pub(crate) fn meaning(pattern: &str) -> &'static str {
     match pattern {
         "selftest" => "three blinks at boot, one chirp",
         "ok" => "a short heartbeat blink every 2 s",

@@ -10,26 +10,26 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-pub const USER: &str = "demo";
+pub(crate) const USER: &str = "demo";
 /// The demo's webhooks: `alerts` (VIP, Stripe, customers) and `noise` (everything else); the
 /// noise webhook is later "rotated" to a new id and token.
-pub const ALERTS: (&str, &str) = ("1001", "demoAlertsToken");
-pub const NOISE: (&str, &str) = ("2002", "demoNoiseToken");
-pub const NOISE_ROTATED: (&str, &str) = ("2003", "demoNoiseRotatedToken");
+pub(crate) const ALERTS: (&str, &str) = ("1001", "demoAlertsToken");
+pub(crate) const NOISE: (&str, &str) = ("2002", "demoNoiseToken");
+pub(crate) const NOISE_ROTATED: (&str, &str) = ("2003", "demoNoiseRotatedToken");
 
-pub struct Stage {
-    pub dir: PathBuf,
-    pub config: PathBuf,
-    pub trace: PathBuf,
+pub(crate) struct Stage {
+    pub(crate) dir: PathBuf,
+    pub(crate) config: PathBuf,
+    pub(crate) trace: PathBuf,
     keep: bool,
     daemon: Option<Child>,
-    pub standin: StandIn,
-    pub dovecot: Option<Dovecot>,
+    pub(crate) standin: StandIn,
+    pub(crate) dovecot: Option<Dovecot>,
 }
 
 impl Stage {
     /// Makes the folder, starts Dovecot and the stand-in, writes the config and its secret files.
-    pub fn build(keep: bool) -> Result<Stage, String> {
+    pub(crate) fn build(keep: bool) -> Result<Stage, String> {
         let dir = process::unique_dir("mbdemo").map_err(|e| format!("temp folder: {e}"))?;
         let mut stage = Stage {
             config: dir.join("mailbeacon.toml"),
@@ -57,7 +57,7 @@ impl Stage {
     }
 
     /// Writes a file only its owner reads (as an operator should keep secrets).
-    pub fn secret_file(&self, name: &str, value: &str) -> Result<(), String> {
+    pub(crate) fn secret_file(&self, name: &str, value: &str) -> Result<(), String> {
         let path = self.dir.join(name);
         std::fs::write(&path, format!("{value}\n"))
             .and_then(|_| std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)))
@@ -65,7 +65,7 @@ impl Stage {
     }
 
     /// Starts `mailbeacon run` (this binary) on the demo config; its log goes to `daemon.log`.
-    pub fn start_daemon(&mut self) -> Result<(), String> {
+    pub(crate) fn start_daemon(&mut self) -> Result<(), String> {
         let exe = std::env::current_exe().map_err(|e| format!("own binary: {e}"))?;
         let log = std::fs::File::create(self.dir.join("daemon.log"))
             .map_err(|e| format!("daemon.log: {e}"))?;
@@ -86,14 +86,14 @@ impl Stage {
     }
 
     /// Sends `signal` to the daemon.
-    pub fn signal(&self, signal: libc::c_int) {
+    pub(crate) fn signal(&self, signal: libc::c_int) {
         if let Some(child) = &self.daemon {
             process::signal(child, signal);
         }
     }
 
     /// The daemon's exit code if it has exited (it should not, until told to).
-    pub fn daemon_exited(&mut self) -> Option<i32> {
+    pub(crate) fn daemon_exited(&mut self) -> Option<i32> {
         let child = self.daemon.as_mut()?;
         match child.try_wait() {
             Ok(Some(s)) => Some(s.code().unwrap_or(-1)),
@@ -102,13 +102,13 @@ impl Stage {
     }
 
     /// SIGTERM and wait (SIGKILL after 15 s); the exit code, if it exited by itself.
-    pub fn stop_daemon(&mut self) -> Option<i32> {
+    pub(crate) fn stop_daemon(&mut self) -> Option<i32> {
         let mut child = self.daemon.take()?;
         process::terminate(&mut child, Duration::from_secs(15)).and_then(|s| s.code())
     }
 
     /// The last lines of the daemon's log (to explain a failure).
-    pub fn log_tail(&self, lines: usize) -> String {
+    pub(crate) fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
         all[all.len().saturating_sub(lines)..].join("\n")
@@ -189,10 +189,10 @@ notify_after = "3s"
 }
 
 /// One sample mail: (what it is, From, Subject, body).
-pub type Sample = (&'static str, &'static str, &'static str, &'static str);
+pub(crate) type Sample = (&'static str, &'static str, &'static str, &'static str);
 
 /// The first wave: one of each kind.
-pub const FIRST_WAVE: &[Sample] = &[
+pub(crate) const FIRST_WAVE: &[Sample] = &[
     (
         "a Stripe receipt",
         "Stripe <receipts@stripe.com>",
@@ -226,7 +226,7 @@ pub const FIRST_WAVE: &[Sample] = &[
 ];
 
 /// Mail that arrives while the noise webhook answers 403.
-pub const SECOND_WAVE: &[Sample] = &[
+pub(crate) const SECOND_WAVE: &[Sample] = &[
     (
         "a newsletter",
         "Weekly Digest <news@digest.example>",
@@ -248,7 +248,7 @@ pub const SECOND_WAVE: &[Sample] = &[
 ];
 
 /// The raw RFC 5322 text of a sample.
-pub fn raw(sample: &Sample, n: usize) -> Vec<u8> {
+pub(crate) fn raw(sample: &Sample, n: usize) -> Vec<u8> {
     let (_, from, subject, body) = sample;
     let date = chrono::Utc::now().format("%a, %d %b %Y %H:%M:%S +0000");
     format!(

@@ -32,7 +32,7 @@ struct State {
     pings: u64,
 }
 
-pub struct StandIn {
+pub(crate) struct StandIn {
     port: u16,
     state: Arc<Mutex<State>>,
     stop: Arc<AtomicBool>,
@@ -40,7 +40,7 @@ pub struct StandIn {
 
 impl StandIn {
     /// Binds 127.0.0.1 on a free port and serves from a background thread until dropped.
-    pub fn start() -> std::io::Result<StandIn> {
+    pub(crate) fn start() -> std::io::Result<StandIn> {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?;
         listener.set_nonblocking(true)?;
         let port = listener.local_addr()?.port();
@@ -54,7 +54,7 @@ impl StandIn {
     }
 
     /// Adds a webhook that answers like a healthy one; returns its URL.
-    pub fn webhook(&self, id: &str, token: &str) -> String {
+    pub(crate) fn webhook(&self, id: &str, token: &str) -> String {
         lock(&self.state)
             .hooks
             .insert(format!("{id}/{token}"), Hook::default());
@@ -63,14 +63,14 @@ impl StandIn {
 
     /// From now on the webhook answers 403 (code 50013), as when its channel's permissions
     /// change or it is deleted and its URL leaked.
-    pub fn forbid(&self, id: &str, token: &str) {
+    pub(crate) fn forbid(&self, id: &str, token: &str) {
         if let Some(h) = lock(&self.state).hooks.get_mut(&format!("{id}/{token}")) {
             h.forbidden = true;
         }
     }
 
     /// Titles of the mails (embeds) the webhook accepted.
-    pub fn received(&self, id: &str, token: &str) -> Vec<String> {
+    pub(crate) fn received(&self, id: &str, token: &str) -> Vec<String> {
         lock(&self.state)
             .hooks
             .get(&format!("{id}/{token}"))
@@ -79,7 +79,7 @@ impl StandIn {
     }
 
     /// Health notices the webhook accepted: (title, description), in order.
-    pub fn notices(&self, id: &str, token: &str) -> Vec<(String, String)> {
+    pub(crate) fn notices(&self, id: &str, token: &str) -> Vec<(String, String)> {
         lock(&self.state)
             .hooks
             .get(&format!("{id}/{token}"))
@@ -88,7 +88,7 @@ impl StandIn {
     }
 
     /// Mails accepted by every webhook together.
-    pub fn received_total(&self) -> usize {
+    pub(crate) fn received_total(&self) -> usize {
         lock(&self.state)
             .hooks
             .values()
@@ -97,7 +97,7 @@ impl StandIn {
     }
 
     /// POSTs the webhook refused (403).
-    pub fn refused(&self, id: &str, token: &str) -> u64 {
+    pub(crate) fn refused(&self, id: &str, token: &str) -> u64 {
         lock(&self.state)
             .hooks
             .get(&format!("{id}/{token}"))
@@ -105,7 +105,7 @@ impl StandIn {
     }
 
     /// Accepted messages that could have pinged someone.
-    pub fn pings(&self) -> u64 {
+    pub(crate) fn pings(&self) -> u64 {
         lock(&self.state).pings
     }
 }

@@ -21,7 +21,7 @@ struct Act<'a> {
     sent: usize,
 }
 
-pub fn tell(
+pub(crate) fn tell(
     screen: &Screen,
     options: &Options,
     interrupted: &AtomicBool,

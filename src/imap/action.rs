@@ -39,7 +39,7 @@ pub enum Applied {
 }
 
 /// Said when a move is asked of a server that offers neither `MOVE` nor `UIDPLUS`.
-pub const NO_SAFE_MOVE: &str = "the server offers neither MOVE nor UIDPLUS: moving would need a plain EXPUNGE, which also removes other mail marked deleted; mail is not moved (use \"seen\" or \"flag\" with this server)";
+pub(crate) const NO_SAFE_MOVE: &str = "the server offers neither MOVE nor UIDPLUS: moving would need a plain EXPUNGE, which also removes other mail marked deleted; mail is not moved (use \"seen\" or \"flag\" with this server)";
 
 /// Does `actions`, all of `folder` under `uidvalidity`, in one session; one result each.
 /// `copied` is called after the copy of a move without `MOVE`, before the original is

@@ -13,15 +13,13 @@ mod trust;
 #[cfg(test)]
 mod trust_tests;
 
-pub use cert::CertInfo;
 use error::from_io;
 #[cfg(test)]
 use error::from_tls;
 pub use error::ImapError;
-pub use refusal::Refusal;
 use stream::Io;
-pub use stream::{Session, Stream};
-pub use trust::{Seen, Trust};
+pub(crate) use stream::{Session, Stream};
+pub(crate) use trust::{Seen, Trust};
 
 use crate::config::{Account, Auth, OAuth2, Tls};
 use crate::stop::{Interrupt, Stop};
@@ -41,7 +39,7 @@ pub fn tls_config(account: &Account) -> Result<Arc<rustls::ClientConfig>, ImapEr
 }
 
 /// [`tls_config`] that also records the certificate each server presents, trusted or not.
-pub fn tls_config_seeing(
+pub(crate) fn tls_config_seeing(
     account: &Account,
 ) -> Result<(Arc<rustls::ClientConfig>, Seen), ImapError> {
     let seen = Seen::default();
@@ -198,7 +196,10 @@ fn starttls(
 }
 
 /// Connects, secures and logs in. The password is sent only inside TLS (or to loopback).
-pub fn login(account: &Account, config: &Arc<rustls::ClientConfig>) -> Result<Session, ImapError> {
+pub(crate) fn login(
+    account: &Account,
+    config: &Arc<rustls::ClientConfig>,
+) -> Result<Session, ImapError> {
     let stop = Stop::new();
     login_until(account, config, &stop).map(|(session, _)| session)
 }
@@ -207,7 +208,7 @@ pub fn login(account: &Account, config: &Arc<rustls::ClientConfig>) -> Result<Se
 /// thread, and from then on a stop shuts the socket down, for as long as the returned guard
 /// lives, so a read blocked on a silent server ends at once. Interrupting loses nothing: the
 /// cursor moves only after what was read is spooled.
-pub fn login_until<'a>(
+pub(crate) fn login_until<'a>(
     account: &Account,
     config: &Arc<rustls::ClientConfig>,
     stop: &'a Stop,

@@ -7,13 +7,15 @@
 //! (invariant 2) live in `fetch.rs`; what servers do beyond RFC 3501 in `quirks.rs`.
 
 pub mod action;
-pub mod connect;
+pub(crate) mod connect;
 mod fetch;
-pub mod part;
-pub mod quirks;
-pub mod structure;
+pub(crate) mod part;
+pub(crate) mod quirks;
+pub(crate) mod structure;
 
-pub use connect::{login, login_until, tls_config, ImapError, Session};
+pub use connect::tls_config;
+pub use connect::ImapError;
+pub(crate) use connect::{login, login_until, Session};
 
 use crate::backoff::backoff;
 use crate::config::{Account, Bucket, StartAt};

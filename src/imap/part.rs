@@ -12,7 +12,7 @@ use imap_proto::types::SectionPath;
 
 /// The bytes of each of `parts` of the mail `uid` in `folder`, decoded; `Err` for the whole
 /// session (login, folder, UIDVALIDITY), per part for a part the server did not return.
-pub fn fetch(
+pub(crate) fn fetch(
     account: &Account,
     folder: &str,
     uidvalidity: u32,
@@ -59,7 +59,7 @@ fn section_path(section: &str) -> Option<SectionPath> {
 }
 
 /// Undoes the part's Content-Transfer-Encoding.
-pub fn decode(data: &[u8], encoding: &str) -> Result<Vec<u8>, String> {
+pub(crate) fn decode(data: &[u8], encoding: &str) -> Result<Vec<u8>, String> {
     match encoding.to_ascii_lowercase().as_str() {
         "base64" => {
             let clean: Vec<u8> = data

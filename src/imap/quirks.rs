@@ -16,7 +16,7 @@ const THROTTLED_TRIES: u32 = 4;
 
 /// Gmail's `[THROTTLED]` names no wait; this is long enough for its bandwidth limiter to
 /// notice a client that slowed down, and short next to a poll interval.
-pub const THROTTLED_PAUSE: Duration = Duration::from_secs(15);
+const THROTTLED_PAUSE: Duration = Duration::from_secs(15);
 /// Bounds on a wait a server asks for: a zero or absurd number must neither spin nor stall.
 const SHORTEST_PAUSE: Duration = Duration::from_millis(100);
 const LONGEST_PAUSE: Duration = Duration::from_secs(10 * 60);
@@ -26,7 +26,7 @@ const BACKOFF_TEXT: &str = "suggested backoff time:";
 /// The wait a server's response text asks for, if it says the client is throttled: Microsoft's
 /// `NO Request is throttled. Suggested Backoff Time: 2000 milliseconds` → 2 s; Gmail's
 /// `[THROTTLED]` (in an `OK` or a `NO`) → [`THROTTLED_PAUSE`].
-pub fn throttle_pause(text: &str) -> Option<Duration> {
+pub(crate) fn throttle_pause(text: &str) -> Option<Duration> {
     let lower = text.to_ascii_lowercase();
     if let Some(at) = lower.find(BACKOFF_TEXT) {
         let digits: String = lower[at + BACKOFF_TEXT.len()..]
@@ -44,7 +44,7 @@ pub fn throttle_pause(text: &str) -> Option<Duration> {
 }
 
 /// [`throttle_pause`] for a command that failed: only a `NO` or `BAD` carries the server's text.
-pub fn throttled(e: &imap::Error) -> Option<Duration> {
+pub(crate) fn throttled(e: &imap::Error) -> Option<Duration> {
     match e {
         imap::Error::No(no) => throttle_pause(&no.information),
         imap::Error::Bad(bad) => throttle_pause(&bad.information),
@@ -53,7 +53,7 @@ pub fn throttled(e: &imap::Error) -> Option<Duration> {
 }
 
 /// The RFC 2971 `ID` command: Gmail expects one, and a server's log then names the client.
-pub fn id_command() -> String {
+fn id_command() -> String {
     format!(
         "ID (\"name\" \"mailbeacon\" \"version\" \"{}\")",
         env!("CARGO_PKG_VERSION")
@@ -62,21 +62,21 @@ pub fn id_command() -> String {
 
 /// What the answer to one `UID SEARCH` said.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Searched {
+pub(crate) struct Searched {
     /// The UIDs found, as the server listed them.
-    pub uids: Vec<u32>,
+    pub(crate) uids: Vec<u32>,
     /// The last `* N EXISTS` in the answer: the mailbox's message count as of the search.
-    pub exists: Option<u32>,
+    pub(crate) exists: Option<u32>,
     /// `* N EXPUNGE` responses after the last `EXISTS` (each lowers the count by one).
-    pub expunged: u32,
+    pub(crate) expunged: u32,
     /// The wait a `[THROTTLED]` in the tagged `OK` asks for.
-    pub pause: Option<Duration>,
+    pub(crate) pause: Option<Duration>,
 }
 
 /// Reads the raw answer to a `UID SEARCH` (untagged lines, then the tagged `OK`). Anything else
 /// the server says meanwhile — unsolicited `FETCH` (iCloud), `RECENT`, `OK` notices — is
 /// ignored. `None` when a line does not parse.
-pub fn read_search(mut data: &[u8]) -> Option<Searched> {
+pub(crate) fn read_search(mut data: &[u8]) -> Option<Searched> {
     let mut found = Searched::default();
     while !data.is_empty() {
         let (rest, response) = imap_proto::parser::parse_response(data).ok()?;

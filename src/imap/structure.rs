@@ -13,13 +13,13 @@ use imap_proto::types::{BodyContentCommon, BodyContentSinglePart, BodyStructure,
 use std::borrow::Cow;
 
 /// Images below this size shown inline are decoration, not attachments.
-pub const INLINE_IMAGE: u64 = 16 * 1024;
+const INLINE_IMAGE: u64 = 16 * 1024;
 /// At most this many attachments are kept per mail (a mail can carry thousands of parts).
 const MAX: usize = 20;
 const NAME_CHARS: usize = 100;
 
 /// The attachments of a mail whose structure is `bs`, in part order.
-pub fn attachments(bs: &BodyStructure<'_>) -> Vec<Attachment> {
+pub(crate) fn attachments(bs: &BodyStructure<'_>) -> Vec<Attachment> {
     let mut out = Vec::new();
     walk(bs, "", &mut out);
     out
@@ -210,7 +210,7 @@ fn percent_decode(s: &str) -> Vec<u8> {
 
 /// A file name fit to show and to upload: its last path component, no control or direction
 /// characters, whitespace folded, at most [`NAME_CHARS`] characters.
-pub fn clean(name: &str) -> String {
+pub(crate) fn clean(name: &str) -> String {
     let last = name.rsplit(['/', '\\']).next().unwrap_or("");
     let visible: String = last
         .chars()

@@ -77,7 +77,7 @@ fn holder(consumer: &str) -> String {
 
 /// What opening one `/dev/gpiochipN` told us.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Seen {
+pub(crate) enum Seen {
     Label(String),
     Denied,
     Unreadable(String),
@@ -103,7 +103,7 @@ fn describe(seen: &[(PathBuf, Seen)]) -> String {
 
 /// Picks the chip labelled `label` among `seen`, or says why none fits: a chip that could not
 /// be opened for lack of permission is the likeliest reason the label is missing.
-pub fn choose(label: &str, seen: &[(PathBuf, Seen)]) -> Result<usize, GpioError> {
+pub(crate) fn choose(label: &str, seen: &[(PathBuf, Seen)]) -> Result<usize, GpioError> {
     if let Some(i) = seen
         .iter()
         .position(|(_, s)| matches!(s, Seen::Label(l) if l == label))
@@ -154,7 +154,7 @@ fn seen(all: &Opened) -> Vec<(PathBuf, Seen)> {
 
 /// The GPIO chips of this machine as `gpiochip0 = pinctrl-bcm2835, …`, `none`, or why they
 /// could not be listed; and the labels found, for `setup` to offer.
-pub fn detected() -> (String, Vec<String>) {
+pub(crate) fn detected() -> (String, Vec<String>) {
     match scan() {
         Ok(all) => {
             let seen = seen(&all);
@@ -196,7 +196,7 @@ fn scan() -> Result<Opened, GpioError> {
 }
 
 /// Opens the chip named by a label such as `pinctrl-bcm2711`, or by a path under `/dev`.
-pub fn open_chip(chip: &str) -> Result<Chip, GpioError> {
+pub(crate) fn open_chip(chip: &str) -> Result<Chip, GpioError> {
     if chip.starts_with('/') {
         return Chip::new(chip).map_err(|e| match io_kind(&e) {
             Some(ErrorKind::PermissionDenied) => GpioError::PermissionDenied { path: chip.into() },
@@ -228,7 +228,7 @@ pub fn open_chip(chip: &str) -> Result<Chip, GpioError> {
 }
 
 /// Requests `line` as an output, initially off, under the consumer name `mailbeacon-NAME`.
-pub fn output(
+pub(crate) fn output(
     chip: &mut Chip,
     chip_name: &str,
     line: u32,
@@ -283,7 +283,7 @@ pub fn output(
 /// What `check --probe` does for the indicator: open the chip and claim every configured line
 /// (off), then release them. Lines held by a running mailbeacon count as fine. `None` when the
 /// backend uses no GPIO.
-pub fn probe(c: &IndicatorConfig) -> Result<Option<String>, GpioError> {
+pub(crate) fn probe(c: &IndicatorConfig) -> Result<Option<String>, GpioError> {
     let Backend::Cdev { chip: name } = &c.backend else {
         return Ok(None);
     };

@@ -5,8 +5,8 @@
 //! the binary hands it [`cdev`] pins on a Pi or [`sim`] pins that record every edge. Timing uses
 //! tokio's clock, so tests drive it with paused time and assert the exact edges.
 
-pub mod cdev;
-pub mod sim;
+pub(crate) mod cdev;
+pub(crate) mod sim;
 
 use crate::health::Pattern;
 use crate::time::local_minute;
@@ -31,7 +31,7 @@ const SOLID: [Step; 1] = [(true, None)];
 const DARK: [Step; 1] = [(false, None)];
 
 /// The LED cycle of each pattern.
-pub fn led_cycle(p: Pattern) -> &'static [Step] {
+fn led_cycle(p: Pattern) -> &'static [Step] {
     match p {
         // A short heartbeat every 2 s: a frozen process stops blinking.
         Pattern::Ok => &OK,
@@ -43,7 +43,7 @@ pub fn led_cycle(p: Pattern) -> &'static [Step] {
 }
 
 /// How long the buzzer sounds on entering a pattern (and at each repeat), if at all.
-pub fn buzz_length(p: Pattern) -> Option<Duration> {
+fn buzz_length(p: Pattern) -> Option<Duration> {
     match p {
         Pattern::Dead => Some(Duration::from_millis(150)),
         Pattern::Alarm => Some(Duration::from_millis(1000)),
@@ -52,11 +52,11 @@ pub fn buzz_length(p: Pattern) -> Option<Duration> {
 }
 
 /// The boot self-test: LED sweep (three blinks; the second LED alternates) and one short chirp.
-pub const SELFTEST_STEP: Duration = Duration::from_millis(200);
-pub const SELFTEST_CHIRP: Duration = Duration::from_millis(100);
+const SELFTEST_STEP: Duration = Duration::from_millis(200);
+const SELFTEST_CHIRP: Duration = Duration::from_millis(100);
 
 /// Whether local minute-of-day `now` falls in `(start, end)`, which may wrap past midnight.
-pub fn in_quiet_hours(quiet: Option<(u32, u32)>, now: u32) -> bool {
+pub(crate) fn in_quiet_hours(quiet: Option<(u32, u32)>, now: u32) -> bool {
     match quiet {
         None => false,
         Some((start, end)) if start <= end => now >= start && now < end,
@@ -65,7 +65,7 @@ pub fn in_quiet_hours(quiet: Option<(u32, u32)>, now: u32) -> bool {
 }
 
 /// A pin whose logical level (1 = lit / sounding) maps to the wire through `active_low`.
-pub struct Logical<P> {
+pub(crate) struct Logical<P> {
     pin: P,
     active_low: bool,
     name: &'static str,
@@ -73,7 +73,7 @@ pub struct Logical<P> {
 }
 
 impl<P: OutputPin> Logical<P> {
-    pub fn new(pin: P, active_low: bool, name: &'static str) -> Self {
+    pub(crate) fn new(pin: P, active_low: bool, name: &'static str) -> Self {
         Logical {
             pin,
             active_low,
@@ -84,7 +84,7 @@ impl<P: OutputPin> Logical<P> {
 
     /// The physical level for a logical one: the one place active-low is decided (a cdev line
     /// is requested with its initial level from here too).
-    pub fn physical(on: bool, active_low: bool) -> PinState {
+    pub(crate) fn physical(on: bool, active_low: bool) -> PinState {
         PinState::from(on != active_low)
     }
 
@@ -98,12 +98,12 @@ impl<P: OutputPin> Logical<P> {
     }
 
     /// Hands the pin back (the line is released when the caller drops it).
-    pub fn release(self) -> P {
+    pub(crate) fn release(self) -> P {
         self.pin
     }
 }
 
-pub struct Indicator<L, B> {
+pub(crate) struct Indicator<L, B> {
     led: Logical<L>,
     led2: Option<Logical<L>>,
     buzzer: Option<Logical<B>>,
@@ -116,7 +116,7 @@ pub struct Indicator<L, B> {
 }
 
 impl<L: OutputPin, B: OutputPin> Indicator<L, B> {
-    pub fn new(
+    pub(crate) fn new(
         led: Logical<L>,
         led2: Option<Logical<L>>,
         buzzer: Option<Logical<B>>,
@@ -135,7 +135,8 @@ impl<L: OutputPin, B: OutputPin> Indicator<L, B> {
     }
 
     /// Replaces the clock used for quiet hours (tests).
-    pub fn with_clock(mut self, minute_of_day: fn() -> u32) -> Self {
+    #[cfg(test)]
+    fn with_clock(mut self, minute_of_day: fn() -> u32) -> Self {
         self.minute_of_day = minute_of_day;
         self
     }
@@ -160,7 +161,7 @@ impl<L: OutputPin, B: OutputPin> Indicator<L, B> {
     }
 
     /// Reports to the watchdog through `beat`.
-    pub fn with_beat(mut self, beat: Beat) -> Self {
+    pub(crate) fn with_beat(mut self, beat: Beat) -> Self {
         self.beat = Some(beat);
         self
     }
@@ -172,7 +173,7 @@ impl<L: OutputPin, B: OutputPin> Indicator<L, B> {
     }
 
     /// Shows `patterns` until `stop` completes, then turns everything off and hands the pins back.
-    pub async fn run(
+    pub(crate) async fn run(
         mut self,
         mut patterns: watch::Receiver<Pattern>,
         stop: impl Future<Output = ()>,

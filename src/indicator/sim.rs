@@ -8,14 +8,14 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 #[derive(Clone)]
-pub struct SimPin {
+pub(crate) struct SimPin {
     name: &'static str,
     level: Option<bool>,
     trace: Option<Arc<Mutex<BufWriter<File>>>>,
 }
 
 /// The shared trace file; one per daemon run, appended to.
-pub fn open_trace(path: &Path) -> std::io::Result<Arc<Mutex<BufWriter<File>>>> {
+pub(crate) fn open_trace(path: &Path) -> std::io::Result<Arc<Mutex<BufWriter<File>>>> {
     let file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -24,7 +24,7 @@ pub fn open_trace(path: &Path) -> std::io::Result<Arc<Mutex<BufWriter<File>>>> {
 }
 
 impl SimPin {
-    pub fn new(name: &'static str, trace: Option<Arc<Mutex<BufWriter<File>>>>) -> SimPin {
+    pub(crate) fn new(name: &'static str, trace: Option<Arc<Mutex<BufWriter<File>>>>) -> SimPin {
         SimPin {
             name,
             level: None,

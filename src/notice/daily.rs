@@ -15,12 +15,12 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 
 /// Whether the summary is due at local `minute` on `today`, given the date of the last one.
-pub fn is_due(at: u32, minute: u32, today: &str, last: Option<&str>) -> bool {
+fn is_due(at: u32, minute: u32, today: &str, last: Option<&str>) -> bool {
     (at..at + 60).contains(&minute) && last != Some(today)
 }
 
 /// The summary's body if it is due now (and records it as sent).
-pub async fn due(
+pub(crate) async fn due(
     config: &Config,
     h: &Health,
     ledger: &mut Ledger,
@@ -59,7 +59,7 @@ fn received_since(spool: &crate::spool::Spool, since: i64) -> BTreeMap<String, u
 }
 
 /// The summary: a line per bucket, a line per sink; pings nobody.
-pub fn render(config: &Config, h: &Health, received: &BTreeMap<String, u64>) -> Value {
+pub(crate) fn render(config: &Config, h: &Health, received: &BTreeMap<String, u64>) -> Value {
     let mut lines = Vec::new();
     for b in &config.buckets {
         let stats = h.buckets.iter().find(|s| s.name == b.name);

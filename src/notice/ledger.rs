@@ -19,66 +19,66 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashSet};
 
 /// How long a revived sink's backlog may take to drain before its end is told anyway.
-pub const DRAIN_WAIT: i64 = 600;
+const DRAIN_WAIT: i64 = 600;
 
 /// The timing rules, in seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Rules {
-    pub notify_after: i64,
-    pub remind_every: i64,
+pub(crate) struct Rules {
+    pub(crate) notify_after: i64,
+    pub(crate) remind_every: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
-    pub trouble: Trouble,
+pub(crate) struct Entry {
+    pub(crate) trouble: Trouble,
     /// When the trouble was first seen.
-    pub since: i64,
-    pub announced_at: Option<i64>,
-    pub reminded_at: Option<i64>,
+    pub(crate) since: i64,
+    pub(crate) announced_at: Option<i64>,
+    pub(crate) reminded_at: Option<i64>,
     /// The headline last announced (`None` in a ledger from before it was kept).
     #[serde(default)]
-    pub told: Option<String>,
+    pub(crate) told: Option<String>,
     /// When the present headline began, if it is not the one first seen.
     #[serde(default)]
-    pub changed_since: Option<i64>,
+    pub(crate) changed_since: Option<i64>,
     /// The sinks the announcement went to: its end is told there too.
     #[serde(default)]
-    pub channels: Vec<String>,
+    pub(crate) channels: Vec<String>,
     /// The most mails it held back at once.
     #[serde(default)]
-    pub held: u64,
+    pub(crate) held: u64,
     /// Seen gone since; told once that lasts.
-    pub clear_since: Option<i64>,
+    pub(crate) clear_since: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Ledger {
+pub(crate) struct Ledger {
     #[serde(default)]
-    pub entries: BTreeMap<String, Entry>,
+    pub(crate) entries: BTreeMap<String, Entry>,
     /// The local date (`2026-12-04`) of the last daily summary.
     #[serde(default)]
-    pub daily_last: Option<String>,
+    pub(crate) daily_last: Option<String>,
 }
 
 /// The part of the ledger a restart needs ([`Ledger::durable`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Durable {
-    pub announced: Vec<Announced>,
-    pub daily_last: Option<String>,
+pub(crate) struct Durable {
+    pub(crate) announced: Vec<Announced>,
+    pub(crate) daily_last: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Announced {
-    pub key: String,
-    pub at: i64,
-    pub reminded_at: Option<i64>,
-    pub clear_since: Option<i64>,
-    pub channels: Vec<String>,
-    pub told: Option<String>,
+pub(crate) struct Announced {
+    pub(crate) key: String,
+    pub(crate) at: i64,
+    pub(crate) reminded_at: Option<i64>,
+    pub(crate) clear_since: Option<i64>,
+    pub(crate) channels: Vec<String>,
+    pub(crate) told: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Trouble,
     Reminder,
     /// `held`: the most mails it held back (`None`: mail waited on the server);
@@ -92,24 +92,36 @@ pub enum Kind {
 
 /// One notice to post.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Notice {
-    pub kind: Kind,
-    pub trouble: Trouble,
-    pub since: i64,
+pub(crate) struct Notice {
+    pub(crate) kind: Kind,
+    pub(crate) trouble: Trouble,
+    pub(crate) since: i64,
     /// For an end: the sinks the announcement went to.
-    pub channels: Vec<String>,
+    pub(crate) channels: Vec<String>,
 }
 
 impl Ledger {
     /// Applies one round of judgements at `now`; `pending` counts what a trouble holds back
     /// now. Returns the notices owed, in a stable order.
-    pub fn step(
+    pub(crate) fn step(
         &mut self,
         observed: &[(String, Judgement)],
         pending: &dyn Fn(&Holds) -> Option<u64>,
         now: i64,
         rules: Rules,
     ) -> Vec<Notice> {
+        self.judge(observed, pending, now);
+        self.owed(pending, now, rules)
+    }
+
+    /// Records one round of judgements at `now`: troubles seen, conditions cleared, and
+    /// conditions the configuration no longer has.
+    fn judge(
+        &mut self,
+        observed: &[(String, Judgement)],
+        pending: &dyn Fn(&Holds) -> Option<u64>,
+        now: i64,
+    ) {
         let judged: HashSet<&str> = observed.iter().map(|(k, _)| k.as_str()).collect();
         for (key, j) in observed {
             match j {
@@ -128,6 +140,16 @@ impl Ledger {
         for key in removed {
             self.gone(&key, now);
         }
+    }
+
+    /// The notices owed at `now`: announcements, changes, reminders and recoveries; a
+    /// recovered condition leaves the ledger.
+    fn owed(
+        &mut self,
+        pending: &dyn Fn(&Holds) -> Option<u64>,
+        now: i64,
+        rules: Rules,
+    ) -> Vec<Notice> {
         let mut out = Vec::new();
         let mut over = Vec::new();
         for (key, e) in self.entries.iter_mut() {
@@ -179,7 +201,7 @@ impl Ledger {
     }
 
     /// Records where an announcement went, for its end.
-    pub fn sent_to(&mut self, key: &str, channels: &[String]) {
+    pub(crate) fn sent_to(&mut self, key: &str, channels: &[String]) {
         if let Some(e) = self.entries.get_mut(key) {
             e.channels = channels.to_vec();
         }
@@ -187,7 +209,7 @@ impl Ledger {
 
     /// The troubles that have lasted `notify_after` and still do, worst first: what the
     /// heartbeat reports.
-    pub fn current(&self) -> Vec<&Trouble> {
+    pub(crate) fn current(&self) -> Vec<&Trouble> {
         let mut v: Vec<&Trouble> = self
             .entries
             .values()
@@ -201,7 +223,7 @@ impl Ledger {
     /// What must survive a restart: the announced troubles and where they stand, and the
     /// date of the last daily summary. The rest (a trouble not yet announced, its changing
     /// detail) is not worth a write to an SD card every second.
-    pub fn durable(&self) -> Durable {
+    pub(crate) fn durable(&self) -> Durable {
         let announced = self
             .entries
             .iter()

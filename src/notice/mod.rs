@@ -16,13 +16,13 @@
 //! 4. [`run`] posts it to every chosen sink that is not dead, each channel once, through the
 //!    same guard (pacing, invalid-request limit, ban) as mail.
 
-pub mod daily;
-pub mod ledger;
-pub mod post;
-pub mod render;
-pub mod run;
-pub mod status;
-pub mod store;
+pub(crate) mod daily;
+pub(crate) mod ledger;
+pub(crate) mod post;
+pub(crate) mod render;
+pub(crate) mod run;
+pub(crate) mod status;
+pub(crate) mod store;
 
 use crate::config::Config;
 use crate::health::{AccountState, DiscordState, Health, Pattern, SinkState};
@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 /// waits on the server, as while an IMAP login fails or the disk is full).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Holds {
+pub(crate) enum Holds {
     Sink(String),
     All,
     Server,
@@ -40,24 +40,24 @@ pub enum Holds {
 
 /// One condition a user should hear about.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Trouble {
+pub(crate) struct Trouble {
     /// Stable identity across snapshots and restarts: `sink noise`, `imap home/INBOX`.
-    pub key: String,
-    pub level: Pattern,
+    pub(crate) key: String,
+    pub(crate) level: Pattern,
     /// The headline: "Sink noise is dead".
-    pub what: String,
+    pub(crate) what: String,
     /// The latest reason, as the component classified it (never a secret).
-    pub detail: String,
+    pub(crate) detail: String,
     /// What the user can do about it.
-    pub remedy: String,
+    pub(crate) remedy: String,
     /// The sink in trouble: it never gets a notice.
-    pub sink: Option<String>,
-    pub holds: Holds,
+    pub(crate) sink: Option<String>,
+    pub(crate) holds: Holds,
 }
 
 /// What the snapshot says about one condition.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Judgement {
+pub(crate) enum Judgement {
     Trouble(Trouble),
     Clear,
     /// Not seen yet (e.g. a sink that has sent nothing since start): no change either way.
@@ -67,7 +67,7 @@ pub enum Judgement {
 const RELOAD: &str = "`systemctl reload mailbeacon`";
 
 /// Every condition the configuration can have, judged from `h` at `now`.
-pub fn observe(h: &Health, config: &Config, now: i64) -> Vec<(String, Judgement)> {
+pub(crate) fn observe(h: &Health, config: &Config, now: i64) -> Vec<(String, Judgement)> {
     let mut out = Vec::new();
     for s in &config.sinks {
         out.push((format!("sink {}", s.name), sink(h, &s.name)));
@@ -243,7 +243,7 @@ fn discord(h: &Health) -> Judgement {
 }
 
 /// Mails pending now that `holds` counts: a sink's are those of the buckets routed to it.
-pub fn pending(h: &Health, config: &Config, holds: &Holds) -> Option<u64> {
+pub(crate) fn pending(h: &Health, config: &Config, holds: &Holds) -> Option<u64> {
     match holds {
         Holds::Server => None,
         Holds::All => Some(h.pending()),

@@ -15,7 +15,7 @@ use tokio::time::{sleep_until, Instant};
 const ATTEMPTS: u32 = 4;
 
 /// The sinks' rate-limit identity: the same key the delivery loops use.
-pub fn resource(s: &SinkConfig) -> String {
+pub(crate) fn resource(s: &SinkConfig) -> String {
     HttpSink::new(s.clone()).resource()
 }
 
@@ -56,7 +56,7 @@ fn addressed(config: &SinkConfig, body: &serde_json::Value) -> serde_json::Value
 }
 
 /// Posts `body` to `config`'s destination; `Err` with the reason when it was not delivered.
-pub async fn post(
+pub(crate) async fn post(
     config: &SinkConfig,
     body: &serde_json::Value,
     guard: &Guard,

@@ -58,7 +58,7 @@ fn ping(n: &Notice, mention: Option<&Mention>) -> (String, Value) {
 }
 
 /// The request body of one notice.
-pub fn render(n: &Notice, mention: Option<&Mention>) -> Value {
+pub(crate) fn render(n: &Notice, mention: Option<&Mention>) -> Value {
     let t = &n.trouble;
     // Names come from the operator's config; only a component's words (a server's refusal) are escaped.
     let what = t.what.clone();

@@ -26,14 +26,14 @@ struct Outgoing {
     to: Vec<SinkConfig>,
 }
 
-pub struct Notices {
-    pub config: watch::Receiver<Arc<Config>>,
-    pub health: watch::Receiver<Health>,
-    pub events: UnboundedSender<Event>,
-    pub guard: Arc<Guard>,
-    pub spool: SpoolSlot,
+pub(crate) struct Notices {
+    pub(crate) config: watch::Receiver<Arc<Config>>,
+    pub(crate) health: watch::Receiver<Health>,
+    pub(crate) events: UnboundedSender<Event>,
+    pub(crate) guard: Arc<Guard>,
+    pub(crate) spool: SpoolSlot,
     /// The troubles that lasted `notify_after`, worst first, for the heartbeat.
-    pub troubles: watch::Sender<Vec<Trouble>>,
+    pub(crate) troubles: watch::Sender<Vec<Trouble>>,
 }
 
 /// Where a notice goes: `preferred` if any (where its announcement went), else the configured
@@ -87,7 +87,7 @@ fn word(kind: &Kind) -> &'static str {
 }
 
 impl Notices {
-    pub async fn run(self, stop: Stop) {
+    pub(crate) async fn run(self, stop: Stop) {
         let path = store::path(&self.config.borrow().state_dir);
         let mut ledger = tokio::task::spawn_blocking({
             let p = path.clone();
@@ -238,7 +238,7 @@ async fn send_all(
 }
 
 /// Starts the notice task and the heartbeat for the life of the process.
-pub fn start(
+pub(crate) fn start(
     config: watch::Receiver<Arc<Config>>,
     health: watch::Receiver<Health>,
     events: UnboundedSender<Event>,

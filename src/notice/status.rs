@@ -7,29 +7,29 @@ use crate::time::rfc3339;
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct NoticeStatus {
-    pub last_at: Option<String>,
+pub(crate) struct NoticeStatus {
+    pub(crate) last_at: Option<String>,
     /// trouble, reminder, resolved or daily.
-    pub last_kind: Option<String>,
-    pub last_title: Option<String>,
-    pub last_delivered_to: Vec<String>,
-    pub last_failed: Vec<String>,
-    pub sent: u64,
-    pub failed: u64,
+    pub(crate) last_kind: Option<String>,
+    pub(crate) last_title: Option<String>,
+    pub(crate) last_delivered_to: Vec<String>,
+    pub(crate) last_failed: Vec<String>,
+    pub(crate) sent: u64,
+    pub(crate) failed: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct HeartbeatStatus {
-    pub last_at: Option<String>,
+pub(crate) struct HeartbeatStatus {
+    pub(crate) last_at: Option<String>,
     /// What the last call said: true = healthy, false = trouble.
-    pub reported_healthy: Option<bool>,
-    pub last_ok: Option<String>,
-    pub last_error: Option<String>,
-    pub failures: u64,
-    pub reported_down: u64,
+    pub(crate) reported_healthy: Option<bool>,
+    pub(crate) last_ok: Option<String>,
+    pub(crate) last_error: Option<String>,
+    pub(crate) failures: u64,
+    pub(crate) reported_down: u64,
 }
 
-pub fn notices(h: &Health) -> Option<NoticeStatus> {
+pub(crate) fn notices(h: &Health) -> Option<NoticeStatus> {
     let r = h.notices.as_ref()?;
     let last = r.last.as_ref();
     Some(NoticeStatus {
@@ -43,7 +43,7 @@ pub fn notices(h: &Health) -> Option<NoticeStatus> {
     })
 }
 
-pub fn heartbeat(h: &Health) -> Option<HeartbeatStatus> {
+pub(crate) fn heartbeat(h: &Health) -> Option<HeartbeatStatus> {
     let r = h.heartbeat.as_ref()?;
     Some(HeartbeatStatus {
         last_at: r.last_at.map(rfc3339),
@@ -56,7 +56,7 @@ pub fn heartbeat(h: &Health) -> Option<HeartbeatStatus> {
 }
 
 /// The lines of the human table.
-pub fn lines(n: Option<&NoticeStatus>, hb: Option<&HeartbeatStatus>) -> String {
+pub(crate) fn lines(n: Option<&NoticeStatus>, hb: Option<&HeartbeatStatus>) -> String {
     let mut out = String::new();
     if let Some(n) = n {
         let to = if n.last_delivered_to.is_empty() {
@@ -93,7 +93,7 @@ pub fn lines(n: Option<&NoticeStatus>, hb: Option<&HeartbeatStatus>) -> String {
 }
 
 /// The metrics families: notices by outcome, heartbeat calls that failed or reported trouble.
-pub fn metrics(out: &mut String, h: &Health) {
+pub(crate) fn metrics(out: &mut String, h: &Health) {
     use std::fmt::Write as _;
     let n = h.notices.clone().unwrap_or_default();
     let hb = h.heartbeat.clone().unwrap_or_default();

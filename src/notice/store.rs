@@ -9,11 +9,11 @@ use super::ledger::Ledger;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-pub fn path(state_dir: &Path) -> PathBuf {
+pub(crate) fn path(state_dir: &Path) -> PathBuf {
     state_dir.join("notices.json")
 }
 
-pub fn load(path: &Path) -> Ledger {
+pub(crate) fn load(path: &Path) -> Ledger {
     match std::fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_else(|e| {
             log::warn!(
@@ -33,7 +33,7 @@ pub fn load(path: &Path) -> Ledger {
     }
 }
 
-pub fn save(path: &Path, ledger: &Ledger) -> std::io::Result<()> {
+pub(crate) fn save(path: &Path, ledger: &Ledger) -> std::io::Result<()> {
     let text = serde_json::to_vec_pretty(ledger).map_err(std::io::Error::other)?;
     let tmp = path.with_extension("json.tmp");
     let result = (|| {

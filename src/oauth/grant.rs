@@ -16,11 +16,11 @@ use std::path::Path;
 
 /// What the token endpoint granted.
 #[derive(Clone)]
-pub struct Grant {
-    pub refresh_token: Secret,
-    pub access_token: Secret,
+pub(crate) struct Grant {
+    pub(crate) refresh_token: Secret,
+    pub(crate) access_token: Secret,
     /// Unix seconds after which the access token is no longer accepted.
-    pub expires_at: i64,
+    pub(crate) expires_at: i64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -33,7 +33,7 @@ struct OnDisk {
 
 impl Grant {
     /// Reads the grant; `Ok(None)` when there is none yet.
-    pub fn load(path: &Path) -> Result<Option<Grant>, String> {
+    pub(crate) fn load(path: &Path) -> Result<Option<Grant>, String> {
         let bytes = match fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -59,7 +59,7 @@ impl Grant {
     /// Replaces the grant durably (see the module comment). When run as root (an operator's
     /// `sudo mailbeacon login`), the files are given to the owner of the state folder, the
     /// service user, who must read and renew them.
-    pub fn save(&self, path: &Path) -> Result<(), String> {
+    pub(crate) fn save(&self, path: &Path) -> Result<(), String> {
         let fail = |what: &str, e: std::io::Error| format!("{what} {}: {}", path.display(), e);
         let dir = path.parent().unwrap_or(Path::new("."));
         let owner = dir.parent().and_then(|state| fs::metadata(state).ok());

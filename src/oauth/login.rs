@@ -25,7 +25,7 @@ const BROWSER_WAIT: Duration = Duration::from_secs(15 * 60);
 
 /// Signs in interactively and returns the grant (not yet stored). `input` is where a pasted
 /// address comes from (stdin).
-pub fn sign_in(
+pub(crate) fn sign_in(
     account: &str,
     o: &OAuth2,
     out: &mut dyn Write,
@@ -57,16 +57,42 @@ fn client<'a>(o: &'a OAuth2, form: &mut Vec<(&'a str, &'a str)>) {
     }
 }
 
+/// What the device authorization endpoint answered (RFC 8628 3.2).
+struct DeviceCode {
+    device_code: String,
+    user_code: String,
+    /// Where the user enters `user_code`.
+    uri: String,
+    expires: Duration,
+    interval: Duration,
+}
+
 fn device(
     account: &str,
     o: &OAuth2,
     device_url: &str,
     out: &mut dyn Write,
 ) -> Result<Grant, String> {
+    let started = Instant::now();
+    let code = start_device(o, device_url)?;
+    let _ = writeln!(
+        out,
+        "To sign in account {account} at {}:\n  1. On any device, open  {}\n  2. Enter the code       {}\n\
+         Waiting for the approval (the code is valid for {} minutes)...",
+        o.issuer,
+        code.uri,
+        code.user_code,
+        code.expires.as_secs().div_ceil(60)
+    );
+    let _ = out.flush();
+    poll_device(account, o, &code, started, out)
+}
+
+/// Asks `device_url` for a device code and the page where the user enters it.
+fn start_device(o: &OAuth2, device_url: &str) -> Result<DeviceCode, String> {
     let scope = o.scopes.join(" ");
     let mut form = vec![("scope", scope.as_str())];
     client(o, &mut form);
-    let started = Instant::now();
     let answer = token::post(device_url, &form, TIMEOUT)
         .map_err(|e| format!("cannot start the sign-in at {}: {e}", o.issuer))?;
     let text = |k: &str| {
@@ -97,25 +123,34 @@ fn device(
     if device_code.is_empty() || user_code.is_empty() || uri.is_empty() {
         return Err(format!("{device_url} answered without a device code"));
     }
-    let expires = Duration::from_secs(number("expires_in").unwrap_or(900));
-    let mut interval = Duration::from_secs(number("interval").unwrap_or(5).clamp(1, 60));
-    let _ = writeln!(
-        out,
-        "To sign in account {account} at {}:\n  1. On any device, open  {uri}\n  2. Enter the code       {user_code}\n\
-         Waiting for the approval (the code is valid for {} minutes)...",
-        o.issuer,
-        expires.as_secs().div_ceil(60)
-    );
-    let _ = out.flush();
+    Ok(DeviceCode {
+        device_code,
+        user_code,
+        uri,
+        expires: Duration::from_secs(number("expires_in").unwrap_or(900)),
+        interval: Duration::from_secs(number("interval").unwrap_or(5).clamp(1, 60)),
+    })
+}
+
+/// Asks the token endpoint, from `started` until `code` expires, whether the user approved it.
+fn poll_device(
+    account: &str,
+    o: &OAuth2,
+    code: &DeviceCode,
+    started: Instant,
+    out: &mut dyn Write,
+) -> Result<Grant, String> {
+    let user_code = &code.user_code;
     let mut form = vec![
         ("grant_type", "urn:ietf:params:oauth:grant-type:device_code"),
-        ("device_code", device_code.as_str()),
+        ("device_code", code.device_code.as_str()),
     ];
     client(o, &mut form);
+    let mut interval = code.interval;
     let mut unreachable_said = false;
     loop {
         std::thread::sleep(interval);
-        if started.elapsed() >= expires {
+        if started.elapsed() >= code.expires {
             return Err(format!(
                 "the code {user_code} expired before it was approved: run `mailbeacon login {account}` again"
             ));
@@ -283,7 +318,7 @@ fn read_pasted(input: Box<dyn BufRead + Send>, tx: mpsc::Sender<Redirect>) {
 }
 
 /// The code (or error) and state in a redirect address or its path, `None` without either.
-pub(crate) fn parse_redirect(address: &str) -> Option<Redirect> {
+fn parse_redirect(address: &str) -> Option<Redirect> {
     let query = address.split_once('?')?.1;
     let query = query.split('#').next().unwrap_or("");
     let (mut code, mut error, mut state) = (None, None, String::new());
@@ -305,7 +340,7 @@ pub(crate) fn parse_redirect(address: &str) -> Option<Redirect> {
 }
 
 /// `k=v&…` with RFC 3986's unreserved characters kept and everything else percent-encoded.
-pub(crate) fn encode_query(pairs: &[(&str, &str)]) -> String {
+fn encode_query(pairs: &[(&str, &str)]) -> String {
     let enc = crate::text::percent_encode;
     pairs
         .iter()

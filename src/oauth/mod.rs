@@ -13,10 +13,10 @@
 //! remedy, and the watcher's backoff for refused logins (at least a minute, doubling), so the
 //! token endpoint is never hammered.
 
-pub mod grant;
-pub mod login;
-pub mod sasl;
-pub mod token;
+pub(crate) mod grant;
+pub(crate) mod login;
+pub(crate) mod sasl;
+pub(crate) mod token;
 
 use crate::config::{OAuth2, Secret};
 use grant::Grant;
@@ -28,13 +28,13 @@ use token::TokenError;
 
 /// An access token this close to its expiry is refreshed before a login: a login must not
 /// race the expiry, and a long IDLE session needs no token once logged in.
-pub const MARGIN: i64 = 300;
+const MARGIN: i64 = 300;
 
 /// How long one request to the token endpoint may take.
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum OAuthError {
+pub(crate) enum OAuthError {
     /// Nobody has signed in for this account yet.
     #[error("no OAuth grant is stored for account {account} ({path})")]
     NoGrant { account: String, path: PathBuf },
@@ -56,7 +56,7 @@ pub enum OAuthError {
 
 impl OAuthError {
     /// The one thing the user has to do, for errors that need a person.
-    pub fn remedy(&self) -> Option<String> {
+    pub(crate) fn remedy(&self) -> Option<String> {
         match self {
             OAuthError::NoGrant { account, .. } | OAuthError::Refused { account, .. } => Some(
                 format!("run `mailbeacon login {account}` (as the service's user, or with sudo)"),
@@ -67,15 +67,15 @@ impl OAuthError {
 }
 
 /// An access token, and whether it was refreshed just now (a refused fresh token is final).
-pub struct Access {
-    pub token: Secret,
-    pub fresh: bool,
+pub(crate) struct Access {
+    pub(crate) token: Secret,
+    pub(crate) fresh: bool,
 }
 
 /// The access token for `account`: the stored one while it has more than [`MARGIN`] to live and
 /// `force` is false, else a refreshed one (the new grant made durable first). Concurrent
 /// watchers of one account take turns, so one refresh serves them all.
-pub fn access_token(account: &str, o: &OAuth2, force: bool) -> Result<Access, OAuthError> {
+pub(crate) fn access_token(account: &str, o: &OAuth2, force: bool) -> Result<Access, OAuthError> {
     let lock = lock_for(&o.grant_file);
     let _turn = lock.lock().unwrap_or_else(|p| p.into_inner());
     let grant = Grant::load(&o.grant_file)
@@ -129,7 +129,7 @@ fn refresh(o: &OAuth2, grant: &Grant) -> Result<Grant, TokenError> {
 
 /// The grant a token answer makes; `previous` is kept when the provider sent no new refresh
 /// token.
-pub(crate) fn granted(t: token::Tokens, previous: Option<&Secret>) -> Grant {
+fn granted(t: token::Tokens, previous: Option<&Secret>) -> Grant {
     let lifetime = t.expires_in.unwrap_or(3600).min(i64::MAX as u64 / 2) as i64;
     Grant {
         refresh_token: t

@@ -8,7 +8,7 @@ use crate::config::Mechanism;
 use std::cell::RefCell;
 
 /// One `AUTHENTICATE` exchange (the imap crate base64-encodes what `process` returns).
-pub struct Exchange<'a> {
+pub(crate) struct Exchange<'a> {
     mechanism: Mechanism,
     user: &'a str,
     token: &'a str,
@@ -20,7 +20,7 @@ pub struct Exchange<'a> {
 }
 
 impl<'a> Exchange<'a> {
-    pub fn new(
+    pub(crate) fn new(
         mechanism: Mechanism,
         user: &'a str,
         token: &'a str,
@@ -39,7 +39,7 @@ impl<'a> Exchange<'a> {
     }
 
     /// The first response: the token and who it is for.
-    pub fn initial(&self) -> Vec<u8> {
+    pub(crate) fn initial(&self) -> Vec<u8> {
         match self.mechanism {
             Mechanism::XOAuth2 => {
                 format!("user={}\x01auth=Bearer {}\x01\x01", self.user, self.token).into_bytes()
@@ -57,7 +57,7 @@ impl<'a> Exchange<'a> {
     }
 
     /// What the server said when it refused the token (its JSON, or its text), if it did.
-    pub fn refusal(&self) -> Option<String> {
+    pub(crate) fn refusal(&self) -> Option<String> {
         self.refusal.borrow().clone()
     }
 }
@@ -86,7 +86,10 @@ fn saslname(user: &str) -> String {
 
 /// The mechanism to use: the one the config forces, else OAUTHBEARER (the standard) when
 /// offered, else XOAUTH2 (all Microsoft offers). `None` when the server offers neither.
-pub fn choose(forced: Option<Mechanism>, offered: impl Fn(&str) -> bool) -> Option<Mechanism> {
+pub(crate) fn choose(
+    forced: Option<Mechanism>,
+    offered: impl Fn(&str) -> bool,
+) -> Option<Mechanism> {
     match forced {
         Some(m) => offered(m.name()).then_some(m),
         None if offered("OAUTHBEARER") => Some(Mechanism::OAuthBearer),

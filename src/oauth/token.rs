@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// Why the endpoint gave no tokens.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenError {
+pub(crate) enum TokenError {
     /// An OAuth error answer (RFC 6749 5.2; RFC 8628 3.5 adds `authorization_pending`,
     /// `slow_down`, `expired_token`, `access_denied`).
     Refused { code: String, description: String },
@@ -31,11 +31,11 @@ impl std::fmt::Display for TokenError {
 }
 
 /// What a successful answer carries.
-pub struct Tokens {
-    pub access_token: Secret,
+pub(crate) struct Tokens {
+    pub(crate) access_token: Secret,
     /// Absent when the provider keeps the old one (Google); Microsoft sends a new one each time.
-    pub refresh_token: Option<Secret>,
-    pub expires_in: Option<u64>,
+    pub(crate) refresh_token: Option<Secret>,
+    pub(crate) expires_in: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -50,7 +50,7 @@ struct Answer {
 const USER_AGENT: &str = concat!("mailbeacon/", env!("CARGO_PKG_VERSION"));
 
 /// POSTs `form` to `url` and reads the JSON answer, whatever its status.
-pub fn post(
+pub(crate) fn post(
     url: &str,
     form: &[(&str, &str)],
     timeout: Duration,
@@ -100,7 +100,11 @@ fn scrub(form: &[(&str, &str)], text: String) -> String {
 }
 
 /// A token request: tokens, or the error the endpoint named.
-pub fn request(url: &str, form: &[(&str, &str)], timeout: Duration) -> Result<Tokens, TokenError> {
+pub(crate) fn request(
+    url: &str,
+    form: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<Tokens, TokenError> {
     let value = post(url, form, timeout)?;
     let answer: Answer = serde_json::from_value(value).map_err(|_| {
         TokenError::Unreachable(format!("{url} sent an answer that is not OAuth's"))

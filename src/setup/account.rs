@@ -4,7 +4,8 @@
 use super::ask::Failed;
 use super::document::set;
 use super::steps::{file_name, Steps};
-use crate::config::{Auth, Secret};
+use crate::config::provider::Provider;
+use crate::config::{Account, Auth, AuthKind, OAuth2, Secret};
 use toml_edit::{value, Item, Table};
 
 const PROVIDERS: &[&str] = &[
@@ -19,7 +20,7 @@ const PROVIDERS: &[&str] = &[
 
 impl Steps<'_> {
     /// The mailbox: provider or server, user, password or OAuth sign-in, tested by a login.
-    pub fn account(&mut self) -> Result<String, Failed> {
+    pub(crate) fn account(&mut self) -> Result<String, Failed> {
         let f = self.flags.clone();
         let existing = self.doc.names("account").into_iter().next();
         let name = self.ask.text(
@@ -59,38 +60,13 @@ impl Steps<'_> {
                 None,
             )?;
             t["username"] = value(username.as_str());
-            let oauth = match preset.map(|p| p.auth) {
-                Some(crate::config::AuthKind::OAuth2) => true,
-                Some(_) => f.client_id.is_some() && first,
-                None => {
-                    let default = if f.client_id.is_some() {
-                        "oauth2"
-                    } else {
-                        "password"
-                    };
-                    let auth = self.ask.choice(
-                        "Login with",
-                        "--auth",
-                        f.auth.as_deref(),
-                        &["password", "oauth2"],
-                        default,
-                    )?;
-                    auth == "oauth2"
-                }
-            };
+            let oauth = self.uses_oauth(preset, first)?;
             let secret = if oauth {
                 t["auth"] = value("oauth2");
                 t["oauth2"] = Item::Table(self.oauth2(preset.is_none())?);
                 None
             } else {
-                let file = if first { f.password_file.clone() } else { None };
-                let s = self.ask.secret(
-                    "Password (an app password where the provider needs one)",
-                    "--password-file",
-                    file.as_deref(),
-                )?;
-                t["password"] = value(s.expose());
-                Some(s)
+                Some(self.password(&mut t, first)?)
             };
             let config = match self.probe_config(Some(&t), None, None) {
                 Ok(c) => c,
@@ -103,41 +79,100 @@ impl Steps<'_> {
                 return Err("the account did not load".into());
             };
             if let Auth::OAuth2(o) = &account.auth {
-                let mut out = std::io::stdout();
-                let input = Box::new(std::io::BufReader::new(std::io::stdin()));
-                match crate::oauth::login::sign_in(&name, o, &mut out, input) {
-                    Ok(grant) => {
-                        grant
-                            .save(&o.grant_file)
-                            .map_err(|e| format!("signed in, but {e}"))?;
-                        self.ask.say(&format!(
-                            "ok   signed in; the grant is stored in {}",
-                            o.grant_file.display()
-                        ));
-                    }
-                    Err(e) => {
-                        self.again("sign-in", &e)?;
-                        continue;
-                    }
-                }
-            }
-            let login =
-                crate::imap::tls_config(account).and_then(|tls| crate::imap::login(account, &tls));
-            match login {
-                Ok(mut s) => {
-                    let _ = s.logout();
-                    self.ask.say(&format!(
-                        "ok   imap {name}: logged in to {} as {}",
-                        account.host, account.username
-                    ));
-                }
-                Err(e) => {
-                    self.again(&format!("imap {name}"), &e.to_string())?;
+                if !self.sign_in(&name, o)? {
                     continue;
                 }
             }
+            if !self.logs_in(&name, account)? {
+                continue;
+            }
             self.keep_account(&name, t, secret);
             return Ok(name);
+        }
+    }
+
+    /// Whether the account signs in with OAuth: a preset that needs it does; another preset
+    /// does when a client id was given (first attempt only); a server of its own is asked.
+    fn uses_oauth(&mut self, preset: Option<&Provider>, first: bool) -> Result<bool, Failed> {
+        let f = self.flags;
+        Ok(match preset.map(|p| p.auth) {
+            Some(AuthKind::OAuth2) => true,
+            Some(_) => f.client_id.is_some() && first,
+            None => {
+                let default = if f.client_id.is_some() {
+                    "oauth2"
+                } else {
+                    "password"
+                };
+                let auth = self.ask.choice(
+                    "Login with",
+                    "--auth",
+                    f.auth.as_deref(),
+                    &["password", "oauth2"],
+                    default,
+                )?;
+                auth == "oauth2"
+            }
+        })
+    }
+
+    /// The password, written into `t`; `--password-file` answers the first attempt only.
+    fn password(&mut self, t: &mut Table, first: bool) -> Result<Secret, Failed> {
+        let file = if first {
+            self.flags.password_file.clone()
+        } else {
+            None
+        };
+        let s = self.ask.secret(
+            "Password (an app password where the provider needs one)",
+            "--password-file",
+            file.as_deref(),
+        )?;
+        t["password"] = value(s.expose());
+        Ok(s)
+    }
+
+    /// Signs account `name` in and stores its grant. False when that failed and the user
+    /// tries again.
+    fn sign_in(&mut self, name: &str, o: &OAuth2) -> Result<bool, Failed> {
+        let mut out = std::io::stdout();
+        let input = Box::new(std::io::BufReader::new(std::io::stdin()));
+        match crate::oauth::login::sign_in(name, o, &mut out, input) {
+            Ok(grant) => {
+                grant
+                    .save(&o.grant_file)
+                    .map_err(|e| format!("signed in, but {e}"))?;
+                self.ask.say(&format!(
+                    "ok   signed in; the grant is stored in {}",
+                    o.grant_file.display()
+                ));
+                Ok(true)
+            }
+            Err(e) => {
+                self.again("sign-in", &e)?;
+                Ok(false)
+            }
+        }
+    }
+
+    /// Logs in to account `name` over IMAP and out again. False when that failed and the
+    /// user tries again.
+    fn logs_in(&mut self, name: &str, account: &Account) -> Result<bool, Failed> {
+        let login =
+            crate::imap::tls_config(account).and_then(|tls| crate::imap::login(account, &tls));
+        match login {
+            Ok(mut s) => {
+                let _ = s.logout();
+                self.ask.say(&format!(
+                    "ok   imap {name}: logged in to {} as {}",
+                    account.host, account.username
+                ));
+                Ok(true)
+            }
+            Err(e) => {
+                self.again(&format!("imap {name}"), &e.to_string())?;
+                Ok(false)
+            }
         }
     }
 

@@ -8,21 +8,21 @@ use std::io::{BufRead, Write};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 
-pub struct Ask {
+pub(crate) struct Ask {
     /// `--yes`: no questions; a missing answer without a default is an error naming its flag.
-    pub yes: bool,
-    pub input: Box<dyn BufRead>,
-    pub out: Box<dyn Write>,
+    pub(crate) yes: bool,
+    pub(crate) input: Box<dyn BufRead>,
+    pub(crate) out: Box<dyn Write>,
     /// Each flag's last answer: a question asked again (after a failed test) offers it as
     /// the default, and its flag's value, tried once, is not used again.
-    pub last: HashMap<String, String>,
+    pub(crate) last: HashMap<String, String>,
 }
 
 /// Why setup cannot go on.
-pub type Failed = String;
+pub(crate) type Failed = String;
 
 impl Ask {
-    pub fn say(&mut self, text: &str) {
+    pub(crate) fn say(&mut self, text: &str) {
         let _ = writeln!(self.out, "{text}");
         let _ = self.out.flush();
     }
@@ -38,7 +38,7 @@ impl Ask {
 
     /// A plain answer: `given` (a flag), else `default` under `--yes`, else asked. Asked again,
     /// the last answer is the default.
-    pub fn text(
+    pub(crate) fn text(
         &mut self,
         question: &str,
         flag: &str,
@@ -94,7 +94,7 @@ impl Ask {
     }
 
     /// One of `choices`.
-    pub fn choice(
+    pub(crate) fn choice(
         &mut self,
         question: &str,
         flag: &str,
@@ -135,7 +135,7 @@ impl Ask {
     }
 
     /// A whole number (a port, a GPIO line), asked again until it is one.
-    pub fn number(
+    pub(crate) fn number(
         &mut self,
         question: &str,
         flag: &str,
@@ -163,7 +163,7 @@ impl Ask {
     }
 
     /// Yes or no.
-    pub fn confirm(
+    pub(crate) fn confirm(
         &mut self,
         question: &str,
         given: Option<bool>,
@@ -194,7 +194,7 @@ impl Ask {
     }
 
     /// A secret: the first line of `file` when given, else asked without echo.
-    pub fn secret(
+    pub(crate) fn secret(
         &mut self,
         question: &str,
         flag: &str,

@@ -5,6 +5,7 @@ use super::ask::Failed;
 use super::document::set;
 use super::steps::{file_name, Steps};
 use super::Flags;
+use crate::config::Secret;
 use crate::discord::{HttpSink, Outcome, Sink};
 use std::path::PathBuf;
 use toml_edit::{value, Table};
@@ -34,7 +35,7 @@ fn why(outcome: &Outcome) -> String {
 impl Steps<'_> {
     /// The Discord channel(s), by webhook or by bot: probed without posting; one test message
     /// if the user wants. Returns the sinks: the main one, and the one for everything else.
-    pub fn discord(&mut self) -> Result<(String, String), Failed> {
+    pub(crate) fn discord(&mut self) -> Result<(String, String), Failed> {
         let f = self.flags.clone();
         let kind = self.ask.choice(
             "Post to Discord with a webhook or a bot",
@@ -100,51 +101,15 @@ impl Steps<'_> {
     /// One sink named `name`: a webhook URL, or a channel of the bot (whose token is asked
     /// once); asked, probed, kept with its secret in a file of its own.
     fn sink(&mut self, name: &str, kind: &str, given: Given) -> Result<HttpSink, Failed> {
-        let f = self.flags.clone();
         let (mut webhook_file, mut channel) = (given.webhook_file, given.channel);
         loop {
             let mut t = Table::new();
             t["name"] = value(name);
             t["kind"] = value(kind);
             let (secret, file) = if kind == "bot" {
-                let token = match self.bot_token.clone() {
-                    Some(token) => token,
-                    None => self.ask.secret(
-                        "Bot token (Developer Portal → your application → Bot → Reset Token)",
-                        "--bot-token-file",
-                        f.bot_token_file.as_deref(),
-                    )?,
-                };
-                let flag = if name == "alerts" {
-                    "--channel"
-                } else {
-                    "--noise-channel"
-                };
-                let id = self.ask.text(
-                    "Channel id (Discord settings → Advanced → Developer Mode; right-click the channel → Copy Channel ID)",
-                    flag,
-                    channel.take().as_deref(),
-                    None,
-                )?;
-                t["channel_id"] = value(id);
-                t["token"] = value(token.expose());
-                if let Some(base) = &f.api_base {
-                    t["api_base"] = value(base.as_str());
-                }
-                (token, self.dir.join("bot.token"))
+                self.ask_bot(name, &mut t, channel.take())?
             } else {
-                let flag = if name == "alerts" {
-                    "--webhook-file"
-                } else {
-                    "--noise-webhook-file"
-                };
-                let url = self.ask.secret(
-                    "Discord webhook URL (Channel settings → Integrations → Webhooks → Copy Webhook URL)",
-                    flag,
-                    webhook_file.take().as_deref(),
-                )?;
-                t["url"] = value(url.expose());
-                (url, self.dir.join(format!("{}.url", file_name(name))))
+                self.ask_webhook(name, &mut t, webhook_file.take())?
             };
             let sink = match self.probe_config(None, Some(&t), None) {
                 Ok(c) => match c.sinks.into_iter().next() {
@@ -162,66 +127,142 @@ impl Steps<'_> {
                     self.ask.say(&format!("ok   sink {name} answers"));
                 }
                 other => {
-                    // A refused token is asked again; a wrong channel keeps the token.
-                    let mut said = why(&other);
-                    if let Outcome::Dead { reason } = &other {
-                        if reason.contains("401") {
-                            self.bot_token = None;
-                            said.push_str(": the token was refused; copy it again (Reset Token)");
-                        } else if kind == "bot" {
-                            said.push_str(
-                                ": the bot cannot see that channel; check the id, and that the \
-                                 bot was added to the server with View Channel and Send Messages",
-                            );
-                        } else {
-                            said.push_str(
-                                ": the webhook is gone or its URL is wrong; copy it again from \
-                                 the channel's Integrations → Webhooks",
-                            );
-                        }
-                    }
+                    let said = self.refused(kind, &other);
                     self.again(&format!("sink {name}"), &said)?;
                     continue;
                 }
             }
-            let target = self.doc.named("sink", name);
             if kind == "bot" {
-                set(target, "kind", "bot", &["url", "url_file"]);
-                set(
-                    target,
-                    "channel_id",
-                    t["channel_id"].as_str().unwrap_or_default(),
-                    &[],
-                );
-                set(
-                    target,
-                    "token_file",
-                    file.display().to_string(),
-                    &["token", "credential"],
-                );
-                if let Some(base) = &f.api_base {
-                    set(target, "api_base", base.as_str(), &[]);
-                }
-                if self.bot_token.is_none() {
-                    self.plan.secrets.push((file, secret.expose().to_string()));
-                }
-                self.bot_token = Some(secret);
+                self.keep_bot(name, &t, file, secret);
             } else {
-                set(
-                    target,
-                    "kind",
-                    "webhook",
-                    &["channel_id", "token", "token_file", "api_base"],
-                );
-                set(
-                    target,
-                    "url_file",
-                    file.display().to_string(),
-                    &["url", "credential"],
-                );
-                self.plan.secrets.push((file, secret.expose().to_string()));
+                self.keep_webhook(name, file, secret);
             }
             return Ok(sink);
         }
+    }
+
+    /// The bot's token (asked once) and the channel id for sink `name`, written into `t`.
+    /// Returns the token and the file that will keep it.
+    fn ask_bot(
+        &mut self,
+        name: &str,
+        t: &mut Table,
+        channel: Option<String>,
+    ) -> Result<(Secret, PathBuf), Failed> {
+        let f = self.flags;
+        let token = match self.bot_token.clone() {
+            Some(token) => token,
+            None => self.ask.secret(
+                "Bot token (Developer Portal → your application → Bot → Reset Token)",
+                "--bot-token-file",
+                f.bot_token_file.as_deref(),
+            )?,
+        };
+        let flag = if name == "alerts" {
+            "--channel"
+        } else {
+            "--noise-channel"
+        };
+        let id = self.ask.text(
+            "Channel id (Discord settings → Advanced → Developer Mode; right-click the channel → Copy Channel ID)",
+            flag,
+            channel.as_deref(),
+            None,
+        )?;
+        t["channel_id"] = value(id);
+        t["token"] = value(token.expose());
+        if let Some(base) = &f.api_base {
+            t["api_base"] = value(base.as_str());
+        }
+        Ok((token, self.dir.join("bot.token")))
+    }
+
+    /// The webhook URL for sink `name`, written into `t`. Returns it and the file that will
+    /// keep it.
+    fn ask_webhook(
+        &mut self,
+        name: &str,
+        t: &mut Table,
+        webhook_file: Option<PathBuf>,
+    ) -> Result<(Secret, PathBuf), Failed> {
+        let flag = if name == "alerts" {
+            "--webhook-file"
+        } else {
+            "--noise-webhook-file"
+        };
+        let url = self.ask.secret(
+            "Discord webhook URL (Channel settings → Integrations → Webhooks → Copy Webhook URL)",
+            flag,
+            webhook_file.as_deref(),
+        )?;
+        t["url"] = value(url.expose());
+        Ok((url, self.dir.join(format!("{}.url", file_name(name)))))
+    }
+
+    /// Why a probe of a sink of `kind` failed, in words. A refused token is asked again; a
+    /// wrong channel keeps the token.
+    fn refused(&mut self, kind: &str, outcome: &Outcome) -> String {
+        let mut said = why(outcome);
+        if let Outcome::Dead { reason } = outcome {
+            if reason.contains("401") {
+                self.bot_token = None;
+                said.push_str(": the token was refused; copy it again (Reset Token)");
+            } else if kind == "bot" {
+                said.push_str(
+                    ": the bot cannot see that channel; check the id, and that the \
+                     bot was added to the server with View Channel and Send Messages",
+                );
+            } else {
+                said.push_str(
+                    ": the webhook is gone or its URL is wrong; copy it again from \
+                     the channel's Integrations → Webhooks",
+                );
+            }
+        }
+        said
+    }
+
+    /// Writes bot sink `name` (channel from `t`) to the config; its token goes to `file` the
+    /// first time only.
+    fn keep_bot(&mut self, name: &str, t: &Table, file: PathBuf, secret: Secret) {
+        let target = self.doc.named("sink", name);
+        set(target, "kind", "bot", &["url", "url_file"]);
+        set(
+            target,
+            "channel_id",
+            t["channel_id"].as_str().unwrap_or_default(),
+            &[],
+        );
+        set(
+            target,
+            "token_file",
+            file.display().to_string(),
+            &["token", "credential"],
+        );
+        if let Some(base) = &self.flags.api_base {
+            set(target, "api_base", base.as_str(), &[]);
+        }
+        if self.bot_token.is_none() {
+            self.plan.secrets.push((file, secret.expose().to_string()));
+        }
+        self.bot_token = Some(secret);
+    }
+
+    /// Writes webhook sink `name` to the config, its URL to `file`.
+    fn keep_webhook(&mut self, name: &str, file: PathBuf, secret: Secret) {
+        let target = self.doc.named("sink", name);
+        set(
+            target,
+            "kind",
+            "webhook",
+            &["channel_id", "token", "token_file", "api_base"],
+        );
+        set(
+            target,
+            "url_file",
+            file.display().to_string(),
+            &["url", "credential"],
+        );
+        self.plan.secrets.push((file, secret.expose().to_string()));
     }
 }

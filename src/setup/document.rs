@@ -5,13 +5,13 @@
 
 use toml_edit::{value, Array, ArrayOfTables, DocumentMut, Item, Table};
 
-pub struct Document {
-    pub doc: DocumentMut,
+pub(crate) struct Document {
+    pub(crate) doc: DocumentMut,
 }
 
 impl Document {
     /// The file's document, or an empty one when there is no file yet.
-    pub fn read(text: Option<&str>) -> Result<Document, String> {
+    pub(crate) fn read(text: Option<&str>) -> Result<Document, String> {
         let doc = match text {
             Some(t) => t
                 .parse::<DocumentMut>()
@@ -21,14 +21,14 @@ impl Document {
         Ok(Document { doc })
     }
 
-    pub fn set_default(&mut self, key: &str, v: &str) {
+    pub(crate) fn set_default(&mut self, key: &str, v: &str) {
         if !self.doc.contains_key(key) {
             self.doc[key] = value(v);
         }
     }
 
     /// The `[[kind]]` table named `name`, made (at the end) when there is none.
-    pub fn named(&mut self, kind: &str, name: &str) -> &mut Table {
+    pub(crate) fn named(&mut self, kind: &str, name: &str) -> &mut Table {
         if !self.doc.get(kind).is_some_and(|i| i.is_array_of_tables()) {
             // Absent, or written as something else (`account = 1`): a fresh array.
             self.doc[kind] = Item::ArrayOfTables(ArrayOfTables::new());
@@ -55,7 +55,7 @@ impl Document {
     }
 
     /// The names of the `[[kind]]` tables, in file order.
-    pub fn names(&self, kind: &str) -> Vec<String> {
+    pub(crate) fn names(&self, kind: &str) -> Vec<String> {
         self.doc
             .get(kind)
             .and_then(|i| i.as_array_of_tables())
@@ -68,7 +68,7 @@ impl Document {
     }
 
     /// Moves the `[[kind]]` table named `name` to the end, as the last of its kind is read.
-    pub fn move_last(&mut self, kind: &str, name: &str) {
+    pub(crate) fn move_last(&mut self, kind: &str, name: &str) {
         let Some(tables) = self
             .doc
             .get_mut(kind)
@@ -90,7 +90,7 @@ impl Document {
     }
 
     /// The bucket without rules (the fallback) already in the file, if any.
-    pub fn fallback(&self) -> Option<String> {
+    pub(crate) fn fallback(&self) -> Option<String> {
         self.doc
             .get("bucket")
             .and_then(|i| i.as_array_of_tables())?
@@ -103,7 +103,7 @@ impl Document {
             .and_then(|t| t.get("name").and_then(|n| n.as_str()).map(str::to_string))
     }
 
-    pub fn table(&mut self, key: &str) -> &mut Table {
+    pub(crate) fn table(&mut self, key: &str) -> &mut Table {
         if !self.doc.get(key).is_some_and(|i| i.is_table()) {
             self.doc[key] = Item::Table(Table::new());
         }
@@ -113,7 +113,7 @@ impl Document {
         }
     }
 
-    pub fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         self.doc.to_string()
     }
 }
@@ -124,19 +124,19 @@ fn unreachable_table() -> ! {
 }
 
 /// Sets `key` in `t` and removes the keys it excludes.
-pub fn set(t: &mut Table, key: &str, v: impl Into<toml_edit::Value>, excludes: &[&str]) {
+pub(crate) fn set(t: &mut Table, key: &str, v: impl Into<toml_edit::Value>, excludes: &[&str]) {
     for k in excludes {
         t.remove(k);
     }
     t[key] = value(v);
 }
 
-pub fn strings(items: &[String]) -> Array {
+pub(crate) fn strings(items: &[String]) -> Array {
     items.iter().map(String::as_str).collect()
 }
 
 /// `rules = [{ from = '…' }, { subject = '…' }]`, each pattern a literal string (no escapes).
-pub fn rules(rules: &[(&str, String)]) -> Array {
+pub(crate) fn rules(rules: &[(&str, String)]) -> Array {
     let mut a = Array::new();
     for (field, pattern) in rules {
         let mut t = toml_edit::InlineTable::new();

@@ -13,7 +13,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
-pub fn write(path: &Path, doc: &Document, plan: &Plan, ask: &mut Ask) -> Result<(), String> {
+pub(crate) fn write(path: &Path, doc: &Document, plan: &Plan, ask: &mut Ask) -> Result<(), String> {
     let owner = owner();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;

@@ -16,105 +16,105 @@ mod document;
 mod files;
 mod steps;
 
-pub use ask::Ask;
+pub(crate) use ask::Ask;
 
 use document::Document;
 use std::path::{Path, PathBuf};
 
 /// Every question's flag.
 #[derive(clap::Args, Debug, Default, Clone)]
-pub struct Flags {
+pub(crate) struct Flags {
     /// Take the default of every question not answered by a flag; fail where there is none.
     #[arg(long)]
-    pub yes: bool,
+    pub(crate) yes: bool,
     /// The account's name in the config.
     #[arg(long)]
-    pub account: Option<String>,
+    pub(crate) account: Option<String>,
     /// gmail, outlook, office365, icloud, yahoo, fastmail, or other.
     #[arg(long)]
-    pub provider: Option<String>,
+    pub(crate) provider: Option<String>,
     #[arg(long)]
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
     #[arg(long)]
-    pub port: Option<u16>,
+    pub(crate) port: Option<u16>,
     /// implicit or starttls.
     #[arg(long)]
-    pub tls: Option<String>,
+    pub(crate) tls: Option<String>,
     /// A private CA, or a self-signed server's own certificate, to trust (`none` for none).
     #[arg(long)]
-    pub ca_file: Option<String>,
+    pub(crate) ca_file: Option<String>,
     #[arg(long)]
-    pub username: Option<String>,
+    pub(crate) username: Option<String>,
     /// Read the IMAP password (an app password) from this file.
     #[arg(long)]
-    pub password_file: Option<PathBuf>,
+    pub(crate) password_file: Option<PathBuf>,
     /// password or oauth2 (a server without a preset; gmail with your own OAuth client).
     #[arg(long)]
-    pub auth: Option<String>,
+    pub(crate) auth: Option<String>,
     /// OAuth 2.0 (outlook, office365, or gmail with your own client): the client id.
     #[arg(long)]
-    pub client_id: Option<String>,
+    pub(crate) client_id: Option<String>,
     /// OAuth 2.0 with a provider without a preset: its device authorization endpoint.
     #[arg(long)]
-    pub oauth_device_url: Option<String>,
+    pub(crate) oauth_device_url: Option<String>,
     /// OAuth 2.0 with a provider without a preset: its token endpoint.
     #[arg(long)]
-    pub oauth_token_url: Option<String>,
+    pub(crate) oauth_token_url: Option<String>,
     /// OAuth 2.0 with a provider without a preset: the scopes to ask for (comma list).
     #[arg(long)]
-    pub oauth_scopes: Option<String>,
+    pub(crate) oauth_scopes: Option<String>,
     /// How to post to Discord: webhook or bot.
     #[arg(long)]
-    pub discord: Option<String>,
+    pub(crate) discord: Option<String>,
     /// Read the Discord webhook URL from this file.
     #[arg(long)]
-    pub webhook_file: Option<PathBuf>,
+    pub(crate) webhook_file: Option<PathBuf>,
     /// Read the bot's token from this file.
     #[arg(long)]
-    pub bot_token_file: Option<PathBuf>,
+    pub(crate) bot_token_file: Option<PathBuf>,
     /// The bot's channel id.
     #[arg(long)]
-    pub channel: Option<String>,
+    pub(crate) channel: Option<String>,
     /// The bot's channel for everything no other bucket takes (`none`: the same channel).
     #[arg(long)]
-    pub noise_channel: Option<String>,
+    pub(crate) noise_channel: Option<String>,
     /// Discord's API origin for a bot (a stand-in in tests).
     #[arg(long, hide = true)]
-    pub api_base: Option<String>,
+    pub(crate) api_base: Option<String>,
     /// Read a second webhook URL, for everything no other bucket takes, from this file
     /// (`none`: the same channel).
     #[arg(long)]
-    pub noise_webhook_file: Option<String>,
+    pub(crate) noise_webhook_file: Option<String>,
     /// Send one test message to Discord.
     #[arg(long, conflicts_with = "no_test_message")]
-    pub test_message: bool,
+    pub(crate) test_message: bool,
     #[arg(long)]
-    pub no_test_message: bool,
+    pub(crate) no_test_message: bool,
     /// Bucket templates besides "everything else": vip, customers, payments (comma list), or none.
     #[arg(long)]
-    pub buckets: Option<String>,
+    pub(crate) buckets: Option<String>,
     /// vip: the senders' addresses, comma-separated.
     #[arg(long)]
-    pub vip: Option<String>,
+    pub(crate) vip: Option<String>,
     /// customers: the address(es) customers write to, comma-separated.
     #[arg(long)]
-    pub customers: Option<String>,
+    pub(crate) customers: Option<String>,
     /// The GPIO chip's label or path, or `none` for no LED and buzzer.
     #[arg(long)]
-    pub gpio: Option<String>,
+    pub(crate) gpio: Option<String>,
     #[arg(long)]
-    pub led: Option<u32>,
+    pub(crate) led: Option<u32>,
     /// The buzzer's line, or `none`.
     #[arg(long)]
-    pub buzzer: Option<String>,
+    pub(crate) buzzer: Option<String>,
     /// Where the spool and grants live (a new config only).
     #[arg(long)]
-    pub state_dir: Option<PathBuf>,
+    pub(crate) state_dir: Option<PathBuf>,
     /// Run `systemctl enable --now mailbeacon` at the end.
     #[arg(long, conflicts_with = "no_enable")]
-    pub enable: bool,
+    pub(crate) enable: bool,
     #[arg(long)]
-    pub no_enable: bool,
+    pub(crate) no_enable: bool,
 }
 
 impl Flags {
@@ -129,13 +129,13 @@ impl Flags {
 
 /// What the steps gathered and tested, written at the end.
 #[derive(Default)]
-pub struct Plan {
+pub(crate) struct Plan {
     /// Secret files to write: (path, content).
-    pub secrets: Vec<(PathBuf, String)>,
+    pub(crate) secrets: Vec<(PathBuf, String)>,
 }
 
 /// Runs setup for the config at `path`.
-pub fn run(path: &Path, flags: &Flags, ask: &mut Ask) -> Result<(), String> {
+pub(crate) fn run(path: &Path, flags: &Flags, ask: &mut Ask) -> Result<(), String> {
     let existing = match std::fs::read_to_string(path) {
         Ok(t) => Some(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,

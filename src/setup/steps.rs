@@ -10,15 +10,15 @@ use crate::config::{Config, Secret};
 use std::path::Path;
 use toml_edit::{value, DocumentMut, Item, Table};
 
-pub struct Steps<'a> {
-    pub ask: &'a mut Ask,
-    pub flags: &'a Flags,
-    pub doc: &'a mut Document,
-    pub dir: &'a Path,
-    pub path: &'a Path,
-    pub plan: &'a mut Plan,
+pub(crate) struct Steps<'a> {
+    pub(crate) ask: &'a mut Ask,
+    pub(crate) flags: &'a Flags,
+    pub(crate) doc: &'a mut Document,
+    pub(crate) dir: &'a Path,
+    pub(crate) path: &'a Path,
+    pub(crate) plan: &'a mut Plan,
     /// The bot token once given: one bot posts to every channel.
-    pub bot_token: Option<Secret>,
+    pub(crate) bot_token: Option<Secret>,
 }
 
 impl Steps<'_> {
@@ -89,7 +89,7 @@ impl Steps<'_> {
     }
 
     /// Bucket templates: VIP senders, customers, payments, and everything else.
-    pub fn buckets(&mut self, sinks: &(String, String)) -> Result<(), Failed> {
+    pub(crate) fn buckets(&mut self, sinks: &(String, String)) -> Result<(), Failed> {
         let f = self.flags.clone();
         let chosen = self.ask.text(
             "Buckets besides \"everything else\" (vip, customers, payments; comma list, or none)",
@@ -157,7 +157,7 @@ impl Steps<'_> {
     }
 
     /// The LED and buzzer: the chips found here, the lines, claimed and released as a test.
-    pub fn indicator(&mut self) -> Result<(), Failed> {
+    pub(crate) fn indicator(&mut self) -> Result<(), Failed> {
         let f = self.flags.clone();
         let (found, labels) = crate::indicator::cdev::detected();
         self.ask.say(&format!("  GPIO chips here: {found}"));
@@ -256,7 +256,7 @@ pub(super) fn file_name(name: &str) -> String {
 }
 
 /// `check --probe` on the written config, then the offer to enable the service.
-pub fn finish(path: &Path, flags: &Flags, ask: &mut Ask) -> Result<(), Failed> {
+pub(crate) fn finish(path: &Path, flags: &Flags, ask: &mut Ask) -> Result<(), Failed> {
     ask.say(&format!(
         "$ mailbeacon check --probe --config {}",
         path.display()

@@ -7,26 +7,26 @@ use serde::{Deserialize, Serialize};
 
 /// One `spool dump` line: docs/design.md's fields, plus the per-sink detail.
 #[derive(Debug, Serialize, Deserialize)]
-pub struct DumpRecord {
-    pub id: u64,
-    pub bucket: String,
-    pub account: String,
-    pub folder: String,
-    pub uidvalidity: u32,
-    pub uid: u32,
-    pub message_id: Option<String>,
-    pub from: String,
-    pub subject: String,
-    pub date: Option<String>,
-    pub spooled_at: String,
-    pub snippet: String,
-    pub state: State,
-    pub attempts: u32,
-    pub last_error: Option<String>,
-    pub delivered_at: Option<String>,
-    pub discord_message_ids: Vec<String>,
-    pub parse_error: Option<String>,
-    pub deliveries: Vec<crate::spool::Delivery>,
+pub(crate) struct DumpRecord {
+    pub(crate) id: u64,
+    pub(crate) bucket: String,
+    pub(crate) account: String,
+    pub(crate) folder: String,
+    pub(crate) uidvalidity: u32,
+    pub(crate) uid: u32,
+    pub(crate) message_id: Option<String>,
+    pub(crate) from: String,
+    pub(crate) subject: String,
+    pub(crate) date: Option<String>,
+    pub(crate) spooled_at: String,
+    pub(crate) snippet: String,
+    pub(crate) state: State,
+    pub(crate) attempts: u32,
+    pub(crate) last_error: Option<String>,
+    pub(crate) delivered_at: Option<String>,
+    pub(crate) discord_message_ids: Vec<String>,
+    pub(crate) parse_error: Option<String>,
+    pub(crate) deliveries: Vec<crate::spool::Delivery>,
 }
 
 impl From<Item> for DumpRecord {
@@ -67,17 +67,17 @@ impl From<Item> for DumpRecord {
 
 /// Which items `spool ls` / `spool dump` show.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct Filter {
-    pub bucket: Option<String>,
+pub(crate) struct Filter {
+    pub(crate) bucket: Option<String>,
     /// `None` means every state.
-    pub state: Option<State>,
+    pub(crate) state: Option<State>,
     /// Only items spooled at or after this time (Unix seconds).
     #[serde(default)]
-    pub since: Option<i64>,
+    pub(crate) since: Option<i64>,
 }
 
 impl Filter {
-    pub fn accepts(&self, i: &Item) -> bool {
+    pub(crate) fn accepts(&self, i: &Item) -> bool {
         self.bucket.as_ref().is_none_or(|b| *b == i.bucket)
             && self.state.is_none_or(|s| s == i.state())
             && self.since.is_none_or(|t| i.spooled_at >= t)
@@ -85,7 +85,7 @@ impl Filter {
 }
 
 /// One record of a listing: an item the filter accepts, or one that could not be read.
-pub enum Listed {
+pub(crate) enum Listed {
     Record(Box<DumpRecord>),
     /// A record that does not decode, reported and skipped: it must not hide the rest.
     Unreadable(String),
@@ -93,7 +93,7 @@ pub enum Listed {
 
 /// Every item `filter` accepts, in spool order, read lazily (memory stays bounded however
 /// large the spool); the daemon and the CLI without a daemon list the same way.
-pub fn list(
+pub(crate) fn list(
     spool: &Spool,
     filter: &Filter,
     each: &mut dyn FnMut(Listed) -> std::io::Result<()>,
@@ -112,7 +112,7 @@ pub fn list(
 }
 
 /// One `spool ls` row.
-pub fn ls_row(r: &DumpRecord) -> String {
+pub(crate) fn ls_row(r: &DumpRecord) -> String {
     let subject = crate::text::ellipsize(&r.subject.replace(['\n', '\r', '\t'], " "), 48);
     let from = crate::text::ellipsize(&r.from, 32);
     format!(
@@ -127,7 +127,7 @@ pub fn ls_row(r: &DumpRecord) -> String {
     )
 }
 
-pub fn ls_header() -> String {
+pub(crate) fn ls_header() -> String {
     format!(
         "{:>20}  {:<10} {:<9} {:>3}  {:<20}  {:<32}  {}",
         "ID", "BUCKET", "STATE", "TRY", "SPOOLED", "FROM", "SUBJECT"

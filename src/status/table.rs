@@ -19,7 +19,7 @@ fn json_name<T: Serialize>(v: &Option<T>) -> String {
 
 /// Whether `status` may colour its table: stdout is a terminal and `NO_COLOR` is not set
 /// (<https://no-color.org>: any non-empty value).
-pub fn use_colour() -> bool {
+pub(crate) fn use_colour() -> bool {
     use std::io::IsTerminal;
     std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }
@@ -40,7 +40,7 @@ fn paint(word: &str, width: usize, colour: bool) -> String {
 }
 
 /// The human table; `colour` adds ANSI colours to the state words.
-pub fn table(r: &StatusReport, colour: bool) -> String {
+pub(crate) fn table(r: &StatusReport, colour: bool) -> String {
     let mut out = format!(
         "mailbeacon: {} — LED {}\n",
         r.summary,

@@ -12,20 +12,20 @@ use std::net::IpAddr;
 
 /// The certificate's fields a message names.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CertInfo {
+pub(crate) struct CertInfo {
     /// `CN=…, O=…` (or `(no name)`).
-    pub subject: String,
-    pub issuer: String,
+    pub(crate) subject: String,
+    pub(crate) issuer: String,
     /// Issuer and subject are the same name: self-signed, as home servers make them.
-    pub self_issued: bool,
+    pub(crate) self_issued: bool,
     /// The subject's commonName: what OpenSSL clients match when there is no subjectAltName.
-    pub common_name: Option<String>,
+    pub(crate) common_name: Option<String>,
     /// subjectAltName DNS names and IP addresses.
-    pub names: Vec<String>,
+    pub(crate) names: Vec<String>,
     /// Seconds since the Unix epoch.
-    pub not_before: i64,
-    pub not_after: i64,
-    pub fingerprint: Fingerprint,
+    pub(crate) not_before: i64,
+    pub(crate) not_after: i64,
+    pub(crate) fingerprint: Fingerprint,
 }
 
 const SEQUENCE: u8 = 0x30;
@@ -82,7 +82,7 @@ impl<'a> Der<'a> {
 
 impl CertInfo {
     /// Reads a DER certificate; `None` when it is not one.
-    pub fn parse(der: &[u8]) -> Option<CertInfo> {
+    pub(crate) fn parse(der: &[u8]) -> Option<CertInfo> {
         let cert = Der(der).expect(SEQUENCE)?;
         let mut tbs = Der(Der(cert).expect(SEQUENCE)?);
         if tbs.0.first() == Some(&VERSION) {
@@ -115,7 +115,7 @@ impl CertInfo {
     }
 
     /// `CN=host, self-signed, valid 2026-12-04 until 2036-12-02` — for `check --probe`.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let issuer = if self.self_issued {
             "self-signed".to_string()
         } else {
@@ -135,7 +135,7 @@ impl CertInfo {
     }
 
     /// The names a client may match: the subjectAltNames, else the commonName.
-    pub fn host_names(&self) -> Vec<String> {
+    pub(crate) fn host_names(&self) -> Vec<String> {
         if self.names.is_empty() {
             self.common_name.iter().cloned().collect()
         } else {
@@ -145,7 +145,7 @@ impl CertInfo {
 }
 
 /// `2026-12-04 14:03 UTC`.
-pub fn moment(secs: i64) -> String {
+pub(crate) fn moment(secs: i64) -> String {
     chrono::DateTime::from_timestamp(secs, 0).map_or_else(
         || format!("{secs} s"),
         |t| t.format("%Y-%m-%d %H:%M UTC").to_string(),

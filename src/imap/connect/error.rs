@@ -39,7 +39,7 @@ pub(super) fn within(d: &Duration) -> String {
 }
 
 impl ImapError {
-    pub fn state(&self) -> AccountState {
+    pub(crate) fn state(&self) -> AccountState {
         match self {
             ImapError::Network(_) | ImapError::Clock(_) | ImapError::Timeout(_) => {
                 AccountState::Backoff
@@ -52,7 +52,7 @@ impl ImapError {
     }
 
     /// From the imap crate: I/O problems are network trouble unless rustls raised them.
-    pub fn from_imap(e: imap::Error) -> ImapError {
+    pub(crate) fn from_imap(e: imap::Error) -> ImapError {
         match e {
             imap::Error::Io(io) => from_io(io),
             imap::Error::ConnectionLost => ImapError::Network("connection lost".into()),

@@ -14,9 +14,9 @@ use rustls::CertificateError;
 /// A refused certificate: the sentence, and whether the device's clock is the likely cause
 /// (a certificate not valid *yet*), which is retried like network trouble.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub sentence: String,
-    pub clock: bool,
+pub(crate) struct Refusal {
+    pub(crate) sentence: String,
+    pub(crate) clock: bool,
 }
 
 impl std::fmt::Display for Refusal {
@@ -36,7 +36,7 @@ impl Refusal {
     }
 
     /// Wrapped so rustls carries it to the caller of the handshake.
-    pub fn into_rustls(self) -> rustls::Error {
+    pub(crate) fn into_rustls(self) -> rustls::Error {
         rustls::Error::InvalidCertificate(CertificateError::Other(rustls::OtherError(
             std::sync::Arc::new(self),
         )))
@@ -63,7 +63,7 @@ fn or_pin(info: Option<&CertInfo>) -> String {
 }
 
 /// Issued by a CA this device does not trust (or self-signed and not given as `ca_file`).
-pub fn untrusted(info: Option<&CertInfo>) -> Refusal {
+pub(crate) fn untrusted(info: Option<&CertInfo>) -> Refusal {
     let what = the_certificate(info);
     Refusal::tls(match info {
         Some(i) if i.self_issued => format!(
@@ -87,7 +87,7 @@ pub fn untrusted(info: Option<&CertInfo>) -> Refusal {
 
 /// A CA certificate presented as the server's own (the `openssl req -x509` one-liner makes
 /// these), not given as `ca_file`.
-pub fn ca_as_server(info: Option<&CertInfo>) -> Refusal {
+fn ca_as_server(info: Option<&CertInfo>) -> Refusal {
     Refusal::tls(format!(
         "{} is a CA certificate (as `openssl req -x509` makes them) used as the server's own, \
          and this device does not trust it: give that certificate itself as ca_file{}",
@@ -96,7 +96,7 @@ pub fn ca_as_server(info: Option<&CertInfo>) -> Refusal {
     ))
 }
 
-pub fn expired(info: Option<&CertInfo>, not_after: i64, now: i64) -> Refusal {
+pub(crate) fn expired(info: Option<&CertInfo>, not_after: i64, now: i64) -> Refusal {
     Refusal::tls(format!(
         "{} expired on {} and this device's clock says {}: renew the certificate on the \
          server, or set this device's clock if it is wrong",
@@ -106,7 +106,7 @@ pub fn expired(info: Option<&CertInfo>, not_after: i64, now: i64) -> Refusal {
     ))
 }
 
-pub fn not_yet_valid(info: Option<&CertInfo>, not_before: i64, now: i64) -> Refusal {
+pub(crate) fn not_yet_valid(info: Option<&CertInfo>, not_before: i64, now: i64) -> Refusal {
     Refusal {
         sentence: format!(
             "{} is valid only from {} but this device's clock says {}: the clock is probably \
@@ -123,7 +123,7 @@ pub fn not_yet_valid(info: Option<&CertInfo>, not_before: i64, now: i64) -> Refu
 /// Made for other names than the configured `host`. The names come from the certificate as
 /// read here; webpki's `presented` list (Debug-formatted, `DnsName("…")`) only when it could
 /// not be read.
-pub fn wrong_name(info: Option<&CertInfo>, presented: &[String], host: &str) -> Refusal {
+pub(crate) fn wrong_name(info: Option<&CertInfo>, presented: &[String], host: &str) -> Refusal {
     let names = info.map_or_else(|| presented.to_vec(), CertInfo::host_names);
     let holds = match names.as_slice() {
         [] => "names no host".to_string(),
@@ -137,7 +137,7 @@ pub fn wrong_name(info: Option<&CertInfo>, presented: &[String], host: &str) -> 
     ))
 }
 
-pub fn pin_mismatch(seen: Fingerprint, pinned: Fingerprint) -> Refusal {
+pub(crate) fn pin_mismatch(seen: Fingerprint, pinned: Fingerprint) -> Refusal {
     Refusal::tls(format!(
         "the server's certificate has fingerprint {seen}, not the pinned {pinned}: if the \
          server's certificate was renewed, check and pin the new one (`check --probe` shows \
@@ -146,7 +146,7 @@ pub fn pin_mismatch(seen: Fingerprint, pinned: Fingerprint) -> Refusal {
 }
 
 /// Any other webpki verdict, kept readable.
-pub fn other(info: Option<&CertInfo>, error: &rustls::Error) -> Refusal {
+pub(crate) fn other(info: Option<&CertInfo>, error: &rustls::Error) -> Refusal {
     Refusal::tls(format!(
         "{} was refused ({error}): give the server's certificate or its CA's as ca_file{}",
         the_certificate(info),
@@ -156,7 +156,12 @@ pub fn other(info: Option<&CertInfo>, error: &rustls::Error) -> Refusal {
 
 /// rustls's verdict on a certificate, as a [`Refusal`]. `info` is the presented certificate
 /// when it could be read; `now` the verification time (seconds since the Unix epoch).
-pub fn classify(error: &rustls::Error, info: Option<&CertInfo>, host: &str, now: i64) -> Refusal {
+pub(crate) fn classify(
+    error: &rustls::Error,
+    info: Option<&CertInfo>,
+    host: &str,
+    now: i64,
+) -> Refusal {
     use CertificateError as E;
     let secs = |t: &rustls::pki_types::UnixTime| t.as_secs().try_into().unwrap_or(i64::MAX);
     let rustls::Error::InvalidCertificate(cert) = error else {

@@ -14,7 +14,7 @@ pub(super) enum Io {
 
 /// The transport and the read timeout every command gets: IDLE lengthens it while it waits and
 /// "removes" it afterwards, which here means back to this one, never to blocking forever.
-pub struct Stream {
+pub(crate) struct Stream {
     io: Io,
     timeout: Duration,
     /// The read timeout now in force (IDLE's wait, else `timeout`), named by a timed-out read.
@@ -76,4 +76,4 @@ impl imap::extensions::idle::SetReadTimeout for Stream {
     }
 }
 
-pub type Session = imap::Session<Stream>;
+pub(crate) type Session = imap::Session<Stream>;

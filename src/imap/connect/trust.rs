@@ -25,10 +25,10 @@ use std::sync::{Arc, Mutex};
 
 /// The last certificate a server presented (for `check --probe`, also when it was refused).
 #[derive(Debug, Clone, Default)]
-pub struct Seen(Arc<Mutex<Option<CertificateDer<'static>>>>);
+pub(crate) struct Seen(Arc<Mutex<Option<CertificateDer<'static>>>>);
 
 impl Seen {
-    pub fn certificate(&self) -> Option<CertInfo> {
+    pub(crate) fn certificate(&self) -> Option<CertInfo> {
         let held = self.0.lock().unwrap_or_else(|p| p.into_inner());
         held.as_ref().and_then(|der| CertInfo::parse(der))
     }
@@ -39,7 +39,7 @@ impl Seen {
 }
 
 #[derive(Debug)]
-pub struct Trust {
+pub(crate) struct Trust {
     webpki: Arc<WebPkiServerVerifier>,
     /// `ca_file`'s certificates, each also trusted as a server's own.
     own: Vec<CertificateDer<'static>>,
@@ -50,7 +50,7 @@ pub struct Trust {
 
 impl Trust {
     /// `roots` already holds `own`: a CA in `ca_file` signs server certificates as usual.
-    pub fn new(
+    pub(crate) fn new(
         roots: rustls::RootCertStore,
         own: Vec<CertificateDer<'static>>,
         pin: Option<Fingerprint>,
@@ -69,13 +69,13 @@ impl Trust {
     }
 
     /// Records every presented certificate in `seen`.
-    pub fn seeing(mut self, seen: Seen) -> Trust {
+    pub(crate) fn seeing(mut self, seen: Seen) -> Trust {
         self.seen = Some(seen);
         self
     }
 
     /// The verdict on the certificate a server presented for `host` at `now`.
-    pub fn judge(
+    pub(crate) fn judge(
         &self,
         end_entity: &CertificateDer<'_>,
         intermediates: &[CertificateDer<'_>],

@@ -3,6 +3,8 @@
 //! subjectAltName), and a private CA with a server certificate it signed. Dates and
 //! fingerprints are read back with `openssl x509`, independently of the DER walk in `cert.rs`.
 
+use super::cert::CertInfo;
+use super::refusal::Refusal;
 use super::*;
 use crate::health::AccountState;
 use rustls::pki_types::{pem::PemObject, CertificateDer, ServerName, UnixTime};
