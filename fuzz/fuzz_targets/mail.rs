@@ -137,6 +137,7 @@ fuzz_target!(|raw: &[u8]| {
         parse_error: summary.parse_error.clone(),
         severity: Some(Severity::P3),
         deliveries: Vec::new(),
+        attachments: summary.attachments.clone(),
     };
     let b = config.bucket(&bucket);
     let ping = if bucket == "pager" {

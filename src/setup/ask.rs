@@ -214,9 +214,11 @@ impl Ask {
             return Err(format!("{question}: no answer; give {flag}"));
         }
         loop {
+            // Echo goes off before the prompt shows: whatever is typed (or pasted) as soon as
+            // the prompt appears is never echoed.
+            let quiet = Quiet::stdin();
             let _ = write!(self.out, "{question} (not shown): ");
             let _ = self.out.flush();
-            let quiet = Quiet::stdin();
             let answer = self.line();
             if quiet.saved.is_none() {
                 // A terminal echoes the newline itself (ECHONL); elsewhere, end the line here.
