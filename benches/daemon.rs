@@ -19,7 +19,7 @@ use crate::dovecot::Dovecot;
 use crate::fake_discord::{Behaviour, FakeDiscord};
 use crate::{env_usize, median, progress, temp_dir, Row};
 use mailbeacon::config::Severity;
-use mailbeacon::mail::Summary;
+use mailbeacon::spool::Mail;
 use mailbeacon::spool::{Cursor, NewItem, Spool};
 use std::os::unix::net::UnixDatagram;
 use std::path::{Path, PathBuf};
@@ -374,16 +374,15 @@ fn pending_item(uid: u32) -> NewItem {
         bucket: "unknown".into(),
         severity: Severity::P3,
         uid,
-        summary: Summary {
+        mail: Mail {
             from: "Shop <orders@shop.example>".into(),
-            to: "alice@example.net".into(),
             subject: format!("Your order {uid} has shipped"),
             date: Some("2026-09-01T10:00:00Z".into()),
             message_id: Some(format!("<backlog-{uid}@shop.example>")),
             snippet: "Hello Alice, your order is on its way. Track it with the link below; \
                       it should arrive within three working days. Thank you for shopping."
                 .into(),
-            ..Summary::default()
+            ..Mail::default()
         },
         sinks: vec!["alerts".into()],
     }

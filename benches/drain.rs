@@ -16,7 +16,7 @@
 use super::Row;
 use crate::fake_discord::{Behaviour, FakeDiscord, Options};
 use mailbeacon::discord::limits::Guard;
-use mailbeacon::mail::Summary;
+use mailbeacon::spool::Mail;
 use mailbeacon::spool::{Cursor, NewItem, Spool, State};
 use mailbeacon::stop::Stop;
 use std::sync::Arc;
@@ -57,11 +57,11 @@ fn spool(dir: &std::path::Path) -> Spool {
             bucket: "bench".into(),
             severity: mailbeacon::config::Severity::P2,
             uid,
-            summary: Summary {
+            mail: Mail {
                 from: "Monitor <monitor@example.org>".into(),
                 subject: format!("Alert {uid:04}: disk usage above threshold"),
                 snippet: "The volume /srv is 91% full. ".repeat(4),
-                ..Summary::default()
+                ..Mail::default()
             },
             sinks: vec!["alerts".into()],
         })

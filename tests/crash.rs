@@ -11,7 +11,7 @@ use crate::common::config::Config;
 use crate::common::daemon::{mail, temp_dir, wait_until};
 use crate::common::dovecot::Dovecot;
 use crate::common::fake_discord::{Behaviour, FakeDiscord};
-use mailbeacon::mail::Summary;
+use mailbeacon::spool::Mail;
 use mailbeacon::spool::{Cursor, NewItem, Spool};
 use std::io::BufRead;
 use std::process::{Command, Stdio};
@@ -178,9 +178,9 @@ fn ingest_child() {
             bucket: "b".into(),
             severity: mailbeacon::config::Severity::P3,
             uid,
-            summary: Summary {
+            mail: Mail {
                 subject: format!("m{uid}"),
-                ..Summary::default()
+                ..Mail::default()
             },
             sinks: vec!["s".into()],
         })

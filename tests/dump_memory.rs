@@ -9,7 +9,7 @@
 
 use crate::common::daemon::{temp_dir, wait_until, Daemon, BIN};
 use mailbeacon::config::Severity;
-use mailbeacon::mail::Summary;
+use mailbeacon::spool::Mail;
 use mailbeacon::spool::{Cursor, NewItem, Spool};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -36,12 +36,12 @@ fn fill(dir: &std::path::Path, n: u32) {
                 bucket: "unknown".into(),
                 severity: Severity::P3,
                 uid: u,
-                summary: Summary {
+                mail: Mail {
                     from: "Sender <s@example.org>".into(),
                     subject: format!("Mail number {u}"),
                     message_id: Some(format!("{u}@example.org")),
                     snippet: "A line of text such as a mail begins with. ".repeat(4),
-                    ..Summary::default()
+                    ..Mail::default()
                 },
                 sinks: vec!["alerts".into()],
             })

@@ -26,7 +26,7 @@ fn item(uid: u32) -> NewItem {
         bucket: "unknown".to_string(),
         severity: Severity::P3,
         uid,
-        summary: mailbeacon::mail::summarize(raw.as_bytes()),
+        mail: (&mailbeacon::mail::summarize(raw.as_bytes())).into(),
         sinks: vec!["alerts".to_string()],
     }
 }

@@ -47,7 +47,7 @@ fn write_spool(state_dir: &Path) {
                 bucket: "unknown".to_string(),
                 severity: Severity::P3,
                 uid,
-                summary: mailbeacon::mail::summarize(raw.as_bytes()),
+                mail: (&mailbeacon::mail::summarize(raw.as_bytes())).into(),
                 sinks: vec!["alerts".to_string()],
             }
         })

@@ -8,7 +8,7 @@
 use crate::common::dispatcher;
 use crate::common::fake_discord::{Behaviour, FakeDiscord, Options};
 use mailbeacon::discord::limits::Guard;
-use mailbeacon::mail::Summary;
+use mailbeacon::spool::Mail;
 use mailbeacon::spool::{Cursor, NewItem, Spool, State};
 use mailbeacon::stop::Stop;
 use std::sync::Arc;
@@ -25,10 +25,10 @@ fn spool(dir: &std::path::Path) -> Spool {
             bucket: "alerts".into(),
             severity: mailbeacon::config::Severity::P2,
             uid,
-            summary: Summary {
+            mail: Mail {
                 from: "Monitor <monitor@example.org>".into(),
                 subject: format!("Alert {uid:04}"),
-                ..Summary::default()
+                ..Mail::default()
             },
             sinks: vec!["a".into(), "b".into()],
         })

@@ -11,7 +11,7 @@ use crate::common::daemon::{cli, temp_dir, wait_until, Daemon, BIN};
 use crate::common::dovecot::Dovecot;
 use crate::common::fake_discord::{Behaviour, FakeDiscord};
 use mailbeacon::config::Severity;
-use mailbeacon::mail::Summary;
+use mailbeacon::spool::Mail;
 use mailbeacon::spool::{Cursor, NewItem, Spool};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -40,11 +40,11 @@ fn fill_spool(dir: &Path, dovecot: &Dovecot) {
             bucket: "unknown".into(),
             severity: Severity::P3,
             uid: i as u32 + 1,
-            summary: Summary {
+            mail: Mail {
                 from: "d@example.org".into(),
                 subject: format!("Damage {i}"),
                 message_id: Some(format!("damage{i}@x")),
-                ..Summary::default()
+                ..Mail::default()
             },
             sinks: vec!["alerts".into()],
         })

@@ -3,7 +3,7 @@ use super::*;
 mod guarded;
 mod modes;
 use crate::discord::{Outcome, Pace, Reply, Scope};
-use crate::mail::Summary;
+use crate::spool::Mail;
 use crate::spool::{Cursor, NewItem, State};
 use std::sync::Mutex;
 
@@ -101,9 +101,9 @@ fn spool_with(n: u32) -> Spool {
             bucket: "b".into(),
             severity: crate::config::Severity::P3,
             uid,
-            summary: Summary {
+            mail: Mail {
                 subject: format!("mail {uid}"),
-                ..Summary::default()
+                ..Mail::default()
             },
             sinks: vec!["s".into()],
         })
@@ -324,9 +324,9 @@ fn spool_for(n: u32, sinks: &[&str]) -> Spool {
             bucket: "b".into(),
             severity: crate::config::Severity::P3,
             uid,
-            summary: Summary {
+            mail: Mail {
                 subject: format!("mail {uid}"),
-                ..Summary::default()
+                ..Mail::default()
             },
             sinks: sinks.iter().map(|s| s.to_string()).collect(),
         })

@@ -266,7 +266,7 @@ impl Watcher {
                 .find(|b| b.name == bucket)
                 .map_or(crate::config::Severity::P3, |b| b.severity),
             uid,
-            summary,
+            mail: (&summary).into(),
             sinks,
         }
     }

@@ -36,7 +36,8 @@ fn full_mail() -> NewItem {
         bucket: "alerts".into(),
         severity: crate::config::Severity::P1,
         uid: 42,
-        summary: Summary {
+        // Through the reader's conversion, as the watcher hands it over.
+        mail: Mail::from(&Summary {
             from: "Ops <ops@example.org>".into(),
             to: "me@example.org".into(),
             cc: "you@example.org".into(),
@@ -52,7 +53,7 @@ fn full_mail() -> NewItem {
                 section: "2".into(),
                 encoding: "base64".into(),
             }],
-        },
+        }),
         sinks: vec!["s".into(), "t".into()],
     }
 }
@@ -109,7 +110,7 @@ fn fingerprints_are_those_of_the_mail_as_spooled() {
     // Captured from the version before: a mail without a message id hashes its fields.
     let mut new = full_mail();
     assert_eq!(fingerprint(&new.mail()), "m:abc@example.org");
-    new.summary.message_id = None;
+    new.mail.message_id = None;
     let hashed = fingerprint(&new.mail());
     let mailbox = Mailbox {
         account: "home",

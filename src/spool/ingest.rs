@@ -11,22 +11,22 @@ use sled::transaction::TransactionalTree;
 use sled::Transactional;
 use std::collections::HashSet;
 
-/// What the IMAP side hands the spool: an item without its id and time yet. The mail comes
-/// as the reader of mail summarised it; the spool keeps the [`Mail`] made of that summary.
+/// What the IMAP side hands the spool: an item without its id and time yet, with the
+/// [`Mail`] the reader of mail made of what it read (the spool knows no mail parsing).
 #[derive(Debug, Clone)]
 pub struct NewItem {
     pub bucket: String,
     /// The bucket's severity: P0 mail is delivered before P1 mail, and so on.
     pub severity: Severity,
     pub uid: u32,
-    pub summary: crate::mail::Summary,
+    pub mail: Mail,
     pub sinks: Vec<String>,
 }
 
 impl NewItem {
     /// What the spool keeps of the mail.
     pub(crate) fn mail(&self) -> Mail {
-        Mail::from(&self.summary)
+        self.mail.clone()
     }
 
     /// The record of this mail as the spool writes it: `id`, spooled at `now` from `mailbox`,

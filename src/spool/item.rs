@@ -136,7 +136,7 @@ impl Item {
 /// reader of mail converts what it read into this (`impl From<&mail::Summary>` in
 /// `src/mail.rs`); the spool knows nothing of mail parsing.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct Mail {
+pub struct Mail {
     pub message_id: Option<String>,
     /// `Display Name <addr@host>`, or the bare address.
     pub from: String,

@@ -97,7 +97,7 @@ pub(super) fn overlay_lenient(ledger: &sled::Tree, item: &mut Item) {
 #[cfg(test)]
 mod tests {
     use super::super::{Cursor, NewItem, Spool, State, Update};
-    use crate::mail::Summary;
+    use crate::spool::Mail;
 
     fn spool(tag: &str) -> (Spool, std::path::PathBuf) {
         let d = std::env::temp_dir().join(format!(
@@ -113,10 +113,10 @@ mod tests {
             bucket: "b".into(),
             severity: crate::config::Severity::P3,
             uid,
-            summary: Summary {
+            mail: Mail {
                 subject: format!("mail {uid}"),
                 snippet: "x".repeat(1500),
-                ..Summary::default()
+                ..Mail::default()
             },
             sinks: sinks.iter().map(|s| s.to_string()).collect(),
         };

@@ -4,7 +4,7 @@
 //! sink is handed and in what order, each item's state.
 
 use super::*;
-use crate::mail::Summary;
+use crate::spool::Mail;
 use proptest::prelude::*;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -189,10 +189,10 @@ fn apply(
                         bucket: BUCKETS[bucket].into(),
                         severity: severity(bucket),
                         uid: *uid,
-                        summary: Summary {
+                        mail: Mail {
                             subject: format!("mail {uid}"),
                             message_id: Some(format!("{uid}@model")),
-                            ..Summary::default()
+                            ..Mail::default()
                         },
                         sinks: owed.iter().map(|s| s.to_string()).collect(),
                     }

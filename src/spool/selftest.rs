@@ -116,7 +116,7 @@ fn new_item(uid: u32, bucket: &str, sinks: &[&str]) -> NewItem {
     NewItem {
         bucket: bucket.to_string(),
         uid,
-        summary,
+        mail: (&summary).into(),
         sinks: sinks.iter().map(|s| s.to_string()).collect(),
         severity: crate::config::Severity::P2,
     }

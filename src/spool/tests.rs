@@ -2,7 +2,7 @@
 //! disk errors and the order a sink is handed its mail.
 
 use super::*;
-use crate::mail::Summary;
+use crate::spool::Mail;
 use std::path::{Path, PathBuf};
 
 pub(super) fn dir(tag: &str) -> PathBuf {
@@ -20,10 +20,10 @@ pub(super) fn mail(uid: u32, bucket: &str, sinks: &[&str]) -> NewItem {
         bucket: bucket.into(),
         severity: crate::config::Severity::P3,
         uid,
-        summary: Summary {
+        mail: Mail {
             subject: format!("mail {uid}"),
             message_id: Some(format!("{uid}@x")),
-            ..Summary::default()
+            ..Mail::default()
         },
         sinks: sinks.iter().map(|s| s.to_string()).collect(),
     }

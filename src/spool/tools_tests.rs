@@ -1,7 +1,7 @@
 //! Retention, the size bound, retry and drop, against a real sled spool.
 
 use super::*;
-use crate::mail::Summary;
+use crate::spool::Mail;
 
 fn spool(tag: &str) -> Spool {
     let d = std::env::temp_dir().join(format!(
@@ -17,11 +17,11 @@ fn mail(uid: u32, bucket: &str, sinks: &[&str]) -> NewItem {
         bucket: bucket.into(),
         severity: crate::config::Severity::P3,
         uid,
-        summary: Summary {
+        mail: Mail {
             subject: format!("mail {uid}"),
             message_id: Some(format!("{uid}@x")),
             snippet: "x".repeat(200),
-            ..Summary::default()
+            ..Mail::default()
         },
         sinks: sinks.iter().map(|s| s.to_string()).collect(),
     }
