@@ -16,11 +16,11 @@
 //!   operator's explicit `drop` (`admin.rs`). Pending and dead items are never pruned; a spool
 //!   at its size bound refuses new mail instead (`bound.rs`), so the cursor stays.
 //!
-//! # Layout (one sled database, six trees)
+//! # Layout (one sled database, seven trees)
 //! | tree      | key                                  | value                       |
 //! |-----------|--------------------------------------|-----------------------------|
 //! | `items`   | id (u64 BE)                          | JSON [`Item`], deflated ([`codec`]) |
-//! | `ledger`  | id (u64 BE) sink                     | JSON [`Delivery`], over the item's |
+//! | `ledger`  | id (u64 BE) sink                     | a [`Delivery`] in a few bytes (`ledger/entry.rs`), over the item's |
 //! | `owed`    | sink `\0` rank bucket `\0` id / 64   | u64 BE map of ids owed to the sink ([`blocks`]) |
 //! | `pending` | bucket `\0` id / 64                  | u64 BE map of pending ids ([`blocks`]) |
 //! | `counts`  | bucket `\0` state; `\0bytes`         | u64 BE; the size held       |
