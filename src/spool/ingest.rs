@@ -24,14 +24,9 @@ pub struct NewItem {
 }
 
 impl NewItem {
-    /// What the spool keeps of the mail.
-    pub(crate) fn mail(&self) -> Mail {
-        self.mail.clone()
-    }
-
     /// The record of this mail as the spool writes it: `id`, spooled at `now` from `mailbox`,
     /// owed to each of its sinks, nothing tried yet.
-    pub(super) fn record(&self, mail: Mail, id: u64, now: i64, mailbox: &Mailbox<'_>) -> Item {
+    pub(super) fn record(&self, id: u64, now: i64, mailbox: &Mailbox<'_>) -> Item {
         let Mail {
             message_id,
             from,
@@ -40,7 +35,7 @@ impl NewItem {
             snippet,
             parse_error,
             attachments,
-        } = mail;
+        } = self.mail.clone();
         Item {
             id,
             bucket: self.bucket.clone(),
@@ -152,14 +147,13 @@ impl Spool {
             trees.transaction(|(items_t, owed_t, pending_t, counts_t, cursors_t)| {
                 let (mut written, mut bytes, mut digests) = (Vec::new(), 0, HashSet::new());
                 for (new, &id) in items.iter().zip(&ids) {
-                    let mail = new.mail();
                     if let Some(known) = &known {
-                        let d = recognise::digest(&fingerprint(&mail));
+                        let d = recognise::digest(&fingerprint(&new.mail));
                         if known.contains(&d) || !digests.insert(d) {
                             continue;
                         }
                     }
-                    let item = new.record(mail, id, now, mailbox);
+                    let item = new.record(id, now, mailbox);
                     bytes += write_item((items_t, owed_t, pending_t, counts_t), &item)?;
                     written.push(id);
                 }
