@@ -5,7 +5,7 @@
 //! the default keeps CI quick. What is asserted: every item arrives, and the CLI relaying the
 //! daemon's stream holds nothing. The peaks of the offline CLI and of the daemon at half the
 //! dump and at its end are printed, not asserted: sled's own memory grows while an iterator
-//! walks the tree.
+//! walks the tree. Last, the daemon is checked to have opted out of transparent huge pages.
 
 use crate::common::daemon::{temp_dir, wait_until, Daemon, BIN};
 use mailbeacon::config::Severity;
@@ -174,5 +174,23 @@ mode = "hold"
         "the relaying CLI holds nothing: {} KiB at half, {} KiB at the end",
         p.half[0],
         p.end[0]
+    );
+}
+
+/// The daemon turns transparent huge pages off for itself (src/daemon/memory.rs): on a kernel
+/// where they are `always` on, they tripled its peak memory on the emulated Pi 3B.
+#[test]
+fn the_daemon_runs_without_transparent_huge_pages() {
+    let dovecot = crate::common::dovecot::Dovecot::start();
+    let discord = crate::common::fake_discord::FakeDiscord::start();
+    let url = discord.webhook("1", "thpTOKEN", crate::common::fake_discord::Behaviour::Ok);
+    let daemon = crate::common::config::Config::temp("thp", &dovecot)
+        .webhook(&url)
+        .start_watching();
+    let status = std::fs::read_to_string(format!("/proc/{}/status", daemon.pid()))
+        .expect("the daemon's /proc status");
+    assert!(
+        status.lines().any(|l| l == "THP_enabled:\t0"),
+        "transparent huge pages still allowed:\n{status}"
     );
 }

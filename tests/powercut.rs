@@ -415,6 +415,12 @@ fn pi_3b_backlog_peak_memory() {
         peak as f64 * 1024.0 / 1e6,
         started.elapsed().as_secs_f64()
     );
+    if let Some(parts) = console
+        .lines()
+        .find_map(|l| l.strip_prefix("@@ memory at "))
+    {
+        eprintln!("powercut pi-backlog: memory at {parts}");
+    }
     // Health notices (the backlog past its warning level) go to the same channel: count mail.
     let titles = discord.delivered_titles(TOKEN);
     let orders = titles.iter().filter(|t| t.starts_with("Order ")).count();

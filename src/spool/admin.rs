@@ -6,7 +6,6 @@
 //! often and why Discord refused it), and the next attempt overwrites `last_error` anyway.
 
 use super::{owe, Item, Spool, SpoolError, State};
-use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 
 const BATCH: usize = 500;
@@ -71,15 +70,11 @@ impl Spool {
             let mut out = Vec::new();
             for id in ids {
                 let idb = id.to_be_bytes();
-                let Some(bytes) = items_t.get(idb)? else {
+                let Some((mut item, cost)) = self.bodies.item_tx(items_t, ledger_t, *id)? else {
                     out.push(Retried::Missing);
                     continue;
                 };
-                let mut item: Item =
-                    super::decode(&idb, &bytes).map_err(ConflictableTransactionError::Abort)?;
-                super::ledger::overlay_tx(ledger_t, &mut item)?;
                 let before = item.state();
-                let cost = super::bound::footprint(bytes.len(), &item);
                 let mut sinks = Vec::new();
                 for d in item
                     .deliveries

@@ -86,8 +86,8 @@ impl Spool {
         let mut held = 0u64;
         for kv in self.items.iter() {
             let (k, v) = kv?;
-            let item: Item = super::decode(&k, &v)?;
-            held += footprint(v.len(), &item);
+            let item: Item = self.bodies.item(&k, &v)?;
+            held += footprint(super::bodies::stored_len(&v), &item);
         }
         // Compare-and-swap: an item ingested meanwhile would have created the key.
         let _ =

@@ -1,6 +1,7 @@
 //! Ingest: new mail and the cursor that covers it, written in one transaction and made
 //! durable before the watcher fetches again (docs/design.md 1, 2).
 
+use super::bodies::Pointer;
 use super::cursors::StoredCursor;
 use super::{
     bound, bump, encode, fingerprint, key2, mark_pending, owe, recognise, Cursor, Delivery, Item,
@@ -136,6 +137,22 @@ impl Spool {
             self.recognised.forget(Some((account, folder)));
             None
         };
+        let mut digests = HashSet::new();
+        let mut chosen = Vec::with_capacity(items.len());
+        for (new, &id) in items.iter().zip(&ids) {
+            if let Some(known) = &known {
+                let d = recognise::digest(&fingerprint(&new.mail));
+                if known.contains(&d) || !digests.insert(d) {
+                    continue;
+                }
+            }
+            chosen.push(new.record(id, now, mailbox));
+        }
+        // The records go to the body log, durable before the transaction that points to them
+        // commits; the writer is held until that transaction is durable too (`bodies.rs`).
+        let records: Vec<Vec<u8>> = chosen.iter().map(encode).collect();
+        let mut log = self.bodies.writer()?;
+        let pointers = log.append(&records)?;
         let trees = (
             &self.items,
             &self.owed,
@@ -143,31 +160,24 @@ impl Spool {
             &self.counts,
             &self.cursors,
         );
-        let (written, digests) =
-            trees.transaction(|(items_t, owed_t, pending_t, counts_t, cursors_t)| {
-                let (mut written, mut bytes, mut digests) = (Vec::new(), 0, HashSet::new());
-                for (new, &id) in items.iter().zip(&ids) {
-                    if let Some(known) = &known {
-                        let d = recognise::digest(&fingerprint(&new.mail));
-                        if known.contains(&d) || !digests.insert(d) {
-                            continue;
-                        }
-                    }
-                    let item = new.record(id, now, mailbox);
-                    bytes += write_item((items_t, owed_t, pending_t, counts_t), &item)?;
-                    written.push(id);
-                }
-                if let Some(cursor) = cursor {
-                    let stored = StoredCursor {
-                        cursor,
-                        at: Some(now),
-                    };
-                    cursors_t.insert(key2(account, folder.as_bytes()), encode(&stored))?;
-                }
-                bound::grow(counts_t, bytes as i64)?;
-                Ok((written, digests))
-            })?;
+        let written = trees.transaction(|(items_t, owed_t, pending_t, counts_t, cursors_t)| {
+            let (mut written, mut bytes) = (Vec::new(), 0);
+            for (item, pointer) in chosen.iter().zip(&pointers) {
+                bytes += write_item((items_t, owed_t, pending_t, counts_t), item, pointer)?;
+                written.push(item.id);
+            }
+            if let Some(cursor) = cursor {
+                let stored = StoredCursor {
+                    cursor,
+                    at: Some(now),
+                };
+                cursors_t.insert(key2(account, folder.as_bytes()), encode(&stored))?;
+            }
+            bound::grow(counts_t, bytes as i64)?;
+            Ok(written)
+        })?;
         self.durable()?;
+        drop(log);
         self.remember_written(
             account,
             folder,
@@ -199,8 +209,9 @@ impl Spool {
     }
 }
 
-/// Writes a new `item` and its index entries (`items`, `owed`, `pending`, `counts`) in an
-/// ingest's transaction; returns the room it takes ([`bound::footprint`]).
+/// Writes a new `item` (a `pointer` to its record in the body log) and its index entries
+/// (`items`, `owed`, `pending`, `counts`) in an ingest's transaction; returns the room it
+/// takes ([`bound::footprint`]).
 fn write_item(
     (items, owed, pending, counts): (
         &TransactionalTree,
@@ -209,10 +220,10 @@ fn write_item(
         &TransactionalTree,
     ),
     item: &Item,
+    pointer: &Pointer,
 ) -> TxResult<u64> {
-    let encoded = encode(item);
-    let bytes = bound::footprint(encoded.len(), item);
-    items.insert(&item.id.to_be_bytes(), encoded)?;
+    let bytes = bound::footprint(pointer.len as usize, item);
+    items.insert(&item.id.to_be_bytes(), &pointer.encode())?;
     for d in &item.deliveries {
         owe(owed, &d.sink, item, true)?;
     }

@@ -101,10 +101,13 @@ fn as_queue(d: &Path, owed: &[(&str, u64)], key: impl Fn(&str, &Item) -> Vec<u8>
     let db = raw_db(d);
     db.open_tree("owed").unwrap().clear().unwrap();
     let items = db.open_tree("items").unwrap();
+    let bodies = super::bodies::Bodies::open(d).unwrap();
     let queue = db.open_tree("queue").unwrap();
     for (sink, id) in owed {
         let idb = id.to_be_bytes();
-        let item: Item = decode(&idb, &items.get(idb).unwrap().unwrap()).unwrap();
+        let item: Item = bodies
+            .item(&idb, &items.get(idb).unwrap().unwrap())
+            .unwrap();
         queue.insert(key(sink, &item), &[]).unwrap();
     }
     db.flush().unwrap();

@@ -59,6 +59,7 @@
 mod actions;
 mod admin;
 mod blocks;
+mod bodies;
 mod bound;
 mod codec;
 mod cursors;
@@ -108,6 +109,7 @@ pub struct Spool {
     limit: std::sync::Arc<std::sync::atomic::AtomicU64>,
     witness: std::sync::Arc<witness::Witness>,
     files: std::sync::Arc<durable::Files>,
+    bodies: std::sync::Arc<bodies::Bodies>,
 }
 
 type TxResult<T> = Result<T, ConflictableTransactionError<SpoolError>>;

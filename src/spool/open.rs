@@ -1,7 +1,7 @@
 //! Opening the spool: sled's lock waited for, the trees opened, the cursor witness checked,
 //! an older layout migrated.
 
-use super::{durable, key2, witness, Spool, SpoolError};
+use super::{bodies, durable, key2, witness, Spool, SpoolError};
 use std::path::Path;
 
 /// How long [`Spool::open`] waits for sled's lock on the directory.
@@ -51,6 +51,7 @@ impl Spool {
             limit: std::sync::Arc::new(u64::MAX.into()),
             witness: std::sync::Arc::new(witness::Witness::load(dir)?),
             files: std::sync::Arc::new(durable::Files::open(dir)?),
+            bodies: std::sync::Arc::new(bodies::Bodies::open(dir)?),
             db,
         };
         spool.check_witness()?;

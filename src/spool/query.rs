@@ -1,6 +1,6 @@
 //! Reading the spool: items, owed work and per-bucket totals, from the indexes where they can.
 
-use super::{blocks, decode, key2, ledger, Item, Spool, SpoolError, State};
+use super::{blocks, key2, ledger, Item, Spool, SpoolError, State};
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BucketStats {
@@ -30,7 +30,7 @@ impl Spool {
 
     /// An item's record with its ledger entries laid over it.
     pub(super) fn read(&self, key: &[u8], value: &[u8]) -> Result<Item, SpoolError> {
-        let mut item: Item = decode(key, value)?;
+        let mut item = self.bodies.item(key, value)?;
         ledger::overlay(&self.ledger, &mut item)?;
         Ok(item)
     }

@@ -1,12 +1,13 @@
 //! Recording what a sink's delivery attempts came to, and what a delivery makes owed next, in
 //! one transaction made durable before `record` returns (docs/design.md 3).
 
+use super::bodies::Bodies;
 use super::{
-    actions, bound, bump, decode, encode, ledger, mark_pending, owe, Delivery, Item, Role, Spool,
+    actions, bound, bump, encode, ledger, mark_pending, owe, Delivery, Item, Role, Spool,
     SpoolError, State, TxResult,
 };
 use crate::config::AfterDelivery;
-use sled::transaction::{ConflictableTransactionError, TransactionalTree};
+use sled::transaction::TransactionalTree;
 use sled::Transactional;
 
 /// How a delivery attempt changes one item for one sink.
@@ -101,7 +102,7 @@ impl Spool {
             let mut settled = false;
             for entry in updates {
                 let (id, update, then) = (entry.id(), entry.update(), entry.follow_ups());
-                settled |= record_one(view, sink, id, update, then)?;
+                settled |= record_one(&self.bodies, view, sink, id, update, then)?;
             }
             Ok(settled)
         })?;
@@ -127,6 +128,7 @@ type RecordView = (
 /// with what its delivery makes owed (`then`). Returns whether the item left `pending` for
 /// `sink`. An item gone, not owed to `sink`, or no longer pending there is left as it is.
 fn record_one(
+    bodies: &Bodies,
     view: &RecordView,
     sink: &str,
     id: u64,
@@ -135,13 +137,10 @@ fn record_one(
 ) -> TxResult<bool> {
     let (items_t, ledger_t, owed_t, pending_t, counts_t, actions_t) = view;
     let idb = id.to_be_bytes();
-    let Some(bytes) = items_t.get(idb)? else {
+    let Some((mut item, cost)) = bodies.item_tx(items_t, ledger_t, id)? else {
         return Ok(false);
     };
-    let mut item: Item = decode(&idb, &bytes).map_err(ConflictableTransactionError::Abort)?;
-    ledger::overlay_tx(ledger_t, &mut item)?;
     let before = item.state();
-    let cost = bound::footprint(bytes.len(), &item);
     let Some(d) = item.delivery_mut(sink) else {
         return Ok(false);
     };

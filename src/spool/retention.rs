@@ -11,6 +11,7 @@
 //! items oldest first even before their time, because delivered mail is already in Discord
 //! and new mail is not anywhere yet.
 
+use super::bodies::{stored_len, Pointer};
 use super::{bound, owe, Item, Role, Spool, SpoolError, State};
 use sled::Transactional;
 
@@ -84,7 +85,7 @@ impl Spool {
                     None => break,
                     Some(false) => continue,
                     Some(true) => {
-                        held = held.saturating_sub(bound::footprint(v.len(), &item));
+                        held = held.saturating_sub(bound::footprint(stored_len(&v), &item));
                         batch.push(item.id);
                     }
                 }
@@ -113,12 +114,9 @@ impl Spool {
             let mut removed = Pruned::default();
             for id in ids {
                 let idb = id.to_be_bytes();
-                let Some(bytes) = items_t.get(idb)? else {
+                let Some((item, cost)) = self.bodies.item_tx(items_t, ledger_t, *id)? else {
                     continue;
                 };
-                let mut item: Item = super::decode(&idb, &bytes)
-                    .map_err(sled::transaction::ConflictableTransactionError::Abort)?;
-                super::ledger::overlay_tx(ledger_t, &mut item)?;
                 let state = item.state();
                 if only.is_some_and(|s| s != state) {
                     continue;
@@ -130,7 +128,6 @@ impl Spool {
                 }
                 super::mark_pending(pending_t, &item, false)?;
                 super::bump(counts_t, &item.bucket, state, -1)?;
-                let cost = bound::footprint(bytes.len(), &item);
                 bound::grow(counts_t, -(cost as i64))?;
                 removed.items += 1;
                 removed.bytes += cost;
@@ -140,6 +137,30 @@ impl Spool {
         self.durable()?;
         // A rescan reads its fingerprints afresh: these items are no longer there to match.
         self.recognised.forget(None);
+        if removed.items > 0 {
+            self.collect_bodies();
+        }
         Ok(removed)
+    }
+
+    /// Deletes the body log's segments no item points into any more (`bodies.rs`), found by one
+    /// scan of the `items` tree. Their removal is durable already; a failure here only leaves
+    /// garbage for the next time, so it is logged, not returned.
+    fn collect_bodies(&self) {
+        let scan = || {
+            let mut live = std::collections::HashSet::new();
+            for kv in self.items.iter() {
+                let (_, v) = kv?;
+                if let Some(p) = Pointer::parse(&v) {
+                    live.insert(p.segment);
+                }
+            }
+            Ok(live)
+        };
+        match self.bodies.collect(scan) {
+            Ok(0) => {}
+            Ok(n) => log::info!("spool: deleted {n} segment(s) of the body log nothing needs"),
+            Err(e) => log::warn!("spool: cannot clear the body log of pruned mail: {e}"),
+        }
     }
 }

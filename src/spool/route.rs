@@ -10,7 +10,6 @@ use super::{
     blocks, bound, encode, key2, owe, parse_owed_tail, Delivery, Item, Role, Spool, SpoolError,
     State,
 };
-use sled::transaction::ConflictableTransactionError;
 use sled::Transactional;
 
 impl Spool {
@@ -95,16 +94,12 @@ impl Spool {
             let mut added = 0;
             for id in ids {
                 let idb = id.to_be_bytes();
-                let Some(bytes) = items_t.get(idb)? else {
+                let Some((mut item, cost)) = self.bodies.item_tx(items_t, ledger_t, *id)? else {
                     continue;
                 };
-                let mut item: Item =
-                    super::decode(&idb, &bytes).map_err(ConflictableTransactionError::Abort)?;
-                super::ledger::overlay_tx(ledger_t, &mut item)?;
                 if item.state() != State::Pending || item.delivery(sink).is_some() {
                     continue;
                 }
-                let cost = bound::footprint(bytes.len(), &item);
                 item.deliveries.push(Delivery::owed(sink, Role::Fallback));
                 owe(owed_t, sink, &item, true)?;
                 let encoded = encode(&item);

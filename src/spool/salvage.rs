@@ -71,7 +71,10 @@ pub(crate) fn salvage(
         ..Salvaged::default()
     };
     match open_damaged(&work, cache_bytes) {
-        Ok(old) => copy(&old, &fresh, &mut done, progress)?,
+        Ok(old) => {
+            let bodies = super::bodies::Bodies::open(&work)?;
+            copy((&old, &bodies), &fresh, &mut done, progress)?
+        }
         Err(e) => done.unopenable = Some(e.to_string()),
     }
     fresh.flush()?;
@@ -146,8 +149,9 @@ fn open_damaged(work: &Path, cache_bytes: u64) -> Result<sled::Db, sled::Error> 
     })
 }
 
+/// Copies what `old` (its sled database and body log) holds into `fresh`.
 fn copy(
-    old: &sled::Db,
+    (old, bodies): (&sled::Db, &super::bodies::Bodies),
     fresh: &Spool,
     done: &mut Salvaged,
     progress: &mut dyn FnMut(String),
@@ -160,7 +164,9 @@ fn copy(
             done.unreadable += 1;
             break;
         };
-        let Ok(mut item) = decode::<Item>(&k, &v) else {
+        // A record the body log does not have intact is as unreadable as one that does not
+        // decode.
+        let Ok(mut item) = bodies.item(&k, &v) else {
             done.unreadable += 1;
             continue;
         };

@@ -94,8 +94,8 @@ fn cost_of_items(spool: &Spool) -> u64 {
         .iter()
         .map(|kv| {
             let (k, v) = kv.unwrap();
-            let item: Item = decode(&k, &v).unwrap();
-            bound::footprint(v.len(), &item)
+            let item: Item = spool.bodies.item(&k, &v).unwrap();
+            bound::footprint(super::bodies::stored_len(&v), &item)
         })
         .sum()
 }

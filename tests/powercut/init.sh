@@ -9,6 +9,7 @@
 #   @@ start             the daemon is being started (sled opens, recovers, snapshots)
 #   @@ exited rc=N       the daemon ended by itself: a boot that needed something
 #   @@ peak N kB         (final) the daemon's peak RSS (VmHWM) once MAILS are delivered
+#   @@ memory at ...     (final) RSS, its anonymous and file parts and threads, sampled each second
 #   @@ stopped rc=N      (final) the daemon delivered MAILS and was stopped with SIGTERM
 #   @@ dump JSON         (final) one `spool dump` line
 #   @@ done              (final) nothing more will come
@@ -50,12 +51,22 @@ if [ "$(arg mode)" = final ]; then
     # Run until the spool holds MAILS delivered and nothing pending, stop cleanly, dump.
     MAILBEACON_LOG=info ./mailbeacon run --config mailbeacon.toml &
     daemon=$!
+    top=0
     while sleep 1 && kill -0 $daemon 2>/dev/null; do
+        # What the resident set is made of when it is largest: anonymous (heap, stacks) or
+        # file pages (the executable), and how many threads the daemon runs then.
+        rss=$(sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\).*/\1/p' /proc/$daemon/status)
+        if [ "${rss:-0}" -gt "$top" ]; then
+            top=$rss
+            mem=$(awk '/^(RssAnon|RssFile|RssShmem|Threads):/ {printf "%s%s ", $1, $2}' /proc/$daemon/status)
+            mem="$mem$(awk '/^AnonHugePages:/ {printf "AnonHugePages:%s ", $2}' /proc/$daemon/smaps_rollup)"
+        fi
         ./mailbeacon status --json --config mailbeacon.toml >/tmp/status 2>/dev/null || continue
         sum() { sed -n "s/.*\"$1\": \([0-9]*\).*/\1/p" /tmp/status | awk '{s+=$1} END {print s+0}'; }
         [ "$(sum pending)" -eq 0 ] && [ "$(sum delivered)" -ge "$(arg expect)" ] && break
     done
     say "peak $(sed -n 's/^VmHWM:[[:space:]]*//p' /proc/$daemon/status)"
+    say "memory at the largest sample: VmRSS:$top $mem(transparent huge pages: $(cat /sys/kernel/mm/transparent_hugepage/enabled 2>/dev/null))"
     kill -TERM $daemon
     wait $daemon
     say "stopped rc=$?"
