@@ -118,7 +118,11 @@ struct Writer {
 struct Segment {
     number: u64,
     file: File,
+    /// Bytes appended and synced; a failed append leaves it as it was, and the next one
+    /// writes over whatever the failure left behind (nothing points there).
     len: u64,
+    /// Whether the directory entry naming the segment is durable.
+    named: bool,
 }
 
 /// The log's writer, held by an ingest from its append until its transaction is durable.
@@ -311,39 +315,34 @@ impl BodyWriter<'_> {
         if records.is_empty() {
             return Ok(Vec::new());
         }
-        let result = self.append_synced(records);
-        if result.is_err() {
-            // What a failed write left at the end is not known: the next append starts a segment.
-            self.writer.current = None;
-        }
-        result
-    }
-
-    fn append_synced(&mut self, records: &[Vec<u8>]) -> Result<Vec<Pointer>, SpoolError> {
         let w = &mut *self.writer;
         if w.current.as_ref().is_none_or(|s| s.len >= SEGMENT_MAX) {
+            // A number is used once, even by a segment whose creation failed half-way.
             let number = w.next;
+            w.next += 1;
             let file = std::fs::OpenOptions::new()
                 .create_new(true)
-                .append(false)
                 .write(true)
                 .read(true)
                 .open(self.bodies.dir.join(segment_name(number)))
                 .map_err(io)?;
-            // The segment is found by its name: the name must be durable before a pointer is.
-            File::open(&self.bodies.dir)
-                .and_then(|d| d.sync_all())
-                .map_err(io)?;
-            w.next = number + 1;
             w.current = Some(Segment {
                 number,
                 file,
                 len: 0,
+                named: false,
             });
         }
         let Some(segment) = w.current.as_mut() else {
             return Err(io(std::io::Error::other("no segment to append to")));
         };
+        if !segment.named {
+            // The segment is found by its name: the name must be durable before a pointer is.
+            File::open(&self.bodies.dir)
+                .and_then(|d| d.sync_all())
+                .map_err(io)?;
+            segment.named = true;
+        }
         w.buf.clear();
         let mut pointers = Vec::with_capacity(records.len());
         for record in records {

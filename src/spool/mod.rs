@@ -16,16 +16,19 @@
 //!   operator's explicit `drop` (`admin.rs`). Pending and dead items are never pruned; a spool
 //!   at its size bound refuses new mail instead (`bound.rs`), so the cursor stays.
 //!
-//! # Layout (one sled database, seven trees)
+//! # Layout (one sled database, seven trees, and the body log)
 //! | tree      | key                                  | value                       |
 //! |-----------|--------------------------------------|-----------------------------|
-//! | `items`   | id (u64 BE)                          | JSON [`Item`], deflated ([`codec`]) |
+//! | `items`   | id (u64 BE)                          | a pointer to the JSON [`Item`], deflated ([`codec`]), in the body log ([`bodies`]); or that record itself |
 //! | `ledger`  | id (u64 BE) sink                     | a [`Delivery`] in a few bytes (`ledger/entry.rs`), over the item's |
 //! | `owed`    | sink `\0` rank bucket `\0` id / 64   | u64 BE map of ids owed to the sink ([`blocks`]) |
 //! | `pending` | bucket `\0` id / 64                  | u64 BE map of pending ids ([`blocks`]) |
 //! | `counts`  | bucket `\0` state; `\0bytes`         | u64 BE; the size held       |
 //! | `cursors` | account `\0` folder                  | JSON [`Cursor`]             |
 //! | `actions` | item id (u64 BE)                     | JSON [`Action`]: owed on the server after delivery ([`actions`]) |
+//! The body log, `bodies/`, holds each new item's record, appended once by ingest and synced
+//! before the transaction that points to it commits; an item rewritten in place (a handover,
+//! an audit mirror, a retry) and every item from before the log keep the record in sled.
 //! Ids come from sled's monotonic id generator, so key order is spool order (oldest first).
 //! `owed` and `pending` let a sink find its work and `status` find the oldest pending item
 //! without reading the whole spool; `counts` makes per-bucket totals O(1). A rescan recognises
@@ -50,7 +53,7 @@
 //!   `ledger/entry.rs`); errors (`error.rs`);
 //! - opening: sled's lock, the cursor witness, older layouts (`open.rs`, `witness.rs`,
 //!   `migrate.rs`); durability points (`durable.rs`);
-//! - writing: new mail with its cursor (`ingest.rs`, `recognise.rs`, `bound.rs`), delivery
+//! - writing: new mail with its cursor (`ingest.rs`, `bodies.rs`, `recognise.rs`, `bound.rs`), delivery
 //!   results (`record.rs`), handovers to a fallback sink (`route.rs`), actions after delivery
 //!   (`actions.rs`), retention (`retention.rs`), the operator's retry and drop (`admin.rs`);
 //! - reading: items, owed work, totals (`query.rs`), cursors (`cursors.rs`);

@@ -384,3 +384,46 @@ fn an_action_is_owed_once_when_the_last_sink_acknowledges_and_forgotten_when_don
     spool.record("s", &acknowledged(plain[0])).unwrap();
     assert_eq!(spool.actions_owed(), 0);
 }
+
+#[test]
+fn pruning_deletes_the_body_log_segments_no_item_needs_and_keeps_the_rest() {
+    let d = std::env::temp_dir().join(format!(
+        "mb-spool-tools-bodies-{}-{}",
+        std::process::id(),
+        fastrand::u64(..)
+    ));
+    let segments = || {
+        let mut names: Vec<String> = std::fs::read_dir(d.join("bodies"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    // Each open writes a segment of its own: three opens, three segments.
+    let mut ids = Vec::new();
+    for uids in [1..=3, 4..=6, 7..=8] {
+        let spool = Spool::open(&d, 1 << 20).unwrap();
+        ids.extend(ingest(&spool, uids, &["s"]));
+    }
+    let spool = Spool::open(&d, 1 << 20).unwrap();
+    assert_eq!(segments().len(), 3);
+    let (first, second) = (segments()[0].clone(), segments()[1].clone());
+    // Everything delivered but uid 5, in the second segment.
+    let delivered: Vec<u64> = ids.iter().copied().filter(|&id| id != ids[4]).collect();
+    deliver(&spool, &delivered, 1_000);
+    assert_eq!(spool.prune_delivered(i64::MAX).unwrap().items, 7);
+    assert!(!segments().contains(&first), "{:?}", segments());
+    assert!(segments().contains(&second), "{:?}", segments());
+    assert_eq!(spool.get(ids[4]).unwrap().unwrap().subject, "mail 5");
+    assert_eq!(spool.pending_for("s", 10).unwrap().len(), 1);
+    // Once uid 5 goes too, nothing is left in the log but what a later write starts.
+    deliver(&spool, &ids[4..5], 1_000);
+    assert_eq!(spool.prune_delivered(i64::MAX).unwrap().items, 1);
+    assert_eq!(segments(), Vec::<String>::new());
+    let more = ingest(&spool, 9..=9, &["s"]);
+    assert_eq!(segments().len(), 1);
+    assert_eq!(spool.get(more[0]).unwrap().unwrap().subject, "mail 9");
+    drop(spool);
+    let _ = std::fs::remove_dir_all(&d);
+}

@@ -106,8 +106,8 @@ pub fn build() -> (PathBuf, PathBuf) {
 /// packages, so in a full test run it is already fresh. Returns it and the relay.
 pub fn build_pi() -> (PathBuf, PathBuf) {
     let status = cargo()
-        .args(["build", "--release", "--locked", "--target", PI_TARGET])
-        .args(["--bin", "mailbeacon"])
+        .args(["build", "--release", "--locked", "--no-default-features"])
+        .args(["--target", PI_TARGET, "--bin", "mailbeacon"])
         .status()
         .expect("run cargo");
     assert!(status.success(), "cargo build for {PI_TARGET} failed");
