@@ -8,7 +8,8 @@
 //!    `/proc/PID/io`: what it sent towards the disk, counted per page-cache folio it dirtied,
 //!    which on Linux 6.16 and later can be much more than a page: benches/device.rs).
 //! 2. *Deliver*: SIGTERM, and the daemon started again with the sink answering 200 (no rate
-//!    limit): from exec until `status` shows N delivered, its `write_bytes`.
+//!    limit): from exec until `status` shows N delivered and `write_bytes` has then not grown
+//!    for 2 s (sled's last flush of pages it rewrote), its `write_bytes`.
 //! 3. *Idle*: the same daemon, nothing arriving and nothing left to send, for
 //!    `MAILBEACON_BENCH_IDLE_SECONDS` (60): its `write_bytes` then.
 //!
@@ -169,6 +170,21 @@ impl Daemon {
         self.proc_field("status", "VmHWM:") * 1024
     }
 
+    /// Waits until `write_bytes` has not grown for 2 s (at most 30 s).
+    fn settle(&self) {
+        let started = Instant::now();
+        let mut last = (self.written(), Instant::now());
+        while started.elapsed() < Duration::from_secs(30) {
+            std::thread::sleep(Duration::from_millis(200));
+            let now = self.written();
+            if now != last.0 {
+                last = (now, Instant::now());
+            } else if last.1.elapsed() >= Duration::from_secs(2) {
+                return;
+            }
+        }
+    }
+
     /// Waits until `status --json` sums `field` to at least `n` over the buckets.
     fn wait_for(&mut self, config: &Path, field: &str, n: u64) {
         loop {
@@ -275,6 +291,9 @@ fn round(n: usize, idle: Duration) -> (Round, usize) {
     discord.set_behaviour(TOKEN, Behaviour::Ok);
     let mut delivering = Daemon::start(&config);
     delivering.wait_for(&config, "delivered", n64);
+    // sled finishes its own work (a last flush of pages it rewrote) within a second of the
+    // last acknowledgement: that is delivery's, not idleness's.
+    delivering.settle();
     let delivered = delivering.written();
     let after_delivering = on_device();
     std::thread::sleep(idle);

@@ -113,6 +113,8 @@ struct Writer {
     current: Option<Segment>,
     /// One write per append, reused.
     buf: Vec<u8>,
+    /// Whether `bodies/` exists, its name durable in the spool directory.
+    dir_made: bool,
 }
 
 struct Segment {
@@ -147,28 +149,32 @@ fn io(e: std::io::Error) -> SpoolError {
 }
 
 impl Bodies {
-    /// The log in `spool/bodies` (made when missing); nothing is written until an append.
+    /// The log in `spool/bodies`. Nothing is written until an append, which makes the directory
+    /// when missing (so reading a spool from before the log changes nothing in it).
     pub(super) fn open(spool: &Path) -> Result<Bodies, SpoolError> {
         let dir = spool.join("bodies");
-        if !dir.is_dir() {
-            std::fs::create_dir_all(&dir).map_err(io)?;
-            File::open(spool).and_then(|d| d.sync_all()).map_err(io)?;
-        }
         let newest = Self::segments_in(&dir)?.into_iter().max().unwrap_or(0);
         Ok(Bodies {
-            dir,
             writer: Mutex::new(Writer {
                 next: newest + 1,
                 current: None,
                 buf: Vec::new(),
+                dir_made: dir.is_dir(),
             }),
+            dir,
             reader: Mutex::new(None),
         })
     }
 
+    /// The segment numbers in `dir`; none when it does not exist yet.
     fn segments_in(dir: &Path) -> Result<Vec<u64>, SpoolError> {
         let mut out = Vec::new();
-        for entry in std::fs::read_dir(dir).map_err(io)? {
+        let entries = match std::fs::read_dir(dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+            Err(e) => return Err(io(e)),
+        };
+        for entry in entries {
             let entry = entry.map_err(io)?;
             if let Some(n) = entry.file_name().to_str().and_then(segment_number) {
                 out.push(n);
@@ -316,6 +322,14 @@ impl BodyWriter<'_> {
             return Ok(Vec::new());
         }
         let w = &mut *self.writer;
+        if !w.dir_made {
+            let dir = &self.bodies.dir;
+            std::fs::create_dir_all(dir).map_err(io)?;
+            if let Some(spool) = dir.parent() {
+                File::open(spool).and_then(|d| d.sync_all()).map_err(io)?;
+            }
+            w.dir_made = true;
+        }
         if w.current.as_ref().is_none_or(|s| s.len >= SEGMENT_MAX) {
             // A number is used once, even by a segment whose creation failed half-way.
             let number = w.next;
