@@ -115,6 +115,7 @@ impl Spool {
             return Ok(Dropped::Missing);
         };
         self.remove(&[id], None)?;
+        self.collect_bodies();
         Ok(Dropped::Dropped(Box::new(item)))
     }
 }

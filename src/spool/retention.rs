@@ -98,6 +98,9 @@ impl Spool {
             total.items += removed.items;
             total.bytes += removed.bytes;
             if done || batch.is_empty() {
+                if total.items > 0 {
+                    self.collect_bodies();
+                }
                 return Ok(total);
             }
         }
@@ -137,16 +140,14 @@ impl Spool {
         self.durable()?;
         // A rescan reads its fingerprints afresh: these items are no longer there to match.
         self.recognised.forget(None);
-        if removed.items > 0 {
-            self.collect_bodies();
-        }
         Ok(removed)
     }
 
     /// Deletes the body log's segments no item points into any more (`bodies.rs`), found by one
-    /// scan of the `items` tree. Their removal is durable already; a failure here only leaves
-    /// garbage for the next time, so it is logged, not returned.
-    fn collect_bodies(&self) {
+    /// scan of the `items` tree: once after a prune or a drop, not per batch. The items' removal
+    /// is durable already; a failure here only leaves garbage for the next time, so it is
+    /// logged, not returned.
+    pub(super) fn collect_bodies(&self) {
         let scan = || {
             let mut live = std::collections::HashSet::new();
             for kv in self.items.iter() {
