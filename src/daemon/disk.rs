@@ -20,6 +20,7 @@ fn open_spool(config: &Config) -> Result<Spool, SpoolError> {
             }
             Ok(spool) => {
                 spool.count_bytes_if_missing()?;
+                spool.cache_log_by_page();
                 spool.set_size_limit(config.spool_max_bytes);
                 return Ok(spool);
             }

@@ -61,6 +61,38 @@ fn ingest_writes_items_and_cursor_together() {
     assert_eq!(spool.pending_for("t", 10).unwrap().len(), 1);
 }
 
+/// The daemon's page-cache advice reaches sled's own descriptor of its log (ours alone would
+/// leave sled's reads reading ahead), and the spool works on after it.
+#[test]
+fn the_page_cache_advice_reaches_sleds_descriptor_and_changes_nothing_else() {
+    let d = dir("advice");
+    let spool = Spool::open(&d, 1 << 20).unwrap();
+    spool
+        .ingest("a", "INBOX", CUR, &[mail(2, "b", &["s"])], false)
+        .unwrap();
+    let advised = spool.cache_log_by_page();
+    assert!(
+        advised >= 2,
+        "advised {advised} descriptors of sled's log; ours and sled's are open"
+    );
+    spool
+        .ingest(
+            "a",
+            "INBOX",
+            Cursor {
+                uidvalidity: 7,
+                last_uid: 4,
+            },
+            &[mail(4, "b", &["s"])],
+            false,
+        )
+        .unwrap();
+    drop(spool);
+    let spool = Spool::open(&d, 1 << 20).unwrap();
+    assert_eq!(spool.iter().count(), 2);
+    assert_eq!(spool.pending_for("s", 10).unwrap().len(), 2);
+}
+
 #[test]
 fn an_item_is_delivered_only_when_every_sink_acknowledged() {
     let spool = Spool::open(&dir("record"), 1 << 20).unwrap();
