@@ -3,7 +3,8 @@
 //! default IDLE still brings mail within `idle_renew`; Microsoft's suggested backoff and
 //! Gmail's `[THROTTLED]` are waited out on the same connection; `{0}` bodies, a UID left out
 //! of a `FETCH` answer and a UID expunged meanwhile lose no mail and block nothing; iCloud's
-//! unsolicited `FETCH` during IDLE wakes nothing; `ID` is sent when offered; a server that stops
+//! unsolicited `FETCH` during IDLE wakes nothing; Microsoft's `EXISTS` before IDLE's `+` brings
+//! the mail on the same connection; `ID` is sent when offered; a server that stops
 //! answering reads as a timeout in words, and as past once the account recovered.
 
 use crate::common::daemon::{cli, mail, temp_dir, wait_until, Daemon};
@@ -309,4 +310,33 @@ fn a_server_that_stops_answering_reads_as_a_timeout_and_then_as_past() {
     assert!(log.contains("no answer from the server within 2s"), "{log}");
     assert!(!log.contains("os error 11"), "{log}");
     assert!(!log.contains("scripted-PASSWORD"));
+}
+
+/// Microsoft can tell of new mail before its `+` to IDLE. The imap crate then waits for IDLE's
+/// end that never comes, until `timeout`; the daemon takes that for what it is, ends the IDLE
+/// and searches on the same connection: the mail arrives within `timeout`, the account is not
+/// shown in error, and nothing reconnects.
+#[test]
+fn exists_before_idles_continuation_brings_the_mail_on_the_same_connection() {
+    let server = ScriptedImap::start(Quirks::default());
+    let discord = FakeDiscord::start();
+    let daemon = start("early-exists", &server, &discord, "timeout = \"3s\"");
+    wait_watching(&daemon);
+    let subject = "Told before the plus";
+    server.set(|q| q.exists_before_idle = mails(&[subject]).pop());
+    // The next IDLE starts at the 10 s renewal; then up to `timeout` (3 s) for its `+`.
+    wait_delivered(&discord, &daemon, &[subject], Duration::from_secs(30));
+    wait_watching(&daemon);
+    let status = daemon.status();
+    assert_eq!(
+        status["accounts"][0]["last_error"],
+        serde_json::Value::Null,
+        "{status}"
+    );
+    assert_eq!(server.connections(), 1, "{}", daemon.log_text());
+    assert!(
+        daemon.log_text().contains("before its + to IDLE"),
+        "{}",
+        daemon.log_text()
+    );
 }

@@ -17,6 +17,7 @@ use error::from_io;
 #[cfg(test)]
 use error::from_tls;
 pub use error::ImapError;
+pub(crate) use error::{is_timeout, within};
 use stream::Io;
 pub(crate) use stream::{Session, Stream};
 pub(crate) use trust::{Seen, Trust};

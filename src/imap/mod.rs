@@ -427,6 +427,20 @@ impl Watcher {
         *exists = count;
         match outcome {
             Ok(Ok(_)) => Ok(()),
+            // The wait itself turns a quiet IDLE into `TimedOut`: a read that timed out here was
+            // IDLE's start. Microsoft tells of new mail before its `+` when mail arrives just
+            // then; the imap crate, finding no `+`, reads on for IDLE's end until `timeout`, and
+            // its `DONE` on dropping the handle ends the IDLE cleanly. The catch-up search that
+            // follows every IDLE finds the mail; a link that died fails that search instead.
+            Ok(Err(imap::Error::Io(io))) if connect::is_timeout(&io) => {
+                log::warn!(
+                    "imap {}: the server did not answer IDLE with its + within {}; it may \
+                     have told of new mail before its + to IDLE (Microsoft does): searching",
+                    self.label(),
+                    connect::within(&self.account.timeout)
+                );
+                Ok(())
+            }
             Ok(Err(e)) => Err(ImapError::from_imap(e)),
             Err(_) => Err(ImapError::Protocol(
                 "the server answered IDLE in a way this client does not understand".into(),

@@ -2,8 +2,8 @@
 //! what Dovecot cannot show: Courier's default IDLE (new mail told only in the answer to `DONE`
 //! and to other commands), Microsoft's and Gmail's throttling answers, a multi-message `FETCH`
 //! with `{0}` bodies or a UID left out, a UID expunged between `SEARCH` and `FETCH`,
-//! unsolicited `FETCH` during IDLE (iCloud), the `ID` capability, and a server that stops
-//! answering. It records every command line it reads, with when and on which connection, so
+//! unsolicited `FETCH` during IDLE (iCloud), `EXISTS` before IDLE's `+` (Microsoft), the `ID`
+//! capability, and a server that stops answering. It records every command line it reads, with when and on which connection, so
 //! a test can tell a wait from a retry storm.
 
 use std::io::{BufRead, BufReader, ErrorKind, Write};
@@ -39,6 +39,9 @@ pub struct Quirks {
     pub xoauth2: bool,
     /// The next `AUTHENTICATE` is answered `NO <text>` (Microsoft's throttle).
     pub refuse_auth: Option<String>,
+    /// This mail arrives just as the next `IDLE` starts, and its `* N EXISTS` is sent before
+    /// IDLE's `+` (Microsoft, which tells of new mail at once, whatever the client is doing).
+    pub exists_before_idle: Option<Vec<u8>>,
 }
 
 /// One command line the server read.
@@ -271,6 +274,11 @@ impl Connection {
             "NOOP" => self.news()?,
             "IDLE" => {
                 self.idling = Some(tag);
+                let early = lock(&self.state).quirks.exists_before_idle.take();
+                if let Some(mail) = early {
+                    lock(&self.state).mails.push(mail);
+                    self.news()?;
+                }
                 return self.send("+ idling\r\n").map(|_| true);
             }
             "DONE" => {

@@ -30,7 +30,7 @@ pub enum ImapError {
 }
 
 /// `60s`, or `500ms` for a bound under a second.
-pub(super) fn within(d: &Duration) -> String {
+pub(crate) fn within(d: &Duration) -> String {
     if d.as_secs() > 0 && d.subsec_millis() == 0 {
         format!("{}s", d.as_secs())
     } else {
@@ -78,7 +78,7 @@ pub(super) fn from_io(io: std::io::Error) -> ImapError {
 }
 
 /// A socket timeout: Linux reports one as `WouldBlock` (os error 11), others as `TimedOut`.
-pub(super) fn is_timeout(io: &std::io::Error) -> bool {
+pub(crate) fn is_timeout(io: &std::io::Error) -> bool {
     matches!(
         io.kind(),
         std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
