@@ -150,7 +150,7 @@ impl Spool {
         }
         // The records go to the body log, durable before the transaction that points to them
         // commits; the writer is held until that transaction is durable too (`bodies.rs`).
-        let records: Vec<Vec<u8>> = chosen.iter().map(encode).collect();
+        let records = super::codec::encode_all(&chosen);
         let mut log = self.bodies.writer()?;
         let pointers = log.append(&records)?;
         let trees = (
