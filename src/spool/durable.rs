@@ -22,8 +22,8 @@
 //! calls [`Files::cache_by_page`] once open: the clean cache of the log is dropped and sled's
 //! own descriptor of it reads no further than asked (`POSIX_FADV_RANDOM`), so each append
 //! touches the 4 KiB pages it writes, as on older kernels. Measured with `cargo bench --bench
-//! bench -- catchup` (docs/benchmarks.md): `write_bytes` per mail delivered 1.39–1.41 KiB in
-//! three rounds, against 1.56–4.96 without either advice (and 4.2–13.4 with the drop alone,
+//! bench -- catchup` (docs/benchmarks.md): `write_bytes` per mail delivered 1.39–1.50 KiB in
+//! every round since (fifteen, glibc and musl builds), against 1.56–4.96 without either advice (and 4.2–13.4 with the drop alone,
 //! 2.0–4.7 with no read-ahead alone). What reaches the device is the same either way. The
 //! short-lived commands (`spool ls`, `dump`) keep the defaults: they read, and read-ahead serves
 //! them.
